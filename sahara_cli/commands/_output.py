@@ -1,0 +1,91 @@
+"""How every command speaks: Rich for people, one JSON document for programs.
+
+With ``--json``: exactly one JSON document on stdout for a result; an error is
+``{"error": {"code", "message", "hint"}}`` on stderr; no colour, markup or progress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from sahara_cli.errors import SaharaError
+
+Render = Callable[[Console], None]
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):
+        return to_dict()
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(data, default=_default, indent=2, sort_keys=False)
+
+
+@dataclass
+class Output:
+    json_mode: bool = False
+    debug: bool = False
+    _emitted: bool = field(default=False, init=False)
+
+    @property
+    def out(self) -> Console:
+        return Console(file=sys.stdout, highlight=False, soft_wrap=True)
+
+    @property
+    def err(self) -> Console:
+        return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+    def result(self, data: Any, render: Render | None = None) -> None:
+        """Print a command's result: ``data`` as JSON, or ``render`` for people."""
+        if self.json_mode:
+            if self._emitted:
+                raise RuntimeError("a command printed two JSON documents")
+            self._emitted = True
+            sys.stdout.write(to_json(data) + "\n")
+            sys.stdout.flush()
+        elif render is not None:
+            render(self.out)
+        else:
+            self.out.print(to_json(data), markup=False)
+
+    def note(self, message: str) -> None:
+        """A side remark for people (stderr); silent in JSON mode."""
+        if not self.json_mode:
+            self.err.print(message)
+
+    def warn(self, message: str) -> None:
+        if not self.json_mode:
+            self.err.print(f"[yellow]warning:[/] {message}")
+
+    def error(self, error: SaharaError) -> None:
+        if self.json_mode:
+            sys.stderr.write(json.dumps({"error": error.to_dict()}) + "\n")
+            sys.stderr.flush()
+            return
+        self.err.print(f"[bold red]error:[/] {error.message}", markup=True, highlight=False)
+        if error.hint:
+            self.err.print(f"[dim]hint:[/] {error.hint}")
+
+    @contextlib.contextmanager
+    def status(self, message: str) -> Iterator[Callable[[str], None]]:
+        """A spinner on stderr for slow work; yields a function to update its text."""
+        if self.json_mode or not sys.stderr.isatty():
+            yield lambda _msg: None
+            return
+        with self.err.status(message) as live:
+            yield live.update

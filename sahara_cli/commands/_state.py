@@ -1,0 +1,117 @@
+"""Per-invocation state shared by every command: global flags, home, config, keys."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sahara_cli.commands._output import Output
+from sahara_cli.errors import ConfirmationRequired, PasswordRequired, SecretInvalid
+from sahara_cli.home import Home, resolve_home
+
+if TYPE_CHECKING:
+    from sahara_cli.config import LoadedConfig
+    from sahara_cli.identity.store import KeyStore
+
+PASSWORD_ENV = "SAHARA_PASSWORD"  # noqa: S105  # the variable name, not a password
+
+
+@dataclass
+class AppState:
+    home_flag: Path | None = None
+    json: bool = False
+    no_prompt: bool = False
+    debug: bool = False
+    verbose: int = 0
+    overrides: dict[str, Any] = field(default_factory=dict)
+    _config: LoadedConfig | None = field(default=None, init=False)
+
+    @property
+    def output(self) -> Output:
+        return Output(json_mode=self.json, debug=self.debug)
+
+    @property
+    def home(self) -> Home:
+        return Home(resolve_home(self.home_flag))
+
+    def config(self) -> LoadedConfig:
+        """The effective config (flag > env > file > default), loaded once."""
+        if self._config is None:
+            from sahara_cli.config import load_config
+
+            self._config = load_config(self.home.config_file, overrides=self.overrides)
+            from sahara_cli.log import setup_logging
+
+            log = self._config.config.log
+            setup_logging(
+                self.home.logs_dir,
+                verbose=self.verbose,
+                debug=self.debug,
+                level=log.level,
+                max_bytes=log.max_bytes,
+                backups=log.backups,
+            )
+        return self._config
+
+    def keystore(self) -> KeyStore:
+        from sahara_cli.identity.store import KeyStore
+
+        home = self.home.require()
+        cfg = self.config().config
+        return KeyStore(
+            home.keystore_dir,
+            config_path=home.config_file,
+            default=cfg.identity.default,
+            scrypt_n=cfg.identity.scrypt_n,
+            trash_dir=home.backups_dir / "deleted-ids",
+        )
+
+    # -- asking the user ---------------------------------------------------------------
+
+    def password(self, password_file: Path | None, *, purpose: str, new: bool = False) -> str:
+        """A password from ``--password-file``, then ``SAHARA_PASSWORD``, then a prompt."""
+        from sahara_cli.identity.store import read_secret_file
+
+        if password_file is not None:
+            secret = read_secret_file(password_file, "password")
+        elif os.environ.get(PASSWORD_ENV):
+            secret = os.environ[PASSWORD_ENV]
+        elif self.no_prompt:
+            raise PasswordRequired(f"a password is needed to {purpose}, and prompting is off")
+        else:
+            import typer
+
+            secret = typer.prompt(
+                f"Password to {purpose}", hide_input=True, confirmation_prompt=new, err=True
+            )
+        if new and not secret:
+            raise SecretInvalid("the password must not be empty")
+        return secret
+
+    def confirm(self, question: str, *, yes: bool) -> None:
+        """Go on only when ``--yes`` was given or the user agrees at a prompt."""
+        if yes:
+            return
+        if self.no_prompt:
+            raise ConfirmationRequired(f"{question} (needs confirmation)")
+        import typer
+
+        if not typer.confirm(question, default=False, err=True):
+            raise typer.Abort()
+
+
+def state() -> AppState:
+    """The :class:`AppState` of the running command."""
+    from typer._click.globals import get_current_context
+
+    obj = get_current_context().find_root().obj
+    if not isinstance(obj, AppState):  # a group invoked outside the root app (tests)
+        obj = AppState()
+    return obj
+
+
+def is_interactive() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()

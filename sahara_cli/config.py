@@ -1,0 +1,253 @@
+"""Configuration: a TOML file in the home, checked by a pydantic model.
+
+Precedence, highest first: command-line flag > environment variable
+``SAHARA_<SECTION>_<KEY>`` > ``config.toml`` in the home > built-in default.
+
+A file that cannot be parsed, or that holds an unknown key or a bad value, raises
+:class:`~sahara_cli.errors.ConfigInvalid` naming the file, the key and the reason; such a
+file is never overwritten.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from sahara_cli.errors import ConfigInvalid, ConfigKeyUnknown, ConfigValueInvalid
+from sahara_cli.fsutil import atomic_write
+
+ENV_PREFIX = "SAHARA_"
+
+Source = str  # "default" | "file" | "env:NAME" | "flag"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class IdentitySection(_Section):
+    default: str | None = Field(
+        None, description="Name of the Sahara ID used when --id is not given."
+    )
+    scrypt_n: int = Field(
+        262144,
+        description="scrypt work factor (N) for new keystores; a power of two, 2^10 or more.",
+    )
+
+    @field_validator("scrypt_n")
+    @classmethod
+    def _power_of_two(cls, value: int) -> int:
+        if value < 1024 or value & (value - 1):
+            raise ValueError("must be a power of two and at least 1024")
+        return value
+
+
+class NodeSection(_Section):
+    rpc_url: str = Field(
+        "http://127.0.0.1:8545", description="JSON-RPC endpoint of the node sahara talks to."
+    )
+    timeout: float = Field(10.0, gt=0, description="Seconds to wait for a node reply.")
+
+    @field_validator("rpc_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://", "ws://", "wss://")):
+            raise ValueError("must start with http://, https://, ws:// or wss://")
+        return value
+
+
+class LogSection(_Section):
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Level of the log file in <home>/logs/sahara.log."
+    )
+    max_bytes: int = Field(1_048_576, ge=4096, description="Size at which the log file rotates.")
+    backups: int = Field(3, ge=0, le=100, description="Rotated log files kept.")
+
+
+class Config(_Section):
+    """The whole configuration. Sections map to TOML tables."""
+
+    identity: IdentitySection = Field(default_factory=IdentitySection)
+    node: NodeSection = Field(default_factory=NodeSection)
+    log: LogSection = Field(default_factory=LogSection)
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    key: str  # dotted: "node.rpc_url"
+    section: str
+    name: str
+    description: str
+    env: str
+
+
+def iter_keys() -> Iterator[KeyInfo]:
+    """Every settable key, in declaration order."""
+    for section, sfield in Config.model_fields.items():
+        model = sfield.annotation
+        assert isinstance(model, type) and issubclass(model, BaseModel)
+        for name, info in model.model_fields.items():
+            yield KeyInfo(
+                key=f"{section}.{name}",
+                section=section,
+                name=name,
+                description=info.description or "",
+                env=f"{ENV_PREFIX}{section.upper()}_{name.upper()}",
+            )
+
+
+def key_info(key: str) -> KeyInfo:
+    for info in iter_keys():
+        if info.key == key:
+            return info
+    raise ConfigKeyUnknown(f"unknown config key '{key}'")
+
+
+@dataclass
+class LoadedConfig:
+    """A validated config together with where each value came from."""
+
+    config: Config
+    path: Path | None
+    sources: dict[str, Source] = field(default_factory=dict)
+
+    def get(self, key: str) -> Any:
+        info = key_info(key)
+        return getattr(getattr(self.config, info.section), info.name)
+
+    def items(self) -> Iterator[tuple[KeyInfo, Any, Source]]:
+        for info in iter_keys():
+            yield info, self.get(info.key), self.sources.get(info.key, "default")
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """The raw TOML table of ``path``; ``{}`` when the file does not exist."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigInvalid(f"{path}: cannot read: {exc}") from exc
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigInvalid(f"{path}: not valid TOML: {exc}") from exc
+
+
+def _validation_message(exc: ValidationError) -> tuple[str, str]:
+    """(dotted key, reason) of the first error pydantic found."""
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    reason = err["msg"]
+    if err["type"] == "extra_forbidden":
+        reason = "unknown key"
+    return key, reason
+
+
+def _set(tree: dict[str, Any], info: KeyInfo, value: Any) -> None:
+    section = tree.setdefault(info.section, {})
+    if not isinstance(section, dict):
+        raise ConfigInvalid(f"'{info.section}' must be a table")
+    section[info.name] = value
+
+
+def load_config(
+    path: Path | None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> LoadedConfig:
+    """Load ``path`` and apply environment variables and flag ``overrides`` (dotted keys).
+
+    ``path=None`` skips the file: defaults, environment and overrides only.
+    """
+    environ = os.environ if environ is None else environ
+    tree = read_file(path) if path is not None else {}
+    try:
+        Config.model_validate(tree)
+    except ValidationError as exc:
+        key, reason = _validation_message(exc)
+        raise ConfigInvalid(f"{path}: key '{key}': {reason}") from exc
+
+    sources: dict[str, Source] = {}
+    for info in iter_keys():
+        if info.name in tree.get(info.section, {}):
+            sources[info.key] = "file"
+    for info in iter_keys():
+        if info.env in environ:
+            _set(tree, info, environ[info.env])
+            try:
+                Config.model_validate(tree)
+            except ValidationError as exc:
+                _, reason = _validation_message(exc)
+                raise ConfigInvalid(
+                    f"environment variable {info.env} (key '{info.key}'): {reason}",
+                    hint=f"Fix or unset {info.env}.",
+                ) from exc
+            sources[info.key] = f"env:{info.env}"
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        info = key_info(key)
+        _set(tree, info, value)
+        sources[key] = "flag"
+    try:
+        config = Config.model_validate(tree)
+    except ValidationError as exc:
+        key, reason = _validation_message(exc)
+        raise ConfigValueInvalid(f"option for '{key}': {reason}") from exc
+    return LoadedConfig(config=config, path=path, sources=sources)
+
+
+def _write(path: Path, tree: dict[str, Any]) -> None:
+    import tomli_w
+
+    cleaned = {k: v for k, v in tree.items() if v}
+    atomic_write(path, tomli_w.dumps(cleaned).encode("utf-8"))
+
+
+def set_value(path: Path, key: str, raw: str) -> Any:
+    """Validate ``raw`` for ``key`` and store it in the file; returns the typed value.
+
+    The existing file must parse and validate first: a broken file is never rewritten.
+    """
+    info = key_info(key)
+    tree = read_file(path)
+    try:
+        Config.model_validate(tree)
+    except ValidationError as exc:
+        bad_key, reason = _validation_message(exc)
+        raise ConfigInvalid(f"{path}: key '{bad_key}': {reason}") from exc
+    _set(tree, info, raw)
+    try:
+        config = Config.model_validate(tree)
+    except ValidationError as exc:
+        _, reason = _validation_message(exc)
+        raise ConfigValueInvalid(f"invalid value for '{key}': {reason}") from exc
+    value = getattr(getattr(config, info.section), info.name)
+    _set(tree, info, value)
+    _write(path, tree)
+    return value
+
+
+def unset_value(path: Path, key: str) -> bool:
+    """Remove ``key`` from the file so its default applies; False if it was not set."""
+    info = key_info(key)
+    tree = read_file(path)
+    try:
+        Config.model_validate(tree)
+    except ValidationError as exc:
+        bad_key, reason = _validation_message(exc)
+        raise ConfigInvalid(f"{path}: key '{bad_key}': {reason}") from exc
+    section = tree.get(info.section, {})
+    if info.name not in section:
+        return False
+    del section[info.name]
+    _write(path, tree)
+    return True

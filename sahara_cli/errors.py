@@ -1,0 +1,239 @@
+"""The one exception tree of sahara.
+
+Every error a user can cause or meet is a :class:`SaharaError`. Each carries
+
+- ``code``: a stable dotted string for scripts (``identity.wrong_password``),
+- ``message``: one line saying what went wrong,
+- ``hint``: one line saying what to do about it (optional),
+- ``exit_code``: the process exit status the CLI uses (see ``docs/cli.md``).
+
+Two axes meet here. *Kinds* (not found, locked, unreachable, ...) fix the exit code;
+*areas* (config, identity, node, ...) say where it happened. A concrete error inherits
+from one of each, e.g. ``IdentityNotFound(IdentityError, NotFoundError)``, so callers
+can catch either ``IdentityError`` or ``NotFoundError``.
+
+Foreign exceptions are translated where they enter the library, never passed through.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ExitCode:
+    """Process exit statuses. ``docs/cli.md`` lists them; a test keeps the two in step."""
+
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    NOT_FOUND = 3
+    LOCKED = 4
+    UNREACHABLE = 5
+    PERMISSION = 6
+    CONFLICT = 7
+    INVALID_DATA = 8
+    INTERRUPTED = 130
+
+
+class SaharaError(Exception):
+    """Base of every error sahara raises on purpose."""
+
+    code: str = "error"
+    exit_code: ClassVar[int] = ExitCode.ERROR
+    default_hint: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint if hint is not None else self.default_hint
+        if code is not None:
+            self.code = code
+        self.details = details or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of an error: ``{"code", "message", "hint"}`` (+ details)."""
+        out: dict[str, Any] = {"code": self.code, "message": self.message, "hint": self.hint}
+        if self.details:
+            out["details"] = self.details
+        return out
+
+
+# -- kinds: they decide the exit code -------------------------------------------------
+
+
+class UsageError(SaharaError):
+    """The command line itself is wrong (a missing or conflicting option)."""
+
+    code = "usage"
+    exit_code = ExitCode.USAGE
+
+
+class NotFoundError(SaharaError):
+    code = "not_found"
+    exit_code = ExitCode.NOT_FOUND
+
+
+class LockedError(SaharaError):
+    """A secret is missing or wrong: password, key, license."""
+
+    code = "locked"
+    exit_code = ExitCode.LOCKED
+
+
+class UnreachableError(SaharaError):
+    """A service (node, IPFS daemon, peer) did not answer."""
+
+    code = "unreachable"
+    exit_code = ExitCode.UNREACHABLE
+
+
+class PermissionDeniedError(SaharaError):
+    code = "permission"
+    exit_code = ExitCode.PERMISSION
+
+
+class ConflictError(SaharaError):
+    """The thing to create exists already, or the state forbids the change."""
+
+    code = "conflict"
+    exit_code = ExitCode.CONFLICT
+
+
+class InvalidDataError(SaharaError):
+    """A file or value is malformed: bad TOML, a broken keystore, a bad signature."""
+
+    code = "invalid_data"
+    exit_code = ExitCode.INVALID_DATA
+
+
+# -- areas: they say where -------------------------------------------------------------
+
+
+class ConfigError(SaharaError):
+    code = "config.error"
+
+
+class HomeError(SaharaError):
+    code = "home.error"
+
+
+class IdentityError(SaharaError):
+    code = "identity.error"
+
+
+class NodeError(SaharaError):
+    code = "node.error"
+
+
+class ProtocolError(SaharaError):
+    code = "protocol.error"
+
+
+class LicenseError(ProtocolError):
+    code = "license.error"
+
+
+class VaultError(SaharaError):
+    code = "vault.error"
+
+
+class AgentError(SaharaError):
+    code = "agent.error"
+
+
+class ComputeError(SaharaError):
+    code = "compute.error"
+
+
+# -- concrete errors --------------------------------------------------------------------
+
+
+class ConfigInvalid(ConfigError, InvalidDataError):
+    """The config file cannot be parsed or holds a value of the wrong type."""
+
+    code = "config.invalid"
+    default_hint = "Fix the file by hand, or move it away to start from the defaults."
+
+
+class ConfigKeyUnknown(ConfigError, NotFoundError):
+    code = "config.unknown_key"
+    default_hint = "Run 'sahara config show' to list the keys."
+
+
+class ConfigValueInvalid(ConfigError, UsageError):
+    code = "config.invalid_value"
+
+
+class HomeNotFound(HomeError, NotFoundError):
+    code = "home.not_found"
+    default_hint = "Run 'sahara init' to create it, or pass --home / set SAHARA_HOME."
+
+
+class HomePermission(HomeError, PermissionDeniedError):
+    code = "home.permission"
+
+
+class IdentityNotFound(IdentityError, NotFoundError):
+    code = "identity.not_found"
+    default_hint = "Run 'sahara id list' to see your IDs, or 'sahara id create NAME'."
+
+
+class IdentityExists(IdentityError, ConflictError):
+    code = "identity.exists"
+    default_hint = "Pick another name, or delete or rename the existing ID first."
+
+
+class NoDefaultIdentity(IdentityError, NotFoundError):
+    code = "identity.no_default"
+    default_hint = "Pass --id NAME, or run 'sahara id use NAME' to set a default."
+
+
+class WrongPassword(IdentityError, LockedError):
+    code = "identity.wrong_password"
+    default_hint = "Check the password (or the file given with --password-file / SAHARA_PASSWORD)."
+
+
+class PasswordRequired(IdentityError, LockedError):
+    code = "identity.password_required"
+    default_hint = "Pass --password-file FILE or set SAHARA_PASSWORD when using --no-prompt."
+
+
+class KeystoreInvalid(IdentityError, InvalidDataError):
+    code = "identity.keystore_invalid"
+
+
+class SecretInvalid(IdentityError, InvalidDataError):
+    """A private key, mnemonic or derivation path read from a file is malformed."""
+
+    code = "identity.secret_invalid"
+
+
+class SignatureInvalid(IdentityError, InvalidDataError):
+    code = "identity.bad_signature"
+
+
+class SignatureMismatch(IdentityError):
+    """A valid signature, but by someone other than the expected signer."""
+
+    code = "identity.signature_mismatch"
+
+
+class ConfirmationRequired(UsageError):
+    code = "confirmation_required"
+    default_hint = "Pass --yes to confirm when running with --no-prompt."
+
+
+class FileUnreadable(InvalidDataError):
+    code = "file.unreadable"
+
+
+class NodeUnreachable(NodeError, UnreachableError):
+    code = "node.unreachable"
+    default_hint = "Start a node with 'sahara node start', or set node.rpc_url."

@@ -1,0 +1,69 @@
+# shellcheck shell=bash
+# Sourced by scripts/demo and scripts/test: makes sure the pinned environment exists,
+# then exports SAHARA_VENV and puts it first on PATH.
+#
+# Everything is cached outside the clone, keyed by the lock file, so a second run on
+# the same machine installs nothing:
+#   $SAHARA_CACHE/tools-uv/            uv, the installer (pinned)
+#   $SAHARA_CACHE/venv-<key>/          Python packages of requirements/lock.txt
+# SAHARA_CACHE defaults to ${XDG_CACHE_HOME:-~/.cache}/sahara.
+
+set -euo pipefail
+
+UV_VERSION="0.13.9"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SAHARA_CACHE="${SAHARA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sahara}"
+export SAHARA_CACHE
+
+say() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+find_python() {
+  local candidate
+  for candidate in "${SAHARA_PYTHON:-}" python3.11 python3.12 python3.13 python3; do
+    [ -n "$candidate" ] || continue
+    if command -v "$candidate" >/dev/null 2>&1 &&
+      "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      command -v "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+PYTHON="$(find_python)" || die "Python 3.11 or newer is required (set SAHARA_PYTHON to its path)."
+PY_TAG="$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+
+mkdir -p "$SAHARA_CACHE"
+UV_HOME="$SAHARA_CACHE/tools-uv"
+UV="$UV_HOME/bin/uv"
+if ! { [ -x "$UV" ] && [ "$("$UV" --version 2>/dev/null | cut -d' ' -f2)" = "$UV_VERSION" ]; }; then
+  say "installing uv $UV_VERSION into $UV_HOME"
+  rm -rf "$UV_HOME"
+  "$PYTHON" -m venv "$UV_HOME"
+  "$UV_HOME/bin/pip" install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+fi
+export UV_CACHE_DIR="${UV_CACHE_DIR:-$SAHARA_CACHE/uv-cache}"
+
+LOCK="$ROOT/requirements/lock.txt"
+KEY="$(cat "$LOCK" <(echo "$PY_TAG $UV_VERSION") | sha256sum | cut -c1-16)"
+SAHARA_VENV="$SAHARA_CACHE/venv-py$PY_TAG-$KEY"
+export SAHARA_VENV
+
+if [ ! -f "$SAHARA_VENV/.complete" ]; then
+  say "installing pinned Python packages into $SAHARA_VENV"
+  rm -rf "$SAHARA_VENV"
+  "$UV" venv --quiet --python "$PYTHON" "$SAHARA_VENV"
+  "$UV" pip sync --quiet --python "$SAHARA_VENV/bin/python" "$LOCK"
+  touch "$SAHARA_VENV/.complete"
+fi
+
+# The cached venv is shared by every clone on this machine: point its editable
+# install of sahara-cli at this clone (a no-op when it already does).
+if [ ! -x "$SAHARA_VENV/bin/sahara" ] || [ "$("$SAHARA_VENV/bin/python" -I -c 'import sahara_cli, pathlib; print(pathlib.Path(sahara_cli.__file__).resolve().parent.parent)' 2>/dev/null)" != "$ROOT" ]; then
+  say "linking sahara-cli from $ROOT"
+  "$UV" pip install --quiet --python "$SAHARA_VENV/bin/python" --no-deps -e "$ROOT"
+fi
+
+export PATH="$SAHARA_VENV/bin:$PATH"
+export VIRTUAL_ENV="$SAHARA_VENV"
