@@ -123,7 +123,7 @@ class LoadedConfig:
 
     def items(self) -> Iterator[tuple[KeyInfo, Any, Source]]:
         for info in iter_keys():
-            yield info, self.get(info.key), self.sources.get(info.key, "default")
+            yield info, self.get(info.key), self.sources[info.key]
 
 
 def read_file(path: Path) -> dict[str, Any]:
@@ -202,6 +202,8 @@ def load_config(
     except ValidationError as exc:
         key, reason = _validation_message(exc)
         raise ConfigValueInvalid(f"option for '{key}': {reason}") from exc
+    for info in iter_keys():
+        sources.setdefault(info.key, "default")
     return LoadedConfig(config=config, path=path, sources=sources)
 
 

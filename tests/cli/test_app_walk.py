@@ -1,0 +1,134 @@
+"""Walk the whole Typer app: every command has help, and every command speaks JSON.
+
+A new command fails this test until it has help text for itself and each option, and
+an entry in SAMPLES showing that ``--json`` gives exactly one JSON document on stdout
+(or, on failure, a JSON error on stderr and nothing on stdout).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import typer
+
+from sahara_cli.commands.main import app
+from sahara_cli.identity import Signer
+from tests.conftest import PASSWORD, TEST_KEY_0, Invoke
+
+
+def walk(command: object, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], object]]:
+    subcommands = getattr(command, "commands", None)
+    if subcommands:
+        yield path, command
+        for name, sub in sorted(subcommands.items()):
+            yield from walk(sub, (*path, name))
+    else:
+        yield path, command
+
+
+ROOT = typer.main.get_command(app)
+COMMANDS = [(path, cmd) for path, cmd in walk(ROOT)]
+LEAVES = [path for path, cmd in COMMANDS if not getattr(cmd, "commands", None)]
+
+
+def typed_data_file(tmp: Path) -> str:
+    doc = {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+            ],
+            "Note": [{"name": "text", "type": "string"}],
+        },
+        "primaryType": "Note",
+        "domain": {"name": "sahara", "chainId": 1},
+        "message": {"text": "hi"},
+    }
+    path = tmp / "typed.json"
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+def key_file(tmp: Path) -> str:
+    path = tmp / "key.txt"
+    path.write_text(TEST_KEY_0)
+    return str(path)
+
+
+# A successful invocation of each command, run with --json in a fresh initialised home.
+SAMPLES = {
+    ("config", "get"): lambda tmp: ["config", "get", "node.rpc_url"],
+    ("config", "path"): lambda tmp: ["config", "path"],
+    ("config", "set"): lambda tmp: ["config", "set", "log.level", "debug"],
+    ("config", "show"): lambda tmp: ["config", "show"],
+    ("config", "unset"): lambda tmp: ["config", "unset", "log.level"],
+    ("doctor",): lambda tmp: ["doctor"],
+    ("id", "create"): lambda tmp: ["id", "create", "bob"],
+    ("id", "delete"): lambda tmp: ["id", "delete", "main", "--yes"],
+    ("id", "export"): lambda tmp: ["id", "export", "main"],
+    ("id", "import"): lambda tmp: ["id", "import", "k", "--private-key-file", key_file(tmp)],
+    ("id", "list"): lambda tmp: ["id", "list"],
+    ("id", "rename"): lambda tmp: ["id", "rename", "main", "primary"],
+    ("id", "show"): lambda tmp: ["id", "show"],
+    ("id", "sign-message"): lambda tmp: ["id", "sign-message", "hello"],
+    ("id", "sign-typed-data"): lambda tmp: ["id", "sign-typed-data", typed_data_file(tmp)],
+    ("id", "use"): lambda tmp: ["id", "use", "main"],
+    ("id", "verify-message"): lambda tmp: [
+        "id",
+        "verify-message",
+        "hello",
+        "--signature",
+        "0x" + Signer(bytes.fromhex(TEST_KEY_0[2:])).sign_message(b"hello").hex(),
+    ],
+    ("init",): lambda tmp: ["init"],
+}
+
+
+@pytest.mark.parametrize("path", [p for p, _ in COMMANDS], ids=lambda p: " ".join(p) or "sahara")
+def test_every_command_and_option_has_help(path: tuple[str, ...]) -> None:
+    command = dict(COMMANDS)[path]
+    assert (getattr(command, "help", None) or "").strip(), (
+        f"'sahara {' '.join(path)}' has no help text"
+    )
+    for param in getattr(command, "params", []):
+        if getattr(param, "hidden", False) or param.param_type_name == "argument":
+            continue
+        assert (getattr(param, "help", None) or "").strip(), (
+            f"{param.opts} of 'sahara {' '.join(path)}' has no help"
+        )
+
+
+def test_every_command_has_a_json_sample() -> None:
+    missing = sorted(set(LEAVES) - set(SAMPLES))
+    assert not missing, f"add a --json sample for: {missing}"
+    assert not set(SAMPLES) - set(LEAVES), "SAMPLES names commands that no longer exist"
+
+
+@pytest.mark.parametrize("path", sorted(SAMPLES), ids=" ".join)
+def test_every_command_prints_one_json_document(
+    path: tuple[str, ...],
+    cli: Invoke,
+    initialised: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SAHARA_PASSWORD", PASSWORD)
+    args = SAMPLES[path](tmp_path)
+    result = cli("--json", "--no-prompt", *args)
+    # stdout holds exactly one JSON document and nothing else.
+    document = json.loads(result.stdout)
+    assert isinstance(document, dict)
+    assert "\x1b[" not in result.stdout
+    if result.exit_code != 0:
+        # Commands that report a failed outcome (doctor, verify) still print their document.
+        assert path in {("doctor",)}, result.stderr
+
+
+@pytest.mark.parametrize("path", sorted(SAMPLES), ids=" ".join)
+def test_every_command_help_works(path: tuple[str, ...], cli: Invoke) -> None:
+    result = cli(*path, "--help")
+    assert result.exit_code == 0
+    assert "Usage" in result.stdout

@@ -1,0 +1,111 @@
+"""The installed ``sahara`` script as a real process: start-up cost and the contract."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PASSWORD
+
+# pydantic is not here: Typer itself imports it to render a group's help.
+HEAVY = [
+    "evm",
+    "eth",
+    "torch",
+    "chromadb",
+    "llama_cpp",
+    "transformers",
+    "web3",
+    "textual",
+    "eth_account",
+]
+
+
+@pytest.mark.parametrize(
+    "args", [["--version"], ["--help"], ["id", "--help"], ["config", "--help"]]
+)
+def test_fast_paths_do_not_import_heavy_modules(args: list[str]) -> None:
+    probe = (
+        "import sys, json\n"
+        f"sys.argv = ['sahara', *{args!r}]\n"
+        "from sahara_cli.__main__ import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "sys.stderr.write(json.dumps(sorted(sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    loaded = set(json.loads(result.stderr))
+    heavy = sorted(m for m in loaded if m.split(".")[0] in HEAVY)
+    assert not heavy, f"'sahara {' '.join(args)}' imported {heavy}"
+    if args == ["--version"]:
+        assert "typer" not in loaded and "rich" not in loaded
+
+
+def test_version(sahara) -> None:
+    from sahara_cli import __version__
+
+    assert sahara(["--version"]).stdout == f"sahara {__version__}\n"
+    assert json.loads(sahara(["--json", "--version"]).stdout) == {
+        "name": "sahara",
+        "version": __version__,
+    }
+
+
+def test_acceptance_init_list_and_wrong_password(sahara, tmp_path: Path) -> None:
+    env = {"SAHARA_HOME": str(tmp_path / "h"), "SAHARA_PASSWORD": PASSWORD}
+    init = sahara(["--json", "--no-prompt", "init"], env=env)
+    assert init.returncode == 0, init.stderr
+    address = json.loads(init.stdout)["address"]
+    listed = sahara(["--json", "id", "list"], env=env)
+    assert [i["address"] for i in json.loads(listed.stdout)["ids"]] == [address]
+    wrong = sahara(
+        ["--json", "--no-prompt", "id", "export", "main"], env={**env, "SAHARA_PASSWORD": "nope"}
+    )
+    assert wrong.returncode == 4
+    assert wrong.stdout == ""
+    assert json.loads(wrong.stderr)["error"]["code"] == "identity.wrong_password"
+    assert "Traceback" not in wrong.stderr
+
+
+def test_usage_errors(sahara, tmp_path: Path) -> None:
+    bad = sahara(["--json", "id", "show", "--colour"])
+    assert bad.returncode == 2
+    error = json.loads(bad.stderr)["error"]
+    assert error["code"] == "usage" and "--colour" in error["message"]
+    human = sahara(["nosuchcommand"])
+    assert human.returncode == 2
+    assert human.stderr.startswith("error:") and "Traceback" not in human.stderr
+    bare = sahara([])
+    assert bare.returncode == 0 and "Usage" in bare.stdout
+
+
+def test_debug_shows_the_traceback(sahara, tmp_path: Path) -> None:
+    env = {"SAHARA_HOME": str(tmp_path / "missing")}
+    plain = sahara(["id", "list"], env=env)
+    debug = sahara(["--debug", "id", "list"], env=env)
+    assert plain.returncode == debug.returncode == 3
+    assert "Traceback" not in plain.stderr
+    assert "Traceback" in debug.stderr
+
+
+def test_log_file_in_home(sahara, tmp_path: Path) -> None:
+    env = {"SAHARA_HOME": str(tmp_path / "h"), "SAHARA_PASSWORD": PASSWORD}
+    sahara(["--no-prompt", "init"], env=env)
+    sahara(["--json", "id", "show", "ghost"], env=env)
+    log = tmp_path / "h" / "logs" / "sahara.log"
+    assert log.exists()
+    assert oct(log.parent.stat().st_mode & 0o777) == "0o700"
+
+
+@pytest.mark.skipif(not hasattr(os, "setsid"), reason="needs POSIX sessions")
+def test_no_prompt_never_waits_for_input(sahara, tmp_path: Path) -> None:
+    env = {"SAHARA_HOME": str(tmp_path / "h")}
+    # stdin stays open and empty: without --no-prompt handling this would block until timeout.
+    result = sahara(["--no-prompt", "init"], env=env, input=None)
+    assert result.returncode == 4
