@@ -8,16 +8,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sahara_cli.config import load_config, set_value
+from sahara_cli.config import load_config, set_value, write_defaults
 from sahara_cli.errors import PasswordRequired
-from sahara_cli.fsutil import atomic_write, ensure_private_dir
+from sahara_cli.fsutil import ensure_private_dir
 from sahara_cli.home import Home
 from sahara_cli.identity.store import IdentityInfo, KeyStore, Progress
-
-CONFIG_HEADER = (
-    "# sahara configuration. Precedence: flag > SAHARA_<SECTION>_<KEY> > this file > default.\n"
-    "# 'sahara config show' lists every key with its value and source.\n"
-)
 
 
 @dataclass
@@ -89,7 +84,7 @@ def init_home(
     home.create()
     backup = _backup(home) if force and is_initialised(home) else None
     ensure_private_dir(home.keystore_dir)
-    atomic_write(home.config_file, CONFIG_HEADER.encode())
+    write_defaults(home.config_file)
     result = InitResult(home=home.root, created=True, config_file=home.config_file, backup=backup)
     if backup:
         result.notes.append(f"previous config and keys moved to {backup}")

@@ -23,6 +23,11 @@ from sahara_cli.errors import ConfigInvalid, ConfigKeyUnknown, ConfigValueInvali
 from sahara_cli.fsutil import atomic_write
 
 ENV_PREFIX = "SAHARA_"
+HEADER = (
+    "# sahara configuration. Precedence: flag > SAHARA_<SECTION>_<KEY> > this file > default.\n"
+    "# 'sahara config show' lists every key with its value and source; 'sahara config set'\n"
+    "# rewrites this file from its values (comments other than this header are not kept).\n"
+)
 
 Source = str  # "default" | "file" | "env:NAME" | "flag"
 
@@ -211,7 +216,7 @@ def _write(path: Path, tree: dict[str, Any]) -> None:
     import tomli_w
 
     cleaned = {k: v for k, v in tree.items() if v}
-    atomic_write(path, tomli_w.dumps(cleaned).encode("utf-8"))
+    atomic_write(path, (HEADER + tomli_w.dumps(cleaned)).encode("utf-8"))
 
 
 def set_value(path: Path, key: str, raw: str) -> Any:
@@ -236,6 +241,11 @@ def set_value(path: Path, key: str, raw: str) -> Any:
     _set(tree, info, value)
     _write(path, tree)
     return value
+
+
+def write_defaults(path: Path) -> None:
+    """Start a config file holding only the header: every key at its default."""
+    _write(path, {})
 
 
 def unset_value(path: Path, key: str) -> bool:

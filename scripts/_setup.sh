@@ -11,6 +11,8 @@
 set -euo pipefail
 
 UV_VERSION="0.13.9"
+# Bump when the way the environment is built changes, so cached venvs are rebuilt.
+SETUP_VERSION=2
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SAHARA_CACHE="${SAHARA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sahara}"
 export SAHARA_CACHE
@@ -46,7 +48,7 @@ fi
 export UV_CACHE_DIR="${UV_CACHE_DIR:-$SAHARA_CACHE/uv-cache}"
 
 LOCK="$ROOT/requirements/lock.txt"
-KEY="$(cat "$LOCK" <(echo "$PY_TAG $UV_VERSION") | sha256sum | cut -c1-16)"
+KEY="$(cat "$LOCK" <(echo "$PY_TAG $UV_VERSION $SETUP_VERSION") | sha256sum | cut -c1-16)"
 SAHARA_VENV="$SAHARA_CACHE/venv-py$PY_TAG-$KEY"
 export SAHARA_VENV
 
@@ -54,8 +56,14 @@ if [ ! -f "$SAHARA_VENV/.complete" ]; then
   say "installing pinned Python packages into $SAHARA_VENV"
   rm -rf "$SAHARA_VENV"
   "$UV" venv --quiet --python "$PYTHON" "$SAHARA_VENV"
-  "$UV" pip sync --quiet --python "$SAHARA_VENV/bin/python" "$LOCK"
+  # Bytecode is compiled now: start-up time must not depend on PYTHONDONTWRITEBYTECODE.
+  "$UV" pip sync --quiet --compile-bytecode --python "$SAHARA_VENV/bin/python" "$LOCK"
   touch "$SAHARA_VENV/.complete"
+  # Keep the three most recently built environments; older lock files' go.
+  ls -1dt "$SAHARA_CACHE"/venv-py* 2>/dev/null | tail -n +4 | while read -r old; do
+    say "removing old environment $old"
+    rm -rf "$old"
+  done
 fi
 
 # The cached venv is shared by every clone on this machine: point its editable
@@ -64,6 +72,8 @@ if [ ! -x "$SAHARA_VENV/bin/sahara" ] || [ "$("$SAHARA_VENV/bin/python" -I -c 'i
   say "linking sahara-cli from $ROOT"
   "$UV" pip install --quiet --python "$SAHARA_VENV/bin/python" --no-deps -e "$ROOT"
 fi
+
+"$SAHARA_VENV/bin/python" -m compileall -q "$ROOT/sahara_cli" >/dev/null
 
 export PATH="$SAHARA_VENV/bin:$PATH"
 export VIRTUAL_ENV="$SAHARA_VENV"

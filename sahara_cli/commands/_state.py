@@ -76,7 +76,7 @@ class AppState:
         from sahara_cli.identity.store import read_secret_file
 
         if password_file is not None:
-            secret = read_secret_file(password_file, "password")
+            secret = read_secret_file(password_file, "password", first_line=True)
         elif os.environ.get(PASSWORD_ENV):
             secret = os.environ[PASSWORD_ENV]
         elif self.no_prompt:

@@ -364,8 +364,12 @@ class KeyStore:
         return info, kept
 
 
-def read_secret_file(path: Path, what: str) -> str:
-    """A secret from a file: the first line's text with surrounding whitespace removed."""
+def read_secret_file(path: Path, what: str, *, first_line: bool = False) -> str:
+    """A secret from a file, without surrounding whitespace.
+
+    With ``first_line`` only the first line counts (passwords, as geth reads them, so a
+    trailing newline or a comment line below never becomes part of the password).
+    """
     from sahara_cli.errors import FileUnreadable
 
     try:
@@ -374,6 +378,8 @@ def read_secret_file(path: Path, what: str) -> str:
         raise FileUnreadable(f"{what} file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise FileUnreadable(f"cannot read {what} file {path}: {exc}") from exc
+    if first_line:
+        text = text.splitlines()[0] if text.splitlines() else ""
     secret = text.strip()
     if not secret:
         raise FileUnreadable(f"{what} file {path} is empty")

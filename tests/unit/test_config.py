@@ -131,3 +131,9 @@ def test_unreadable_file_is_reported(file: Path) -> None:
         file.chmod(0)
     with pytest.raises(ConfigInvalid, match="cannot read"):
         load_config(file, environ={})
+
+
+def test_written_file_keeps_the_header(file: Path) -> None:
+    set_value(file, "log.level", "debug")
+    assert file.read_text().startswith("# sahara configuration.")
+    assert load_config(file, environ={}).get("log.level") == "debug"

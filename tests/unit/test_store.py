@@ -183,3 +183,10 @@ def test_read_secret_file(tmp_path: Path) -> None:
         read_secret_file(path, "password")
     path.write_text("  secret \n")
     assert read_secret_file(path, "password") == "secret"
+
+
+def test_password_files_use_their_first_line_only(tmp_path: Path) -> None:
+    path = tmp_path / "pw"
+    path.write_text("pass word\nsecond line\n")
+    assert read_secret_file(path, "password", first_line=True) == "pass word"
+    assert read_secret_file(path, "mnemonic") == "pass word\nsecond line"
