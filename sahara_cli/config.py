@@ -145,6 +145,20 @@ def read_file(path: Path) -> dict[str, Any]:
         raise ConfigInvalid(f"{path}: not valid TOML: {exc}") from exc
 
 
+def read_valid_file(path: Path) -> dict[str, Any]:
+    """The raw table of ``path`` after checking it against the model.
+
+    Raises :class:`ConfigInvalid` naming the file, the first bad key and the reason.
+    """
+    tree = read_file(path)
+    try:
+        Config.model_validate(tree)
+    except ValidationError as exc:
+        key, reason = _validation_message(exc)
+        raise ConfigInvalid(f"{path}: key '{key}': {reason}") from exc
+    return tree
+
+
 def _validation_message(exc: ValidationError) -> tuple[str, str]:
     """(dotted key, reason) of the first error pydantic found."""
     err = exc.errors()[0]
@@ -173,12 +187,7 @@ def load_config(
     ``path=None`` skips the file: defaults, environment and overrides only.
     """
     environ = os.environ if environ is None else environ
-    tree = read_file(path) if path is not None else {}
-    try:
-        Config.model_validate(tree)
-    except ValidationError as exc:
-        key, reason = _validation_message(exc)
-        raise ConfigInvalid(f"{path}: key '{key}': {reason}") from exc
+    tree = read_valid_file(path) if path is not None else {}
 
     sources: dict[str, Source] = {}
     for info in iter_keys():
@@ -225,12 +234,7 @@ def set_value(path: Path, key: str, raw: str) -> Any:
     The existing file must parse and validate first: a broken file is never rewritten.
     """
     info = key_info(key)
-    tree = read_file(path)
-    try:
-        Config.model_validate(tree)
-    except ValidationError as exc:
-        bad_key, reason = _validation_message(exc)
-        raise ConfigInvalid(f"{path}: key '{bad_key}': {reason}") from exc
+    tree = read_valid_file(path)
     _set(tree, info, raw)
     try:
         config = Config.model_validate(tree)
@@ -251,12 +255,7 @@ def write_defaults(path: Path) -> None:
 def unset_value(path: Path, key: str) -> bool:
     """Remove ``key`` from the file so its default applies; False if it was not set."""
     info = key_info(key)
-    tree = read_file(path)
-    try:
-        Config.model_validate(tree)
-    except ValidationError as exc:
-        bad_key, reason = _validation_message(exc)
-        raise ConfigInvalid(f"{path}: key '{bad_key}': {reason}") from exc
+    tree = read_valid_file(path)
     section = tree.get(info.section, {})
     if info.name not in section:
         return False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -12,6 +12,9 @@ from rich.table import Table
 
 from sahara_cli.commands._state import state
 from sahara_cli.errors import FileUnreadable, SignatureMismatch, UsageError
+
+if TYPE_CHECKING:
+    from sahara_cli.identity.keys import Signer
 
 app = typer.Typer(help="Manage Sahara IDs: keys, keystores and signatures.", no_args_is_help=True)
 
@@ -51,6 +54,25 @@ def _render_info(info: Any, title: str) -> Any:
         console.print(table)
 
     return render
+
+
+def _read_json(file: Path, what: str) -> Any:
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileUnreadable(f"{what} {file} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FileUnreadable(f"cannot read {what} {file} as JSON: {exc}") from exc
+
+
+def _unlock(name: str | None, password_file: Path | None) -> Signer:
+    """Resolve the ID (default when ``name`` is None), ask its password, unlock it."""
+    st = state()
+    store = st.keystore()
+    info = store.resolve(name)
+    password = st.password(password_file, purpose=f"unlock '{info.name}'")
+    with st.output.status("Unlocking") as progress:
+        return store.unlock(info.name, password, progress=progress)
 
 
 def _message_bytes(message: str | None, file: Path | None, hex_: bool) -> bytes:
@@ -148,12 +170,7 @@ def import_(
     store = st.keystore()
     with st.output.status("Importing") as progress:
         if keystore_file is not None:
-            try:
-                document = json.loads(keystore_file.read_text(encoding="utf-8"))
-            except FileNotFoundError:
-                raise FileUnreadable(f"keystore file {keystore_file} does not exist") from None
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise FileUnreadable(f"cannot read keystore {keystore_file}: {exc}") from exc
+            document = _read_json(keystore_file, "keystore file")
             password = st.password(password_file, purpose=f"open {keystore_file.name}")
             info = store.import_keystore(name, document, password, progress=progress)
         elif private_key_file is not None:
@@ -315,19 +332,14 @@ def sign_message(
     from sahara_cli.identity.keys import personal_message_hash
 
     data_bytes = _message_bytes(message, file, hex_)
-    st = state()
-    store = st.keystore()
-    info = store.resolve(signer_name)
-    password = st.password(password_file, purpose=f"unlock '{info.name}'")
-    with st.output.status("Unlocking") as progress:
-        signer = store.unlock(info.name, password, progress=progress)
+    signer = _unlock(signer_name, password_file)
     signature = "0x" + signer.sign_message(data_bytes).hex()
     data = {
         "address": signer.address,
         "message_hash": "0x" + personal_message_hash(data_bytes).hex(),
         "signature": signature,
     }
-    st.output.result(data, lambda c: c.print(signature))
+    state().output.result(data, lambda c: c.print(signature))
 
 
 @app.command("verify-message")
@@ -376,19 +388,9 @@ def sign_typed_data(
     """Sign an EIP-712 typed-data document (eth_signTypedData_v4)."""
     from sahara_cli.identity.keys import typed_data_hash
 
-    try:
-        document = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileUnreadable(f"{file} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FileUnreadable(f"cannot read {file} as JSON: {exc}") from exc
+    document = _read_json(file, "typed-data file")
     digest = typed_data_hash(document)  # validates before asking for a password
-    st = state()
-    store = st.keystore()
-    info = store.resolve(signer_name)
-    password = st.password(password_file, purpose=f"unlock '{info.name}'")
-    with st.output.status("Unlocking") as progress:
-        signer = store.unlock(info.name, password, progress=progress)
+    signer = _unlock(signer_name, password_file)
     signature = "0x" + signer.sign_typed_data(document).hex()
     data = {"address": signer.address, "hash": "0x" + digest.hex(), "signature": signature}
-    st.output.result(data, lambda c: c.print(signature))
+    state().output.result(data, lambda c: c.print(signature))
