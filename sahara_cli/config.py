@@ -58,6 +58,13 @@ class NodeSection(_Section):
         "http://127.0.0.1:8545", description="JSON-RPC endpoint of the node sahara talks to."
     )
     timeout: float = Field(10.0, gt=0, description="Seconds to wait for a node reply.")
+    rpc_addr: str = Field(
+        "127.0.0.1:8545", description="HOST:PORT the local node serves JSON-RPC on ('node run')."
+    )
+    block_time: float = Field(
+        0.0, ge=0, description="Seconds between blocks of the local node; 0 mines on every tx."
+    )
+    chain_id: int = Field(31313, gt=0, description="Chain id of a new local chain.")
 
     @field_validator("rpc_url")
     @classmethod

@@ -237,3 +237,71 @@ class FileUnreadable(InvalidDataError):
 class NodeUnreachable(NodeError, UnreachableError):
     code = "node.unreachable"
     default_hint = "Start a node with 'sahara node start', or set node.rpc_url."
+
+
+# -- node: transaction pool ---------------------------------------------------------------
+#
+# Each ``message`` is the exact text geth uses, because Ethereum clients (web3.py, ethers,
+# viem, wallets) match on it; the JSON-RPC layer returns it as the error message with
+# code -32000.
+
+
+class MempoolError(NodeError):
+    """The transaction pool refused a transaction."""
+
+    code = "node.mempool"
+
+
+class TxAlreadyKnown(MempoolError, ConflictError):
+    """geth: ``already known``."""
+
+    code = "node.tx_already_known"
+    default_hint = "The pool holds this transaction already; wait for it to be mined."
+
+
+class ReplacementUnderpriced(MempoolError, ConflictError):
+    """geth: ``replacement transaction underpriced``."""
+
+    code = "node.replacement_underpriced"
+    default_hint = (
+        "To replace a pending transaction, raise both its max fee and its priority fee "
+        "by the pool's price bump (10% by default)."
+    )
+
+
+class TxPoolFull(MempoolError, ConflictError):
+    """geth: ``txpool is full``: the pool is full and this transaction pays the least."""
+
+    code = "node.txpool_full"
+    default_hint = "Wait for the next block, or pay a higher priority fee."
+
+
+class AccountLimitExceeded(MempoolError, ConflictError):
+    """geth: ``account limit exceeded``: one sender holds too many pool slots."""
+
+    code = "node.account_limit_exceeded"
+    default_hint = "Wait for this account's earlier transactions to be mined."
+
+
+class NonceTooLow(MempoolError, ConflictError):
+    """geth: ``nonce too low``."""
+
+    code = "node.nonce_too_low"
+    default_hint = "Use the account's next nonce: eth_getTransactionCount(address, 'pending')."
+
+
+class OversizedData(MempoolError, InvalidDataError):
+    """geth: ``oversized data``: the signed transaction is larger than the pool accepts."""
+
+    code = "node.oversized_data"
+
+
+class InsufficientFunds(MempoolError, ConflictError):
+    """geth: ``insufficient funds for gas * price + value``.
+
+    Cumulative: this transaction's cost plus the costs of the sender's pooled transactions
+    that run before it must fit in the balance.
+    """
+
+    code = "node.insufficient_funds"
+    default_hint = "Fund the account, or lower the value, the gas limit or the max fee."

@@ -1,0 +1,177 @@
+"""A small JSON-RPC client for a Sahara (or any Ethereum) node.
+
+``NodeClient`` speaks HTTP through httpx with one keep-alive connection; an in-process
+transport (any callable taking a request dict and returning the reply dict) lets the
+library and tests use a node in the same process without a socket.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sahara_cli.errors import NodeError, NodeUnreachable
+
+Transport = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class RPCError(NodeError):
+    """The node answered with a JSON-RPC error object."""
+
+    code = "node.rpc_error"
+
+    def __init__(self, message: str, *, rpc_code: int, data: Any = None) -> None:
+        super().__init__(
+            message, details={"rpc_code": rpc_code, **({"data": data} if data else {})}
+        )
+        self.rpc_code = rpc_code
+        self.data = data
+
+
+class TxTimeout(NodeError):
+    code = "node.tx_timeout"
+    default_hint = "The node may be busy or its producer stopped; check 'sahara node status'."
+
+
+class HTTPTransport:
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        import httpx
+
+        self.url = url
+        self._client = httpx.Client(timeout=timeout, headers={"Content-Type": "application/json"})
+
+    def __call__(self, request: dict[str, Any]) -> dict[str, Any]:
+        import httpx
+
+        try:
+            response = self._client.post(self.url, json=request)
+        except httpx.TransportError as exc:
+            raise NodeUnreachable(
+                f"no node answers at {self.url} ({exc.__class__.__name__})"
+            ) from exc
+        if response.status_code != 200:
+            raise NodeError(
+                f"{self.url} answered HTTP {response.status_code}: {response.text[:200]}"
+            )
+        try:
+            reply: dict[str, Any] = response.json()
+        except ValueError as exc:
+            raise NodeError(f"{self.url} did not answer with JSON") from exc
+        return reply
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class NodeClient:
+    """Typed helpers over JSON-RPC. Quantities are returned as ints, data as bytes."""
+
+    def __init__(self, transport: Transport | str, *, timeout: float = 10.0) -> None:
+        self.transport: Transport = (
+            HTTPTransport(transport, timeout) if isinstance(transport, str) else transport
+        )
+        self._ids = itertools.count(1)
+
+    @property
+    def url(self) -> str | None:
+        return getattr(self.transport, "url", None)
+
+    def call(self, method: str, *params: Any) -> Any:
+        reply = self.transport(
+            {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)}
+        )
+        if "error" in reply:
+            error = reply["error"]
+            raise RPCError(
+                str(error.get("message")),
+                rpc_code=int(error.get("code", 0)),
+                data=error.get("data"),
+            )
+        return reply.get("result")
+
+    def close(self) -> None:
+        close = getattr(self.transport, "close", None)
+        if callable(close):
+            close()
+
+    # -- typed helpers -----------------------------------------------------------------
+
+    def chain_id(self) -> int:
+        return int(self.call("eth_chainId"), 16)
+
+    def block_number(self) -> int:
+        return int(self.call("eth_blockNumber"), 16)
+
+    def balance(self, address: str, block: str = "latest") -> int:
+        return int(self.call("eth_getBalance", address, block), 16)
+
+    def nonce(self, address: str, block: str = "pending") -> int:
+        return int(self.call("eth_getTransactionCount", address, block), 16)
+
+    def base_fee(self) -> int:
+        block = self.call("eth_getBlockByNumber", "latest", False)
+        return int(block.get("baseFeePerGas", "0x0"), 16)
+
+    def max_priority_fee(self) -> int:
+        return int(self.call("eth_maxPriorityFeePerGas"), 16)
+
+    def estimate_gas(self, tx: dict[str, Any]) -> int:
+        return int(self.call("eth_estimateGas", tx), 16)
+
+    def send_raw(self, raw: bytes) -> str:
+        result: str = self.call("eth_sendRawTransaction", "0x" + raw.hex())
+        return result
+
+    def transaction(self, tx_hash: str) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = self.call("eth_getTransactionByHash", tx_hash)
+        return result
+
+    def receipt(self, tx_hash: str) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = self.call("eth_getTransactionReceipt", tx_hash)
+        return result
+
+    def wait_for_receipt(
+        self, tx_hash: str, timeout: float = 60.0, poll: float = 0.05
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            receipt = self.receipt(tx_hash)
+            if receipt is not None:
+                return receipt
+            if time.monotonic() > deadline:
+                raise TxTimeout(f"transaction {tx_hash} has no receipt after {timeout:g} s")
+            time.sleep(poll)
+            poll = min(poll * 1.5, 0.5)
+
+    def node_info(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("sahara_nodeInfo")
+        return result
+
+
+def format_sah(wei: int) -> str:
+    """Wei as SAH with up to 18 decimals, trailing zeros trimmed: 1.5, 0.000001, 10000."""
+    whole, frac = divmod(wei, 10**18)
+    text = f"{whole}.{frac:018d}".rstrip("0").rstrip(".")
+    return text
+
+
+def parse_sah(text: str) -> int:
+    """A decimal SAH amount ("1.5", "0.01", "2e-3" not allowed) in wei; exact, no floats."""
+    from decimal import Decimal, InvalidOperation
+
+    from sahara_cli.errors import UsageError
+
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise UsageError(
+            f"not an amount: {text!r}", hint="Write amounts like 1.5 or 0.001 (SAH)."
+        ) from None
+    if value < 0 or not value.is_finite():
+        raise UsageError(f"amount must be a positive number: {text!r}")
+    wei = value * 10**18
+    if wei != wei.to_integral_value():
+        raise UsageError(f"{text} SAH has more than 18 decimals")
+    return int(wei)
