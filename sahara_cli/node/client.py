@@ -169,7 +169,7 @@ def parse_sah(text: str) -> int:
         raise UsageError(
             f"not an amount: {text!r}", hint="Write amounts like 1.5 or 0.001 (SAH)."
         ) from None
-    if value < 0 or not value.is_finite():
+    if not value.is_finite() or value < 0:
         raise UsageError(f"amount must be a positive number: {text!r}")
     wei = value * 10**18
     if wei != wei.to_integral_value():

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import rlp  # type: ignore[import-untyped]
+import rlp
 from eth.abc import BlockAPI, BlockHeaderAPI, ComputationAPI, ReceiptAPI, SignedTransactionAPI
 from eth.chains.base import MiningChain
 from eth.db.chain import ChainDB
@@ -140,6 +140,8 @@ class StateMachine:
         self.genesis: Genesis | None = Genesis.from_json(raw.decode()) if raw else None
         self._chain: MiningChain | None = None
         self._uncommitted: list[BlockResult] = []
+        self._check_cache: tuple[int, ChainView, BlockHeaderAPI, Any] | None = None
+        self._check_lock = threading.Lock()
         offset = store.get_meta(META_TIME_OFFSET)
         self.time_offset = int(offset) if offset else 0
 
@@ -211,8 +213,7 @@ class StateMachine:
             tx.validate()
         except ValidationError as exc:
             raise TxInvalid(_geth_text(str(exc))) from exc
-        view = self.view()
-        head = view.head()
+        head, nonce, balance = self._account(sender)
         if tx.gas > head.gas_limit:
             raise TxInvalid("exceeds block gas limit")
         intrinsic = tx.intrinsic_gas
@@ -224,13 +225,10 @@ class StateMachine:
                 f"max fee per gas less than block base fee: address 0x{sender.hex()}, "
                 f"maxFeePerGas: {tx.max_fee_per_gas}, baseFee: {next_base_fee}"
             )
-        state = view.state_at(head)
-        nonce = state.get_nonce(sender)
         if tx.nonce < nonce:
             raise TxInvalid(
                 f"nonce too low: address 0x{sender.hex()}, tx: {tx.nonce} state: {nonce}"
             )
-        balance = state.get_balance(sender)
         cost = tx.gas * tx.max_fee_per_gas + tx.value
         if balance < cost:
             raise TxInvalid(
@@ -238,6 +236,21 @@ class StateMachine:
                 f"have {balance} want {cost}"
             )
         return CheckedTx(tx, raw, sender, nonce, balance)
+
+    def _account(self, address: bytes) -> tuple[BlockHeaderAPI, int, int]:
+        """Head, nonce and balance at the last commit; the state is cached until the next.
+
+        The cached py-evm state is not thread-safe, so it is only used under the lock.
+        """
+        with self._check_lock:
+            cached = self._check_cache
+            if cached is None or cached[0] != self.store.generation:
+                view = self.view()
+                head = view.head()
+                cached = (self.store.generation, view, head, view.state_at(head))
+                self._check_cache = cached
+            state = cached[3]
+            return cached[2], int(state.get_nonce(address)), int(state.get_balance(address))
 
     def finalize_block(
         self,

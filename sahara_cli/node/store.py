@@ -117,6 +117,8 @@ class BlockStore:
         self._meta = self.env.open_db(b"meta")
         self._write_lock = threading.Lock()
         self.db = OverlayDB(_LMDBReader(self.env, self._evm))
+        #: Incremented by every commit: readers cache per generation.
+        self.generation = 0
 
     def committed_view(self) -> ReadOnlyDB:
         """A database that sees only committed blocks (for readers on other threads)."""
@@ -151,6 +153,7 @@ class BlockStore:
                     "the chain database is full", hint="Free disk space or raise the map size."
                 ) from exc
             self.db.pending = {}
+            self.generation += 1
             return count
 
     def discard(self) -> None:

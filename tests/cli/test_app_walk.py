@@ -84,6 +84,28 @@ SAMPLES = {
         "0x" + Signer(bytes.fromhex(TEST_KEY_0[2:])).sign_message(b"hello").hex(),
     ],
     ("init",): lambda tmp: ["init"],
+    ("balance",): lambda tmp: ["balance"],
+    ("node", "accounts"): lambda tmp: ["node", "accounts"],
+    ("node", "logs"): lambda tmp: ["node", "logs"],
+    ("node", "reset"): lambda tmp: ["node", "reset", "--yes"],
+    ("node", "status"): lambda tmp: ["node", "status"],
+    ("node", "stop"): lambda tmp: ["node", "stop"],
+    ("tx", "send"): lambda tmp: [
+        "tx",
+        "send",
+        "--to",
+        "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+        "--value",
+        "1",
+    ],
+    ("tx", "show"): lambda tmp: ["tx", "show", "0x" + "ab" * 32],
+}
+
+# Commands that run a process until stopped cannot print their document in-process: they
+# are checked for the error half of the contract here and for the rest in tests/e2e.
+FAILING_SAMPLES = {
+    ("node", "run"): lambda tmp: ["node", "run", "--rpc-addr", "no-port"],
+    ("node", "start"): lambda tmp: ["node", "start", "--dev", "--rpc-addr", "no-port"],
 }
 
 
@@ -102,9 +124,19 @@ def test_every_command_and_option_has_help(path: tuple[str, ...]) -> None:
 
 
 def test_every_command_has_a_json_sample() -> None:
-    missing = sorted(set(LEAVES) - set(SAMPLES))
+    samples = set(SAMPLES) | set(FAILING_SAMPLES)
+    missing = sorted(set(LEAVES) - samples)
     assert not missing, f"add a --json sample for: {missing}"
-    assert not set(SAMPLES) - set(LEAVES), "SAMPLES names commands that no longer exist"
+    assert not samples - set(LEAVES), "SAMPLES names commands that no longer exist"
+
+
+@pytest.fixture(scope="module")
+def live_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real dev node (in this process) for the commands that talk to one."""
+    from sahara_cli.node.rpc.testing import dev_node
+
+    with dev_node(tmp_path_factory.mktemp("node")) as (_, server):
+        yield server.url
 
 
 @pytest.mark.parametrize("path", sorted(SAMPLES), ids=" ".join)
@@ -114,11 +146,27 @@ def test_every_command_prints_one_json_document(
     initialised: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    live_node: str,
 ) -> None:
     monkeypatch.setenv("SAHARA_PASSWORD", PASSWORD)
+    monkeypatch.setenv("SAHARA_NODE_RPC_URL", live_node)
+    if path in {("balance",), ("tx", "send")}:  # fund the home's ID on the shared dev node
+        from sahara_cli.node.client import NodeClient
+
+        address = cli("--json", "id", "show").json()["address"]
+        NodeClient(live_node).call("sahara_dev_setBalance", address, hex(10**20))
+    if path == ("tx", "show"):  # a transaction that exists
+        from sahara_cli.node.client import NodeClient
+
+        client = NodeClient(live_node)
+        sender = client.call("eth_accounts")[0]
+        tx_hash = client.call("eth_sendTransaction", {"from": sender, "to": sender, "value": "0x1"})
+        client.wait_for_receipt(tx_hash)
+        monkeypatch.setitem(SAMPLES, path, lambda tmp: ["tx", "show", tx_hash])
     args = SAMPLES[path](tmp_path)
     result = cli("--json", "--no-prompt", *args)
     # stdout holds exactly one JSON document and nothing else.
+    assert result.stdout, result.stderr
     document = json.loads(result.stdout)
     assert isinstance(document, dict)
     assert "\x1b[" not in result.stdout
@@ -127,7 +175,17 @@ def test_every_command_prints_one_json_document(
         assert path in {("doctor",)}, result.stderr
 
 
-@pytest.mark.parametrize("path", sorted(SAMPLES), ids=" ".join)
+@pytest.mark.parametrize("path", sorted(FAILING_SAMPLES), ids=" ".join)
+def test_failing_commands_print_one_json_error(
+    path: tuple[str, ...], cli: Invoke, initialised: Path
+) -> None:
+    result = cli("--json", "--no-prompt", *FAILING_SAMPLES[path](initialised))
+    assert result.exit_code != 0
+    assert result.stdout == ""
+    assert result.error()["message"]
+
+
+@pytest.mark.parametrize("path", sorted(set(SAMPLES) | set(FAILING_SAMPLES)), ids=" ".join)
 def test_every_command_help_works(path: tuple[str, ...], cli: Invoke) -> None:
     result = cli(*path, "--help")
     assert result.exit_code == 0

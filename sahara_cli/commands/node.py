@@ -1,0 +1,314 @@
+"""sahara node: run the local Sahara chain node (solo proof of stake) and manage it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sahara_cli.commands._state import AppState, state
+from sahara_cli.errors import IdentityNotFound
+
+if TYPE_CHECKING:
+    from sahara_cli.identity.keys import Signer
+    from sahara_cli.node.runner import NodePaths
+
+app = typer.Typer(help="Run the local Sahara chain node and manage it.", no_args_is_help=True)
+
+Dev = Annotated[
+    bool,
+    typer.Option(
+        "--dev", help="Development chain: fund the 10 test accounts, enable sahara_dev_*."
+    ),
+]
+RpcAddr = Annotated[
+    str | None,
+    typer.Option("--rpc-addr", help="HOST:PORT for JSON-RPC.", show_default="config node.rpc_addr"),
+]
+BlockTime = Annotated[
+    float | None,
+    typer.Option(
+        "--block-time", help="Seconds between blocks; 0 mines on every tx.", show_default="0"
+    ),
+]
+ChainId = Annotated[
+    int | None, typer.Option("--chain-id", help="Chain id of a new chain.", show_default="31313")
+]
+RemoteSigning = Annotated[
+    bool,
+    typer.Option(
+        "--allow-remote-signing", help="Allow signing and dev methods on a non-loopback address."
+    ),
+]
+Cors = Annotated[list[str] | None, typer.Option("--cors", help="Allowed CORS origin (repeatable).")]
+PasswordFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--password-file",
+        help="Password of the validator ID (else SAHARA_PASSWORD / prompt).",
+        dir_okay=False,
+    ),
+]
+
+
+def _paths(st: AppState) -> NodePaths:
+    from sahara_cli.node.runner import NodePaths
+
+    return NodePaths.of_home(st.home.root)
+
+
+def _validator(
+    st: AppState, password_file: Path | None, dev: bool
+) -> tuple[Signer, str, str | None]:
+    """The block signer: the default Sahara ID, or on a dev chain without IDs dev account 0."""
+    from sahara_cli.identity.keys import Signer
+    from sahara_cli.node.genesis import dev_keys
+
+    if st.home.exists() and st.keystore().names():
+        store = st.keystore()
+        info = store.resolve(None)
+        password = st.password(password_file, purpose=f"unlock the validator ID '{info.name}'")
+        with st.output.status("Unlocking the validator key") as progress:
+            return (
+                store.unlock(info.name, password, progress=progress),
+                f"Sahara ID '{info.name}'",
+                password,
+            )
+    if dev:
+        return Signer(dev_keys()[0]), "dev account 0 (no Sahara ID in this home)", None
+    raise IdentityNotFound(
+        "a validator needs a Sahara ID and this home has none",
+        hint="Run 'sahara init', or use --dev for a development chain.",
+    )
+
+
+def _settings(
+    st: AppState, rpc_addr: str | None, block_time: float | None, chain_id: int | None
+) -> Any:
+    st.overrides.update(
+        {"node.rpc_addr": rpc_addr, "node.block_time": block_time, "node.chain_id": chain_id}
+    )
+    return st.config().config.node
+
+
+def _render_banner(info: dict[str, Any], dev_accounts: bool) -> Any:
+    def render(console: Console) -> None:
+        console.print(f"[bold green]Sahara node[/] serving JSON-RPC at [bold]{info['rpc_url']}[/]")
+        console.print(f"  chain id   {info['chain_id']}")
+        console.print(
+            f"  validator  {info['validator']}  [dim]({info.get('validator_source', '')})[/]"
+        )
+        pace = f"every {info['block_time']:g} s" if info["block_time"] else "on every transaction"
+        console.print(f"  blocks     {pace}")
+        console.print(f"  height     {info['height']}")
+        if dev_accounts:
+            console.print("  dev accounts: [bold]sahara node accounts[/] (10,000 SAH each)")
+
+    return render
+
+
+@app.command("run")
+def run(
+    dev: Dev = False,
+    rpc_addr: RpcAddr = None,
+    block_time: BlockTime = None,
+    chain_id: ChainId = None,
+    allow_remote_signing: RemoteSigning = False,
+    cors: Cors = None,
+    password_file: PasswordFile = None,
+) -> None:
+    """Run a node in the foreground until Ctrl-C (or SIGTERM)."""
+    from sahara_cli.node.runner import parse_addr, run_foreground
+
+    st = state()
+    settings = _settings(st, rpc_addr, block_time, chain_id)
+    host, port = parse_addr(settings.rpc_addr)
+    signer, source, _ = _validator(st, password_file, dev)
+    st.home.create()
+
+    def ready(info: dict[str, Any]) -> None:
+        info["validator_source"] = source
+        st.output.result(info, _render_banner(info, info["dev"]))
+        if not st.json:
+            st.output.note("[dim]Ctrl-C to stop.[/]")
+
+    run_foreground(
+        _paths(st),
+        validator=signer,
+        dev=dev,
+        chain_id=settings.chain_id,
+        host=host,
+        port=port,
+        block_time=settings.block_time,
+        allow_remote_signing=allow_remote_signing,
+        cors=cors,
+        ready=ready,
+    )
+    st.output.note("node stopped")
+
+
+@app.command("start")
+def start(
+    dev: Dev = False,
+    rpc_addr: RpcAddr = None,
+    block_time: BlockTime = None,
+    chain_id: ChainId = None,
+    allow_remote_signing: RemoteSigning = False,
+    cors: Cors = None,
+    password_file: PasswordFile = None,
+) -> None:
+    """Start a node in the background (pid and log in <home>/node)."""
+    from sahara_cli.node.runner import start_background
+
+    st = state()
+    settings = _settings(st, rpc_addr, block_time, chain_id)
+    _, source, password = _validator(st, password_file, dev)
+    st.home.create()
+    args = ["--home", str(st.home.root), "--no-prompt", "node", "run"]
+    args += ["--rpc-addr", settings.rpc_addr, "--block-time", str(settings.block_time)]
+    args += ["--chain-id", str(settings.chain_id)]
+    if dev:
+        args.append("--dev")
+    if allow_remote_signing:
+        args.append("--allow-remote-signing")
+    for origin in cors or []:
+        args += ["--cors", origin]
+    paths = _paths(st)
+    with st.output.status("Starting the node"):
+        info = start_background(paths, args, password)
+    info["validator_source"] = source
+    info["log"] = str(paths.log_file)
+    st.output.result(info, _render_banner(info, info["dev"]))
+
+
+@app.command("stop")
+def stop() -> None:
+    """Stop the background node of this home."""
+    from sahara_cli.node.runner import stop_background
+
+    st = state()
+    pid = stop_background(_paths(st))
+    st.output.result(
+        {"stopped": pid is not None, "pid": pid},
+        lambda c: c.print(
+            f"stopped the node (pid {pid})" if pid else "no node of this home is running"
+        ),
+    )
+
+
+@app.command("status")
+def status() -> None:
+    """Height, block time, mempool, tx/s and validator of the node at node.rpc_url."""
+    from sahara_cli.node.runner import require_reachable
+
+    st = state()
+    cfg = st.config().config.node
+    client = require_reachable(cfg.rpc_url, cfg.timeout)
+    info = client.node_info()
+    info["rpc_url"] = cfg.rpc_url
+    local = _paths(st).runtime() if st.home.exists() else None
+    info["local_pid"] = local.get("pid") if local and local.get("rpc_url") == cfg.rpc_url else None
+
+    def render(console: Console) -> None:
+        table = Table(show_header=False, box=None)
+        table.add_column(style="bold")
+        table.add_column()
+        for key, value in info.items():
+            text = (
+                ", ".join(f"{k} {v}" for k, v in value.items())
+                if isinstance(value, dict)
+                else value
+            )
+            table.add_row(key.replace("_", " "), "" if text is None else str(text))
+        console.print(table)
+
+    st.output.result(info, render)
+
+
+@app.command("logs")
+def logs(
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
+    lines: Annotated[
+        int, typer.Option("--lines", "-n", help="How many recent lines to show.")
+    ] = 50,
+) -> None:
+    """Show the background node's log."""
+    from sahara_cli.node.runner import tail_lines
+
+    st = state()
+    path = _paths(st).log_file
+    recent = tail_lines(path, lines)
+    if st.json:
+        st.output.result({"path": str(path), "lines": recent})
+        return
+    for line in recent:
+        typer.echo(line)
+    if follow:
+        with path.open("rb") as fh:
+            fh.seek(0, 2)
+            try:
+                while True:
+                    chunk = fh.readline()
+                    if chunk:
+                        typer.echo(chunk.decode("utf-8", "replace").rstrip("\n"))
+                    else:
+                        time.sleep(0.2)
+            except KeyboardInterrupt:
+                return
+
+
+@app.command("reset")
+def reset(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete this home's chain data (the node must be stopped)."""
+    import shutil
+
+    from sahara_cli.node.runner import NodeRunning
+
+    st = state()
+    paths = _paths(st)
+    pid = paths.running_pid()
+    if pid is not None:
+        raise NodeRunning(f"the node is running (pid {pid})", hint="Run 'sahara node stop' first.")
+    existed = paths.chain.exists()
+    if existed:
+        st.confirm(f"Delete the chain data in {paths.chain}?", yes=yes)
+        shutil.rmtree(paths.chain)
+    st.output.result(
+        {"deleted": existed, "path": str(paths.chain)},
+        lambda c: c.print(f"deleted {paths.chain}" if existed else "no chain data to delete"),
+    )
+
+
+@app.command("accounts")
+def accounts() -> None:
+    """The 10 funded development accounts (addresses and private keys), as anvil prints them."""
+    from sahara_cli.identity.keys import Signer
+    from sahara_cli.node.genesis import DEV_MNEMONIC, dev_keys
+
+    st = state()
+    rows = [
+        {"index": i, "address": Signer(key).address, "private_key": "0x" + key.hex()}
+        for i, key in enumerate(dev_keys())
+    ]
+
+    def render(console: Console) -> None:
+        table = Table(title=f"dev accounts (mnemonic: {DEV_MNEMONIC})", title_justify="left")
+        table.add_column("#")
+        table.add_column("address", no_wrap=True)
+        table.add_column("private key", no_wrap=True)
+        for row in rows:
+            table.add_row(str(row["index"]), str(row["address"]), str(row["private_key"]))
+        console.print(table)
+        console.print(
+            "[yellow]These keys are public knowledge: never use them on a real network.[/]"
+        )
+
+    st.output.result({"mnemonic": DEV_MNEMONIC, "accounts": rows}, render)

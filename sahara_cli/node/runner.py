@@ -1,0 +1,283 @@
+"""Running a node: in the foreground, or as a background process with a pid file.
+
+Layout in the home: ``<home>/node/chain/`` (LMDB), ``node.pid``, ``node.log`` and
+``node.json`` (what the running node serves: pid, RPC URL, chain id, validator).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sahara_cli.errors import ConflictError, NodeError, NodeUnreachable, UsageError
+from sahara_cli.fsutil import atomic_write, ensure_private_dir
+from sahara_cli.identity.keys import Signer
+
+SAH = 10**18
+VALIDATOR_TREASURY = 1_000_000 * SAH
+
+
+class NodeRunning(NodeError, ConflictError):
+    code = "node.running"
+
+
+class NodeStartFailed(NodeError):
+    code = "node.start_failed"
+
+
+class PortUnavailable(NodeError, ConflictError):
+    code = "node.port_unavailable"
+
+
+@dataclass(frozen=True)
+class NodePaths:
+    root: Path
+
+    @classmethod
+    def of_home(cls, home: Path) -> NodePaths:
+        return cls(home / "node")
+
+    @property
+    def chain(self) -> Path:
+        return self.root / "chain"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.root / "node.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "node.log"
+
+    @property
+    def runtime_file(self) -> Path:
+        return self.root / "node.json"
+
+    def running_pid(self) -> int | None:
+        """The pid of a live node of this home, or None (stale pid files are ignored)."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid
+        return pid
+
+    def runtime(self) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads(self.runtime_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return data
+
+
+def parse_addr(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise UsageError(f"--rpc-addr must be HOST:PORT, got {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def make_genesis(*, dev: bool, chain_id: int, validator: Signer) -> Any:
+    from sahara_cli.node.genesis import Genesis, dev_genesis
+
+    if dev:
+        return dev_genesis(
+            chain_id=chain_id, validator=validator.address, extra=[validator.address]
+        )
+    genesis = Genesis(chain_id=chain_id, validator=validator.address)
+    genesis.fund(validator.address, VALIDATOR_TREASURY)
+    return genesis
+
+
+def run_foreground(
+    paths: NodePaths,
+    *,
+    validator: Signer,
+    dev: bool,
+    chain_id: int,
+    host: str,
+    port: int,
+    block_time: float,
+    allow_remote_signing: bool = False,
+    cors: list[str] | None = None,
+    ready: Any = None,
+) -> None:
+    """Run a node until SIGINT or SIGTERM; ``ready(info)`` is called once it serves."""
+    from sahara_cli.node.rpc.server import serve_in_thread
+    from sahara_cli.node.service import Node, NodeConfig
+
+    ensure_private_dir(paths.root)
+    other = paths.running_pid()
+    if other is not None and other != os.getpid():
+        raise NodeRunning(
+            f"a node of this home is already running (pid {other})", hint="Run 'sahara node stop'."
+        )
+    node = Node(
+        NodeConfig(data_dir=paths.root, block_time=block_time, dev=dev),
+        validator=validator,
+        genesis=make_genesis(dev=dev, chain_id=chain_id, validator=validator),
+    )
+    if dev and not node.dev:
+        node.stop()
+        raise ConflictError(
+            "this home's chain was created without --dev",
+            hint="Run without --dev, or 'sahara node reset' to start a new dev chain.",
+        )
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    server = None
+    try:
+        node.start()
+        try:
+            server = serve_in_thread(
+                node, host, port, allow_remote_signing=allow_remote_signing, cors_origins=cors or []
+            )
+        except OSError as exc:
+            raise PortUnavailable(
+                f"cannot serve JSON-RPC on {host}:{port}: {exc.strerror or exc}",
+                hint="Another program (or node) uses it: pick another --rpc-addr HOST:PORT.",
+            ) from exc
+        info = {
+            "pid": os.getpid(),
+            "rpc_url": server.url,
+            "chain_id": node.chain_id,
+            "validator": validator.address,
+            "dev": node.dev,
+            "block_time": block_time,
+            "height": node.state.head().block_number,
+            "started": time.time(),
+        }
+        atomic_write(paths.pid_file, f"{os.getpid()}\n".encode())
+        atomic_write(paths.runtime_file, json.dumps(info).encode())
+        if ready is not None:
+            ready(info)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        if server is not None:
+            server.stop()
+        node.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for path in (paths.pid_file, paths.runtime_file):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+def start_background(
+    paths: NodePaths, args: list[str], password: str | None, timeout: float = 60.0
+) -> dict[str, Any]:
+    """Start ``sahara <args>`` detached, logging to node.log; wait until it serves."""
+    ensure_private_dir(paths.root)
+    pid = paths.running_pid()
+    if pid is not None:
+        raise NodeRunning(
+            f"a node of this home is already running (pid {pid})", hint="Run 'sahara node stop'."
+        )
+    for stale in (paths.pid_file, paths.runtime_file):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
+    log = paths.log_file.open("ab")
+    env = {k: v for k, v in os.environ.items() if k != "SAHARA_PASSWORD"}
+    command = [sys.executable, "-m", "sahara_cli", *args]
+    if password is not None:
+        command += ["--password-file", "/dev/stdin"]
+    process = subprocess.Popen(  # noqa: S603  # our own interpreter and module
+        command,
+        stdin=subprocess.PIPE,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+    log.close()
+    assert process.stdin is not None
+    if password is not None:
+        process.stdin.write(password.encode() + b"\n")
+    process.stdin.close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        code = process.poll()
+        if code is not None:
+            tail = tail_lines(paths.log_file, 20)
+            errors = [line for line in tail if line.startswith("error:")]
+            reason = errors[-1].removeprefix("error:").strip() if errors else "no output"
+            raise NodeStartFailed(
+                f"the node exited with status {code} while starting: {reason}",
+                hint=f"See {paths.log_file}.",
+            )
+        info = paths.runtime()
+        if info and info.get("pid") == process.pid:
+            return info
+        time.sleep(0.05)
+    process.terminate()
+    raise NodeStartFailed(
+        f"the node did not start within {timeout:g} s", hint=f"See {paths.log_file}."
+    )
+
+
+def stop_background(paths: NodePaths, timeout: float = 30.0) -> int | None:
+    """Stop the node of this home; returns its pid, or None when none was running."""
+    pid = paths.running_pid()
+    if pid is None:
+        return None
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+    for path in (paths.pid_file, paths.runtime_file):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    return pid
+
+
+def tail_lines(path: Path, count: int) -> list[str]:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 64 * 1024))
+            lines = fh.read().decode("utf-8", "replace").splitlines()
+    except FileNotFoundError:
+        return []
+    return lines[-count:]
+
+
+def require_reachable(url: str, timeout: float) -> Any:
+    """A client for ``url`` after one cheap call proves a node answers there."""
+    from sahara_cli.node.client import NodeClient
+
+    client = NodeClient(url, timeout=timeout)
+    try:
+        client.chain_id()
+    except NodeUnreachable as exc:
+        raise NodeUnreachable(
+            f"no node answers at {url}",
+            hint="Start one with 'sahara node start --dev', "
+            "or set node.rpc_url / SAHARA_NODE_RPC_URL.",
+        ) from exc
+    return client
