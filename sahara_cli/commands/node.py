@@ -214,16 +214,29 @@ def status() -> None:
     info["local_pid"] = local.get("pid") if local and local.get("rpc_url") == cfg.rpc_url else None
 
     def render(console: Console) -> None:
+        head = info.get("head", {})
+        pool = info.get("mempool", {})
+        pace = info.get("blockTime") or 0
+        rows = {
+            "rpc": info["rpc_url"]
+            + (f"  (pid {info['local_pid']})" if info.get("local_pid") else ""),
+            "client": info.get("clientVersion"),
+            "chain id": int(info["chainId"], 16) if "chainId" in info else None,
+            "height": int(head["number"], 16) if "number" in head else None,
+            "head": head.get("hash"),
+            "blocks": f"every {pace:g} s" if pace else "on every transaction",
+            "mempool": f"{pool.get('pending', 0)} pending, {pool.get('queued', 0)} queued",
+            "tx/s": f"{info.get('txPerSecond', 0):.1f} (last 10 s)",
+            "produced": f"{info.get('blocksProduced', 0)} blocks, {info.get('txsProduced', 0)} txs",
+            "validator": info.get("validator"),
+            "dev chain": "yes" if info.get("dev") else "no",
+            "uptime": f"{info.get('uptime', 0):.0f} s",
+        }
         table = Table(show_header=False, box=None)
-        table.add_column(style="bold")
-        table.add_column()
-        for key, value in info.items():
-            text = (
-                ", ".join(f"{k} {v}" for k, v in value.items())
-                if isinstance(value, dict)
-                else value
-            )
-            table.add_row(key.replace("_", " "), "" if text is None else str(text))
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column(overflow="fold")
+        for key, value in rows.items():
+            table.add_row(key, "" if value is None else str(value))
         console.print(table)
 
     st.output.result(info, render)

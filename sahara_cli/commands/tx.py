@@ -152,19 +152,25 @@ def show(
     if tx is None:
         raise NotFoundError(f"no transaction {tx_hash} on this node", code="node.tx_not_found")
     receipt = client.receipt(tx_hash)
-    rows = {
+    from sahara_cli.identity.keys import to_checksum_address
+    from sahara_cli.node.client import format_sah
+
+    rows: dict[str, Any] = {
         "hash": tx["hash"],
-        "from": tx["from"],
-        "to": tx.get("to"),
-        "value": int(tx["value"], 16),
+        "from": to_checksum_address(tx["from"]),
+        "to": to_checksum_address(tx["to"]) if tx.get("to") else "(contract creation)",
+        "value": f"{format_sah(int(tx['value'], 16))} SAH",
         "nonce": int(tx["nonce"], 16),
-        "block": tx.get("blockNumber") and int(tx["blockNumber"], 16),
+        "block": int(tx["blockNumber"], 16) if tx.get("blockNumber") else None,
     }
     if receipt:
+        fee = int(receipt["gasUsed"], 16) * int(receipt["effectiveGasPrice"], 16)
         rows |= {
             "status": "success" if receipt["status"] == "0x1" else "reverted",
             "gas used": int(receipt["gasUsed"], 16),
+            "fee": f"{format_sah(fee)} SAH",
             "logs": len(receipt["logs"]),
+            "contract": receipt.get("contractAddress"),
         }
     else:
         rows["status"] = "pending"
