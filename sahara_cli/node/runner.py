@@ -127,7 +127,7 @@ def run_foreground(
             f"a node of this home is already running (pid {other})", hint="Run 'sahara node stop'."
         )
     node = Node(
-        NodeConfig(data_dir=paths.root, block_time=block_time, dev=dev),
+        NodeConfig(data_dir=paths.root, block_time=block_time, dev=dev, builder="process"),
         validator=validator,
         genesis=make_genesis(dev=dev, chain_id=chain_id, validator=validator),
     )

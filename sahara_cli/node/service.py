@@ -19,14 +19,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from eth.abc import SignedTransactionAPI
 
 from sahara_cli.identity.keys import Signer, sign_hash
+from sahara_cli.node.builder import BuildRequest, ProcessBuilder, ThreadBuilder
 from sahara_cli.node.genesis import Genesis
 from sahara_cli.node.mempool import Mempool, PoolConfig
-from sahara_cli.node.state import BlockResult, ChainView, StateMachine, TxInvalid, decode_tx
+from sahara_cli.node.state import (
+    BlockResult,
+    ChainView,
+    StateMachine,
+    TxInvalid,
+    TxResult,
+    decode_tx,
+)
 from sahara_cli.node.store import BlockStore
 
 log = logging.getLogger("sahara.node")
@@ -44,6 +51,9 @@ class NodeConfig:
     #: With block time 0, consecutive blocks are at least this far apart (seconds): a
     #: lone transaction is mined at once, a burst is packed into a few blocks.
     automine_gap: float = 0.01
+    #: "thread": build blocks in this process; "process": in a child process, on its
+    #: own core, while this one serves JSON-RPC (what ``sahara node run`` uses).
+    builder: str = "thread"
 
 
 @dataclass
@@ -86,6 +96,12 @@ class Node:
             if genesis is None:
                 genesis = Genesis(validator=validator.address)
             self.state.init_chain(genesis)
+        if config.builder == "process":
+            self.builder: ThreadBuilder | ProcessBuilder = ProcessBuilder(
+                config.data_dir / "chain", validator.private_key
+            )
+        else:
+            self.builder = ThreadBuilder(self.state)
         self.mempool = Mempool(config.pool)
         self.stats = Stats()
         self._listeners: list[Listener] = []
@@ -124,6 +140,7 @@ class Node:
             self._wake.notify_all()
         if self._producer is not None:
             self._producer.join(timeout=30)
+        self.builder.close()
         self.store.close()
 
     def _run(self) -> None:
@@ -176,7 +193,7 @@ class Node:
         return int(self.mempool.pending_nonce(address, nonce))
 
     def build_block(
-        self, *, timestamp: int | None = None, pre_state: Callable[[Any], None] | None = None
+        self, *, timestamp: int | None = None, set_balance: tuple[bytes, int] | None = None
     ) -> BlockResult:
         """Build, commit and announce one block from what the mempool has ready."""
         with self._build_lock:
@@ -185,18 +202,31 @@ class Node:
             txs: list[SignedTransactionAPI] = self.mempool.ready(
                 base_fee, max_count=self.config.max_block_txs, gas_limit=head.gas_limit
             )
-            result = self.state.finalize_block(txs, timestamp=timestamp, pre_state=pre_state)
-            self.state.commit()
-            for failed in result.results:
-                if not failed.included:
-                    log.info("dropped tx 0x%s: %s", failed.hash.hex(), failed.error)
-                    self.mempool.remove(failed.hash)
+            raws = [self.mempool.raw(tx.hash) or b"" for tx in txs]
+            reply = self.builder.build(
+                BuildRequest(
+                    raws,
+                    timestamp=timestamp,
+                    time_offset=self.state.time_offset,
+                    set_balance=set_balance,
+                    txs=txs,
+                )
+            )
+            self.store.generation += 1  # a commit happened (maybe in the builder process)
+            for tx_hash, error in reply.failed:
+                log.info("dropped tx 0x%s: %s", tx_hash.hex(), error)
+                self.mempool.remove(tx_hash)
             view = self.view()
             state = view.state_at(view.head())
-            self.mempool.on_block(
-                [r.hash for r in result.included], lambda a: int(state.get_nonce(a))
+            self.mempool.on_block(reply.included, lambda a: int(state.get_nonce(a)))
+            self.stats.record(len(reply.included))
+            header = view.header_by_hash(reply.block_hash)
+            assert header is not None, "a committed block must be readable"
+            result = BlockResult(
+                view.block(header),
+                [TxResult(h, True) for h in reply.included]
+                + [TxResult(h, False, e) for h, e in reply.failed],
             )
-            self.stats.record(len(result.included))
         for listener in list(self._listeners):
             try:
                 listener(result)
@@ -230,7 +260,8 @@ class Node:
             number = self._dev_snapshots.get(snapshot)
             if number is None:
                 return False
-            self.state.revert_to(number)
+            self.builder.revert_to(number)
+            self.store.generation += 1
             # Like anvil and hardhat: a snapshot and all later ones are used up.
             for key in [k for k in self._dev_snapshots if k >= snapshot]:
                 del self._dev_snapshots[key]
@@ -240,7 +271,7 @@ class Node:
             return True
 
     def set_balance(self, address: bytes, balance: int) -> BlockResult:
-        return self.build_block(pre_state=lambda state: state.set_balance(address, balance))
+        return self.build_block(set_balance=(address, balance))
 
     def increase_time(self, seconds: int) -> int:
         self.state.time_offset += seconds
