@@ -14,7 +14,8 @@ from sahara_cli.home import Home, resolve_home
 
 if TYPE_CHECKING:
     from sahara_cli.config import LoadedConfig
-    from sahara_cli.identity.store import KeyStore
+    from sahara_cli.identity.keys import Signer
+    from sahara_cli.identity.store import IdentityInfo, KeyStore
 
 PASSWORD_ENV = "SAHARA_PASSWORD"  # noqa: S105  # the variable name, not a password
 
@@ -90,6 +91,19 @@ class AppState:
         if new and not secret:
             raise SecretInvalid("the password must not be empty")
         return secret
+
+    def unlock(
+        self, name: str | None, password_file: Path | None, *, role: str = ""
+    ) -> tuple[Signer, IdentityInfo, str]:
+        """Resolve an ID (the default when ``name`` is None), ask its password, unlock it.
+
+        Returns the signer, the ID and the password (a background node needs it again).
+        """
+        store = self.keystore()
+        info = store.resolve(name)
+        password = self.password(password_file, purpose=f"unlock {role}'{info.name}'")
+        with self.output.status(f"Unlocking {info.name}") as progress:
+            return store.unlock(info.name, password, progress=progress), info, password
 
     def confirm(self, question: str, *, yes: bool) -> None:
         """Go on only when ``--yes`` was given or the user agrees at a prompt."""

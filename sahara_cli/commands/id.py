@@ -14,7 +14,7 @@ from sahara_cli.commands._state import state
 from sahara_cli.errors import FileUnreadable, SignatureMismatch, UsageError
 
 if TYPE_CHECKING:
-    from sahara_cli.identity.keys import Signer
+    pass
 
 app = typer.Typer(help="Manage Sahara IDs: keys, keystores and signatures.", no_args_is_help=True)
 
@@ -63,16 +63,6 @@ def _read_json(file: Path, what: str) -> Any:
         raise FileUnreadable(f"{what} {file} does not exist") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FileUnreadable(f"cannot read {what} {file} as JSON: {exc}") from exc
-
-
-def _unlock(name: str | None, password_file: Path | None) -> Signer:
-    """Resolve the ID (default when ``name`` is None), ask its password, unlock it."""
-    st = state()
-    store = st.keystore()
-    info = store.resolve(name)
-    password = st.password(password_file, purpose=f"unlock '{info.name}'")
-    with st.output.status("Unlocking") as progress:
-        return store.unlock(info.name, password, progress=progress)
 
 
 def _message_bytes(message: str | None, file: Path | None, hex_: bool) -> bytes:
@@ -215,21 +205,16 @@ def export(
     info = store.resolve(name)
     if private_key:
         st.confirm(f"Print the unencrypted private key of '{info.name}'?", yes=yes)
-    password = st.password(password_file, purpose=f"unlock '{info.name}'")
-    with st.output.status("Checking password") as progress:
-        if private_key:
-            signer = store.unlock(info.name, password, progress=progress)
-            secret = "0x" + signer.private_key.hex()
-            data: dict[str, Any] = {
-                "name": info.name,
-                "address": info.address,
-                "private_key": secret,
-            }
-            text = secret + "\n"
-        else:
+        signer, _, _ = st.unlock(info.name, password_file)
+        secret = "0x" + signer.private_key.hex()
+        data: dict[str, Any] = {"name": info.name, "address": info.address, "private_key": secret}
+        text = secret + "\n"
+    else:
+        password = st.password(password_file, purpose=f"unlock '{info.name}'")
+        with st.output.status("Checking password") as progress:
             document = store.export(info.name, password, progress=progress)
-            data = {"name": info.name, "address": info.address, "keystore": document}
-            text = json.dumps(document, indent=2) + "\n"
+        data = {"name": info.name, "address": info.address, "keystore": document}
+        text = json.dumps(document, indent=2) + "\n"
     if output is not None:
         atomic_write(output, text.encode())
         data = {k: v for k, v in data.items() if k not in ("private_key", "keystore")}
@@ -332,7 +317,7 @@ def sign_message(
     from sahara_cli.identity.keys import personal_message_hash
 
     data_bytes = _message_bytes(message, file, hex_)
-    signer = _unlock(signer_name, password_file)
+    signer, _, _ = state().unlock(signer_name, password_file)
     signature = "0x" + signer.sign_message(data_bytes).hex()
     data = {
         "address": signer.address,
@@ -390,7 +375,7 @@ def sign_typed_data(
 
     document = _read_json(file, "typed-data file")
     digest = typed_data_hash(document)  # validates before asking for a password
-    signer = _unlock(signer_name, password_file)
+    signer, _, _ = state().unlock(signer_name, password_file)
     signature = "0x" + signer.sign_typed_data(document).hex()
     data = {"address": signer.address, "hash": "0x" + digest.hex(), "signature": signature}
     state().output.result(data, lambda c: c.print(signature))

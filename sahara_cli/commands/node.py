@@ -69,15 +69,8 @@ def _validator(
     from sahara_cli.node.genesis import dev_keys
 
     if st.home.exists() and st.keystore().names():
-        store = st.keystore()
-        info = store.resolve(None)
-        password = st.password(password_file, purpose=f"unlock the validator ID '{info.name}'")
-        with st.output.status("Unlocking the validator key") as progress:
-            return (
-                store.unlock(info.name, password, progress=progress),
-                f"Sahara ID '{info.name}'",
-                password,
-            )
+        signer, info, password = st.unlock(None, password_file, role="the validator ID ")
+        return signer, f"Sahara ID '{info.name}'", password
     if dev:
         return Signer(dev_keys()[0]), "dev account 0 (no Sahara ID in this home)", None
     raise IdentityNotFound(

@@ -77,11 +77,8 @@ def send(
         raise UsageError("--data is not hex") from None
     st = state()
     client = _client(st)
-    store = st.keystore()
-    info = store.resolve(signer_name)
-    password = st.password(password_file, purpose=f"unlock '{info.name}'")
+    signer, _, _ = st.unlock(signer_name, password_file)
     with st.output.status("Signing and sending") as progress:
-        signer = store.unlock(info.name, password, progress=progress)
         chain_id = client.chain_id()
         nonce = client.nonce(signer.address)
         tip = client.max_priority_fee()
