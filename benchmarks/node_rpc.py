@@ -15,7 +15,9 @@ once), each started fresh on a free loopback port and stopped afterwards:
   blockNumber  latency of 2,000 sequential eth_blockNumber calls (p50, p99)
   eth_call     latency of 2,000 sequential eth_call of Counter.double(x) (p50, p99)
   rss          resident memory (VmRSS of the node's process tree) after start-up and
-               after N more transfers, for each N of --rss-txs (10,000 and 100,000)
+               after N more transfers, for each N of --rss-txs (10,000 and 100,000);
+               also RssAnon, the heap without file pages (a memory-mapped database's
+               pages count in VmRSS but are page cache the kernel reclaims)
 
 Every phase checks its outcome outside the timed part (nonces advanced by the count
 sent, the counter holds the number of increments), so a node that drops transactions
@@ -319,12 +321,15 @@ def run_workload(
         result["eth_call"] = latency(rpc, calls)
 
         result["rss_mib"] = {}
+        result["rss_anon_mib"] = {}
         sent = 0
         for checkpoint in counts["rss_txs"]:
             batch = prepare(rpc, signer, chain_id, checkpoint - sent, transfer)
             send_and_confirm(rpc, batch)
             sent = checkpoint
             result["rss_mib"][str(checkpoint)] = mib(rss_bytes(pid)) if pid else None
+            anon = mib(rss_bytes(pid, "RssAnon")) if pid else None
+            result["rss_anon_mib"][str(checkpoint)] = anon
         return result
     finally:
         rpc.close()
@@ -384,6 +389,10 @@ ROWS = [
 
 def rows(counts: dict[str, Any]) -> list[tuple[str, tuple[str, ...], str]]:
     extra = [(f"RSS after {n:,} txs MiB", ("rss_mib", str(n)), "lower") for n in counts["rss_txs"]]
+    extra += [
+        (f"anon RSS after {n:,} txs MiB", ("rss_anon_mib", str(n)), "lower")
+        for n in counts["rss_txs"]
+    ]
     return ROWS + extra
 
 

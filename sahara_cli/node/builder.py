@@ -67,7 +67,7 @@ def _execute(machine: Any, request: BuildRequest) -> BuildReply:
     except BaseException:
         machine.abort()
         raise
-    header = result.block.header
+    header = result.header
     return BuildReply(
         block_hash=bytes(header.hash),
         number=int(header.block_number),

@@ -223,7 +223,7 @@ class Node:
             header = view.header_by_hash(reply.block_hash)
             assert header is not None, "a committed block must be readable"
             result = BlockResult(
-                view.block(header),
+                header,
                 [TxResult(h, True) for h in reply.included]
                 + [TxResult(h, False, e) for h, e in reply.failed],
             )

@@ -27,7 +27,7 @@ from typing import Any
 
 import rlp
 from eth.abc import BlockAPI, BlockHeaderAPI, ComputationAPI, ReceiptAPI, SignedTransactionAPI
-from eth.chains.base import MiningChain
+from eth.chains.base import Chain, MiningChain
 from eth.db.chain import ChainDB
 from eth.db.schema import SchemaV1
 from eth.exceptions import HeaderNotFound
@@ -61,6 +61,14 @@ class ChainNotInitialised(NodeError):
 
 VM = PragueVM
 TX_BUILDER = PragueTransactionBuilder
+
+
+@functools.lru_cache(maxsize=8)
+def reader_class(chain_id: int) -> type[Chain]:
+    """The same chain for readers: no pending header to build on every construction."""
+    return Chain.configure(
+        __name__="SaharaChainView", vm_configuration=((0, VM),), chain_id=chain_id
+    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -100,8 +108,12 @@ class TxResult:
 
 @dataclass
 class BlockResult:
-    block: BlockAPI
+    """A built block: its header, per-transaction outcomes, and (when built in this
+    process) the full block. Listeners should rely on ``header`` only."""
+
+    header: BlockHeaderAPI
     results: list[TxResult] = field(default_factory=list)
+    block: BlockAPI | None = None
 
     @property
     def included(self) -> list[TxResult]:
@@ -305,7 +317,7 @@ class StateMachine:
             processed = vm.block_postprocessing(filled)
             mined = vm.mine_block(processed).block
             chain.persist_block(mined, perform_validation=False)
-            block_result = BlockResult(mined, results)
+            block_result = BlockResult(mined.header, results, mined)
             self._uncommitted.append(block_result)
             return block_result
 
@@ -316,7 +328,7 @@ class StateMachine:
             meta: dict[bytes, bytes | None] = {META_HEAD: str(head.block_number).encode()}
             if self.sign_block is not None:
                 for result in self._uncommitted:
-                    meta[SIG_PREFIX + result.block.hash] = self.sign_block(result.block.hash)
+                    meta[SIG_PREFIX + result.header.hash] = self.sign_block(result.header.hash)
             meta[META_TIME_OFFSET] = str(self.time_offset).encode()
             self.store.commit(meta)
             self._uncommitted = []
@@ -384,7 +396,7 @@ class ChainView:
     def __init__(self, chain_id: int, db: ReadOnlyDB) -> None:
         self.chain_id = chain_id
         self.db = db
-        self.chain = chain_class(chain_id)(db)
+        self.chain = reader_class(chain_id)(db)
         self.chaindb: ChainDB = self.chain.chaindb  # type: ignore[assignment]
 
     def head(self) -> BlockHeaderAPI:

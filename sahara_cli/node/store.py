@@ -33,17 +33,49 @@ class StoreError(NodeError):
     code = "node.store"
 
 
+#: Entries of the read cache of content-addressed records (about 300 bytes each).
+CACHE_ENTRIES = 50_000
+
+
+class NodeCache:
+    """Cache of 32-byte keys: trie nodes, code and headers, addressed by their hash.
+
+    Their values never change, so a cached copy is never stale (a deletion, which only a
+    dev revert might do, drops the entry). Keys of other lengths (canonical head, number
+    to hash, transaction lookups) change and are always read from LMDB.
+    """
+
+    def __init__(self, entries: int = CACHE_ENTRIES) -> None:
+        self.entries = entries
+        self.data: dict[bytes, bytes] = {}
+
+    def put(self, key: bytes, value: bytes) -> None:
+        if len(self.data) >= self.entries:
+            self.data.clear()  # cheap and good enough: hot nodes come back at once
+        self.data[key] = value
+
+
 class _LMDBReader:
     """Point reads from one named LMDB database, each in its own short read txn."""
 
-    def __init__(self, env: lmdb.Environment, db: Any) -> None:
+    def __init__(self, env: lmdb.Environment, db: Any, cache: NodeCache) -> None:
         self._env = env
         self._db = db
+        self._cache = cache
 
     def get(self, key: bytes) -> bytes | None:
+        if len(key) == 32:
+            cached = self._cache.data.get(key)
+            if cached is not None:
+                return cached
         with self._env.begin(db=self._db, buffers=False) as txn:
             value = txn.get(key)
-        return None if value is None else bytes(value)
+        if value is None:
+            return None
+        value = bytes(value)
+        if len(key) == 32:
+            self._cache.put(key, value)
+        return value
 
 
 class OverlayDB(BaseAtomicDB):
@@ -107,6 +139,9 @@ class BlockStore:
                 sync=True,
                 metasync=True,
                 max_readers=512,
+                # Random reads of trie nodes: readahead only fills memory with pages
+                # nobody asked for (LMDB's MDB_NORDAHEAD).
+                readahead=False,
             )
         except lmdb.Error as exc:
             raise StoreError(
@@ -116,13 +151,14 @@ class BlockStore:
         self._evm = self.env.open_db(b"evm")
         self._meta = self.env.open_db(b"meta")
         self._write_lock = threading.Lock()
-        self.db = OverlayDB(_LMDBReader(self.env, self._evm))
+        self.cache = NodeCache()
+        self.db = OverlayDB(_LMDBReader(self.env, self._evm, self.cache))
         #: Incremented by every commit: readers cache per generation.
         self.generation = 0
 
     def committed_view(self) -> ReadOnlyDB:
         """A database that sees only committed blocks (for readers on other threads)."""
-        return ReadOnlyDB(_LMDBReader(self.env, self._evm))
+        return ReadOnlyDB(_LMDBReader(self.env, self._evm, self.cache))
 
     def get_meta(self, key: bytes) -> bytes | None:
         with self.env.begin(db=self._meta, buffers=False) as txn:
@@ -139,6 +175,7 @@ class BlockStore:
                     for key, value in pending.items():
                         if value is _DELETED:
                             txn.delete(key, db=self._evm)
+                            self.cache.data.pop(key, None)
                         else:
                             txn.put(key, value, db=self._evm)
                         count += 1

@@ -328,9 +328,13 @@ DEV_METHODS = {
 }
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident memory (VmRSS) of a process and every process under it, from /proc."""
-    return sum(_vm_rss(each) for each in _process_tree(pid))
+def rss_bytes(pid: int, field: str = "VmRSS") -> int:
+    """Resident memory of a process and every process under it, from /proc.
+
+    ``field`` is a /proc/PID/status line: ``VmRSS`` (all resident pages) or ``RssAnon``
+    (the heap alone, without file pages such as a memory-mapped database).
+    """
+    return sum(_vm_rss(each, field) for each in _process_tree(pid))
 
 
 def _process_tree(pid: int) -> list[int]:
@@ -344,13 +348,13 @@ def _process_tree(pid: int) -> list[int]:
     return pids
 
 
-def _vm_rss(pid: int) -> int:
+def _vm_rss(pid: int, field: str = "VmRSS") -> int:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return 0
     for line in status.splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
     return 0
 

@@ -73,7 +73,7 @@ def test_a_block_executes_transfers_and_survives_a_restart(
     root = machine.commit()
     header = machine.head()
     assert header.block_number == 1 and header.state_root == root
-    fee_each = 21_000 * result.block.header.base_fee_per_gas + 21_000 * 1
+    fee_each = 21_000 * result.header.base_fee_per_gas + 21_000 * 1
     assert balance(machine, ADDR[1]) == DEV_BALANCE - 3 * (10 + fee_each)
     machine.store.close()
     reopened = open_machine(tmp_path)
@@ -166,6 +166,7 @@ def test_blocks_are_signed_by_the_validator(tmp_path: Path) -> None:
     )
     machine.init_chain(dev_genesis(validator=ADDR[0]))
     block = machine.finalize_block([]).block
+    assert block is not None
     machine.commit()
     signature = machine.block_signature(block.hash)
     assert signature is not None
@@ -176,6 +177,6 @@ def test_blocks_are_signed_by_the_validator(tmp_path: Path) -> None:
 def test_timestamps_strictly_increase_even_within_one_second(machine: StateMachine) -> None:
     stamps = []
     for _ in range(5):
-        stamps.append(machine.finalize_block([]).block.header.timestamp)
+        stamps.append(machine.finalize_block([]).header.timestamp)
         machine.commit()
     assert stamps == sorted(set(stamps))

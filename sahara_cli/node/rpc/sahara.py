@@ -67,7 +67,7 @@ def _mine(ctx: Context, count: int, timestamp: int | None) -> int:
     if not 1 <= count <= MAX_MINE:
         raise InvalidParams(f"can mine 1 to {MAX_MINE} blocks at a time")
     results = ctx.node.mine(count, timestamp)
-    return int(results[-1].block.number)
+    return int(results[-1].header.block_number)
 
 
 @method(dev=True)

@@ -142,7 +142,7 @@ class RPCServer:
         loop = self._loop
         if loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop is shutting down
-                loop.call_soon_threadsafe(self.hub.on_block, result.block.header)
+                loop.call_soon_threadsafe(self.hub.on_block, result.header)
 
     def _pending_threadsafe(self, tx_hash: bytes) -> None:
         loop = self._loop
