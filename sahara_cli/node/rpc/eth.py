@@ -141,7 +141,7 @@ def eth_feeHistory(
 # -- transactions ------------------------------------------------------------------------
 
 
-@method()
+@method(inline=True)  # cheap, CPU-bound: a worker thread would only add a GIL handoff
 def eth_sendRawTransaction(ctx: Context, raw: Data) -> str:
     tx_hash = ctx.node.submit(raw)
     ctx.shared.announce_pending(tx_hash)
@@ -197,7 +197,7 @@ def _tx_in_block(view: Any, header: Any, index: int) -> Json | None:
     )
 
 
-@method()
+@method(inline=True)
 def eth_getTransactionReceipt(ctx: Context, tx_hash: Hash) -> Json | None:
     found = _mined_tx(ctx, tx_hash)
     if found is None:
