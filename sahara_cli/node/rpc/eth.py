@@ -102,7 +102,9 @@ def eth_getProof(
 def eth_call(ctx: Context, call: Call, block: BlockId = LATEST, overrides: Overrides = None) -> str:
     execute.check_call_args(call)
     view = ctx.view()
-    output = execute.call(view, ctx.header(view, block), call, overrides, ctx.options.gas_cap)
+    warm = ctx.shared.caches.setdefault("warm_states", execute.WarmStates())
+    header = ctx.header(view, block)
+    output = execute.call(view, header, call, overrides, ctx.options.gas_cap, warm)
     return fmt.d(output)
 
 

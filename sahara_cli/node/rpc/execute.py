@@ -8,6 +8,8 @@ Nothing it writes reaches the disk: the state lives on the view's read-only data
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from eth_typing import Address
@@ -96,6 +98,48 @@ def geth_text(message: str) -> str:
     return message
 
 
+def build_call_state(
+    view: ChainView, header: BlockHeaderAPI, fee_given: bool
+) -> tuple[Any, StateAPI]:
+    """A fresh py-evm state at ``header`` (base fee 0 unless the call names fees)."""
+    vm: Any = view.chain.get_vm(header)
+    exec_header = header if fee_given else header.copy(base_fee_per_gas=0)
+    state: StateAPI = vm.build_state(
+        vm.chaindb.db, exec_header, vm.chain_context, vm.previous_hashes
+    )
+    return vm, state
+
+
+class WarmStates:
+    """States of recent blocks kept warm for calls without state overrides.
+
+    Building a py-evm state costs little, but its first reads walk the trie from the
+    root; a kept state has the accounts and code of earlier calls cached. Every call
+    runs between ``snapshot`` and ``revert``, so the state never changes, and the
+    journal reverts the EIP-2929 warm/cold sets too. One call at a time uses them.
+    """
+
+    def __init__(self, keep: int = 4) -> None:
+        self.keep = keep
+        self.lock = threading.Lock()
+        self._states: OrderedDict[tuple[bytes, bool], tuple[Any, StateAPI]] = OrderedDict()
+
+    def get(self, view: ChainView, header: BlockHeaderAPI, fee_given: bool) -> tuple[Any, StateAPI]:
+        """Call with :attr:`lock` held."""
+        key = (bytes(header.hash), fee_given)
+        warm = self._states.get(key)
+        if warm is None:
+            vm, state = build_call_state(view, header, fee_given)
+            state.lock_changes()
+            warm = (vm, state)
+            self._states[key] = warm
+            while len(self._states) > self.keep:
+                self._states.popitem(last=False)
+        else:
+            self._states.move_to_end(key)
+        return warm
+
+
 class Executor:
     """One throwaway state at ``header`` on which calls run and are rolled back."""
 
@@ -106,25 +150,26 @@ class Executor:
         args: CallArgs,
         overrides: dict[bytes, AccountOverride] | None,
         gas_cap: int,
+        warm: tuple[Any, StateAPI] | None = None,
     ) -> None:
         if args.chain_id is not None and args.chain_id != view.chain_id:
             raise ExecutionError(
                 f"chainId does not match node's (have={args.chain_id}, want={view.chain_id})"
             )
-        vm: Any = view.chain.get_vm(header)
         self.base_fee = int(getattr(header, "base_fee_per_gas", 0) or 0)
-        exec_header = header if args.fee_given else header.copy(base_fee_per_gas=0)
-        self.state: StateAPI = vm.build_state(
-            vm.chaindb.db, exec_header, vm.chain_context, vm.previous_hashes
-        )
+        if warm is not None:  # a cached state at this header; runs roll back on it
+            vm, self.state = warm
+        else:
+            vm, self.state = build_call_state(view, header, args.fee_given)
         self.vm = vm
         self.args = args
         self.chain_id = view.chain_id
         self.sender = Address(args.sender or ZERO_ADDRESS)
         self.block_gas_limit = int(header.gas_limit)
         self.gas_cap = gas_cap
-        apply_overrides(self.state, overrides or {})
-        self.state.lock_changes()
+        if warm is None:
+            apply_overrides(self.state, overrides or {})
+            self.state.lock_changes()
 
     def fee_cap(self) -> int:
         args = self.args
@@ -222,9 +267,16 @@ def call(
     args: CallArgs,
     overrides: dict[bytes, AccountOverride] | None,
     gas_cap: int,
+    warm_states: WarmStates | None = None,
 ) -> bytes:
-    executor = Executor(view, header, args, overrides, gas_cap)
-    computation = executor.run(executor.gas_limit(gas_cap))
+    if warm_states is not None and not overrides:
+        with warm_states.lock:
+            warm = warm_states.get(view, header, args.fee_given)
+            executor = Executor(view, header, args, overrides, gas_cap, warm)
+            computation = executor.run(executor.gas_limit(gas_cap))
+    else:
+        executor = Executor(view, header, args, overrides, gas_cap)
+        computation = executor.run(executor.gas_limit(gas_cap))
     raise_for_computation(computation)
     return bytes(computation.output)
 
