@@ -283,10 +283,13 @@ def reset(
     pid = paths.running_pid()
     if pid is not None:
         raise NodeRunning(f"the node is running (pid {pid})", hint="Run 'sahara node stop' first.")
-    existed = paths.chain.exists()
+    existed = paths.chain.exists() or paths.chain.is_symlink()
     if existed:
         st.confirm(f"Delete the chain data in {paths.chain}?", yes=yes)
-        shutil.rmtree(paths.chain)
+        if paths.chain.is_dir() and not paths.chain.is_symlink():
+            shutil.rmtree(paths.chain)
+        else:
+            paths.chain.unlink()
     st.output.result(
         {"deleted": existed, "path": str(paths.chain)},
         lambda c: c.print(f"deleted {paths.chain}" if existed else "no chain data to delete"),

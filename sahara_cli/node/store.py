@@ -127,7 +127,13 @@ class BlockStore:
     """The LMDB environment of a node's data directory."""
 
     def __init__(self, path: Path, *, map_size: int = MAP_SIZE, readonly: bool = False) -> None:
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot use {path} for the chain database: {exc.strerror or exc}",
+                hint="It must be a directory: move the file away or pick another --home.",
+            ) from exc
         try:
             self.env = lmdb.open(
                 str(path),
@@ -143,10 +149,15 @@ class BlockStore:
                 # nobody asked for (LMDB's MDB_NORDAHEAD).
                 readahead=False,
             )
+        except (lmdb.InvalidError, lmdb.CorruptedError, lmdb.VersionMismatchError) as exc:
+            raise StoreError(
+                f"the chain database in {path} is damaged or not an LMDB database: {exc}",
+                hint="Move it away to keep it, or delete it with 'sahara node reset'.",
+            ) from exc
         except lmdb.Error as exc:
             raise StoreError(
                 f"cannot open the chain database in {path}: {exc}",
-                hint="Is another node using this home? Stop it, or use another --home.",
+                hint="Is another program using this home? Stop it, or use another --home.",
             ) from exc
         self._evm = self.env.open_db(b"evm")
         self._meta = self.env.open_db(b"meta")

@@ -180,3 +180,18 @@ def test_timestamps_strictly_increase_even_within_one_second(machine: StateMachi
         stamps.append(machine.finalize_block([]).header.timestamp)
         machine.commit()
     assert stamps == sorted(set(stamps))
+
+
+def test_a_damaged_database_is_a_clear_error(tmp_path: Path) -> None:
+    from sahara_cli.node.store import StoreError
+
+    chain = tmp_path / "chain"
+    chain.mkdir()
+    (chain / "data.mdb").write_bytes(b"not an lmdb file" * 100)
+    with pytest.raises(StoreError, match="damaged or not an LMDB database") as info:
+        BlockStore(chain)
+    assert "node reset" in (info.value.hint or "")
+    blocked = tmp_path / "file"
+    blocked.write_text("x")
+    with pytest.raises(StoreError, match="cannot use"):
+        BlockStore(blocked)
