@@ -37,7 +37,13 @@ from eth.vm.forks.prague.transactions import PragueTransactionBuilder
 from eth_typing import BlockNumber
 from eth_utils.exceptions import ValidationError
 
-from sahara_cli.errors import InvalidDataError, NodeError
+from sahara_cli.errors import (
+    InsufficientFunds,
+    InvalidDataError,
+    NodeError,
+    NonceTooLow,
+    OversizedData,
+)
 from sahara_cli.node.genesis import Genesis
 from sahara_cli.node.store import BlockStore, ReadOnlyDB
 
@@ -123,7 +129,7 @@ class BlockResult:
 def decode_tx(raw: bytes) -> SignedTransactionAPI:
     """A signed transaction from its wire bytes; :class:`TxInvalid` when malformed."""
     if len(raw) > MAX_TX_BYTES:
-        raise TxInvalid("oversized data")
+        raise OversizedData("oversized data", details={"size": len(raw), "limit": MAX_TX_BYTES})
     try:
         tx = TX_BUILDER.decode(raw)
     except Exception as exc:  # rlp and py-evm raise many kinds for garbage
@@ -238,12 +244,12 @@ class StateMachine:
                 f"maxFeePerGas: {tx.max_fee_per_gas}, baseFee: {next_base_fee}"
             )
         if tx.nonce < nonce:
-            raise TxInvalid(
+            raise NonceTooLow(
                 f"nonce too low: address 0x{sender.hex()}, tx: {tx.nonce} state: {nonce}"
             )
         cost = tx.gas * tx.max_fee_per_gas + tx.value
         if balance < cost:
-            raise TxInvalid(
+            raise InsufficientFunds(
                 f"insufficient funds for gas * price + value: address 0x{sender.hex()} "
                 f"have {balance} want {cost}"
             )

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
+from sahara_cli.errors import NonceTooLow, SaharaError
 from sahara_cli.identity.keys import Signer
 from sahara_cli.node.genesis import DEV_BALANCE, Genesis, dev_genesis, dev_keys
 from sahara_cli.node.state import StateMachine, TxInvalid
@@ -124,7 +125,7 @@ def test_invalid_transactions_are_left_out_of_the_block_with_a_reason(
 def test_check_tx_rejects_with_the_texts_clients_expect(
     machine: StateMachine, raw, text: str
 ) -> None:
-    with pytest.raises(TxInvalid) as info:
+    with pytest.raises(SaharaError) as info:
         machine.check_tx(raw())
     assert info.value.message.startswith(text)
 
@@ -132,15 +133,18 @@ def test_check_tx_rejects_with_the_texts_clients_expect(
 def test_nonce_too_low_after_a_block(machine: StateMachine) -> None:
     machine.finalize_block([machine.check_tx(transfer(5, 0)).tx])
     machine.commit()
-    with pytest.raises(TxInvalid, match=r"^nonce too low"):
+    with pytest.raises(NonceTooLow, match=r"^nonce too low"):
         machine.check_tx(transfer(5, 0))
 
 
 def test_a_bad_signature_is_rejected(machine: StateMachine) -> None:
     raw = bytearray(transfer(6, 0))
-    raw[-5] ^= 0xFF  # corrupt s
-    with pytest.raises(TxInvalid):
+    raw[-5] ^= 0xFF  # another s: it recovers to some other, unfunded, account
+    with pytest.raises(SaharaError, match=r"insufficient funds|invalid sender"):
         machine.check_tx(bytes(raw))
+    zero_s = transfer(6, 0)[:-32] + bytes(32)  # s zeroed: not even canonical RLP
+    with pytest.raises(TxInvalid):
+        machine.check_tx(zero_s)
 
 
 def test_revert_to_forgets_later_blocks_and_their_txs(machine: StateMachine) -> None:
