@@ -156,7 +156,9 @@ class Node:
                     next_at += interval
                     if next_at < time.monotonic():  # fell behind: do not burst
                         next_at = time.monotonic() + interval
-                elif not self.automine or not len(self.mempool):
+                elif not self.automine or not self.mempool.status()["pending"]:
+                    # Queued transactions (a nonce gap) cannot go into a block yet:
+                    # mining empty blocks for them would only spin.
                     self._wake.wait(timeout=0.5)
                     continue
                 else:

@@ -84,3 +84,23 @@ def test_a_killed_builder_is_replaced(node: Node) -> None:
         node.build_block()  # the block in flight is dropped, a new builder starts
     second = node.submit(transfer(4, 1))
     assert wait_for(node, second)[0] > wait_for(node, first)[0]
+
+
+def test_a_queued_transaction_does_not_make_automine_spin(tmp_path: Path) -> None:
+    validator = Signer(KEYS[0])
+    node = Node(
+        NodeConfig(data_dir=tmp_path, dev=True),
+        validator,
+        genesis=dev_genesis(validator=validator.address),
+    )
+    node.start()
+    try:
+        queued = node.submit(transfer(5, 3))  # nonces 0-2 are missing: the tx is queued
+        assert node.mempool.status() == {"pending": 0, "queued": 1}
+        time.sleep(0.3)  # asserting that nothing happens needs some time to pass
+        assert node.state.head().block_number == 0
+        for nonce in range(3):
+            node.submit(transfer(5, nonce))
+        assert wait_for(node, queued)[0] >= 1  # the gap closed: all four are mined
+    finally:
+        node.stop()
