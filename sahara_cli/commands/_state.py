@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -125,7 +124,3 @@ def state() -> AppState:
     if not isinstance(obj, AppState):  # a group invoked outside the root app (tests)
         obj = AppState()
     return obj
-
-
-def is_interactive() -> bool:
-    return sys.stdin.isatty() and sys.stderr.isatty()

@@ -18,7 +18,6 @@ many a block holds.
 from __future__ import annotations
 
 import functools
-import json
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -461,9 +460,3 @@ def _geth_text(message: str) -> str:
     if "base fee" in lowered or "max fee per gas" in lowered:
         return f"max fee per gas less than block base fee: {message}"
     return message
-
-
-def genesis_json(state: StateMachine) -> dict[str, Any]:
-    assert state.genesis is not None
-    result: dict[str, Any] = json.loads(state.genesis.to_json())
-    return result
