@@ -199,8 +199,8 @@ class Node:
     ) -> BlockResult:
         """Build, commit and announce one block from what the mempool has ready."""
         with self._build_lock:
-            base_fee = self.state.next_base_fee()
             head = self.state.head()
+            base_fee = self.state.next_base_fee(head)
             txs: list[SignedTransactionAPI] = self.mempool.ready(
                 base_fee, max_count=self.config.max_block_txs, gas_limit=head.gas_limit
             )

@@ -351,13 +351,13 @@ class StateMachine:
 
     @staticmethod
     def _next_base_fee(parent: BlockHeaderAPI) -> int:
-        from eth.vm.forks.london.blocks import LondonBlockHeader  # noqa: F401  # fork loaded
         from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 
         return int(calculate_expected_base_fee_per_gas(parent))
 
-    def next_base_fee(self) -> int:
-        return self._next_base_fee(self.head())
+    def next_base_fee(self, parent: BlockHeaderAPI | None = None) -> int:
+        """EIP-1559 base fee of the block after ``parent`` (default: the committed head)."""
+        return self._next_base_fee(parent if parent is not None else self.head())
 
     # -- reads on committed data (thread-safe: a fresh view per call) --------------------
 
