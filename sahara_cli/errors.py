@@ -305,3 +305,63 @@ class InsufficientFunds(MempoolError, ConflictError):
 
     code = "node.insufficient_funds"
     default_hint = "Fund the account, or lower the value, the gas limit or the max fee."
+
+
+# -- protocol contracts -------------------------------------------------------------------
+
+
+class ProtocolNotDeployed(ProtocolError, NotFoundError):
+    code = "protocol.not_deployed"
+    default_hint = (
+        "This chain was created without the protocol contracts; start a new one with "
+        "'sahara node reset' (dev chains) or point node.rpc_url at a sahara chain."
+    )
+
+
+class AssetNotFound(ProtocolError, NotFoundError):
+    code = "protocol.asset_not_found"
+    default_hint = "List assets with 'sahara asset list'."
+
+
+class ReceiptNotFound(ProtocolError, NotFoundError):
+    code = "protocol.receipt_not_found"
+
+
+class OfferNotFound(LicenseError, NotFoundError):
+    code = "license.offer_not_found"
+    default_hint = "List offers with 'sahara market list'."
+
+
+class LicenseNotFound(LicenseError, NotFoundError):
+    code = "license.not_found"
+    default_hint = "List your licenses with 'sahara license list --mine'."
+
+
+class NotPermitted(ProtocolError, PermissionDeniedError):
+    """A contract allows this only to someone else (the asset owner, its meter...)."""
+
+    code = "protocol.not_permitted"
+
+
+class OfferClosed(LicenseError, ConflictError):
+    code = "license.offer_closed"
+    default_hint = "Look for another offer with 'sahara market search'."
+
+
+class ProtocolInvalidArgument(ProtocolError, UsageError):
+    """The contract refused the arguments themselves (weights, shares, prices...)."""
+
+    code = "protocol.invalid_argument"
+
+
+class ProtocolReverted(ProtocolError, ConflictError):
+    """The contract refused the request in the chain's current state."""
+
+    code = "protocol.reverted"
+
+
+class ProtocolInsufficientFunds(ProtocolError, ConflictError):
+    code = "protocol.insufficient_funds"
+    default_hint = (
+        "Fund the ID first: 'sahara tx send --to ADDRESS --value AMOUNT' from another ID."
+    )

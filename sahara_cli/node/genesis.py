@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sahara_cli.errors import InvalidDataError, NodeError
@@ -90,6 +91,23 @@ class Genesis:
         return out
 
 
+#: Compiled protocol contracts, read as data files: ``node`` never imports ``protocol``.
+PROTOCOL_DIR = Path(__file__).resolve().parent.parent / "protocol" / "contracts"
+
+
+def add_protocol(genesis: Genesis) -> Genesis:
+    """Place the protocol contracts (registry, receipts, licensing, attribution) at
+    their fixed addresses, from the committed artifacts."""
+    try:
+        manifest = json.loads((PROTOCOL_DIR / "deployment.json").read_text())
+        for name, address in manifest["contracts"].items():
+            artifact = json.loads((PROTOCOL_DIR / f"{name}.json").read_text())
+            genesis.predeploy(address, bytes.fromhex(artifact["bytecode_runtime"][2:]))
+    except (OSError, ValueError, KeyError) as exc:
+        raise GenesisInvalid(f"protocol contract artifacts cannot be read: {exc}") from exc
+    return genesis
+
+
 def dev_keys(count: int = DEV_ACCOUNTS) -> list[bytes]:
     """Private keys of the first ``count`` accounts of :data:`DEV_MNEMONIC`."""
     from sahara_cli.identity import mnemonic
@@ -108,4 +126,4 @@ def dev_genesis(
         genesis.fund(Signer(key).address, DEV_BALANCE)
     for address in extra or []:
         genesis.fund(address, DEV_BALANCE)
-    return genesis
+    return add_protocol(genesis)

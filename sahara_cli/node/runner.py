@@ -92,7 +92,7 @@ def parse_addr(text: str) -> tuple[str, int]:
 
 
 def make_genesis(*, dev: bool, chain_id: int, validator: Signer) -> Any:
-    from sahara_cli.node.genesis import Genesis, dev_genesis
+    from sahara_cli.node.genesis import Genesis, add_protocol, dev_genesis
 
     if dev:
         return dev_genesis(
@@ -100,7 +100,7 @@ def make_genesis(*, dev: bool, chain_id: int, validator: Signer) -> Any:
         )
     genesis = Genesis(chain_id=chain_id, validator=validator.address)
     genesis.fund(validator.address, VALIDATOR_TREASURY)
-    return genesis
+    return add_protocol(genesis)
 
 
 def run_foreground(

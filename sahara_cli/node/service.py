@@ -24,7 +24,7 @@ from eth.abc import SignedTransactionAPI
 
 from sahara_cli.identity.keys import Signer, sign_hash
 from sahara_cli.node.builder import BuildRequest, ProcessBuilder, ThreadBuilder
-from sahara_cli.node.genesis import Genesis
+from sahara_cli.node.genesis import Genesis, add_protocol
 from sahara_cli.node.mempool import Mempool, PoolConfig
 from sahara_cli.node.state import (
     BlockResult,
@@ -94,7 +94,7 @@ class Node:
         )
         if self.state.genesis is None:
             if genesis is None:
-                genesis = Genesis(validator=validator.address)
+                genesis = add_protocol(Genesis(validator=validator.address))
             self.state.init_chain(genesis)
         if config.builder == "process":
             self.builder: ThreadBuilder | ProcessBuilder = ProcessBuilder(
