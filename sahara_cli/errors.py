@@ -365,3 +365,10 @@ class ProtocolInsufficientFunds(ProtocolError, ConflictError):
     default_hint = (
         "Fund the ID first: 'sahara tx send --to ADDRESS --value AMOUNT' from another ID."
     )
+
+
+class ProtocolIndexError(ProtocolError, InvalidDataError):
+    """The local index file cannot be opened, read or written."""
+
+    code = "protocol.index_error"
+    default_hint = "The index is a cache of chain events: delete the file to rebuild it."

@@ -259,11 +259,66 @@ def list_() -> None:
 
 
 @app.command("show")
-def show(name: OptionalId = None) -> None:
-    """Show an ID's address, public key and keystore (no password needed)."""
+def show(
+    name: OptionalId = None,
+    chain: Annotated[
+        bool,
+        typer.Option(
+            "--chain/--no-chain",
+            help="Ask the node for the ID's receipts and reputation (skipped if none answers).",
+        ),
+    ] = True,
+) -> None:
+    """Show an ID's address, public key and keystore, and its on-chain receipts."""
     st = state()
     info = st.keystore().resolve(name)
-    st.output.result(info.to_dict(), _render_info(info, f"Sahara ID '{info.name}'"))
+    data = info.to_dict()
+    standing = _chain_standing(st, info.address) if chain else None
+    if chain:
+        data["chain"] = standing
+    base = _render_info(info, f"Sahara ID '{info.name}'")
+
+    def render(console: Console) -> None:
+        base(console)
+        if standing is None:
+            return
+        console.print(
+            f"[bold]reputation[/] {standing['reputation']} "
+            f"[dim](bps of contribution held; 10000 = one whole asset)[/]"
+        )
+        receipts = Table(title="receipts", title_justify="left", box=None)
+        for column in ("receipt", "asset", "role", "share"):
+            receipts.add_column(column)
+        for r in standing["receipts"]:
+            receipts.add_row(
+                f"#{r['id']}", f"#{r['asset']}", r["role"], f"{r['share_bps'] / 100:g}%"
+            )
+        console.print(receipts)
+
+    st.output.result(data, render)
+
+
+def _chain_standing(st: Any, address: str) -> dict[str, Any] | None:
+    """Receipts and reputation of ``address``, or None when no sahara node answers."""
+    from sahara_cli.errors import SaharaError
+    from sahara_cli.node.client import NodeClient
+    from sahara_cli.protocol.client import Protocol
+
+    cfg = st.config().config.node
+    client = NodeClient(cfg.rpc_url, timeout=min(cfg.timeout, 2.0))
+    try:
+        proto = Protocol(client)
+        proto.ensure_deployed()
+        receipts = proto.receipts_of(address)
+        return {
+            "rpc_url": cfg.rpc_url,
+            "reputation": proto.reputation(address),
+            "receipts": [r.to_dict() for r in receipts],
+        }
+    except SaharaError:
+        return None
+    finally:
+        client.close()
 
 
 @app.command("use")

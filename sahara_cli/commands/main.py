@@ -10,10 +10,14 @@ from typing import Annotated
 import typer
 
 from sahara_cli import __version__
+from sahara_cli.commands import asset as asset_cmd
+from sahara_cli.commands import attribute as attribute_cmd
 from sahara_cli.commands import config as config_cmd
 from sahara_cli.commands import doctor as doctor_cmd
 from sahara_cli.commands import id as id_cmd
 from sahara_cli.commands import init as init_cmd
+from sahara_cli.commands import license as license_cmd
+from sahara_cli.commands import market as market_cmd
 from sahara_cli.commands import node as node_cmd
 from sahara_cli.commands import tx as tx_cmd
 from sahara_cli.commands._state import AppState
@@ -95,6 +99,11 @@ app.command("doctor")(doctor_cmd.doctor)
 app.add_typer(node_cmd.app, name="node")
 app.add_typer(tx_cmd.app, name="tx")
 app.command("balance")(tx_cmd.balance)
+app.add_typer(asset_cmd.app, name="asset")
+app.add_typer(license_cmd.app, name="license")
+app.add_typer(attribute_cmd.app, name="attribute")
+app.command("claim")(attribute_cmd.claim)
+app.add_typer(market_cmd.app, name="market")
 
 GLOBAL_FLAGS = ("--json", "--no-prompt", "--debug")
 

@@ -133,7 +133,7 @@ class NodeClient:
         return result
 
     def wait_for_receipt(
-        self, tx_hash: str, timeout: float = 60.0, poll: float = 0.05
+        self, tx_hash: str, timeout: float = 60.0, poll: float = 0.005
     ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:

@@ -641,17 +641,35 @@ class Protocol:
     def set_paused(self, signer: Signer, offer_id: int, paused: bool) -> TxResult:
         return self._write(signer, self.licensing, "setPaused", offer_id, paused)
 
-    def buy(self, signer: Signer, offer_id: int, calls: int = 0) -> tuple[int, TxResult]:
-        """Buy from an offer, paying its current price (times ``calls`` for API)."""
-        offer = self.get_offer(offer_id)
+    def buy(
+        self, signer: Signer, offer_id: int, calls: int = 0, *, price: int | None = None
+    ) -> tuple[int, TxResult]:
+        """Buy from an offer, paying its current price (times ``calls`` for API).
+
+        ``price``: the unit price the buyer agreed to; if the owner repriced the offer
+        since, nothing is sent.
+        """
+        offer = self._agreed(offer_id, price)
         cost = offer.price * calls if offer.type == "api" else offer.price
         tx = self._write(signer, self.licensing, "buy", offer_id, calls, value=cost)
         return int(tx.event("Licensed").args["license"]), tx
 
-    def accept(self, signer: Signer, offer_id: int) -> tuple[int, TxResult]:
-        offer = self.get_offer(offer_id)
+    def accept(
+        self, signer: Signer, offer_id: int, *, price: int | None = None
+    ) -> tuple[int, TxResult]:
+        offer = self._agreed(offer_id, price)
         tx = self._write(signer, self.licensing, "accept", offer_id, value=offer.price)
         return int(tx.event("Licensed").args["license"]), tx
+
+    def _agreed(self, offer_id: int, price: int | None) -> Offer:
+        offer = self.get_offer(offer_id)
+        if price is not None and offer.price != price:
+            raise ProtocolReverted(
+                f"offer {offer_id} was repriced from {format_sah(price)} to "
+                f"{format_sah(offer.price)} SAH; nothing was sent",
+                hint="Run the command again to buy at the new price.",
+            )
+        return offer
 
     def meter(self, signer: Signer, license_id: int, calls: int) -> TxResult:
         return self._write(signer, self.licensing, "meter", license_id, calls)

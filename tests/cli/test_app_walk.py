@@ -7,6 +7,7 @@ an entry in SAMPLES showing that ``--json`` gives exactly one JSON document on s
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,8 +59,128 @@ def key_file(tmp: Path) -> str:
     return str(path)
 
 
+#: Ids that protocol_setup made, read by the protocol samples.
+MADE: dict[str, str] = {}
+_walk_assets = itertools.count(1)
+
+
+def protocol_setup(cli: Invoke, url: str, tmp: Path) -> None:
+    """An asset owned by a new ID 'dev0' (dev account 0, also its meter) with full, api and
+    partnership offers; an api and a partnership license held by the funded default ID
+    'main', which also has revenue to claim."""
+    from sahara_cli.identity.keys import keccak256
+    from sahara_cli.node.client import NodeClient
+    from sahara_cli.protocol.client import Contribution, Protocol
+
+    client = NodeClient(url)
+    main = cli("--json", "id", "show", "--no-chain").json()["address"]
+    client.call("sahara_dev_setBalance", main, hex(10**20))
+    imported = cli(
+        "--json", "--no-prompt", "id", "import", "dev0", "--private-key-file", key_file(tmp)
+    )
+    assert imported.exit_code == 0, imported.stderr
+    proto = Protocol(client)
+    dev0 = Signer(bytes.fromhex(TEST_KEY_0[2:]))
+    contributors = [Contribution(dev0.address, 9000), Contribution(main, 1000)]
+    asset, _ = proto.register(
+        dev0,
+        kind="dataset",
+        cid=f"bafy-walk-{next(_walk_assets)}",
+        commitment=b"\1" * 32,
+        name="walk",
+        contributors=contributors,
+    )
+    full, _ = proto.offer(dev0, asset, "full", price=10**16)
+    api, _ = proto.offer(dev0, asset, "api", price=10**15)
+    partnership, _ = proto.offer(
+        dev0, asset, "partnership", terms=keccak256(b"terms"), share_bps=2_000
+    )
+    MADE.update(asset=str(asset), full=str(full), api=str(api), partnership=str(partnership))
+    for args in (["buy", str(api), "--calls", "5", "--yes"], ["accept", str(partnership), "--yes"]):
+        result = cli("--json", "--no-prompt", "license", *args)
+        assert result.exit_code == 0, result.stderr
+        MADE[args[0]] = str(result.json()["license_id"])
+    proto.pay(dev0, asset, 10**15)  # revenue, a tenth of it credited to main
+
+
+def sample_file(tmp: Path) -> str:
+    path = tmp / "data.csv"
+    path.write_text(f"a,b\n1,{next(_walk_assets)}\n")
+    return str(path)
+
+
 # A successful invocation of each command, run with --json in a fresh initialised home.
 SAMPLES = {
+    ("asset", "list"): lambda tmp: ["asset", "list"],
+    ("asset", "register"): lambda tmp: ["asset", "register", sample_file(tmp), "--kind", "dataset"],
+    ("asset", "show"): lambda tmp: ["asset", "show", MADE["asset"]],
+    ("asset", "update"): lambda tmp: [
+        "asset",
+        "update",
+        MADE["asset"],
+        "--uri",
+        "ipfs://meta",
+        "--id",
+        "dev0",
+    ],
+    ("attribute", "add"): lambda tmp: [
+        "attribute",
+        "add",
+        MADE["asset"],
+        "--contributor",
+        "main",
+        "--weight",
+        "5%",
+        "--id",
+        "dev0",
+    ],
+    ("attribute", "show"): lambda tmp: ["attribute", "show", MADE["asset"]],
+    ("claim",): lambda tmp: ["claim"],
+    ("license", "accept"): lambda tmp: ["license", "accept", MADE["partnership"], "--yes"],
+    ("license", "buy"): lambda tmp: ["license", "buy", MADE["full"], "--yes"],
+    ("license", "check"): lambda tmp: ["license", "check", MADE["asset"]],
+    ("license", "list"): lambda tmp: ["license", "list", "--mine"],
+    ("license", "meter"): lambda tmp: [
+        "license",
+        "meter",
+        MADE["buy"],
+        "--calls",
+        "2",
+        "--id",
+        "dev0",
+    ],
+    ("license", "offer"): lambda tmp: [
+        "license",
+        "offer",
+        MADE["asset"],
+        "--type",
+        "long-term",
+        "--price",
+        "1",
+        "--duration",
+        "30d",
+        "--expires",
+        "7d",
+        "--id",
+        "dev0",
+    ],
+    ("license", "pause"): lambda tmp: ["license", "pause", MADE["full"], "--id", "dev0"],
+    ("license", "refund"): lambda tmp: ["license", "refund", MADE["buy"]],
+    ("license", "reprice"): lambda tmp: [
+        "license",
+        "reprice",
+        MADE["full"],
+        "--price",
+        "0.5",
+        "--id",
+        "dev0",
+    ],
+    ("license", "resume"): lambda tmp: ["license", "resume", MADE["full"], "--id", "dev0"],
+    ("license", "settle"): lambda tmp: ["license", "settle", MADE["accept"], "--revenue", "10"],
+    ("license", "show"): lambda tmp: ["license", "show", MADE["buy"]],
+    ("market", "list"): lambda tmp: ["market", "list"],
+    ("market", "search"): lambda tmp: ["market", "search", "walk"],
+    ("market", "show"): lambda tmp: ["market", "show", MADE["full"]],
     ("config", "get"): lambda tmp: ["config", "get", "node.rpc_url"],
     ("config", "path"): lambda tmp: ["config", "path"],
     ("config", "set"): lambda tmp: ["config", "set", "log.level", "debug"],
@@ -163,6 +284,8 @@ def test_every_command_prints_one_json_document(
         tx_hash = client.call("eth_sendTransaction", {"from": sender, "to": sender, "value": "0x1"})
         client.wait_for_receipt(tx_hash)
         monkeypatch.setitem(SAMPLES, path, lambda tmp: ["tx", "show", tx_hash])
+    if path[0] in {"asset", "attribute", "claim", "license", "market"}:
+        protocol_setup(cli, live_node, tmp_path)
     args = SAMPLES[path](tmp_path)
     result = cli("--json", "--no-prompt", *args)
     # stdout holds exactly one JSON document and nothing else.

@@ -1,0 +1,139 @@
+"""What the protocol commands (asset, license, attribute, claim, market) share."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sahara_cli.commands._state import AppState
+from sahara_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from sahara_cli.identity.keys import Signer
+    from sahara_cli.protocol.client import Protocol, TxResult
+
+IdOption = Annotated[
+    str | None,
+    typer.Option(
+        "--id", help="Sahara ID that signs (default: the default ID).", show_default=False
+    ),
+]
+PasswordFileOption = Annotated[
+    Path | None,
+    typer.Option("--password-file", help="Read the ID's password from this file.", dir_okay=False),
+]
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w|y)?\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+
+
+def protocol(st: AppState) -> Protocol:
+    """The protocol contracts on the configured node (a clear error when none answers)."""
+    from sahara_cli.node.runner import require_reachable
+    from sahara_cli.protocol.client import Protocol
+
+    cfg = st.config().config.node
+    proto = Protocol(require_reachable(cfg.rpc_url, cfg.timeout))
+    proto.ensure_deployed()
+    return proto
+
+
+def signer(st: AppState, name: str | None, password_file: Path | None) -> Signer:
+    unlocked, _, _ = st.unlock(name, password_file)
+    return unlocked
+
+
+def address_of(st: AppState, text: str | None) -> str:
+    """An address given as 0x..., an ID name, or (None) the default ID's."""
+    from sahara_cli.identity.keys import is_address, to_checksum_address
+
+    if text is not None and is_address(text):
+        return to_checksum_address(text)
+    return st.keystore().resolve(text).address
+
+
+def parse_duration(text: str) -> int:
+    """``30d``, ``12h``, ``90m``, ``3600`` (seconds), ``2w``, ``1y`` as seconds."""
+    match = _DURATION.match(text)
+    if not match or int(match.group(1)) == 0:
+        raise UsageError(
+            f"not a duration: {text!r}", hint="Write durations like 3600, 90m, 12h, 30d, 2w or 1y."
+        )
+    return int(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+def parse_bps(text: str, what: str = "share") -> int:
+    """Basis points as ``2000`` or a percentage ``20%`` (two decimals at most)."""
+    from decimal import Decimal, InvalidOperation
+
+    raw = text.strip()
+    try:
+        value = Decimal(raw[:-1]) * 100 if raw.endswith("%") else Decimal(raw)
+    except InvalidOperation:
+        raise UsageError(
+            f"{what} {text!r} is not basis points", hint="Write 2000 or 20% (10000 = 100%)."
+        ) from None
+    if value != value.to_integral_value() or not 0 <= value <= 10_000:
+        raise UsageError(f"{what} {text!r} must be 0 to 10000 basis points (0% to 100%)")
+    return int(value)
+
+
+def parse_id(text: str, what: str) -> int:
+    """A positive on-chain id, written ``12`` or ``#12``."""
+    raw = text.strip().removeprefix("#")
+    if not raw.isdigit() or int(raw) == 0:
+        raise UsageError(f"{what} must be a positive number, got {text!r}")
+    return int(raw)
+
+
+def resolve_asset(proto: Protocol, text: str) -> int:
+    """An asset given by id (``12``, ``#12``) or by the content id it was registered with."""
+    from sahara_cli.errors import AssetNotFound
+
+    raw = text.strip().removeprefix("#")
+    if raw.isdigit():
+        return parse_id(raw, "asset id")
+    found = proto.asset_by_cid(text.strip())
+    if found is None:
+        raise AssetNotFound(f"no asset with content id {text} on this chain")
+    return found
+
+
+def tx_rows(tx: TxResult) -> dict[str, Any]:
+    from sahara_cli.node.client import format_sah
+
+    return {
+        "transaction": tx.hash,
+        "block": tx.block,
+        "gas used": tx.gas_used,
+        "fee": f"{format_sah(tx.fee)} SAH",
+    }
+
+
+def table(rows: dict[str, Any], title: str | None = None) -> Any:
+    """A two-column key/value table renderer for people."""
+
+    def render(console: Console) -> None:
+        grid = Table(show_header=False, box=None, title=title, title_justify="left")
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column(overflow="fold")
+        for key, value in rows.items():
+            if value is not None:
+                grid.add_row(key, str(value))
+        console.print(grid)
+
+    return render
+
+
+def when(timestamp: int | None) -> str:
+    """A block timestamp as UTC text; None is "never"."""
+    from datetime import UTC, datetime
+
+    if timestamp is None:
+        return "never"
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -1,0 +1,339 @@
+"""sahara asset: register AI assets on chain and look them up."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sahara_cli.commands._protocol import (
+    IdOption,
+    PasswordFileOption,
+    address_of,
+    parse_bps,
+    protocol,
+    resolve_asset,
+    signer,
+    table,
+    tx_rows,
+    when,
+)
+from sahara_cli.commands._state import state
+from sahara_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from sahara_cli.protocol.client import Asset, Contribution, Protocol
+
+app = typer.Typer(help="Register AI assets on chain and look them up.", no_args_is_help=True)
+
+KIND_HELP = "dataset, model, agent or compute."
+# CIDv0 (base58btc, Qm...) or a multibase CIDv1 (base32 b..., base36 k..., base58 z...).
+_CID = re.compile(
+    r"^(Qm[1-9A-HJ-NP-Za-km-z]{44}|b[a-z2-7]{20,}|k[0-9a-z]{20,}|z[1-9A-HJ-NP-Za-km-z]{20,})$"
+)
+_HASH_CHUNK = 1 << 20
+
+
+def file_content_id(path: Path) -> tuple[str, bytes]:
+    """The content id and plaintext commitment of a file: its SHA-256, streamed."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return f"sha256:{digest.hexdigest()}", digest.digest()
+
+
+def parse_contributors(st: Any, specs: list[str], owner: str) -> tuple[list[Contribution], int]:
+    """``ADDR:BPS`` (or ``ID:BPS``, ``ADDR:20%``) entries; the owner keeps the rest.
+
+    Returns the on-chain list (summing to 10,000 bps) and the owner's remainder.
+    """
+    from sahara_cli.protocol.client import Contribution
+
+    entries: dict[str, int] = {}
+    for spec in specs:
+        who, sep, weight = spec.rpartition(":")
+        if not sep or not who:
+            raise UsageError(
+                f"--contributor {spec!r} is not ADDRESS:BPS",
+                hint="Write --contributor 0xabc...:2500 (2500 bps = 25%).",
+            )
+        address = address_of(st, who)
+        bps = parse_bps(weight, "contributor weight")
+        if bps == 0:
+            raise UsageError(f"--contributor {spec!r} has a weight of zero")
+        if address in entries:
+            raise UsageError(f"contributor {address} is listed twice")
+        entries[address] = bps
+    total = sum(entries.values())
+    if owner in entries:
+        if total != 10_000:
+            raise UsageError(
+                f"contributor weights sum to {total} bps, not 10000",
+                hint="With the owner listed, the weights must add up to 10000 bps (100%).",
+            )
+        remainder = 0
+    else:
+        if total > 10_000:
+            raise UsageError(
+                f"contributor weights sum to {total} bps, more than 10000",
+                hint="The owner keeps what the contributors do not take; 10000 bps is 100%.",
+            )
+        remainder = 10_000 - total
+        if entries and remainder:
+            entries = {owner: remainder, **entries}
+    return [Contribution(a, w) for a, w in entries.items()], remainder
+
+
+def asset_dict(proto: Protocol, asset: Asset) -> dict[str, Any]:
+    contributors = proto.contributors(asset.id)
+    received = proto.received(asset.id)
+    from sahara_cli.node.client import format_sah
+
+    return {
+        **asset.to_dict(),
+        "created_at": when(asset.created),
+        "upstream_bps": proto.upstream_bps(asset.id),
+        "contributors": [{"account": c.account, "weight_bps": c.weight_bps} for c in contributors],
+        "revenue": str(received),
+        "revenue_sah": format_sah(received),
+    }
+
+
+def _render_asset(data: dict[str, Any]) -> Any:
+    def render(console: Console) -> None:
+        table(
+            {
+                "asset": f"#{data['id']}  {data['name']}",
+                "kind": data["kind"],
+                "owner": data["owner"],
+                "content id": data["cid"],
+                "commitment": data["commitment"],
+                "metadata": data["uri"] or None,
+                "parents": ", ".join(f"#{p}" for p in data["parents"]) or None,
+                "upstream share": f"{data['upstream_bps'] / 100:g}%" if data["parents"] else None,
+                "meter": data["meter"],
+                "registered": data["created_at"],
+                "revenue": f"{data['revenue_sah']} SAH",
+            },
+            "asset",
+        )(console)
+        grid = Table(title="contributors", title_justify="left", box=None)
+        grid.add_column("account")
+        grid.add_column("weight", justify="right")
+        for entry in data["contributors"]:
+            grid.add_row(entry["account"], f"{entry['weight_bps'] / 100:g}%")
+        console.print(grid)
+
+    return render
+
+
+def _content(
+    path: Path, source: str, name: str | None, commitment: str | None
+) -> tuple[str, bytes, str]:
+    """Content id, plaintext commitment and name of what ``asset register`` was given."""
+    if path.is_file():
+        cid, plain = file_content_id(path)
+        if commitment is not None:
+            raise UsageError("--commitment is computed from the file; give it only with a CID")
+        name = name or path.name
+    elif path.exists():
+        raise UsageError(f"{source} is a directory; register a file or a CID")
+    elif _CID.match(source):
+        cid = source
+        try:
+            plain = bytes.fromhex((commitment or "00" * 32).removeprefix("0x"))
+        except ValueError:
+            plain = b""
+        if len(plain) != 32:
+            raise UsageError("--commitment must be 32 bytes of hex (a SHA-256)")
+        if name is None:
+            raise UsageError("--name is required when registering a CID")
+    else:
+        raise UsageError(
+            f"{source!r} is neither a file nor a CID",
+            hint="Give the path of a file, or an IPFS CID such as bafkrei...",
+        )
+    if not name.strip():
+        raise UsageError("--name must not be empty")
+    return cid, plain, name
+
+
+@app.command("register")
+def register(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A file (its SHA-256 becomes the content id) or an IPFS CID.",
+            show_default=False,
+        ),
+    ],
+    kind: Annotated[str, typer.Option("--kind", help=KIND_HELP, show_default=False)],
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Asset name (default: the file name).", show_default=False),
+    ] = None,
+    parents: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--parent", help="An asset this one derives from (repeatable).", show_default=False
+        ),
+    ] = None,
+    contributors: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--contributor",
+            help="ADDRESS:BPS revenue weight (repeatable); the owner keeps the rest.",
+            show_default=False,
+        ),
+    ] = None,
+    upstream_share: Annotated[
+        str,
+        typer.Option("--upstream-share", help="Share of revenue paid on to the parents, bps or %."),
+    ] = "0",
+    uri: Annotated[str, typer.Option("--uri", help="Metadata URI.")] = "",
+    commitment: Annotated[
+        str | None,
+        typer.Option(
+            "--commitment",
+            help="Plaintext SHA-256 (hex) when SOURCE is a CID (default: none).",
+            show_default=False,
+        ),
+    ] = None,
+    signer_name: IdOption = None,
+    password_file: PasswordFileOption = None,
+) -> None:
+    """Register an asset owned by your Sahara ID; mints your ownership receipt."""
+    from sahara_cli.protocol.client import ASSET_KINDS
+
+    if kind not in ASSET_KINDS:
+        raise UsageError(f"--kind {kind!r} is not one of: {', '.join(ASSET_KINDS)}")
+    path = Path(source)
+    cid, plain, name = _content(path, source, name, commitment)
+    upstream = parse_bps(upstream_share, "--upstream-share")
+    st = state()
+    proto = protocol(st)
+    parent_ids = [resolve_asset(proto, p) for p in parents or []]
+    for parent in parent_ids:
+        proto.asset(parent)  # an unknown parent: a clear error before signing
+    if upstream and not parent_ids:
+        raise UsageError("--upstream-share needs at least one --parent")
+    who = signer(st, signer_name, password_file)
+    entries, remainder = parse_contributors(st, contributors or [], who.address)
+    with st.output.status("Registering the asset"):
+        asset_id, tx = proto.register(
+            who,
+            kind=kind,
+            cid=cid,
+            commitment=plain,
+            name=name,
+            uri=uri,
+            parents=parent_ids,
+            contributors=entries,
+            upstream_bps=upstream,
+        )
+    data = {**asset_dict(proto, proto.asset(asset_id)), "transaction": tx.to_dict()}
+    if path.is_file():
+        st.output.note(f"Content id is the file's SHA-256; the file itself stays at {path}.")
+    if entries and remainder:
+        st.output.note(f"You keep {remainder / 100:g}% of the revenue as owner.")
+    st.output.result(data, _render_registered(data, tx_rows(tx)))
+
+
+def _render_registered(data: dict[str, Any], tx: dict[str, Any]) -> Any:
+    def render(console: Console) -> None:
+        console.print(f"Registered asset [bold]#{data['id']}[/] ({data['kind']}) '{data['name']}'")
+        table(tx)(console)
+
+    return render
+
+
+@app.command("show")
+def show(
+    asset: Annotated[
+        str, typer.Argument(help="Asset id (12 or #12) or its content id.", show_default=False)
+    ],
+) -> None:
+    """Show an asset: owner, content, parents, contributors and revenue."""
+    st = state()
+    proto = protocol(st)
+    data = asset_dict(proto, proto.asset(resolve_asset(proto, asset)))
+    st.output.result(data, _render_asset(data))
+
+
+@app.command("list")
+def list_assets(
+    owner: Annotated[
+        str | None,
+        typer.Option("--owner", help="Only assets of this address or ID name.", show_default=False),
+    ] = None,
+    mine: Annotated[bool, typer.Option("--mine", help="Only assets of your default ID.")] = False,
+    kind: Annotated[str | None, typer.Option("--kind", help=KIND_HELP, show_default=False)] = None,
+) -> None:
+    """List registered assets, newest last."""
+    from sahara_cli.protocol.client import ASSET_KINDS
+    from sahara_cli.protocol.index import ProtocolIndex
+
+    if kind is not None and kind not in ASSET_KINDS:
+        raise UsageError(f"--kind {kind!r} is not one of: {', '.join(ASSET_KINDS)}")
+    if owner and mine:
+        raise UsageError("give --owner or --mine, not both")
+    st = state()
+    who = address_of(st, owner) if owner else (address_of(st, None) if mine else None)
+    proto = protocol(st)
+    assets = ProtocolIndex.for_home(proto, st.home.root).assets(owner=who, kind=kind)
+    data = {"owner": who, "kind": kind, "assets": [a.to_dict() for a in assets]}
+
+    def render(console: Console) -> None:
+        if not assets:
+            console.print("No assets registered yet.")
+            return
+        grid = Table(box=None)
+        for column in ("id", "kind", "name", "owner", "content id"):
+            grid.add_column(column, overflow="fold")
+        for a in assets:
+            grid.add_row(f"#{a.id}", a.kind, a.name, a.owner, a.cid)
+        console.print(grid)
+
+    st.output.result(data, render)
+
+
+@app.command("update")
+def update(
+    asset: Annotated[str, typer.Argument(help="Asset id or content id.", show_default=False)],
+    uri: Annotated[
+        str | None, typer.Option("--uri", help="New metadata URI.", show_default=False)
+    ] = None,
+    meter: Annotated[
+        str | None,
+        typer.Option(
+            "--meter",
+            help="Address allowed to record API calls (your serving node).",
+            show_default=False,
+        ),
+    ] = None,
+    signer_name: IdOption = None,
+    password_file: PasswordFileOption = None,
+) -> None:
+    """Change an asset's metadata URI or its API meter (owner only)."""
+    if uri is None and meter is None:
+        raise UsageError("nothing to change: give --uri and/or --meter")
+    st = state()
+    proto = protocol(st)
+    asset_id = resolve_asset(proto, asset)
+    meter_address = address_of(st, meter) if meter is not None else None
+    who = signer(st, signer_name, password_file)
+    txs = []
+    if uri is not None:
+        txs.append(proto.set_metadata(who, asset_id, uri))
+    if meter_address is not None:
+        txs.append(proto.set_meter(who, asset_id, meter_address))
+    data = {**proto.asset(asset_id).to_dict(), "transactions": [t.to_dict() for t in txs]}
+    st.output.result(
+        data, lambda c: c.print(f"Updated asset [bold]#{asset_id}[/] ({len(txs)} transaction(s))")
+    )
