@@ -103,6 +103,14 @@ class Asset:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+def _priced_dict(self: Any) -> dict[str, Any]:
+    """Fields as JSON, with the price in wei as text (it can exceed 2^53) and in SAH."""
+    out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+    out["price"] = str(self.price)
+    out["price_sah"] = format_sah(self.price)
+    return out
+
+
 @dataclass(frozen=True)
 class Offer:
     id: int
@@ -118,11 +126,7 @@ class Offer:
     sold: int
     created: int
 
-    def to_dict(self) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        out["price"] = str(self.price)
-        out["price_sah"] = format_sah(self.price)
-        return out
+    to_dict = _priced_dict
 
 
 @dataclass(frozen=True)
@@ -140,11 +144,7 @@ class License:
     terms: str
     share_bps: int
 
-    def to_dict(self) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        out["price"] = str(self.price)
-        out["price_sah"] = format_sah(self.price)
-        return out
+    to_dict = _priced_dict
 
 
 @dataclass(frozen=True)

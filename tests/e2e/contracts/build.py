@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,17 +22,10 @@ SOURCES = sorted(HERE.glob("*.vy"))
 
 def compile_contract(source: Path) -> dict[str, Any]:
     """ABI and deployment bytecode of one Vyper source, from the vyper CLI."""
-    done = subprocess.run(
-        [sys.executable, "-m", "vyper", "-f", "abi,bytecode", source.name],
-        cwd=source.parent,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"vyper failed on {source.name}:\n{done.stderr}")
-    abi_line, bytecode = done.stdout.strip().splitlines()
-    return {"abi": json.loads(abi_line), "bytecode": bytecode.strip()}
+    from sahara_cli.protocol.artifacts import compile_contract as compile_full
+
+    built = compile_full(source)
+    return {"abi": built["abi"], "bytecode": built["bytecode"]}
 
 
 def artifact_path(source: Path) -> Path:
