@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from sahara_cli.commands._protocol import IdOption, PasswordFileOption
 from sahara_cli.commands._state import AppState, state
 from sahara_cli.errors import NodeError, UsageError
 
@@ -51,18 +51,8 @@ def send(
         typer.Option("--gas", help="Gas limit (default: estimated).", show_default=False),
     ] = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the receipt.")] = True,
-    signer_name: Annotated[
-        str | None,
-        typer.Option(
-            "--id", help="Sahara ID that signs (default: the default ID).", show_default=False
-        ),
-    ] = None,
-    password_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--password-file", help="Read the ID's password from this file.", dir_okay=False
-        ),
-    ] = None,
+    signer_name: IdOption = None,
+    password_file: PasswordFileOption = None,
 ) -> None:
     """Sign a transaction with a Sahara ID (EIP-1559) and send it to the node."""
     from sahara_cli.identity.keys import is_address, to_checksum_address
