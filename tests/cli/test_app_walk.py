@@ -220,13 +220,60 @@ SAMPLES = {
         "1",
     ],
     ("tx", "show"): lambda tmp: ["tx", "show", "0x" + "ab" * 32],
+    ("vault", "add"): lambda tmp: ["vault", "add", vault_file(tmp), "--no-index"],
+    ("vault", "cat"): lambda tmp: ["vault", "cat", MADE["vault"]],
+    ("vault", "daemon", "status"): lambda tmp: ["vault", "daemon", "status"],
+    ("vault", "daemon", "stop"): lambda tmp: ["vault", "daemon", "stop"],
+    ("vault", "export"): lambda tmp: [
+        "vault",
+        "export",
+        MADE["vault"],
+        "--car",
+        str(tmp / "v.car"),
+    ],
+    ("vault", "get"): lambda tmp: ["vault", "get", MADE["vault"], "-o", str(tmp / "out.txt")],
+    ("vault", "import"): lambda tmp: ["vault", "import", MADE["car"]],
+    ("vault", "ls"): lambda tmp: ["vault", "ls"],
+    ("vault", "rm"): lambda tmp: ["vault", "rm", MADE["vault"], "--yes"],
+    ("vault", "search"): lambda tmp: ["vault", "search", "walk"],
+    ("vault", "share"): lambda tmp: [
+        "vault",
+        "share",
+        MADE["vault"],
+        "--to",
+        "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+    ],
+    ("vault", "status"): lambda tmp: ["vault", "status"],
 }
+
+
+def vault_file(tmp: Path) -> str:
+    path = tmp / "walk.txt"
+    path.write_text("a short text for the walk\n")
+    return str(path)
+
+
+def vault_setup(cli: Invoke, tmp: Path) -> None:
+    """One private item in the home's vault, and a CAR export of it."""
+    added = cli("--json", "vault", "add", vault_file(tmp)).json()["items"][0]
+    car = tmp / "walk.car"
+    cli("--json", "vault", "export", added["cid"], "--car", str(car))
+    MADE.update(vault=added["cid"], car=str(car))
+
 
 # Commands that run a process until stopped cannot print their document in-process: they
 # are checked for the error half of the contract here and for the rest in tests/e2e.
 FAILING_SAMPLES = {
     ("node", "run"): lambda tmp: ["node", "run", "--rpc-addr", "no-port"],
     ("node", "start"): lambda tmp: ["node", "start", "--dev", "--rpc-addr", "no-port"],
+    ("vault", "serve"): lambda tmp: ["vault", "serve", "--addr", "no-port"],
+    ("vault", "daemon", "start"): lambda tmp: [
+        "vault",
+        "daemon",
+        "start",
+        "--ipfs-bin",
+        str(tmp / "no-such-ipfs"),
+    ],
 }
 
 
@@ -286,6 +333,8 @@ def test_every_command_prints_one_json_document(
         monkeypatch.setitem(SAMPLES, path, lambda tmp: ["tx", "show", tx_hash])
     if path[0] in {"asset", "attribute", "claim", "license", "market"}:
         protocol_setup(cli, live_node, tmp_path)
+    if path[0] == "vault" and path[1] not in {"add", "ls", "status", "daemon"}:
+        vault_setup(cli, tmp_path)
     args = SAMPLES[path](tmp_path)
     result = cli("--json", "--no-prompt", *args)
     # stdout holds exactly one JSON document and nothing else.

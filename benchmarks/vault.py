@@ -1,0 +1,506 @@
+"""Vault search: indexing throughput and query latency, against bare Chroma + sentence-transformers.
+
+    python benchmarks/vault.py [--chunks N] [--queries N] [--k K] [--cold-runs N]
+                               [--peer sentence-transformers|none] [--skip-add]
+                               [--skip-search] [--seed S] [--json-out FILE]
+
+The search half (this file's ``measure_search``), both sides on the same synthetic
+chunks in the same run:
+
+  corpus       N chunks (default 10,000) of 12-40 words, built deterministically from
+               --seed: sentences from 24 topic vocabularies and shared filler words,
+               grouped as items of 100 chunks; queries are 4-9 words of one topic
+  ours         ``VaultIndex`` (sahara_cli.vault.index) with the numpy MiniLM embedder:
+               ``add`` per item (embedding + Chroma), then ``search(query, k)``
+  peer         bare Chroma (same version, cosine space) and sentence-transformers on
+               torch, the same all-MiniLM-L6-v2: ``SentenceTransformer.encode`` then
+               ``collection.add`` per item; per query ``encode([query])`` then
+               ``collection.query``
+  index        chunks/s over all items (embedding and storing)
+  search       per-query latency, p50 and p99 over --queries (default 200) after 10
+               warm-up queries; the two sides take turns in blocks of 20 queries, each
+               block's order swapped, so a slow moment of the machine hits both alike
+  embed        per-query latency of the embedding alone, p50
+  top-1        share of queries where both sides return the same best chunk (the
+               same model: it should be 1.0, else the comparison is off)
+  cold search  --cold-runs times (default 2; 0 skips) a new process that opens the
+               index and runs one query, as ``sahara vault search`` does: imports,
+               model load, Chroma open and the query
+
+Target: our search p50 at most 1.2x the peer's. Prints a table, then one JSON document
+(``--json-out FILE`` also writes it). Exit status 0 whether or not the target is met
+(timings vary between machines). ``--skip-add`` skips the add half (``sahara vault
+add`` of files; it joins this file later), ``--skip-search`` this half.
+Needs ``source scripts/_setup.sh``. Nothing touches the network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # the peer loads the model from a local directory only
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+from sahara_cli.vault.text import Chunk  # noqa: E402
+
+ITEM_CHUNKS = 100
+WARMUP_QUERIES = 10
+BLOCK = 20
+TARGET_SEARCH_RATIO = 1.2
+
+TOPICS = {
+    "astronomy": "star galaxy telescope orbit planet nebula comet eclipse light-year "
+    "supernova asteroid observatory cosmic gravity moon solar spectrum",
+    "cooking": "recipe oven garlic simmer flour butter sauce roast basil onion "
+    "pepper dough bake skillet broth salt tomato",
+    "finance": "interest loan budget equity dividend inflation bond portfolio "
+    "mortgage credit tax savings market invoice revenue audit",
+    "medicine": "patient diagnosis vaccine symptom dosage clinic surgeon therapy "
+    "infection antibiotic nurse fever prescription blood heart",
+    "gardening": "soil seed compost prune bloom tomato shovel mulch greenhouse "
+    "watering root weeds harvest fertilizer seedling hedge",
+    "football": "goal striker referee penalty league midfield coach stadium "
+    "tackle offside keeper match season transfer fans",
+    "programming": "compiler function variable debugger loop syntax repository "
+    "thread memory pointer library runtime test commit refactor",
+    "music": "melody guitar chord rhythm orchestra tempo concert violin lyric "
+    "drums harmony piano album singer chorus",
+    "travel": "passport airport luggage hotel itinerary visa train ticket beach "
+    "museum tour flight border map hostel",
+    "law": "contract court judge statute plaintiff appeal verdict lawyer clause "
+    "liability evidence jury license copyright trial",
+    "climate": "carbon emissions warming glacier drought renewable solar wind "
+    "sea-level heatwave methane forest rainfall policy",
+    "chemistry": "molecule reaction catalyst acid bond electron solvent titration "
+    "compound isotope oxidation polymer lab crystal",
+    "history": "empire dynasty treaty revolution archive monarch battle colony "
+    "century manuscript ruins medieval parliament",
+    "machine learning": "dataset model training gradient embedding neural "
+    "transformer inference benchmark label accuracy tokenizer gpu",
+    "architecture": "facade beam concrete arch blueprint column atrium brick "
+    "steel skyscraper courtyard staircase roof",
+    "ocean": "reef whale tide coral current plankton trench shark salinity "
+    "dolphin kelp sonar harbor wave",
+    "education": "student teacher curriculum exam lecture classroom homework "
+    "degree tutor semester grade library campus",
+    "automotive": "engine brake tire transmission fuel battery clutch sedan "
+    "mileage torque exhaust dashboard gearbox",
+    "photography": "lens aperture shutter exposure tripod portrait lighting "
+    "focus sensor zoom darkroom landscape frame",
+    "security": "password encryption firewall malware phishing key certificate "
+    "breach audit token vulnerability patch login",
+    "biology": "cell gene protein enzyme species evolution tissue membrane "
+    "organism dna bacteria mitosis habitat",
+    "energy": "grid turbine voltage reactor pipeline coal hydro storage "
+    "transformer outage efficiency kilowatt meter",
+    "art": "canvas brush sculpture gallery pigment sketch portrait mural easel "
+    "exhibition charcoal watercolor curator",
+    "agriculture": "crop tractor irrigation wheat livestock barn harvest yield "
+    "pasture fertilizer orchard grain dairy",
+}
+FILLER = "the a of and to in is was for on with as by at from that this it be are has"
+FILLER += " have which about into over under after before during many some most often"
+VERBS = "describes explains shows covers needs uses improves reduces measures compares"
+VERBS += " studies changes keeps follows supports records"
+
+
+@dataclass(frozen=True)
+class Corpus:
+    items: list[tuple[str, list[Chunk]]]  # (item id, its chunks)
+    queries: list[str]
+
+    @property
+    def chunk_count(self) -> int:
+        return sum(len(chunks) for _, chunks in self.items)
+
+
+def build_corpus(chunks: int, queries: int, seed: int) -> Corpus:
+    """``chunks`` chunks of 12-40 words in items of ITEM_CHUNKS, and ``queries`` queries."""
+    rng = random.Random(seed)
+    vocab = {topic: words.split() for topic, words in TOPICS.items()}
+    filler, verbs = FILLER.split(), VERBS.split()
+    names = sorted(vocab)
+
+    def sentence(topic: str, length: int) -> str:
+        words = []
+        for i in range(length):
+            roll = rng.random()
+            if i == 1:
+                words.append(rng.choice(verbs))
+            elif roll < 0.55:
+                words.append(rng.choice(vocab[topic]))
+            elif roll < 0.65:
+                words.append(rng.choice(vocab[rng.choice(names)]))  # a stray word
+            else:
+                words.append(rng.choice(filler))
+        return " ".join(words).capitalize() + "."
+
+    items: list[tuple[str, list[Chunk]]] = []
+    made = 0
+    while made < chunks:
+        item_id = f"item-{len(items):05d}"
+        topic = rng.choice(names)
+        offset = 0
+        item_chunks = []
+        for index in range(min(ITEM_CHUNKS, chunks - made)):
+            if rng.random() < 0.3:
+                topic = rng.choice(names)  # items drift between topics
+            target = rng.randint(12, 40)
+            parts = []
+            left = target
+            while left > 0:
+                n = min(left, rng.randint(6, 16))
+                if left - n < 4:
+                    n = left
+                parts.append(sentence(topic, n))
+                left -= n
+            text = " ".join(parts)
+            item_chunks.append(Chunk(index=index, text=text, start=offset, end=offset + len(text)))
+            offset += len(text) + 1
+        items.append((item_id, item_chunks))
+        made += len(item_chunks)
+    query_list = []
+    for _ in range(queries):
+        topic = rng.choice(names)
+        n = rng.randint(4, 9)
+        words = [rng.choice(vocab[topic]) if rng.random() < 0.7 else rng.choice(filler)]
+        words += [rng.choice(vocab[topic]) for _ in range(n - 1)]
+        query_list.append(" ".join(words))
+    return Corpus(items=items, queries=query_list)
+
+
+# --- the two sides ------------------------------------------------------------------
+
+
+class Ours:
+    label = "sahara VaultIndex (numpy MiniLM)"
+
+    def __init__(self, path: Path) -> None:
+        from sahara_cli.vault.embed import MiniLMEmbedder
+        from sahara_cli.vault.index import VaultIndex
+
+        started = time.perf_counter()
+        self.embedder = MiniLMEmbedder()
+        self.load_s = time.perf_counter() - started
+        self.index = VaultIndex(path, self.embedder)
+
+    def add(self, item_id: str, chunks: list[Chunk]) -> None:
+        self.index.add(item_id, asset_id=None, cid=f"cid-{item_id}", name=item_id, chunks=chunks)
+
+    def search(self, query: str, k: int) -> str:
+        hits = self.index.search(query, k)
+        return f"{hits[0].item}#{hits[0].chunk}"
+
+    def embed_query(self, query: str) -> None:
+        self.embedder.embed([query])
+
+    def close(self) -> None:
+        self.index.close()
+
+
+class Peer:
+    label = "Chroma + sentence-transformers (torch)"
+
+    def __init__(self, path: Path) -> None:
+        import chromadb
+        from chromadb.config import Settings
+
+        from sahara_cli.vault.embed import model_dir
+
+        started = time.perf_counter()
+        from sentence_transformers import SentenceTransformer
+
+        self.model = SentenceTransformer(str(model_dir()), device="cpu")
+        self.load_s = time.perf_counter() - started
+        self.client = chromadb.PersistentClient(
+            path=str(path), settings=Settings(anonymized_telemetry=False)
+        )
+        self.collection = self.client.get_or_create_collection(
+            "peer", configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+        )
+
+    def encode(self, texts: list[str]) -> Any:
+        return self.model.encode(
+            texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False
+        )
+
+    def add(self, item_id: str, chunks: list[Chunk]) -> None:
+        vectors = self.encode([chunk.text for chunk in chunks])
+        self.collection.add(
+            ids=[f"{item_id}#{chunk.index}" for chunk in chunks],
+            embeddings=vectors,
+            metadatas=[
+                {"item": item_id, "chunk": c.index, "start": c.start, "end": c.end, "text": c.text}
+                for c in chunks
+            ],
+        )
+
+    def search(self, query: str, k: int) -> str:
+        vector = self.encode([query])
+        found = self.collection.query(
+            query_embeddings=vector, n_results=k, include=["metadatas", "distances"]
+        )
+        best = found["metadatas"][0][0]  # type: ignore[index]
+        return f"{best['item']}#{best['chunk']}"
+
+    def embed_query(self, query: str) -> None:
+        self.encode([query])
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# --- measurements -------------------------------------------------------------------
+
+
+def percentiles_ms(samples: list[float]) -> dict[str, float]:
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return {
+        "p50_ms": round(statistics.median(samples) * 1e3, 3),
+        "p99_ms": round(cuts[98] * 1e3, 3),
+        "mean_ms": round(statistics.fmean(samples) * 1e3, 3),
+    }
+
+
+def measure_index(side: Ours | Peer, corpus: Corpus) -> dict[str, Any]:
+    started = time.perf_counter()
+    for item_id, chunks in corpus.items:
+        side.add(item_id, chunks)
+    elapsed = time.perf_counter() - started
+    return {
+        "chunks": corpus.chunk_count,
+        "seconds": round(elapsed, 2),
+        "chunks_per_s": round(corpus.chunk_count / elapsed, 1),
+    }
+
+
+def interleaved(
+    sides: list[Ours | Peer],
+    run: Callable[[Ours | Peer, str], Any],
+    warmup: list[str],
+    queries: list[str],
+) -> list[list[float]]:
+    """Time ``run(side, query)`` for every query on each side, the sides taking turns."""
+    for side in sides:
+        for query in warmup:
+            run(side, query)
+    samples: list[list[float]] = [[] for _ in sides]
+    for block_no, start in enumerate(range(0, len(queries), BLOCK)):
+        order = list(range(len(sides)))
+        if block_no % 2:
+            order.reverse()
+        for i in order:
+            for query in queries[start : start + BLOCK]:
+                began = time.perf_counter()
+                run(sides[i], query)
+                samples[i].append(time.perf_counter() - began)
+    return samples
+
+
+def measure_cold(kind: str, path: Path, query: str, k: int, runs: int) -> dict[str, Any] | None:
+    """Seconds for a new process to open the index and answer one query."""
+    if runs < 1:
+        return None
+    if kind == "ours":
+        code = f"""
+            from pathlib import Path
+            from sahara_cli.vault.index import VaultIndex
+            with VaultIndex(Path({str(path)!r})) as index:
+                assert index.search({query!r}, {k})
+        """
+    else:
+        code = f"""
+            import os
+            os.environ["HF_HUB_OFFLINE"] = "1"
+            import chromadb
+            from chromadb.config import Settings
+            from sentence_transformers import SentenceTransformer
+            from sahara_cli.vault.embed import model_dir
+            model = SentenceTransformer(str(model_dir()), device="cpu")
+            client = chromadb.PersistentClient(
+                path={str(path)!r}, settings=Settings(anonymized_telemetry=False)
+            )
+            collection = client.get_collection("peer", embedding_function=None)
+            vector = model.encode([{query!r}], normalize_embeddings=True)
+            assert collection.query(query_embeddings=vector, n_results={k})["ids"][0]
+        """
+    times = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(code)],
+            check=True,
+            capture_output=True,
+            cwd=ROOT,
+            timeout=600,
+        )
+        times.append(time.perf_counter() - began)
+    return {
+        "runs": runs,
+        "median_s": round(statistics.median(times), 2),
+        "min_s": round(min(times), 2),
+    }
+
+
+def measure_search(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """The search half: index the corpus on both sides, then time queries."""
+    corpus = build_corpus(args.chunks, args.queries + WARMUP_QUERIES, args.seed)
+    queries = corpus.queries
+    say(f"corpus: {corpus.chunk_count:,} chunks in {len(corpus.items)} items")
+    sides: list[Ours | Peer] = [Ours(workdir / "ours")]
+    if args.peer == "sentence-transformers":
+        say("loading sentence-transformers (imports torch)")
+        sides.append(Peer(workdir / "peer"))
+    result: dict[str, Any] = {"chunks": corpus.chunk_count, "queries": args.queries, "k": args.k}
+    try:
+        for side, key in zip(sides, ("ours", "peer"), strict=False):
+            say(f"{key}: indexing")
+            result[key] = {
+                "label": side.label,
+                "model_load_s": round(side.load_s, 2),
+                "index": measure_index(side, corpus),
+            }
+        say("search latency")
+        warmup, timed = queries[:WARMUP_QUERIES], queries[WARMUP_QUERIES:]
+        search = interleaved(sides, lambda side, q: side.search(q, args.k), warmup, timed)
+        embed = interleaved(sides, lambda side, q: side.embed_query(q), warmup, timed)
+        for key, s_samples, e_samples in zip(("ours", "peer"), search, embed, strict=False):
+            result[key]["search"] = percentiles_ms(s_samples)
+            result[key]["embed_query"] = percentiles_ms(e_samples)
+        if len(sides) == 2:
+            same = sum(sides[0].search(q, args.k) == sides[1].search(q, args.k) for q in timed)
+            result["top1_agreement"] = round(same / len(timed), 3)
+    finally:
+        for side in sides:
+            side.close()
+    say("cold searches (new processes)")
+    result["ours"]["cold_search"] = measure_cold(
+        "ours", workdir / "ours", queries[0], args.k, args.cold_runs
+    )
+    if "peer" in result:
+        result["peer"]["cold_search"] = measure_cold(
+            "peer", workdir / "peer", queries[0], args.k, args.cold_runs
+        )
+    return result
+
+
+# --- reporting ----------------------------------------------------------------------
+
+SEARCH_ROWS = [
+    ("index chunks/s", ("index", "chunks_per_s"), "higher", None),
+    ("search p50 ms", ("search", "p50_ms"), "lower", TARGET_SEARCH_RATIO),
+    ("search p99 ms", ("search", "p99_ms"), "lower", None),
+    ("embed query p50 ms", ("embed_query", "p50_ms"), "lower", None),
+    ("model load s", ("model_load_s",), "lower", None),
+    ("cold search s (median)", ("cold_search", "median_s"), "lower", None),
+]
+
+
+def pick(result: dict[str, Any] | None, path: tuple[str, ...]) -> float | None:
+    value: Any = result
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value if isinstance(value, int | float) else None
+
+
+def report_search(search: dict[str, Any]) -> dict[str, Any]:
+    """Print the search table; return the ratios ours/peer and the target verdicts."""
+    ours, peer = search.get("ours"), search.get("peer")
+    lines = [
+        f"vault search: {search['chunks']:,} chunks, {search['queries']} queries, k={search['k']}",
+        f"{'metric':<26}{'ours':>12}{'peer':>12}{'ours/peer':>11}  {'better':<7}target",
+    ]
+    ratios: dict[str, float | None] = {}
+    verdicts: dict[str, bool | None] = {}
+    for label, path, better, target in SEARCH_ROWS:
+        o, p = pick(ours, path), pick(peer, path)
+        ratio = round(o / p, 3) if o is not None and p else None
+        key = "_".join(path)
+        ratios[key] = ratio
+        cells = [f"{v:>12,.2f}" if v is not None else f"{'-':>12}" for v in (o, p)]
+        ratio_cell = f"{ratio:>11.3f}" if ratio is not None else f"{'-':>11}"
+        target_cell = ""
+        if target is not None:
+            verdicts[key] = None if ratio is None else ratio <= target
+            outcome = {None: "-", True: "pass", False: "FAIL"}[verdicts[key]]
+            target_cell = f"ours <= {target}x peer: {outcome}"
+        lines.append(f"{label:<26}{cells[0]}{cells[1]}{ratio_cell}  {better:<7}{target_cell}")
+    if "top1_agreement" in search:
+        lines.append(f"{'top-1 agreement':<26}{search['top1_agreement']:>12.3f}")
+    print("\n".join(lines))
+    return {"ratios_ours_over_peer": ratios, "targets_met": verdicts}
+
+
+def say(message: str) -> None:
+    print(f"==> {message}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--chunks", type=int, default=10_000, help="chunks to index (10,000)")
+    parser.add_argument("--queries", type=int, default=200, help="timed queries (200)")
+    parser.add_argument("--k", type=int, default=5, help="results per query (5)")
+    parser.add_argument("--cold-runs", type=int, default=2, help="new-process searches (2)")
+    parser.add_argument(
+        "--peer", default="sentence-transformers", choices=["sentence-transformers", "none"]
+    )
+    parser.add_argument("--seed", type=int, default=1, help="seed of the synthetic corpus")
+    parser.add_argument("--skip-add", action="store_true", help="skip the add half")
+    parser.add_argument("--skip-search", action="store_true", help="skip the search half")
+    parser.add_argument("--json-out", type=Path, help="also write the JSON document here")
+    args = parser.parse_args(argv)
+    if args.chunks < 1 or args.queries < 2 or args.k < 1:
+        parser.error("--chunks and --k must be at least 1, --queries at least 2")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    doc: dict[str, Any] = {
+        "benchmark": "vault",
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+        },
+        "peer": args.peer,
+    }
+    workdir = Path(tempfile.mkdtemp(prefix="sahara-bench-vault-"))
+    try:
+        if not args.skip_search:
+            search = measure_search(args, workdir)
+            doc["search"] = {**search, **report_search(search)}
+            print()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    text = json.dumps(doc, indent=2)
+    print(text)
+    if args.json_out is not None:
+        args.json_out.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

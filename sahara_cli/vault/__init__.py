@@ -1,0 +1,1 @@
+"""Sahara vaults: content-addressed, encrypted storage for AI assets."""

@@ -1,0 +1,140 @@
+"""Retrieval over the vault: index what the user holds in plaintext, search it.
+
+Only content the user can read is indexed: its own items when added, and licensed items
+once ``vault get`` has opened them. Chunk texts of private items are sealed under the
+item's data key before they reach Chroma, so the index holds no readable private text;
+a search shows them only when the ID is unlocked (``--show-text``). Every hit carries
+the asset id and CID so the use of the data can be attributed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sahara_cli.vault import crypto
+
+if TYPE_CHECKING:
+    from sahara_cli.vault.db import Item
+    from sahara_cli.vault.index import VaultIndex
+
+MAX_INDEX_BYTES = 16 << 20  # text indexed per file
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    asset_id: int | None
+    cid: str
+    name: str
+    chunk: int
+    start: int
+    end: int
+    score: float
+    text: str | None
+    sealed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "asset_id": self.asset_id,
+            "cid": self.cid,
+            "name": self.name,
+            "chunk": self.chunk,
+            "start": self.start,
+            "end": self.end,
+            "score": round(self.score, 6),
+            "text": self.text,
+            "sealed": self.sealed,
+        }
+
+
+def open_index(vault_root: Path, embedder: str = "minilm") -> VaultIndex:
+    from sahara_cli.vault.embed import get_embedder
+    from sahara_cli.vault.index import VaultIndex
+
+    return VaultIndex(vault_root / "chroma", get_embedder(embedder))
+
+
+def _text_files(path: Path) -> Iterator[tuple[str, Path]]:
+    if path.is_file():
+        yield path.name, path
+        return
+    for sub in sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink()):
+        yield sub.relative_to(path).as_posix(), sub
+
+
+def index_item(index: VaultIndex, item: Item, plaintext: Path, key: bytes | None) -> int:
+    """Chunk and embed the text files of ``plaintext`` (a file or a tree) for ``item``.
+
+    Returns the number of chunks indexed (0 when nothing in it is text).
+    """
+    from sahara_cli.vault.text import chunk_text, extract_text
+
+    seal: Callable[[str], str] | None = None
+    if key is not None:
+        seal = lambda text: crypto.seal_text(key, text)  # noqa: E731
+    chunks: list[Any] = []
+    names: list[str] = []
+    for rel, path in _text_files(plaintext):
+        with path.open("rb") as handle:
+            data = handle.read(MAX_INDEX_BYTES)
+        text = extract_text(data, path.name)
+        if not text:
+            continue
+        for chunk in chunk_text(text):
+            chunks.append(chunk)
+            names.append(rel)
+    if not chunks:
+        return 0
+    label = item.name if plaintext.is_file() else None
+    if label is None and len(set(names)) == 1:
+        label = f"{item.name}/{names[0]}"
+    index.add(
+        item.cid,
+        asset_id=item.asset_id,
+        cid=item.cid,
+        name=label or item.name,
+        chunks=_renumber(chunks),
+        seal=seal,
+    )
+    return len(chunks)
+
+
+def _renumber(chunks: list[Any]) -> list[Any]:
+    """Chunks of several files of one item get distinct indexes in item order."""
+    import dataclasses
+
+    return [dataclasses.replace(chunk, index=i) for i, chunk in enumerate(chunks)]
+
+
+def search(
+    index: VaultIndex,
+    query: str,
+    k: int,
+    *,
+    keys: Callable[[str], bytes | None] | None = None,
+) -> list[SearchHit]:
+    """Top ``k`` chunks; ``keys(cid)`` opens sealed texts when given."""
+    hits = []
+    for hit in index.search(query, k):
+        text = hit.text
+        sealed = hit.sealed is not None
+        if sealed and keys is not None:
+            key = keys(hit.cid)
+            if key is not None and hit.sealed is not None:
+                text = crypto.open_text(key, hit.sealed)
+        hits.append(
+            SearchHit(
+                asset_id=hit.asset_id,
+                cid=hit.cid,
+                name=hit.name,
+                chunk=hit.chunk,
+                start=hit.start,
+                end=hit.end,
+                score=hit.score,
+                text=text,
+                sealed=sealed,
+            )
+        )
+    return hits

@@ -1,0 +1,181 @@
+"""sahara vault on the local backend, in process: add, ls, get, cat, rm, export, import,
+search, status; encryption at rest, tampering, bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PASSWORD, Invoke
+
+MARKER = "PANGOLIN-MARKER-5521"
+
+
+@pytest.fixture
+def vault_home(initialised: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.setenv("SAHARA_PASSWORD", PASSWORD)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "notes.txt").write_text(
+        f"The {MARKER} study tracked pangolins across three forests.\n"
+        "Night cameras recorded feeding on ants and termites.\n"
+    )
+    (data / "blob.bin").write_bytes(os.urandom(600_000))
+    tree = data / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a.md").write_text("# alpha\nfirst file\n")
+    (tree / "sub" / "b.csv").write_text("k,v\n1,2\n")
+    (tree / "empty").mkdir()
+    return data
+
+
+def _grep(root: Path, needle: bytes) -> list[Path]:
+    return [
+        p
+        for p in root.rglob("*")
+        if p.is_file() and not p.is_symlink() and needle in p.read_bytes()
+    ]
+
+
+def test_private_add_keeps_nothing_readable_and_gets_back(
+    cli: Invoke, initialised: Path, vault_home: Path, tmp_path: Path
+) -> None:
+    src = vault_home / "notes.txt"
+    added = cli("--json", "vault", "add", str(src)).json()["items"][0]
+    assert added["encrypted"] and added["new"] and added["kind"] == "file"
+    assert added["commitment"] == "0x" + hashlib.sha256(src.read_bytes()).hexdigest()
+    assert added["chunks"] >= 1
+    assert _grep(initialised, MARKER.encode()) == []
+
+    out = tmp_path / "back.txt"
+    got = cli("--json", "--no-prompt", "vault", "get", added["cid"], "-o", str(out)).json()
+    assert got["verified"] and out.read_bytes() == src.read_bytes()
+    cat = cli("--json", "--no-prompt", "vault", "cat", added["cid"]).json()
+    assert cat["encoding"] == "utf-8" and MARKER in cat["content"]
+
+    again = cli("--json", "vault", "add", str(src)).json()["items"][0]
+    assert not again["new"] and again["cid"] == added["cid"]
+    assert [i["cid"] for i in cli("--json", "vault", "ls").json()["items"]] == [added["cid"]]
+
+
+def test_public_add_is_plain_and_searchable(cli: Invoke, vault_home: Path, tmp_path: Path) -> None:
+    src = vault_home / "notes.txt"
+    added = cli("--json", "vault", "add", str(src), "--public").json()["items"][0]
+    assert not added["encrypted"]
+    assert added["cid"].startswith("bafkrei")  # one raw block: its CID is the file's sha256
+    hits = cli("--json", "vault", "search", "animals eating termites at night").json()["hits"]
+    assert hits[0]["cid"] == added["cid"] and MARKER in hits[0]["text"]
+    assert hits[0]["asset_id"] is None and hits[0]["chunk"] == 0
+
+
+def test_private_search_hides_text_until_unlocked(cli: Invoke, vault_home: Path) -> None:
+    cli("--json", "vault", "add", str(vault_home / "notes.txt"))
+    hit = cli("--json", "vault", "search", "pangolin study").json()["hits"][0]
+    assert hit["sealed"] and hit["text"] is None
+    shown = cli("--json", "--no-prompt", "vault", "search", "pangolin study", "--show-text")
+    assert MARKER in shown.json()["hits"][0]["text"]
+
+
+@pytest.mark.parametrize("public", [True, False])
+def test_directories_round_trip(
+    cli: Invoke, vault_home: Path, tmp_path: Path, public: bool
+) -> None:
+    flags = ["--public"] if public else []
+    tree = vault_home / "tree"
+    added = cli("--json", "vault", "add", str(tree), "-r", *flags).json()["items"][0]
+    assert added["kind"] == "directory"
+    out = tmp_path / "tree-back"
+    cli("--json", "--no-prompt", "vault", "get", added["cid"], "-o", str(out))
+    assert (out / "a.md").read_text() == "# alpha\nfirst file\n"
+    assert (out / "sub" / "b.csv").read_text() == "k,v\n1,2\n"
+    assert (out / "empty").is_dir()
+
+
+def test_directory_needs_recursive(cli: Invoke, vault_home: Path) -> None:
+    result = cli("--json", "vault", "add", str(vault_home / "tree"))
+    assert result.exit_code == 2 and "--recursive" in result.error()["hint"]
+
+
+def test_tampered_block_fails_get_and_leaves_no_output(
+    cli: Invoke, initialised: Path, vault_home: Path, tmp_path: Path
+) -> None:
+    added = cli("--json", "vault", "add", str(vault_home / "blob.bin")).json()["items"][0]
+    files = sorted((initialised / "vault" / "blocks").rglob("*.data"))
+    assert len(files) == 4  # three 256 KiB leaves and a root
+    victim = max(files, key=lambda p: p.stat().st_size)
+    raw = bytearray(victim.read_bytes())
+    raw[100] ^= 0xFF
+    victim.write_bytes(bytes(raw))
+    out = tmp_path / "blob.out"
+    result = cli("--json", "--no-prompt", "vault", "get", added["cid"], "-o", str(out))
+    assert result.exit_code == 8 and result.error()["code"] == "vault.block_corrupt"
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".blob.out")] == []
+
+
+def test_wrong_password_and_unknown_item(cli: Invoke, vault_home: Path, tmp_path: Path) -> None:
+    added = cli("--json", "vault", "add", str(vault_home / "notes.txt")).json()["items"][0]
+    result = cli(
+        "--json",
+        "--no-prompt",
+        "vault",
+        "get",
+        added["cid"],
+        "-o",
+        str(tmp_path / "x"),
+        env={"SAHARA_PASSWORD": "wrong"},
+    )
+    assert result.exit_code == 4 and result.error()["code"] == "identity.wrong_password"
+    assert not (tmp_path / "x").exists()
+    result = cli(
+        "--json",
+        "vault",
+        "get",
+        "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
+        "-o",
+        str(tmp_path / "y"),
+    )
+    assert result.exit_code == 3 and result.error()["code"] == "vault.not_found"
+    result = cli("--json", "vault", "get", "not-a-thing", "-o", str(tmp_path / "y"))
+    assert result.exit_code == 3
+
+
+def test_export_import_car_and_rm(
+    cli: Invoke, vault_home: Path, tmp_path: Path, initialised: Path
+) -> None:
+    added = cli("--json", "vault", "add", str(vault_home / "blob.bin"), "--public").json()
+    cid = added["items"][0]["cid"]
+    car = tmp_path / "blob.car"
+    exported = cli("--json", "vault", "export", cid, "--car", str(car)).json()
+    assert exported["root"] == cid and car.stat().st_size == exported["bytes"]
+    removed = cli("--json", "vault", "rm", cid, "--yes").json()
+    assert removed["removed_blocks"] == 4
+    assert cli("--json", "vault", "status").json()["blocks"] == 0
+    imported = cli("--json", "vault", "import", str(car)).json()["items"][0]
+    assert imported["cid"] == cid and imported["origin"] == "imported"
+    out = tmp_path / "blob.back"
+    cli("--json", "vault", "get", cid, "-o", str(out))
+    assert out.read_bytes() == (vault_home / "blob.bin").read_bytes()
+
+    bad = tmp_path / "bad.car"
+    bad.write_bytes(car.read_bytes()[:-10])
+    result = cli("--json", "vault", "import", str(bad))
+    assert result.exit_code == 8 and result.error()["code"] == "vault.car_invalid"
+
+
+def test_status_counts(cli: Invoke, vault_home: Path) -> None:
+    cli("--json", "vault", "add", str(vault_home / "notes.txt"), "--no-index")
+    cli("--json", "vault", "add", str(vault_home / "blob.bin"), "--public")
+    status = cli("--json", "vault", "status").json()
+    assert status["items"] == 2 and status["encrypted_items"] == 1 and status["pins"] == 2
+    assert status["backend"] == "local" and status["indexed_chunks"] == 0
+
+
+def test_kubo_backend_without_daemon_is_a_clear_error(cli: Invoke, vault_home: Path) -> None:
+    result = cli("--json", "vault", "add", str(vault_home / "notes.txt"), "--backend", "kubo")
+    assert result.exit_code == 5 and result.error()["code"] == "vault.backend_unreachable"
+    result = cli("--json", "vault", "ls", "--backend", "ftp")
+    assert result.exit_code == 2

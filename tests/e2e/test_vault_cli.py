@@ -1,0 +1,226 @@
+"""The vault across two homes and a dev node: an owner adds and registers a private
+dataset and serves its key; a licensee is refused, buys a license, fetches and checks the
+plaintext, searches it, and is refused again once the license expires. Also: nothing
+readable at rest, and a killed ``vault add`` leaves the vault consistent."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.nodes import free_port
+from tests.e2e.test_protocol_cli import Home, rpc
+
+pytestmark = pytest.mark.e2e
+
+MARKER = "ZEBRA-QUOKKA-7731"
+NOTES = f"""# Field notes
+
+The {MARKER} colony lives on the northern ridge. Quokkas gather near the water at dusk
+and the zebras graze the lower slopes in the dry season.
+
+Counting happened twice a day for three weeks; totals are in the appendix.
+"""
+
+
+def _grep(root: Path, needle: bytes) -> list[Path]:
+    found = []
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            with path.open("rb") as handle:
+                if needle in handle.read():
+                    found.append(path)
+    return found
+
+
+@pytest.fixture
+def owner(tmp_path: Path) -> Iterator[Home]:
+    work = tmp_path / "owner-work"
+    work.mkdir()
+    (work / "notes.md").write_text(NOTES)
+    h = Home(tmp_path / "owner", work)
+    h.ok("init")
+    port = free_port()
+    h.env["SAHARA_NODE_RPC_URL"] = f"http://127.0.0.1:{port}"
+    h.env["SAHARA_VAULT_SERVE_ADDR"] = f"127.0.0.1:{free_port()}"
+    h.ok("node", "start", "--dev", "--rpc-addr", f"127.0.0.1:{port}")
+    try:
+        yield h
+    finally:
+        h.run("node", "stop")
+
+
+@pytest.fixture
+def licensee(tmp_path: Path, owner: Home) -> Home:
+    work = tmp_path / "licensee-work"
+    work.mkdir()
+    h = Home(tmp_path / "licensee", work)
+    h.env["SAHARA_NODE_RPC_URL"] = owner.env["SAHARA_NODE_RPC_URL"]
+    h.ok("init")
+    h.ok("id", "create", "other")
+    address = h.ok("id", "show", "--no-chain")["address"]
+    owner.ok("tx", "send", "--to", address, "--value", "10")
+    return h
+
+
+def _serve(owner: Home) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAHARA_")}
+    env |= {
+        "SAHARA_HOME": str(owner.root),
+        "SAHARA_PASSWORD": "protocol test password",
+        "SAHARA_IDENTITY_SCRYPT_N": "1024",
+        **owner.env,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sahara_cli", "--no-prompt", "vault", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = "http://" + owner.env["SAHARA_VAULT_SERVE_ADDR"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"vault serve exited: {process.stderr.read()}")  # type: ignore[union-attr]
+        try:
+            httpx.get(url + "/v1/info", timeout=1).raise_for_status()
+            return process
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise AssertionError("vault serve did not answer in 60 s")
+
+
+def test_licensed_fetch_from_refusal_to_expiry(owner: Home, licensee: Home) -> None:
+    added = owner.ok("vault", "add", "notes.md", "--register", "--kind", "dataset")["items"][0]
+    asset_id = added["asset_id"]
+    assert asset_id == 1 and added["encrypted"] and added["chunks"] >= 1
+    # Nothing readable at rest in the owner's home: blocks, catalogue and index.
+    assert _grep(owner.root, MARKER.encode()) == []
+    on_chain = owner.ok("asset", "show", str(asset_id))
+    assert on_chain["cid"] == added["cid"]
+    assert on_chain["commitment"] == "0x" + hashlib.sha256(NOTES.encode()).hexdigest()
+
+    server = _serve(owner)
+    try:
+        out = licensee.workdir / "notes.md"
+        code, error = licensee.fails("vault", "get", str(asset_id), "-o", str(out))
+        assert code == 6 and error["code"] == "vault.no_license"
+        assert not out.exists()
+
+        offer = owner.ok(
+            "license",
+            "offer",
+            str(asset_id),
+            "--type",
+            "long-term",
+            "--price",
+            "1",
+            "--duration",
+            "30d",
+        )["offer_id"]
+        licensee.ok("license", "buy", str(offer), "--yes")
+        got = licensee.ok("vault", "get", str(asset_id), "-o", str(out))
+        assert got["fetched"] and got["verified"]
+        plain = out.read_bytes()
+        assert plain == NOTES.encode()
+        assert "0x" + hashlib.sha256(plain).hexdigest() == on_chain["commitment"]
+
+        hits = licensee.ok("vault", "search", "zebras grazing on slopes", "-k", "3")["hits"]
+        assert hits and hits[0]["asset_id"] == asset_id and hits[0]["cid"] == added["cid"]
+        shown = licensee.ok("vault", "search", "quokka colony", "--show-text")["hits"]
+        assert MARKER in shown[0]["text"]
+        out.unlink()
+        assert _grep(licensee.root, MARKER.encode()) == []
+
+        # A key wrapped to the licensee's default ID does not open for another ID.
+        code, error = licensee.fails("vault", "cat", str(asset_id), "--id", "other")
+        assert code == 8 and error["code"] == "vault.wrong_key"
+
+        rpc(owner, "sahara_dev_increaseTime", 31 * 86400)
+        rpc(owner, "sahara_dev_mine")
+        again = licensee.workdir / "again.md"
+        code, error = licensee.fails("vault", "get", str(asset_id), "-o", str(again))
+        assert code == 6 and error["code"] == "vault.license_expired"
+        assert not again.exists()
+        # The server refuses on its own too: ask it directly, past the client's check.
+        from sahara_cli.identity.store import KeyStore
+        from sahara_cli.vault.access import KeyClient, KeyRequest
+
+        signer = KeyStore(licensee.root / "keystore").unlock("main", "protocol test password")
+        client = KeyClient("http://" + owner.env["SAHARA_VAULT_SERVE_ADDR"])
+        from sahara_cli.errors import VaultLicenseExpired
+
+        with pytest.raises(VaultLicenseExpired):
+            client.request_key(KeyRequest.new(signer, asset_id, added["cid"], 31313).signed(signer))
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=20)
+    assert server.returncode == 0, server.stderr.read()  # type: ignore[union-attr]
+
+
+def test_share_releases_the_key_without_a_license(owner: Home, licensee: Home) -> None:
+    added = owner.ok("vault", "add", "notes.md", "--register", "--kind", "dataset")["items"][0]
+    friend = licensee.ok("id", "show", "--no-chain")["address"]
+    shared = owner.ok("vault", "share", str(added["asset_id"]), "--to", friend)
+    assert shared["to"].lower() == friend.lower()
+    server = _serve(owner)
+    try:
+        out = licensee.workdir / "shared.md"
+        licensee.ok("vault", "get", str(added["asset_id"]), "-o", str(out), "--no-index")
+        assert out.read_text() == NOTES
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=20)
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT])
+def test_interrupted_add_leaves_the_vault_consistent(tmp_path: Path, how: int) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    big = work / "big.bin"
+    with big.open("wb") as handle:
+        for _ in range(48):
+            handle.write(os.urandom(1 << 20))
+    h = Home(tmp_path / "home", work)
+    h.ok("init")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAHARA_")}
+    env |= {"SAHARA_HOME": str(h.root), "SAHARA_IDENTITY_SCRYPT_N": "1024"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sahara_cli", "--json", "--no-prompt", "vault", "add", str(big)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    blocks = h.root / "vault" / "blocks"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        if blocks.exists() and sum(1 for _ in blocks.rglob("*.data")) > 5:
+            break
+        time.sleep(0.01)
+    if process.poll() is not None:
+        pytest.skip("the add finished before it could be interrupted")
+    process.send_signal(how)
+    process.wait(timeout=30)
+    assert process.returncode != 0
+    listed = h.ok("vault", "ls")["items"]
+    assert listed == []
+    again = h.ok("vault", "add", "big.bin")["items"][0]
+    assert again["new"] and again["size"] == 48 << 20
+    status = h.ok("vault", "status")
+    assert status["items"] == 1 and status["pins"] == 1
+    out = work / "back.bin"
+    h.ok("vault", "get", again["cid"], "-o", str(out))
+    assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(big.read_bytes()).digest()
+    json.dumps(status)
