@@ -16,7 +16,8 @@ chunks in the same run:
                torch, the same all-MiniLM-L6-v2: ``SentenceTransformer.encode`` then
                ``collection.add`` per item; per query ``encode([query])`` then
                ``collection.query``
-  index        chunks/s over all items (embedding and storing)
+  index        chunks/s over all items (embedding and storing); the sides take turns
+               item by item
   search       per-query latency, p50 and p99 over --queries (default 200) after 10
                warm-up queries; the two sides take turns in blocks of 20 queries, each
                block's order swapped, so a slow moment of the machine hits both alike
@@ -280,16 +281,26 @@ def percentiles_ms(samples: list[float]) -> dict[str, float]:
     }
 
 
-def measure_index(side: Ours | Peer, corpus: Corpus) -> dict[str, Any]:
-    started = time.perf_counter()
-    for item_id, chunks in corpus.items:
-        side.add(item_id, chunks)
-    elapsed = time.perf_counter() - started
-    return {
-        "chunks": corpus.chunk_count,
-        "seconds": round(elapsed, 2),
-        "chunks_per_s": round(corpus.chunk_count / elapsed, 1),
-    }
+def measure_index(sides: list[Ours | Peer], corpus: Corpus) -> list[dict[str, Any]]:
+    """Add every item on each side, the sides taking turns item by item (order swapped
+    each time), so that a busy moment of the machine slows both alike."""
+    seconds = [0.0] * len(sides)
+    for number, (item_id, chunks) in enumerate(corpus.items):
+        order = list(range(len(sides)))
+        if number % 2:
+            order.reverse()
+        for i in order:
+            began = time.perf_counter()
+            sides[i].add(item_id, chunks)
+            seconds[i] += time.perf_counter() - began
+    return [
+        {
+            "chunks": corpus.chunk_count,
+            "seconds": round(elapsed, 2),
+            "chunks_per_s": round(corpus.chunk_count / elapsed, 1),
+        }
+        for elapsed in seconds
+    ]
 
 
 def interleaved(
@@ -371,12 +382,13 @@ def measure_search(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         sides.append(Peer(workdir / "peer"))
     result: dict[str, Any] = {"chunks": corpus.chunk_count, "queries": args.queries, "k": args.k}
     try:
-        for side, key in zip(sides, ("ours", "peer"), strict=False):
-            say(f"{key}: indexing")
+        say("indexing")
+        indexed = measure_index(sides, corpus)
+        for side, key, index in zip(sides, ("ours", "peer"), indexed, strict=False):
             result[key] = {
                 "label": side.label,
                 "model_load_s": round(side.load_s, 2),
-                "index": measure_index(side, corpus),
+                "index": index,
             }
         say("search latency")
         warmup, timed = queries[:WARMUP_QUERIES], queries[WARMUP_QUERIES:]
@@ -451,6 +463,152 @@ def report_search(search: dict[str, Any]) -> dict[str, Any]:
     return {"ratios_ours_over_peer": ratios, "targets_met": verdicts}
 
 
+# -- the add half -------------------------------------------------------------------------
+
+ADD_RUNS = 3
+
+
+def make_file(path: Path, size_mib: int, seed: int) -> None:
+    rng = random.Random(seed)
+    with path.open("wb") as handle:
+        for _ in range(size_mib):
+            handle.write(rng.randbytes(1 << 20))
+
+
+def measure_limit(path: Path) -> dict[str, float]:
+    """Single-core sha256 + AES-256-GCM over the file's bytes (already in memory)."""
+    import hashlib
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    data = path.read_bytes()
+    view = memoryview(data)
+    segment = 1 << 18
+    aead = AESGCM(bytes(32))
+    nonce = bytes(12)
+    start = time.perf_counter()
+    digest = hashlib.sha256()
+    for offset in range(0, len(data), 1 << 20):
+        digest.update(view[offset : offset + (1 << 20)])
+    sha = time.perf_counter() - start
+    start = time.perf_counter()
+    for offset in range(0, len(data), segment):
+        aead.encrypt(nonce, bytes(view[offset : offset + segment]), None)
+    aes = time.perf_counter() - start
+    mib = len(data) / (1 << 20)
+    return {
+        "sha256_mib_s": mib / sha,
+        "aes_gcm_mib_s": mib / aes,
+        "limit_mib_s": mib / (sha + aes),
+    }
+
+
+def _sahara(home: Path, *args: str) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAHARA_")}
+    env |= {
+        "SAHARA_HOME": str(home),
+        "SAHARA_IDENTITY_SCRYPT_N": "1024",
+        "SAHARA_PASSWORD": "bench",
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "sahara_cli", "--json", "--no-prompt", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout) if out.stdout.strip() else {}
+
+
+def _timed_add_sahara(workdir: Path, path: Path, public: bool, run: int) -> tuple[float, str]:
+    home = workdir / f"home-{'pub' if public else 'enc'}-{run}"
+    _sahara(home, "init")
+    flags = ["--public"] if public else []
+    start = time.perf_counter()
+    doc = _sahara(home, "vault", "add", str(path), "--no-index", *flags)
+    elapsed = time.perf_counter() - start
+    shutil.rmtree(home)
+    return elapsed, doc["items"][0]["cid"]
+
+
+def _timed_add_kubo(workdir: Path, path: Path, ipfs: str, run: int) -> tuple[float, str]:
+    repo = workdir / f"kubo-{run}"
+    env = {**os.environ, "IPFS_PATH": str(repo)}
+    subprocess.run([ipfs, "init", "--profile=test"], env=env, capture_output=True, check=True)
+    start = time.perf_counter()
+    out = subprocess.run(
+        [ipfs, "add", "-Q", "--cid-version=1", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    elapsed = time.perf_counter() - start
+    shutil.rmtree(repo)
+    return elapsed, out.stdout.strip()
+
+
+def measure_add(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    path = workdir / "add.bin"
+    say(f"writing a {args.add_mib} MiB file")
+    make_file(path, args.add_mib, args.seed)
+    mib = float(args.add_mib)
+    limit = measure_limit(path)
+    ipfs = None
+    try:
+        from sahara_cli.vault.kubo import find_ipfs
+
+        ipfs = find_ipfs()
+    except Exception as exc:
+        say(f"no Kubo peer: {exc}")
+    times: dict[str, list[float]] = {"public": [], "encrypted": [], "kubo": []}
+    cids: dict[str, str] = {}
+    for run in range(args.add_runs):
+        say(f"add run {run + 1}/{args.add_runs}")
+        sides = ["public", "encrypted", "kubo"] if run % 2 == 0 else ["kubo", "encrypted", "public"]
+        for side in sides:
+            if side == "kubo":
+                if ipfs is None:
+                    continue
+                elapsed, cid = _timed_add_kubo(workdir, path, ipfs, run)
+            else:
+                elapsed, cid = _timed_add_sahara(workdir, path, side == "public", run)
+            times[side].append(elapsed)
+            cids[side] = cid
+    rates = {side: mib / statistics.median(t) for side, t in times.items() if t}
+    return {
+        "file_mib": args.add_mib,
+        "runs": args.add_runs,
+        "limit": limit,
+        "seconds": {side: [round(x, 3) for x in t] for side, t in times.items()},
+        "mib_s": rates,
+        "cid_public": cids.get("public"),
+        "cid_kubo": cids.get("kubo"),
+        "same_cid": cids.get("public") == cids.get("kubo") if "kubo" in cids else None,
+        "public_vs_kubo": rates["public"] / rates["kubo"] if "kubo" in rates else None,
+        "encrypted_vs_limit": rates["encrypted"] / limit["limit_mib_s"],
+    }
+
+
+def report_add(add: dict[str, Any]) -> list[str]:
+    rates = add["mib_s"]
+    lines = [
+        f"add of a {add['file_mib']} MiB file (median of {add['runs']} runs, whole command)",
+        f"  sha256 alone            {add['limit']['sha256_mib_s']:8.0f} MiB/s",
+        f"  AES-256-GCM alone       {add['limit']['aes_gcm_mib_s']:8.0f} MiB/s",
+        f"  sha256 + AES-GCM limit  {add['limit']['limit_mib_s']:8.0f} MiB/s  (one core)",
+        f"  sahara vault add --public {rates['public']:6.0f} MiB/s",
+        f"  sahara vault add (encrypted) {rates['encrypted']:3.0f} MiB/s"
+        f"  = {add['encrypted_vs_limit']:.2f}x the limit (target >= 0.5)",
+    ]
+    if add.get("public_vs_kubo") is not None:
+        lines.append(
+            f"  Kubo ipfs add            {rates['kubo']:6.0f} MiB/s; ours/Kubo = "
+            f"{add['public_vs_kubo']:.2f}x (target >= 1.0); same CID: {add['same_cid']}"
+        )
+    return lines
+
+
 def say(message: str) -> None:
     print(f"==> {message}", file=sys.stderr, flush=True)
 
@@ -467,6 +625,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--peer", default="sentence-transformers", choices=["sentence-transformers", "none"]
     )
     parser.add_argument("--seed", type=int, default=1, help="seed of the synthetic corpus")
+    parser.add_argument("--add-mib", type=int, default=256, help="size of the added file (256)")
+    parser.add_argument("--add-runs", type=int, default=3, help="timed adds per side (3)")
     parser.add_argument("--skip-add", action="store_true", help="skip the add half")
     parser.add_argument("--skip-search", action="store_true", help="skip the search half")
     parser.add_argument("--json-out", type=Path, help="also write the JSON document here")
@@ -489,6 +649,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     workdir = Path(tempfile.mkdtemp(prefix="sahara-bench-vault-"))
     try:
+        if not args.skip_add:
+            add = measure_add(args, workdir)
+            doc["add"] = add
+            print("\n".join(report_add(add)))
+            print()
         if not args.skip_search:
             search = measure_search(args, workdir)
             doc["search"] = {**search, **report_search(search)}

@@ -234,7 +234,9 @@ def register(
             from sahara_cli.commands import vault as vault_cmd
 
             vault = stack.enter_context(vault_cmd.open_vault(st))
-            item = vault_cmd.add_one(st, vault, path, who, public=public, name=name)
+            item = vault.ensure_commitment(
+                vault_cmd.add_one(st, vault, path, who, public=public, name=name)
+            )
             if item.asset_id is not None:
                 raise UsageError(
                     f"{path} is already registered as asset #{item.asset_id}",

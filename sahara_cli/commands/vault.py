@@ -292,6 +292,7 @@ def register_item(
 
     if kind not in ASSET_KINDS:
         raise UsageError(f"--kind {kind!r} is not one of: {', '.join(ASSET_KINDS)}")
+    item = vault.ensure_commitment(item)
     existing = proto.asset_by_cid(item.cid)
     if existing is not None:
         vault.db.update(item.id, asset_id=existing, state="ready")
@@ -358,19 +359,16 @@ def ls(backend: Backend = None) -> None:
         if not items:
             console.print("The vault is empty. Add files with 'sahara vault add PATH'.")
             return
-        grid = Table(box=None, pad_edge=False)
-        for column in ("asset", "name", "size", "enc", "origin", "cid"):
-            grid.add_column(column, no_wrap=column == "cid")
+        # Two lines an item: the CID whole on its own line, so it can be copied.
         for item in items:
-            grid.add_row(
-                f"#{item.asset_id}" if item.asset_id is not None else "-",
-                item.name,
-                _human(item.size),
-                "yes" if item.encrypted else "no",
-                item.origin,
-                item.cid,
+            asset = f"#{item.asset_id}" if item.asset_id is not None else "-"
+            lock = "encrypted" if item.encrypted else "public"
+            console.print(
+                f"[bold]{asset:>4}[/]  {item.name}  [dim]{item.kind}, {_human(item.size)}, "
+                f"{lock}, {item.origin}[/]",
+                highlight=False,
             )
-        console.print(grid)
+            console.print(f"      {item.cid}", style="cyan", highlight=False)
 
     st.output.result(data, render)
 

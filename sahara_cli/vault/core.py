@@ -7,7 +7,8 @@ Data path of a private add (``Vault.add``)::
                            256 KiB raw leaves, balanced DAG) -> blockstore (batched)
 
 then pin the root, then one catalogue row, then (text files) the search index. A public
-add skips the encryption, so its CID is the one ``ipfs add --cid-version=1`` prints. A
+add skips the encryption and the separate hash, so it is one pass of sha256 over the
+file, and its CID is the one ``ipfs add --cid-version=1`` prints. A
 private directory is packed as a deterministic tar stream first (sorted names, zero
 times and owners), so its commitment is reproducible from the same tree.
 """
@@ -20,7 +21,7 @@ import os
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -34,7 +35,7 @@ from sahara_cli.errors import (
 )
 from sahara_cli.vault import crypto
 from sahara_cli.vault.blockstore import Blockstore
-from sahara_cli.vault.cid import CID
+from sahara_cli.vault.cid import CID, RAW
 from sahara_cli.vault.db import Item, VaultDB
 
 Progress = Callable[[int], None]
@@ -51,26 +52,56 @@ class Holder:
 
 
 class _BlockSink:
-    """Collects blocks from the importer and stores them in batches."""
+    """Collects blocks from the importer and stores them in batches.
+
+    Batches are written by a background thread while the importer hashes the next
+    ones; at most two batches wait, so memory stays at a few batches.
+    """
 
     def __init__(self, store: Blockstore) -> None:
         self.store = store
         self.pending: list[tuple[CID, bytes]] = []
         self.pending_bytes = 0
         self.blocks = 0
+        self._pool: ThreadPoolExecutor | None = None
+        self._inflight: list[Future[None]] = []
 
     def put(self, cid: CID, data: bytes) -> None:
         self.pending.append((cid, data))
         self.pending_bytes += len(data)
         self.blocks += 1
         if self.pending_bytes >= BATCH_BYTES:
-            self.flush()
+            self._send()
+
+    def _send(self) -> None:
+        if not self.pending:
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="vault-sink")
+        while len(self._inflight) >= 2:
+            self._inflight.pop(0).result()
+        self._inflight.append(self._pool.submit(self.store.put_many, self.pending))
+        self.pending = []
+        self.pending_bytes = 0
+
+    def abandon(self) -> None:
+        """Stop after an error elsewhere: wait for writes under way, drop the rest."""
+        self.pending = []
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._inflight = []
 
     def flush(self) -> None:
-        if self.pending:
-            self.store.put_many(self.pending)
-            self.pending = []
-            self.pending_bytes = 0
+        """Store everything collected so far; raises what a background write raised."""
+        self._send()
+        try:
+            while self._inflight:
+                self._inflight.pop(0).result()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
 
 
 class _TarWriter:
@@ -188,11 +219,15 @@ class Vault:
                 result = self._add_public(source, is_dir, sink, hidden=hidden, progress=progress)
             else:
                 result = self._add_private(source, is_dir, sink, holder, progress=progress)
+            sink.flush()
         except PermissionError as exc:
+            sink.abandon()
             raise FileUnreadable(
                 f"cannot read {exc.filename or source}: permission denied"
             ) from None
-        sink.flush()
+        except BaseException:
+            sink.abandon()  # blocks written so far stay unpinned: the next gc takes them
+            raise
         cid, size, stored, commitment, wrapped = result
         known = self.db.by_cid(cid.encode())
         if known is not None:
@@ -228,20 +263,18 @@ class Vault:
                 source, sink.put, hidden=hidden, on_file=lambda _p, n: progress(n)
             )
             return result.cid, result.size, result.size, _commitment_of_cid(result.cid), None
-        digest = hashlib.sha256()
+        # No separate plaintext hash here: the CID already commits to the content, and
+        # the SHA-256 an asset registers is computed when it is registered
+        # (ensure_commitment). A one-block file's CID digest is that SHA-256 already.
         importer = unixfs.FileImporter(sink.put)
-        with source.open("rb") as handle, ThreadPoolExecutor(1) as pool:
-            pending = None
-            while chunk := handle.read(READ_SIZE):
-                if pending is not None:
-                    pending.result()
-                pending = pool.submit(digest.update, chunk)
+        with source.open("rb", buffering=0) as handle:
+            # Reads of exactly one chunk become the leaves themselves, uncopied.
+            while chunk := handle.read(unixfs.CHUNK_SIZE):
                 importer.write(chunk)
                 progress(len(chunk))
-            if pending is not None:
-                pending.result()
         result = importer.finish()
-        return result.cid, result.size, result.size, "0x" + digest.hexdigest(), None
+        commitment = "0x" + result.cid.digest.hex() if result.cid.codec == RAW else ""
+        return result.cid, result.size, result.size, commitment, None
 
     def _add_private(
         self, source: Path, is_dir: bool, sink: _BlockSink, holder: Holder, *, progress: Progress
@@ -337,6 +370,14 @@ class Vault:
                 hint="Fetch it with 'sahara vault get ASSET' to obtain a key.",
             )
         return crypto.unwrap_key(item.wrapped_key, private_key)
+
+    def ensure_commitment(self, item: Item) -> Item:
+        """Fill in the plaintext SHA-256 of a public file added without it."""
+        if item.commitment or item.kind != "file" or item.encrypted:
+            return item
+        digest = self.stream(item, None, lambda _data: None)
+        self.db.update(item.id, commitment=digest)
+        return self.db.by_id(item.id)
 
     def last_key(self, item: Item) -> bytes | None:
         """The data key of an item this process just added (None otherwise)."""
@@ -452,10 +493,14 @@ class Vault:
         except OSError as exc:
             raise FileUnreadable(f"cannot read {path}: {exc.strerror}") from None
         with handle:
-            roots, blocks = car.read_car(handle)
-            for cid, data in blocks:
-                sink.put(cid.v1() if cid.version == 0 else cid, data)
-            sink.flush()
+            try:
+                roots, blocks = car.read_car(handle)
+                for cid, data in blocks:
+                    sink.put(cid.v1() if cid.version == 0 else cid, data)
+                sink.flush()
+            except BaseException:
+                sink.abandon()
+                raise
         items: list[Item] = []
         for root in roots:
             known = self.db.by_cid(root.encode())
@@ -465,15 +510,9 @@ class Vault:
             self.store.pin(root)
             info = unixfs.stat(root, self._get)
             encrypted = _looks_encrypted(root, self._get) if info.type == "file" else False
-            if info.type != "file":
-                commitment = _commitment_of_cid(root)
-            elif encrypted:
-                commitment = ""  # known only to the owner (and on chain, once registered)
-            else:
-                digest = hashlib.sha256()
-                for piece in unixfs.iter_file(root, self._get):
-                    digest.update(piece)
-                commitment = "0x" + digest.hexdigest()
+            # Encrypted: known only to the owner (and on chain, once registered). Public
+            # files: filled in when registered (ensure_commitment).
+            commitment = _commitment_of_cid(root) if info.type != "file" else ""
             items.append(
                 self.db.insert(
                     cid=root.encode(),

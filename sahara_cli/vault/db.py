@@ -54,6 +54,24 @@ CREATE TABLE IF NOT EXISTS grants (
 """
 
 
+def setup_sqlite(conn: sqlite3.Connection, *statements: str, wait: float = 30.0) -> None:
+    """Run set-up statements, retrying while another process holds the file.
+
+    Switching to WAL takes a lock that SQLite's busy timeout does not wait for, so two
+    commands opening a new file at once would otherwise fail with "database is locked".
+    """
+    deadline = time.monotonic() + wait
+    for statement in statements:
+        while True:
+            try:
+                conn.executescript(statement)
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+
+
 @dataclass
 class Item:
     """One thing the vault holds."""
@@ -142,10 +160,13 @@ class VaultDB:
             self._conn = sqlite3.connect(
                 path, timeout=30, isolation_level=None, check_same_thread=False
             )
-            self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.executescript(_SCHEMA)
-            self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            setup_sqlite(
+                self._conn,
+                "PRAGMA journal_mode=WAL",
+                _SCHEMA,
+                f"PRAGMA user_version={SCHEMA_VERSION}",
+            )
         except sqlite3.DatabaseError as exc:
             raise VaultIndexError(
                 f"vault catalogue {path} cannot be opened: {exc}",

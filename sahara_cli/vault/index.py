@@ -214,27 +214,58 @@ class VaultIndex:
         name: str,
         chunks: Sequence[Chunk],
         seal: Callable[[str], str] | None = None,
+        names: Sequence[str] | None = None,
     ) -> int:
         """Index ``chunks`` of one item, replacing what the item had; returns their count.
 
         With ``seal`` (a private item) each chunk's text is stored only as ``seal(text)``.
+        ``names`` labels each chunk (the file of a directory item it came from); the
+        default labels every chunk ``name``.
         """
         if not item_id:
             raise ValueError("item_id must not be empty")
-        if not chunks:
-            self.remove(item_id)
-            return 0
+        if names is not None and len(names) != len(chunks):
+            raise ValueError("names must label every chunk")
+        with self._writing():
+            if not chunks:
+                self._remove(item_id)
+                return 0
+            return self._add(item_id, asset_id, cid, name, chunks, seal, names)
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One writer at a time across processes: Chroma's local store is not safe for two."""
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with (self.path.parent / f"{self.path.name}.lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _add(
+        self,
+        item_id: str,
+        asset_id: int | None,
+        cid: str,
+        name: str,
+        chunks: Sequence[Chunk],
+        seal: Callable[[str], str] | None,
+        names: Sequence[str] | None,
+    ) -> int:
         collection = self._get_collection(create=True)
         assert collection is not None
         embedder = self._check_embedder(collection)
         vectors = embedder.embed([chunk.text for chunk in chunks])
         metadatas: list[dict[str, str | int | float | bool]] = []
-        for chunk in chunks:
+        for position, chunk in enumerate(chunks):
             metadata: dict[str, str | int | float | bool] = {
                 "item": item_id,
                 "asset": NO_ASSET if asset_id is None else int(asset_id),
                 "cid": cid,
-                "name": name,
+                "name": name if names is None else names[position],
                 "chunk": chunk.index,
                 "start": chunk.start,
                 "end": chunk.end,
@@ -274,11 +305,19 @@ class VaultIndex:
 
     def remove(self, item_id: str) -> int:
         """Drop every chunk of ``item_id``; returns how many there were."""
+        with self._writing():
+            return self._remove(item_id)
+
+    def _remove(self, item_id: str) -> int:
         collection = self._get_collection(create=False)
         return 0 if collection is None else self._delete_item(collection, item_id)
 
     def set_asset(self, item_id: str, asset_id: int | None) -> int:
         """Record the item's on-chain asset id (after registration); returns chunks changed."""
+        with self._writing():
+            return self._set_asset(item_id, asset_id)
+
+    def _set_asset(self, item_id: str, asset_id: int | None) -> int:
         collection = self._get_collection(create=False)
         if collection is None:
             return 0

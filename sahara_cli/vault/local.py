@@ -44,12 +44,14 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sahara_cli.errors import VaultBackendError, VaultBlockCorrupt, VaultBlockNotFound, VaultBusy
 from sahara_cli.fsutil import atomic_write, ensure_private_dir
 from sahara_cli.vault.blockstore import Blockstore, GCResult, StoreStat
 from sahara_cli.vault.cid import CID, RAW, SHA2_256
+from sahara_cli.vault.db import setup_sqlite
 
 SHARDING = "/repo/flatfs/shard/v1/next-to-last/2\n"
 BLOCK_SUFFIX = ".data"
@@ -159,6 +161,9 @@ class WriterLock:
             self._shared = False
 
 
+WRITE_THREADS = 4
+
+
 class LocalBlockstore(Blockstore):
     """Blocks as files under ``root/blocks`` (flatfs layout), pins in ``root/pins.sqlite``."""
 
@@ -171,6 +176,7 @@ class LocalBlockstore(Blockstore):
         self.fsync = fsync
         self.lock = WriterLock(self.root / "writers.lock", gc_wait=gc_wait)
         self._dirs: set[str] = set()
+        self._pool: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
         self._db_mutex = threading.Lock()
         self._ready = False
@@ -204,8 +210,24 @@ class LocalBlockstore(Blockstore):
         self._store(cid, data)
 
     def put_many(self, blocks: Iterable[tuple[CID, bytes]]) -> None:
-        for cid, data in blocks:
-            self.put(cid, data)
+        """Store many blocks whose CIDs the caller computed from their bytes (the importer,
+        or a CAR reader that checked each one): they are not hashed a second time.
+
+        Files are written by a few threads: creating a file costs more than hashing
+        256 KiB, and the system calls run without the GIL.
+        """
+        batch = list(blocks)
+        if not batch:
+            return
+        self._prepare()
+        if len(batch) < 4:
+            for cid, data in batch:
+                self._store(cid, data)
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="vault-write")
+        for future in [self._pool.submit(self._store, cid, data) for cid, data in batch]:
+            future.result()
 
     def _store(self, cid: CID, data: bytes) -> None:
         key = block_key(cid)
@@ -307,11 +329,11 @@ class LocalBlockstore(Blockstore):
             return None
         try:
             db = sqlite3.connect(self.pins_file, timeout=30.0, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS pins (cid TEXT PRIMARY KEY, pinned_at REAL NOT NULL)"
+            setup_sqlite(
+                db,
+                "PRAGMA journal_mode=WAL",
+                "CREATE TABLE IF NOT EXISTS pins (cid TEXT PRIMARY KEY, pinned_at REAL NOT NULL)",
             )
-            db.commit()
         except sqlite3.Error as exc:
             raise _db_error(self.pins_file, exc) from exc
         with contextlib.suppress(OSError):
@@ -431,6 +453,9 @@ class LocalBlockstore(Blockstore):
         return GCResult(removed_blocks=removed, removed_bytes=removed_bytes)
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         with self._db_mutex:
             if self._db is not None:
                 self._db.close()

@@ -87,16 +87,15 @@ def index_item(index: VaultIndex, item: Item, plaintext: Path, key: bytes | None
             names.append(rel)
     if not chunks:
         return 0
-    label = item.name if plaintext.is_file() else None
-    if label is None and len(set(names)) == 1:
-        label = f"{item.name}/{names[0]}"
+    labels = None if plaintext.is_file() else [f"{item.name}/{rel}" for rel in names]
     index.add(
         item.cid,
         asset_id=item.asset_id,
         cid=item.cid,
-        name=label or item.name,
+        name=item.name,
         chunks=_renumber(chunks),
         seal=seal,
+        names=labels,
     )
     return len(chunks)
 

@@ -146,13 +146,16 @@ class FileImporter:
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._result is not None:
             raise VaultError("write() after finish()", code="vault.importer_finished")
+        chunk = self._chunk
+        if not self._fill and type(data) is bytes and len(data) == chunk:
+            self._leaf(data)  # a whole chunk that nobody can change: no copy
+            return
         view = memoryview(data)
         if view.ndim != 1 or view.itemsize != 1:
             view = view.cast("B")
         total = len(view)
         if not total:
             return
-        chunk = self._chunk
         pos = 0
         fill = self._fill
         if fill:

@@ -94,6 +94,12 @@ def test_directories_round_trip(
     assert (out / "empty").is_dir()
 
 
+def test_search_hits_in_a_tree_name_their_file(cli: Invoke, vault_home: Path) -> None:
+    cli("--json", "vault", "add", str(vault_home / "tree"), "-r", "--public", "--name", "tree")
+    hit = cli("--json", "vault", "search", "alpha first file", "-k", "1").json()["hits"][0]
+    assert hit["name"] == "tree/a.md" and "first file" in hit["text"]
+
+
 def test_directory_needs_recursive(cli: Invoke, vault_home: Path) -> None:
     result = cli("--json", "vault", "add", str(vault_home / "tree"))
     assert result.exit_code == 2 and "--recursive" in result.error()["hint"]

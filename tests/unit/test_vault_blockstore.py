@@ -23,6 +23,7 @@ from sahara_cli.errors import (
     VaultBackendUnreachable,
     VaultBlockCorrupt,
     VaultBlockNotFound,
+    VaultBusy,
 )
 from sahara_cli.vault import dagpb
 from sahara_cli.vault.blockstore import Blockstore
@@ -405,7 +406,7 @@ class TestLocalBlockstore(BlockstoreConformance):
         try:
             cid, data = raw_block()
             writer.put(cid, data)  # an add in progress: written, not pinned yet
-            with pytest.raises(VaultBackendError, match="gc did not run") as caught:
+            with pytest.raises(VaultBusy, match="gc did not run") as caught:
                 collector.gc()
             assert caught.value.code == "vault.busy"
             assert writer.has(cid)
@@ -421,7 +422,7 @@ class TestLocalBlockstore(BlockstoreConformance):
         lock = WriterLock(tmp_path / "vault" / "writers.lock")
         store = LocalBlockstore(tmp_path / "vault")
         store.lock.write_wait = 0.2
-        with lock.exclusive(), pytest.raises(VaultBackendError, match="garbage-collected"):
+        with lock.exclusive(), pytest.raises(VaultBusy, match="garbage-collected"):
             store.put(*raw_block())
         store.put(*raw_block())  # gc over: writes go on
         store.close()
@@ -436,7 +437,7 @@ class TestLocalBlockstore(BlockstoreConformance):
         store.put(cid, data)
         other = LocalBlockstore(store.root, gc_wait=0.1)
         try:
-            with pytest.raises(VaultBackendError, match="gc did not run"):
+            with pytest.raises(VaultBusy, match="gc did not run"):
                 other.gc()
         finally:
             other.close()
@@ -542,7 +543,7 @@ class TestKuboBlockstore(BlockstoreConformance):
         try:
             cid, data = raw_block()
             writer.put(cid, data)
-            with pytest.raises(VaultBackendError, match="gc did not run"):
+            with pytest.raises(VaultBusy, match="gc did not run"):
                 collector.gc()
             assert store.has(cid)
         finally:

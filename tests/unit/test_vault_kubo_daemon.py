@@ -18,7 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from sahara_cli.errors import VaultBackendError, VaultBackendUnreachable, VaultKuboMissing
+from sahara_cli.errors import (
+    VaultBackendError,
+    VaultBackendUnreachable,
+    VaultError,
+    VaultExists,
+    VaultKuboMissing,
+    VaultNotSetUp,
+    VaultPortInUse,
+)
 from sahara_cli.vault.kubo import (
     KuboBlockstore,
     KuboDaemon,
@@ -102,7 +110,7 @@ def test_init_local_only(tmp_path: Path) -> None:
     status = daemon.status()
     assert status["running"] is False
     assert status["peer_id"] == peer
-    with pytest.raises(VaultBackendError, match="exists already") as caught:
+    with pytest.raises(VaultExists, match="exists already") as caught:
         daemon.init()
     assert caught.value.code == "vault.kubo_repo_exists"
 
@@ -120,7 +128,7 @@ def test_init_for_the_network(tmp_path: Path) -> None:
 
 def test_start_without_repo(tmp_path: Path) -> None:
     daemon = KuboDaemon(tmp_path / "ipfs", ipfs_bin())
-    with pytest.raises(VaultBackendError, match="no IPFS repo") as caught:
+    with pytest.raises(VaultNotSetUp, match="no IPFS repo") as caught:
         daemon.start()
     assert caught.value.code == "vault.kubo_no_repo"
     assert daemon.stop() is None
@@ -207,7 +215,7 @@ def test_stop_kills_a_daemon_that_ignores_sigterm(tmp_path: Path) -> None:
 def test_crashed_daemon_reports_its_log(tmp_path: Path) -> None:
     daemon = new_daemon(tmp_path)
     (daemon.repo / "version").write_text("999\n")  # a repo from a newer Kubo
-    with pytest.raises(VaultBackendError) as caught:
+    with pytest.raises(VaultError) as caught:
         daemon.start(timeout=30)
     err = caught.value
     assert err.code == "vault.kubo_start_failed"
@@ -229,7 +237,7 @@ def test_port_in_use(tmp_path: Path, which: str) -> None:
         port = sock.getsockname()[1]
         daemon = new_daemon(tmp_path, **{which: port})
         try:
-            with pytest.raises(VaultBackendError) as caught:
+            with pytest.raises(VaultPortInUse) as caught:
                 daemon.start(timeout=30)
         finally:
             daemon.stop()
