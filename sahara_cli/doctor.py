@@ -178,6 +178,37 @@ def check_node(loaded: Any) -> Check:
     return Check("node", "ok", f"{url}: {client}, chain id {chain_id}")
 
 
+def check_vault(home: Home, loaded: Any) -> Iterator[Check]:
+    """The vault's catalogue (read only) and, for the Kubo backend or when it is
+    installed, the Kubo binary. Nothing is created."""
+    cfg = loaded.config.vault
+    catalogue = home.root / "vault" / "vault.db"
+    if catalogue.exists():
+        import sqlite3
+
+        try:
+            uri = f"file:{catalogue}?mode=ro"
+            with sqlite3.connect(uri, uri=True, timeout=5) as conn:
+                items = conn.execute("SELECT count(*) FROM items").fetchone()[0]
+            yield Check("vault", "ok", f"{items} item(s), backend {cfg.backend}")
+        except sqlite3.Error as exc:
+            yield Check(
+                "vault", "fail", f"{catalogue} cannot be read: {exc}", "Move the file away."
+            )
+    else:
+        yield Check("vault", "ok", f"empty, backend {cfg.backend}")
+    from sahara_cli.errors import VaultKuboMissing
+    from sahara_cli.vault.kubo import find_ipfs
+
+    try:
+        binary = find_ipfs(cfg.ipfs_bin)
+    except VaultKuboMissing as exc:
+        status: Status = "fail" if cfg.backend == "kubo" else "skip"
+        yield Check("kubo", status, exc.message, exc.hint)
+        return
+    yield Check("kubo", "ok", binary)
+
+
 def run_checks(home: Home) -> list[Check]:
     checks = [check_python(), *check_packages(), *check_home(home)]
     config_check, loaded = check_config(home)
@@ -186,4 +217,6 @@ def run_checks(home: Home) -> list[Check]:
         if home.keystore_dir.is_dir():
             checks.append(check_default_id(home, loaded))
         checks.append(check_node(loaded))
+        if home.root.is_dir():
+            checks.extend(check_vault(home, loaded))
     return checks
