@@ -62,7 +62,7 @@ def _holder(info: IdentityInfo, signer: Signer | None = None) -> Holder:
     from sahara_cli.vault.core import Holder
 
     if signer is not None:
-        return Holder(signer.address, signer.public_key)
+        return _holder_of(signer)
     if not info.public_key:
         raise UsageError(
             f"ID '{info.name}' has no public key on record",
@@ -747,30 +747,37 @@ def search(
     password_file: PasswordFileOption = None,
 ) -> None:
     """Semantic search over the text you hold; every hit names its asset and CID."""
+    from collections.abc import Callable
+
+    from sahara_cli.vault import crypto
+    from sahara_cli.vault.backends import vault_root
+    from sahara_cli.vault.db import VaultDB
     from sahara_cli.vault.search import open_index
     from sahara_cli.vault.search import search as run_search
 
     st = state()
-    home = st.home.require()
-    from sahara_cli.vault.backends import vault_root
-    from sahara_cli.vault.db import VaultDB
-
-    root = vault_root(home.root)
-    keys = None
+    root = vault_root(st.home.require().root)
+    keys: Callable[[str], bytes | None] | None = None
     if show_text:
         who, _, _ = st.unlock(signer_name, password_file)
         db = VaultDB(root / "vault.db")
         cache: dict[str, bytes | None] = {}
 
-        def keys(cid: str) -> bytes | None:
-            from sahara_cli.vault import crypto
-
+        def open_key(cid: str) -> bytes | None:
+            """The data key of an item this ID holds (None: not ours to open)."""
             if cid not in cache:
                 item = db.by_cid(cid)
-                ok = item is not None and item.wrapped_key is not None
-                ok = ok and item.holder.lower() == who.address.lower()  # type: ignore[union-attr]
-                cache[cid] = crypto.unwrap_key(item.wrapped_key, who.private_key) if ok else None  # type: ignore[union-attr,arg-type]
+                key = None
+                if (
+                    item is not None
+                    and item.wrapped_key is not None
+                    and item.holder.lower() == who.address.lower()
+                ):
+                    key = crypto.unwrap_key(item.wrapped_key, who.private_key)
+                cache[cid] = key
             return cache[cid]
+
+        keys = open_key
 
     started = time.perf_counter()
     index = open_index(root, st.config().config.vault.embedder)
