@@ -58,8 +58,22 @@ class Hit:
     start: int
     end: int
     score: float
-    text: str | None  # the chunk of a public item
+    text: str | None  # the chunk of a public item (or of a private one, once opened)
     sealed: str | None  # the sealed chunk of a private item: open it with the item's key
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of a search hit (``sealed`` says only whether it was sealed)."""
+        return {
+            "asset_id": self.asset_id,
+            "cid": self.cid,
+            "name": self.name,
+            "chunk": self.chunk,
+            "start": self.start,
+            "end": self.end,
+            "score": round(self.score, 6),
+            "text": self.text,
+            "sealed": self.sealed is not None,
+        }
 
 
 def _one_line(exc: BaseException) -> str:

@@ -9,8 +9,8 @@ the asset id and CID so the use of the data can be attributed.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,35 +18,9 @@ from sahara_cli.vault import crypto
 
 if TYPE_CHECKING:
     from sahara_cli.vault.db import Item
-    from sahara_cli.vault.index import VaultIndex
+    from sahara_cli.vault.index import Hit, VaultIndex
 
 MAX_INDEX_BYTES = 16 << 20  # text indexed per file
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    asset_id: int | None
-    cid: str
-    name: str
-    chunk: int
-    start: int
-    end: int
-    score: float
-    text: str | None
-    sealed: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "asset_id": self.asset_id,
-            "cid": self.cid,
-            "name": self.name,
-            "chunk": self.chunk,
-            "start": self.start,
-            "end": self.end,
-            "score": round(self.score, 6),
-            "text": self.text,
-            "sealed": self.sealed,
-        }
 
 
 def open_index(vault_root: Path, embedder: str = "minilm") -> VaultIndex:
@@ -102,8 +76,6 @@ def index_item(index: VaultIndex, item: Item, plaintext: Path, key: bytes | None
 
 def _renumber(chunks: list[Any]) -> list[Any]:
     """Chunks of several files of one item get distinct indexes in item order."""
-    import dataclasses
-
     return [dataclasses.replace(chunk, index=i) for i, chunk in enumerate(chunks)]
 
 
@@ -113,27 +85,13 @@ def search(
     k: int,
     *,
     keys: Callable[[str], bytes | None] | None = None,
-) -> list[SearchHit]:
+) -> list[Hit]:
     """Top ``k`` chunks; ``keys(cid)`` opens sealed texts when given."""
     hits = []
     for hit in index.search(query, k):
-        text = hit.text
-        sealed = hit.sealed is not None
-        if sealed and keys is not None:
+        if hit.sealed is not None and keys is not None:
             key = keys(hit.cid)
-            if key is not None and hit.sealed is not None:
-                text = crypto.open_text(key, hit.sealed)
-        hits.append(
-            SearchHit(
-                asset_id=hit.asset_id,
-                cid=hit.cid,
-                name=hit.name,
-                chunk=hit.chunk,
-                start=hit.start,
-                end=hit.end,
-                score=hit.score,
-                text=text,
-                sealed=sealed,
-            )
-        )
+            if key is not None:
+                hit = dataclasses.replace(hit, text=crypto.open_text(key, hit.sealed))  # noqa: PLW2901
+        hits.append(hit)
     return hits
