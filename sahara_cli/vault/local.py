@@ -332,6 +332,7 @@ class LocalBlockstore(Blockstore):
             setup_sqlite(
                 db,
                 "PRAGMA journal_mode=WAL",
+                "PRAGMA synchronous=NORMAL",
                 "CREATE TABLE IF NOT EXISTS pins (cid TEXT PRIMARY KEY, pinned_at REAL NOT NULL)",
             )
         except sqlite3.Error as exc:
