@@ -796,7 +796,8 @@ def search(
                 f"[dim]{hit.cid}[/]"
             )
             if hit.text:
-                console.print(f"   {hit.text[:240]}", markup=False)
+                snippet = " ".join(hit.text.split())  # one line, whatever the source layout
+                console.print(f"   {snippet[:240]}", markup=False, highlight=False)
             elif hit.sealed:
                 console.print("   [dim](private: --show-text unlocks your ID to read it)[/]")
 
