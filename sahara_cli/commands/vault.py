@@ -180,7 +180,12 @@ def add(
         who, info, _ = st.unlock(signer_name, password_file)
     elif not info.public_key and not public:
         who, info, _ = st.unlock(signer_name, password_file)
-    holder = _holder(info, who)
+    if public and who is None and not info.public_key:
+        from sahara_cli.vault.core import Holder
+
+        holder = Holder(info.address, b"")  # nothing is wrapped for public items
+    else:
+        holder = _holder(info, who)
     results = []
     with open_vault(st, backend) as vault:
         from sahara_cli.vault.core import tree_size

@@ -283,7 +283,9 @@ class KeyServer:
         from sahara_cli.vault.cid import CID
 
         text = request.match_info["cid"]
-        if self.vault.db.by_cid(text) is None:
+        with self._lock:
+            known = self.vault.db.by_cid(text)
+        if known is None:
             return self._error(VaultItemNotFound(f"{text} is not served here"), 404)
         root = CID.decode(text)
         response = web.StreamResponse(headers={"Content-Type": "application/vnd.ipld.car"})

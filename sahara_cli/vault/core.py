@@ -29,6 +29,7 @@ from typing import IO, Any
 from sahara_cli.errors import (
     FileUnreadable,
     UsageError,
+    VaultCidInvalid,
     VaultDecryptFailed,
     VaultItemNotFound,
     VaultNotSetUp,
@@ -341,11 +342,12 @@ class Vault:
                     hint="Fetch a licensed asset with 'sahara vault get ASSET -o PATH'.",
                 )
             return item
+        cid = None
         if text.startswith(("b", "Qm")) and len(text) > 40:
-            cid = CID.decode(text)
-            found = self.db.by_cid(cid.v1().encode()) if cid.version == 0 else self.db.by_cid(text)
-            if found is None and cid.version == 0:
-                found = self.db.by_cid(text)
+            with contextlib.suppress(VaultCidInvalid):  # a long name that is not a CID
+                cid = CID.decode(text)
+        if cid is not None:
+            found = self.db.by_cid(cid.v1().encode()) or self.db.by_cid(text)
             if found is not None:
                 return found
             raise VaultItemNotFound(f"no vault item with CID {text}")
