@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,48 @@ def test_kubo_backend_without_daemon_is_a_clear_error(cli: Invoke, vault_home: P
     assert result.exit_code == 5 and result.error()["code"] == "vault.backend_unreachable"
     result = cli("--json", "vault", "ls", "--backend", "ftp")
     assert result.exit_code == 2
+
+
+@pytest.fixture(scope="module")
+def node_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from sahara_cli.node.rpc.testing import dev_node
+
+    with dev_node(tmp_path_factory.mktemp("vault-node")) as (_, server):
+        yield server.url
+
+
+def test_a_registration_cut_short_is_finished_by_cid_not_repeated(
+    cli: Invoke, vault_home: Path, initialised: Path, node_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The transaction went through, then the command died before recording the asset id:
+    the next `add --register` finds the asset by its CID instead of registering twice."""
+    from sahara_cli.identity.store import KeyStore
+    from sahara_cli.node.client import NodeClient
+    from sahara_cli.protocol.client import Protocol
+    from sahara_cli.vault.db import VaultDB
+
+    monkeypatch.setenv("SAHARA_NODE_RPC_URL", node_url)
+    client = NodeClient(node_url)
+    signer = KeyStore(initialised / "keystore").unlock("main", PASSWORD)
+    client.call("sahara_dev_setBalance", signer.address, hex(10**20))
+    src = vault_home / "notes.txt"
+    item = cli("--json", "vault", "add", str(src), "--no-index").json()["items"][0]
+    proto = Protocol(client)
+    asset_id, _ = proto.register(
+        signer, kind="dataset", cid=item["cid"], commitment=item["commitment"], name="notes.txt"
+    )
+    db = VaultDB(initialised / "vault" / "vault.db")
+    row = db.by_cid(item["cid"])
+    assert row is not None
+    db.update(row.id, state="registering")
+    db.close()
+
+    again = cli("--json", "--no-prompt", "vault", "add", str(src), "--register", "--no-index")
+    assert again.exit_code == 0, again.stderr
+    done = again.json()["items"][0]
+    assert done["asset_id"] == asset_id and done["state"] == "ready"
+    assert proto.asset_by_cid(item["cid"]) == asset_id
+    from sahara_cli.errors import AssetNotFound
+
+    with pytest.raises(AssetNotFound):  # nothing was registered a second time
+        proto.asset(asset_id + 1)
