@@ -148,3 +148,13 @@ if kubo_dir="$(go_install kubo "$KUBO_VERSION" github.com/ipfs/kubo/cmd/ipfs unt
 else
   say "Kubo is missing: the vault's Kubo backend tests cannot run"
 fi
+
+# CometBFT v0.38.25 (ABCI 2.0), the consensus engine the node runs its application
+# under; tests/e2e/test_abci_cometbft.py drives it. It builds with Go 1.26 as is (no
+# build tag needed: none of its dependencies gates on the Go version).
+COMETBFT_VERSION="v0.38.25"
+if cometbft_dir="$(go_install cometbft "$COMETBFT_VERSION" github.com/cometbft/cometbft/cmd/cometbft)"; then
+  export SAHARA_COMETBFT_BIN="$cometbft_dir/cometbft"
+else
+  say "CometBFT is missing: the ABCI end-to-end tests against cometbft cannot run"
+fi
