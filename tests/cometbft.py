@@ -8,6 +8,8 @@ path is read when this module is imported, because ``tests/conftest.py`` clears 
   loop in a background thread and yields the address it listens on.
 * :class:`CometNode` is one ``cometbft`` home: init, loopback-only config, start, RPC,
   stop (always, from a ``finally``).
+* :class:`AppProcess` runs the Sahara application (``python -m sahara_cli.node.abci``)
+  as a child process, for CometBFT to connect to.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -162,10 +166,24 @@ class CometNode:
     def rpc(self, method: str, timeout: float = 15.0, **params: str) -> Any:
         """GET ``/method?k=v`` on the node's RPC; the ``result`` of the JSON-RPC answer.
         String arguments are passed quoted (``tx="a=b"``), as CometBFT's URI form wants."""
-        query = urllib.parse.urlencode({k: f'"{v}"' for k, v in params.items()})
+        return self._get(method, {k: f'"{v}"' for k, v in params.items()}, timeout)
+
+    def rpc_raw(self, method: str, timeout: float = 15.0, **params: str) -> Any:
+        """:meth:`rpc` with arguments passed as they are: ``tx=0x0102`` is hex bytes,
+        ``height=5`` a number."""
+        return self._get(method, params, timeout)
+
+    def _get(self, method: str, params: dict[str, str], timeout: float) -> Any:
+        query = urllib.parse.urlencode(params)
         url = f"http://127.0.0.1:{self.rpc_port}/{method}" + (f"?{query}" if query else "")
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            doc = json.load(resp)
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                doc = json.load(resp)
+        except urllib.error.HTTPError as exc:  # CometBFT answers errors with a 500 too
+            try:
+                doc = json.load(exc)
+            except ValueError:
+                raise exc from None
         if "error" in doc:
             raise RuntimeError(f"{method}: {doc['error']}")
         return doc["result"]
@@ -196,6 +214,95 @@ class CometNode:
         resp: dict[str, Any] = self.rpc("abci_query", data=key.decode())["response"]
         resp["value"] = base64.b64decode(resp["value"] or "")
         return resp
+
+    def broadcast(self, raw: bytes, mode: str = "commit", timeout: float = 30.0) -> Any:
+        """``broadcast_tx_<mode>`` of the transaction bytes ``raw`` (sent as hex)."""
+        return self.rpc_raw(f"broadcast_tx_{mode}", timeout, tx="0x" + raw.hex())
+
+    def abci_query(self, path: str, data: bytes = b"", height: int = 0) -> dict[str, Any]:
+        """``abci_query`` with a ``path`` and binary ``data``; the ``response``, with
+        ``value`` decoded to bytes and ``code`` and ``height`` to ints."""
+        params = {"path": f'"{path}"', "height": str(height)}
+        if data:
+            params["data"] = "0x" + data.hex()
+        resp: dict[str, Any] = self._get("abci_query", params, 15.0)["response"]
+        resp["value"] = base64.b64decode(resp.get("value") or "")
+        resp["code"] = int(resp.get("code") or 0)
+        resp["height"] = int(resp.get("height") or 0)
+        return resp
+
+
+class AppProcess:
+    """The Sahara ABCI application (``python -m sahara_cli.node.abci``) as a child
+    process on ``home``, listening on a free loopback port."""
+
+    def __init__(self, home: Path, *extra: str) -> None:
+        self.home = home
+        self.extra = extra
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = home / "app.log"
+
+    @property
+    def address(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}"
+
+    def start(self, *, timeout: float = 60.0) -> None:
+        """Starts the application and waits until it accepts connections."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        cmd = [sys.executable, "-m", "sahara_cli.node.abci", "--home", str(self.home)]
+        with self.log_path.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [*cmd, "--abci", self.address, *self.extra],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"the app exited with {self.proc.returncode}:\n{self.log_tail()}"
+                )
+            with socket.socket() as sock:
+                sock.settimeout(1.0)
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        self.stop()
+        raise TimeoutError(f"the app did not listen within {timeout}s:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM (the app closes its database), then SIGKILL if it lingers; returns
+        the exit status (None when it was not running)."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=timeout)
+        return proc.returncode
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+
+@contextmanager
+def running_app(app: AppProcess) -> Iterator[AppProcess]:
+    """Starts ``app``; stops it when the block ends, even on failure."""
+    try:
+        app.start()
+        yield app
+    finally:
+        app.stop()
 
 
 @contextmanager
