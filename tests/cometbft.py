@@ -116,10 +116,14 @@ class CometNode:
             timeout=30,
         )
 
-    def configure(self, proxy_app: str, *, timeout_commit: str = "200ms") -> None:
-        """Fresh free ports for RPC and P2P, ``proxy_app`` as the ABCI address, short
-        block times, empty blocks on (so heights advance without transactions)."""
-        self.rpc_port = free_port()
+    def configure(
+        self, proxy_app: str, *, timeout_commit: str = "200ms", rpc_port: int | None = None
+    ) -> None:
+        """Fresh free ports for RPC (``rpc_port`` when given: one chosen earlier, e.g. to
+        tell the application where CometBFT's RPC will be) and P2P, ``proxy_app`` as the
+        ABCI address, short block times, empty blocks on (so heights advance without
+        transactions)."""
+        self.rpc_port = rpc_port or free_port()
         path = self.home / "config" / "config.toml"
         text = path.read_text()
         for section, key, value in [

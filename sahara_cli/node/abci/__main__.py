@@ -4,6 +4,10 @@ The chain database is ``DIR/chain`` (created when missing). Block 0 is written w
 CometBFT sends ``InitChain``, from the ``app_state`` of CometBFT's genesis when it has
 one, else from ``--genesis FILE`` (a Sahara genesis JSON) or ``--dev`` (the standard
 test accounts funded). Serves until SIGTERM or SIGINT, then closes the database.
+
+With ``--rpc-addr HOST:PORT`` the same process also serves Ethereum JSON-RPC (HTTP and
+WebSocket, see :mod:`sahara_cli.node.abci.rpc`) from the committed state, once block 0
+exists; transactions sent to it go to CometBFT's RPC at ``--comet-rpc``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 from sahara_cli.errors import SaharaError
 from sahara_cli.identity.keys import Signer
 from sahara_cli.node.abci.app import SaharaApp
+from sahara_cli.node.abci.rpc import AppNode, ValidatorRPCServer
 from sahara_cli.node.abci.server import ABCIServer
 from sahara_cli.node.genesis import DEFAULT_CHAIN_ID, Genesis, dev_genesis, dev_keys
 from sahara_cli.node.state import StateMachine
@@ -44,8 +49,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     source.add_argument("--genesis", type=Path, help="without app_state: this Sahara genesis")
     parser.add_argument("--chain-id", type=int, default=DEFAULT_CHAIN_ID, help="with --dev")
+    parser.add_argument(
+        "--rpc-addr",
+        metavar="HOST:PORT",
+        help="also serve Ethereum JSON-RPC (HTTP and WebSocket) here, e.g. 127.0.0.1:8545",
+    )
+    parser.add_argument(
+        "--comet-rpc",
+        metavar="URL",
+        default="http://127.0.0.1:26657",
+        help="CometBFT's RPC, where JSON-RPC sends transactions (with --rpc-addr)",
+    )
     parser.add_argument("--log-level", default="INFO")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.rpc_addr is not None:
+        try:
+            args.rpc_host, args.rpc_port = split_host_port(args.rpc_addr)
+        except ValueError as exc:
+            parser.error(f"--rpc-addr: {exc}")
+    return args
+
+
+def split_host_port(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6; an empty host is 127.0.0.1)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    host = host.strip("[]") or "127.0.0.1"
+    return host, int(port)
 
 
 def default_genesis(args: argparse.Namespace) -> Genesis | None:
@@ -56,8 +87,30 @@ def default_genesis(args: argparse.Namespace) -> Genesis | None:
     return None
 
 
-async def serve(app: SaharaApp, address: str) -> None:
-    """Serves ``app`` until SIGTERM or SIGINT."""
+async def serve_rpc(
+    app: SaharaApp, host: str, port: int, comet_rpc: str, stop: asyncio.Event
+) -> None:
+    """Serves JSON-RPC on ``host:port`` from when block 0 exists until ``stop``."""
+    while app.machine.genesis is None:  # InitChain has not come yet
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.1)
+        if stop.is_set():
+            return
+    node = AppNode(app, comet_rpc)
+    server = ValidatorRPCServer(node)
+    try:
+        await server.start(host, port)
+        print(f"JSON-RPC listening on {server.url}", flush=True)
+        await stop.wait()
+    finally:
+        await server.stop()
+        node.close()
+
+
+async def serve(app: SaharaApp, address: str, rpc: tuple[str, int, str] | None = None) -> int:
+    """Serves ``app`` until SIGTERM or SIGINT; JSON-RPC too with ``rpc``:
+    ``(host, port, CometBFT RPC URL)``. Returns the exit status: 1 when the JSON-RPC
+    server failed (and so stopped the process)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -66,14 +119,31 @@ async def serve(app: SaharaApp, address: str) -> None:
     await server.start()
     print(f"ABCI server listening on {server.address}", flush=True)
     serving = asyncio.create_task(server.serve_forever())
+    rpc_task = asyncio.create_task(serve_rpc(app, *rpc, stop)) if rpc is not None else None
     try:
-        await stop.wait()
+        if rpc_task is not None:
+            # A JSON-RPC server that cannot start (port taken) stops the process.
+            await asyncio.wait(
+                [asyncio.create_task(stop.wait()), rpc_task],
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            stop.set()
+        else:
+            await stop.wait()
     finally:
         log.info("stopping")
+        status = 0
+        if rpc_task is not None:
+            try:
+                await rpc_task
+            except Exception:
+                log.exception("the JSON-RPC server failed")
+                status = 1
         await server.stop()
         serving.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await serving
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,10 +163,11 @@ def main(argv: list[str] | None = None) -> int:
         app = SaharaApp(StateMachine(store), genesis)
         # asyncio.run waits for the worker thread of a call in progress before it
         # returns: the store is closed after the last call into the state machine.
-        asyncio.run(serve(app, args.abci))
+        rpc = (args.rpc_host, args.rpc_port, args.comet_rpc) if args.rpc_addr else None
+        status = asyncio.run(serve(app, args.abci, rpc))
     finally:
         store.close()
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -38,7 +38,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -51,9 +52,11 @@ from sahara_cli.node.abci.generated.tendermint.abci import types_pb2 as abci
 from sahara_cli.node.abci.server import Application, encode_uvarint
 from sahara_cli.node.genesis import Genesis
 from sahara_cli.node.state import (
+    BlockResult,
     CheckedTx,
     StateMachine,
     TxInvalid,
+    TxResult,
     decode_tx,
     recover_sender,
 )
@@ -71,6 +74,7 @@ __all__ = [
     "CODE_OK",
     "CODE_REVERTED",
     "CODE_WRONG_CHAIN_ID",
+    "CommitListener",
     "SaharaApp",
 ]
 
@@ -97,6 +101,10 @@ CODE_INVALID: Final = 7
 CODE_REVERTED: Final = 8
 #: A query for something that is not there (unknown path, block, malformed address).
 CODE_NOT_FOUND: Final = 9
+
+#: Called after each Commit with the committed block (its ``header``; ``results`` hold
+#: the included transactions' hashes), on the thread that ran Commit.
+CommitListener = Callable[[BlockResult], None]
 
 
 def _code_of(exc: SaharaError) -> int:
@@ -163,6 +171,10 @@ class SaharaApp(Application):
         self.fee_recipients = dict(fee_recipients or {})
         #: The mempool's view: transactions CheckTx accepted since the last Commit.
         self._mempool = _Pending()
+        self._commit_listeners: list[CommitListener] = []
+        self._listeners_lock = threading.Lock()
+        #: Hashes of the transactions the last FinalizeBlock included (for listeners).
+        self._finalized: list[bytes] = []
 
     # -- Info, InitChain -----------------------------------------------------------------
 
@@ -239,6 +251,24 @@ class SaharaApp(Application):
         pending.spent[sender] = spent + cost
         pending.gas += tx.gas
         return checked
+
+    def mempool_nonce(self, sender: bytes) -> int | None:
+        """The nonce after ``sender``'s transactions CheckTx accepted since the last
+        Commit (None: it has none); a read-only look at the mempool record, from any
+        thread."""
+        return self._mempool.nonces.get(bytes(sender))
+
+    def add_commit_listener(self, listener: CommitListener) -> Callable[[], None]:
+        """Call ``listener`` after every Commit; returns the function that removes it."""
+        with self._listeners_lock:
+            self._commit_listeners.append(listener)
+
+        def remove() -> None:
+            with self._listeners_lock:
+                if listener in self._commit_listeners:
+                    self._commit_listeners.remove(listener)
+
+        return remove
 
     def check_tx(self, req: abci.RequestCheckTx) -> abci.ResponseCheckTx:
         # RECHECK comes after Commit cleared the mempool record: the transactions left
@@ -331,11 +361,13 @@ class SaharaApp(Application):
             machine.abort()  # no half-built block left in the overlay
             raise
         cumulative = 0
+        self._finalized = []
         for (index, tx), outcome in zip(runnable, block.results, strict=True):
             if not outcome.included or outcome.receipt is None:
                 code, error = _left_out(outcome.error or "not included")
                 results[index] = _refused(code, error, tx.gas)
                 continue
+            self._finalized.append(bytes(tx.hash))
             gas_used = outcome.receipt.gas_used - cumulative
             cumulative = outcome.receipt.gas_used
             ok = outcome.receipt.state_root == EIP658_TRANSACTION_STATUS_CODE_SUCCESS
@@ -370,6 +402,16 @@ class SaharaApp(Application):
     def commit(self, req: abci.RequestCommit) -> abci.ResponseCommit:  # noqa: ARG002
         self.machine.commit()
         self._mempool.clear()  # CometBFT rechecks what is left in its mempool
+        included, self._finalized = self._finalized, []
+        with self._listeners_lock:
+            listeners = list(self._commit_listeners)
+        if listeners:
+            result = BlockResult(self.machine.head(), [TxResult(h, True) for h in included])
+            for listener in listeners:
+                try:
+                    listener(result)
+                except Exception:  # a listener's bug must not stop the chain
+                    log.exception("a commit listener failed")
         return abci.ResponseCommit(retain_height=0)
 
     # -- queries -------------------------------------------------------------------------

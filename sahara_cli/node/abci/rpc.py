@@ -1,0 +1,300 @@
+"""Ethereum JSON-RPC from a validator's application process.
+
+:class:`AppNode` gives the RPC layer of :mod:`sahara_cli.node.rpc` what it needs from a
+:class:`~sahara_cli.node.service.Node`, backed by the application instead:
+
+- reads come from the state machine's committed state (what CometBFT committed);
+- ``submit`` posts the signed transaction to CometBFT's ``broadcast_tx_sync``, so it
+  goes through CheckTx and CometBFT's mempool and gossip; a refusal becomes the error
+  the solo node raises (nonce too low, insufficient funds, invalid transaction...);
+- ``pending_nonce`` is the committed nonce, or past it the sender's transactions that
+  CheckTx accepted since the last commit;
+- ``subscribe`` listeners run after every Commit (``eth_subscribe``, filters);
+- ``mempool`` answers ``txpool_*`` from CometBFT's ``unconfirmed_txs``, and
+  ``eth_getTransactionByHash`` of a pending transaction from what this process sent.
+
+A validator is not a dev chain: ``dev`` is False, so the ``sahara_dev_*``, ``evm_*``,
+``anvil_*`` and ``hardhat_*`` methods answer "does not exist/is not available", and no
+dev key signs anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import urllib.error
+import urllib.request
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, cast
+
+from eth.abc import SignedTransactionAPI
+
+from sahara_cli.errors import (
+    InsufficientFunds,
+    NodeError,
+    NonceTooLow,
+    OversizedData,
+    SaharaError,
+    TxAlreadyKnown,
+    TxPoolFull,
+)
+from sahara_cli.node.abci.app import (
+    CODE_INSUFFICIENT_FUNDS,
+    CODE_NONCE_TOO_LOW,
+    CODE_OK,
+    SaharaApp,
+)
+from sahara_cli.node.mempool import PoolContent
+from sahara_cli.node.rpc.context import ServerOptions
+from sahara_cli.node.rpc.dispatch import Spec, method_table
+from sahara_cli.node.rpc.server import RPCServer
+from sahara_cli.node.service import Stats
+from sahara_cli.node.state import BlockResult, ChainView, TxInvalid, decode_tx
+
+if TYPE_CHECKING:
+    from sahara_cli.node.service import Node
+
+__all__ = ["AppNode", "CometError", "CometRPC", "ValidatorRPCServer", "refusal"]
+
+log = logging.getLogger("sahara.node.abci.rpc")
+
+Listener = Callable[[BlockResult], None]
+#: Transactions sent through this process kept for eth_getTransactionByHash until mined.
+MAX_SENT = 10_000
+#: Unconfirmed transactions txpool_content and txpool_inspect decode at most.
+MAX_UNCONFIRMED = 1_000
+#: Methods that wait on CometBFT's RPC: run on a worker thread, not on the event loop.
+BLOCKING = ("eth_sendRawTransaction", "txpool_status")
+
+
+class CometError(NodeError):
+    """CometBFT's RPC could not be reached or answered with an error."""
+
+    code = "node.cometbft"
+
+
+class CometRPC:
+    """A small JSON-RPC client of CometBFT's RPC (``http://HOST:PORT``)."""
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        if url.startswith("tcp://"):  # CometBFT's own spelling of its laddr
+            url = "http://" + url.removeprefix("tcp://")
+        elif "://" not in url:
+            url = "http://" + url
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"CometBFT RPC must be an http(s) URL, not {url!r}")
+        self.url = url
+        self.timeout = timeout
+
+    def call(self, method: str, **params: Any) -> Any:
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+        request = urllib.request.Request(  # noqa: S310  # http(s) only, checked above
+            self.url, data=body.encode(), headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as resp:  # noqa: S310
+                doc = json.load(resp)
+        except urllib.error.HTTPError as exc:  # CometBFT answers errors with a 500 too
+            try:
+                doc = json.load(exc)
+            except ValueError:
+                raise CometError(f"CometBFT RPC {method}: HTTP {exc.code}") from None
+        except (OSError, ValueError) as exc:
+            raise CometError(f"CometBFT RPC at {self.url} is unreachable: {exc}") from None
+        error = doc.get("error")
+        if error:
+            detail = error.get("data") or error.get("message") or str(error)
+            raise CometError(str(detail))
+        return doc.get("result")
+
+
+def refusal(code: int, message: str) -> SaharaError:
+    """The error the solo node raises for a transaction CheckTx refused with ``code``."""
+    if code == CODE_NONCE_TOO_LOW:
+        return NonceTooLow(message)
+    if code == CODE_INSUFFICIENT_FUNDS:
+        return InsufficientFunds(message)
+    return TxInvalid(message or f"transaction refused (code {code})")
+
+
+def _comet_refusal(exc: CometError) -> SaharaError:
+    """geth's words for CometBFT's own mempool refusals."""
+    text = exc.message
+    if "already exists in cache" in text:
+        return TxAlreadyKnown("already known")
+    if "mempool is full" in text:
+        return TxPoolFull("txpool is full")
+    if "too large" in text:
+        return OversizedData("oversized data")
+    return exc
+
+
+@dataclass(frozen=True)
+class AppNodeConfig:
+    """What ``sahara_nodeInfo`` reports of the node's configuration."""
+
+    block_time: float = 0.0  # CometBFT decides when blocks come
+
+
+@dataclass(frozen=True)
+class Validator:
+    address: str
+
+
+class CometMempool:
+    """The ``mempool`` the RPC layer reads: CometBFT's, plus what this process sent."""
+
+    def __init__(self, comet: CometRPC) -> None:
+        self.comet = comet
+        self._sent: OrderedDict[bytes, SignedTransactionAPI] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def sent(self, tx: SignedTransactionAPI) -> None:
+        with self._lock:
+            self._sent[bytes(tx.hash)] = tx
+            while len(self._sent) > MAX_SENT:
+                self._sent.popitem(last=False)
+
+    def forget(self, hashes: list[bytes]) -> None:
+        with self._lock:
+            for tx_hash in hashes:
+                self._sent.pop(tx_hash, None)
+
+    def get(self, tx_hash: bytes) -> SignedTransactionAPI | None:
+        with self._lock:
+            return self._sent.get(bytes(tx_hash))
+
+    def status(self) -> dict[str, int]:
+        result = self.comet.call("num_unconfirmed_txs")
+        return {"pending": int(result.get("n_txs") or 0), "queued": 0}
+
+    def content(self) -> PoolContent:
+        result = self.comet.call("unconfirmed_txs", limit=str(MAX_UNCONFIRMED))
+        pending: dict[Any, dict[int, SignedTransactionAPI]] = {}
+        for encoded in result.get("txs") or []:
+            try:
+                tx = decode_tx(base64.b64decode(encoded))
+                sender = bytes(tx.sender)
+            except Exception:  # CheckTx let it in, so this should not happen
+                log.debug("undecodable unconfirmed transaction", exc_info=True)
+                continue
+            pending.setdefault(sender, {})[int(tx.nonce)] = tx
+        for by_nonce in pending.values():
+            ordered = dict(sorted(by_nonce.items()))
+            by_nonce.clear()
+            by_nonce.update(ordered)
+        return {"pending": pending, "queued": {}}
+
+
+class AppNode:
+    """The application process seen as a node by :class:`ValidatorRPCServer`."""
+
+    def __init__(self, app: SaharaApp, comet_rpc: str, *, timeout: float = 10.0) -> None:
+        self.app = app
+        self.machine = app.machine
+        self.store = app.machine.store
+        self.comet = CometRPC(comet_rpc, timeout)
+        self.mempool = CometMempool(self.comet)
+        self.stats = Stats()
+        self.config = AppNodeConfig()
+        self._listeners: list[Listener] = []
+        self._lock = threading.Lock()
+        self._unhook: Callable[[], None] | None = app.add_commit_listener(self._on_commit)
+
+    @property
+    def chain_id(self) -> int:
+        return self.machine.chain_id
+
+    @property
+    def dev(self) -> bool:
+        return False  # a validator is never a dev chain, whatever its genesis says
+
+    @property
+    def genesis(self) -> Any:
+        return self.machine.genesis
+
+    @property
+    def validator(self) -> Validator:
+        genesis = self.machine.genesis
+        return Validator(genesis.validator if genesis is not None else "")
+
+    def close(self) -> None:
+        if self._unhook is not None:
+            self._unhook()
+            self._unhook = None
+
+    # -- transactions ------------------------------------------------------------------
+
+    def submit(self, raw: bytes) -> bytes:
+        """Hand a signed transaction to CometBFT (CheckTx); returns its hash."""
+        tx = decode_tx(raw)  # TxInvalid, OversizedData: as the solo node
+        try:
+            result = self.comet.call("broadcast_tx_sync", tx=base64.b64encode(raw).decode("ascii"))
+        except CometError as exc:
+            raise _comet_refusal(exc) from None
+        code = int(result.get("code") or 0)
+        if code != CODE_OK:
+            raise refusal(code, str(result.get("log") or ""))
+        self.mempool.sent(tx)
+        return bytes(tx.hash)
+
+    def pending_nonce(self, address: bytes) -> int:
+        view = self.view()
+        committed = int(view.state_at(view.head()).get_nonce(address))
+        pooled = self.app.mempool_nonce(address)
+        return max(committed, pooled) if pooled is not None else committed
+
+    # -- reads and events --------------------------------------------------------------
+
+    def view(self) -> ChainView:
+        return self.machine.view()
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        with self._lock:
+            self._listeners.append(listener)
+
+        def remove() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return remove
+
+    def _on_commit(self, result: BlockResult) -> None:
+        """After each Commit, on the ABCI worker thread."""
+        included = [r.hash for r in result.included]
+        self.stats.record(len(included))
+        self.mempool.forget(included)
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(result)
+            except Exception:
+                log.exception("a block listener failed")
+
+
+def validator_table() -> dict[str, Spec]:
+    """The method table, with the methods that call CometBFT off the event loop."""
+    table = dict(method_table())
+    for name in BLOCKING:
+        spec = table[name]
+        table[name] = replace(spec, flags=replace(spec.flags, inline=False))
+    return table
+
+
+class ValidatorRPCServer(RPCServer):
+    """:class:`RPCServer` on an :class:`AppNode`."""
+
+    def __init__(self, node: AppNode, options: ServerOptions | None = None, **opts: Any) -> None:
+        # AppNode has every member of Node the RPC layer uses (see the module docstring).
+        super().__init__(cast("Node", node), options, **opts)
+
+    async def start(self, host: str = "127.0.0.1", port: int = 8545) -> tuple[str, int]:
+        bound = await super().start(host, port)
+        self.dispatcher.table = validator_table()
+        return bound
