@@ -490,3 +490,43 @@ class VaultNotSetUp(VaultError, NotFoundError):
     """A key, repository or service the command needs was never created."""
 
     code = "vault.not_set_up"
+
+
+# -- localnet --------------------------------------------------------------------------
+
+
+class LocalnetError(NodeError):
+    """``sahara localnet``: N CometBFT validators with their Sahara apps on 127.0.0.1."""
+
+    code = "localnet.error"
+
+
+class LocalnetNotFound(LocalnetError, NotFoundError):
+    code = "localnet.not_found"
+    default_hint = "Start one with 'sahara localnet up --validators 4'."
+
+
+class CometbftMissing(LocalnetError, NotFoundError):
+    code = "localnet.cometbft_missing"
+
+
+class LocalnetNodeUnknown(LocalnetError, UsageError):
+    code = "localnet.no_such_node"
+
+
+class LocalnetRunning(LocalnetError, ConflictError):
+    code = "localnet.running"
+
+
+class LocalnetExists(LocalnetError, ConflictError):
+    code = "localnet.exists"
+
+
+class LocalnetPortInUse(LocalnetError, ConflictError):
+    code = "localnet.port_in_use"
+
+
+class LocalnetStartFailed(LocalnetError):
+    """A node exited or did not make blocks in time; ``details.log`` has its last lines."""
+
+    code = "localnet.start_failed"

@@ -17,6 +17,7 @@ from sahara_cli.commands import doctor as doctor_cmd
 from sahara_cli.commands import id as id_cmd
 from sahara_cli.commands import init as init_cmd
 from sahara_cli.commands import license as license_cmd
+from sahara_cli.commands import localnet as localnet_cmd
 from sahara_cli.commands import market as market_cmd
 from sahara_cli.commands import node as node_cmd
 from sahara_cli.commands import tx as tx_cmd
@@ -98,6 +99,7 @@ app.add_typer(id_cmd.app, name="id")
 app.command("init")(init_cmd.init)
 app.command("doctor")(doctor_cmd.doctor)
 app.add_typer(node_cmd.app, name="node")
+app.add_typer(localnet_cmd.app, name="localnet")
 app.add_typer(tx_cmd.app, name="tx")
 app.command("balance")(tx_cmd.balance)
 app.add_typer(asset_cmd.app, name="asset")

@@ -206,6 +206,7 @@ SAMPLES = {
     ],
     ("init",): lambda tmp: ["init"],
     ("balance",): lambda tmp: ["balance"],
+    ("localnet", "down"): lambda tmp: ["localnet", "down"],
     ("node", "accounts"): lambda tmp: ["node", "accounts"],
     ("node", "logs"): lambda tmp: ["node", "logs"],
     ("node", "reset"): lambda tmp: ["node", "reset", "--yes"],
@@ -264,6 +265,13 @@ def vault_setup(cli: Invoke, tmp: Path) -> None:
 # Commands that run a process until stopped cannot print their document in-process: they
 # are checked for the error half of the contract here and for the rest in tests/e2e.
 FAILING_SAMPLES = {
+    # A localnet's commands need one running (tests/e2e/test_localnet.py); without one
+    # they fail cleanly.
+    ("localnet", "up"): lambda tmp: ["localnet", "up", "--validators", "0"],
+    ("localnet", "status"): lambda tmp: ["localnet", "status"],
+    ("localnet", "stop-node"): lambda tmp: ["localnet", "stop-node", "0"],
+    ("localnet", "start-node"): lambda tmp: ["localnet", "start-node", "0"],
+    ("localnet", "logs"): lambda tmp: ["localnet", "logs", "0"],
     ("node", "run"): lambda tmp: ["node", "run", "--rpc-addr", "no-port"],
     ("node", "start"): lambda tmp: ["node", "start", "--dev", "--rpc-addr", "no-port"],
     ("vault", "serve"): lambda tmp: ["vault", "serve", "--addr", "no-port"],

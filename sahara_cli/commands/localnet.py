@@ -1,0 +1,174 @@
+"""sahara localnet: N CometBFT validators, each with its Sahara app, on 127.0.0.1."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sahara_cli.commands._state import AppState, state
+from sahara_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from sahara_cli.node.localnet import Localnet
+
+app = typer.Typer(
+    help="Run a local network of CometBFT validators (each with its Sahara app) on 127.0.0.1.",
+    no_args_is_help=True,
+)
+
+NodeIndex = Annotated[int, typer.Argument(help="Index of the node (0 to N-1).", min=0)]
+
+
+def _net(st: AppState) -> Localnet:
+    from sahara_cli.node.localnet import Localnet
+
+    return Localnet(st.home.root / "localnet")
+
+
+def parse_duration(text: str) -> float:
+    """``1s``, ``500ms``, ``0.5s`` or a bare number of seconds."""
+    raw = text.strip().lower()
+    scale = 1.0
+    if raw.endswith("ms"):
+        raw, scale = raw[:-2], 0.001
+    elif raw.endswith("s"):
+        raw = raw[:-1]
+    try:
+        value = float(raw) * scale
+    except ValueError:
+        raise UsageError(
+            f"--block-time must be a duration such as 1s or 500ms, got {text!r}"
+        ) from None
+    if not value > 0:
+        raise UsageError(f"--block-time must be positive, got {text!r}")
+    return value
+
+
+def _render_status(info: dict[str, Any]) -> Any:
+    def render(console: Console) -> None:
+        console.print(
+            f"[bold]localnet[/] {info['root']}: {info['running']}/{info['validators']} "
+            f"nodes running, blocks every {info['block_time']:g} s"
+        )
+        table = Table()
+        for col in ("#", "up", "height", "app hash", "peers", "eth rpc", "cometbft rpc"):
+            table.add_column(col, no_wrap=True, min_width=len(col))
+        for n in info["nodes"]:
+            table.add_row(
+                str(n["index"]),
+                "yes" if n["running"] else "[red]no[/]",
+                "" if n["height"] is None else str(n["height"]),
+                (n["app_hash"] or "")[:8],
+                "" if n["peers"] is None else str(n["peers"]),
+                n["eth_rpc_url"],
+                n["cometbft_rpc_url"],
+            )
+        console.print(table)
+
+    return render
+
+
+@app.command("up")
+def up(
+    validators: Annotated[
+        int,
+        typer.Option("--validators", help="Number of validators (1 to 32).", min=1, max=32),
+    ] = 4,
+    block_time: Annotated[
+        str, typer.Option("--block-time", help="Time between blocks (timeout_commit): 1s, 500ms.")
+    ] = "1s",
+    cometbft_bin: Annotated[
+        str | None,
+        typer.Option(
+            "--cometbft-bin",
+            help="The cometbft binary.",
+            show_default="$SAHARA_COMETBFT_BIN, else cometbft on PATH",
+        ),
+    ] = None,
+) -> None:
+    """Create and start N validators on 127.0.0.1; wait until each is at height 2."""
+    st = state()
+    seconds = parse_duration(block_time)
+    st.home.create()
+    with st.output.status(f"Starting {validators} validators"):
+        info = _net(st).up(validators, seconds, cometbft_bin=cometbft_bin)
+    st.output.result(info, _render_status(info))
+
+
+@app.command("status")
+def status() -> None:
+    """Each node: running, height, app hash, peers, Ethereum and CometBFT RPC URLs."""
+    st = state()
+    info = _net(st).status()
+    st.output.result(info, _render_status(info))
+
+
+@app.command("stop-node")
+def stop_node(index: NodeIndex) -> None:
+    """Stop node I (its CometBFT, then its app); the others keep running."""
+    st = state()
+    info = _net(st).stop_node(index)
+    st.output.result(
+        info,
+        lambda c: c.print(
+            f"stopped node {index}" if info["stopped"] else f"node {index} was not running"
+        ),
+    )
+
+
+@app.command("start-node")
+def start_node(index: NodeIndex) -> None:
+    """Start node I again, on the same ports and data."""
+    st = state()
+    with st.output.status(f"Starting node {index}"):
+        info = _net(st).start_node(index)
+    st.output.result(
+        info,
+        lambda c: c.print(
+            f"started node {index} at height {info['height']}: {info['eth_rpc_url']}"
+        ),
+    )
+
+
+@app.command("logs")
+def logs(
+    index: NodeIndex,
+    lines: Annotated[
+        int, typer.Option("--lines", "-n", help="How many recent lines of each log.", min=0)
+    ] = 50,
+) -> None:
+    """The last lines of node I's app and CometBFT logs."""
+    st = state()
+    info = _net(st).logs(index, lines)
+
+    def render(console: Console) -> None:
+        for which in ("app", "cometbft"):
+            console.print(f"[bold]==> {info[which]['path']} <==[/]")
+            for line in info[which]["lines"]:
+                console.print(line, markup=False)
+
+    st.output.result(info, render)
+
+
+@app.command("down")
+def down(
+    clean: Annotated[
+        bool, typer.Option("--clean", help="Also delete <home>/localnet (keys, chain data, logs).")
+    ] = False,
+) -> None:
+    """Stop every process of the localnet; with --clean remove its directory too."""
+    st = state()
+    info = _net(st).down(clean=clean)
+
+    def render(console: Console) -> None:
+        if info["stopped"]:
+            console.print(f"stopped {len(info['stopped'])} processes")
+        else:
+            console.print("no localnet process was running")
+        if info["removed"]:
+            console.print(f"removed {info['root']}")
+
+    st.output.result(info, render)
