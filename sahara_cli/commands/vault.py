@@ -58,11 +58,14 @@ def open_vault(st: AppState, backend: str | None = None) -> Vault:
     return _open(home.root, st.config().config.vault, _backend(backend))
 
 
-def _holder(info: IdentityInfo, signer: Signer | None = None) -> Holder:
+def _holder(info: IdentityInfo, signer: Signer | None = None, *, public: bool = False) -> Holder:
+    """Whom an add wraps data keys to: the unlocked ID, or the public key on record."""
     from sahara_cli.vault.core import Holder
 
     if signer is not None:
         return _holder_of(signer)
+    if public and not info.public_key:
+        return Holder(info.address, b"")  # nothing is wrapped for public items
     if not info.public_key:
         raise UsageError(
             f"ID '{info.name}' has no public key on record",
@@ -180,12 +183,7 @@ def add(
         who, info, _ = st.unlock(signer_name, password_file)
     elif not info.public_key and not public:
         who, info, _ = st.unlock(signer_name, password_file)
-    if public and who is None and not info.public_key:
-        from sahara_cli.vault.core import Holder
-
-        holder = Holder(info.address, b"")  # nothing is wrapped for public items
-    else:
-        holder = _holder(info, who)
+    holder = _holder(info, who, public=public)
     results = []
     with open_vault(st, backend) as vault:
         from sahara_cli.vault.core import tree_size
@@ -205,9 +203,7 @@ def add(
                 results.append((path, item, new))
         out = []
         for path, added, new in results:
-            item = added
-            if _index_enabled(st, no_index) and (new or not item.indexed):
-                item = _index_added(st, vault, item, path, who)
+            item = _index_added(st, vault, added, new, path, who, no_index=no_index)
             if register and proto is not None and who is not None and item.asset_id is None:
                 item = register_item(
                     st,
@@ -225,9 +221,19 @@ def add(
     st.output.result(data, _render_added(out))
 
 
-def _index_added(st: AppState, vault: Vault, item: Item, path: Path, who: Signer | None) -> Item:
-    from sahara_cli.vault.search import index_item, open_index
-
+def _index_added(
+    st: AppState,
+    vault: Vault,
+    item: Item,
+    new: bool,
+    path: Path,
+    who: Signer | None,
+    *,
+    no_index: bool = False,
+) -> Item:
+    """Index an item just added (or added before but never indexed)."""
+    if not _index_enabled(st, no_index) or (item.indexed and not new):
+        return item
     key = None
     if item.encrypted:
         # Sealing snippets needs the data key: the one this add just generated, or the
@@ -235,9 +241,16 @@ def _index_added(st: AppState, vault: Vault, item: Item, path: Path, who: Signer
         key = vault.last_key(item) if who is None else vault.data_key(item, who.private_key)
         if key is None:
             return item
+    return _index(st, vault, item, path, key)
+
+
+def _index(st: AppState, vault: Vault, item: Item, plaintext: Path, key: bytes | None) -> Item:
+    """Embed the text of ``plaintext`` for ``item`` and record how many chunks it gave."""
+    from sahara_cli.vault.search import index_item, open_index
+
     index = open_index(vault.root, st.config().config.vault.embedder)
     with st.output.status(f"Indexing {item.name}"):
-        chunks = index_item(index, item, path, key)
+        chunks = index_item(index, item, plaintext, key)
     vault.db.update(item.id, chunks=chunks, indexed=1)
     return vault.db.by_id(item.id)
 
@@ -250,9 +263,7 @@ def add_one(
 
     with st.output.progress("Adding", tree_size(path)) as advance:
         item, new = vault.add(path, _holder_of(who), public=public, name=name, progress=advance)
-    if _index_enabled(st, False) and (new or not item.indexed):
-        item = _index_added(st, vault, item, path, who)
-    return item
+    return _index_added(st, vault, item, new, path, who)
 
 
 def _holder_of(who: Signer) -> Holder:
@@ -456,12 +467,7 @@ def get(
         with st.output.progress(f"Writing {item.name}", item.size) as advance:
             dest = vault.write_out(item, key, output, progress=advance)
         if fetched and _index_enabled(st, no_index):
-            from sahara_cli.vault.search import index_item, open_index
-
-            index = open_index(vault.root, st.config().config.vault.embedder)
-            chunks = index_item(index, item, dest, key)
-            vault.db.update(item.id, chunks=chunks, indexed=1)
-            item = vault.db.by_id(item.id)
+            item = _index(st, vault, item, dest, key)
     data = {**item.to_dict(), "path": str(dest), "fetched": fetched, "verified": True}
     st.output.result(
         data,
