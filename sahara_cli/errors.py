@@ -530,3 +530,124 @@ class LocalnetStartFailed(LocalnetError):
     """A node exited or did not make blocks in time; ``details.log`` has its last lines."""
 
     code = "localnet.start_failed"
+
+
+# --- agents (sahara_cli.agent) ------------------------------------------------------
+
+
+class AgentNotFound(AgentError, NotFoundError):
+    code = "agent.not_found"
+    default_hint = "List agents with 'sahara agent list', or create one with 'sahara agent create'."
+
+
+class AgentExists(AgentError, ConflictError):
+    code = "agent.exists"
+
+
+class AgentSpecInvalid(AgentError, InvalidDataError):
+    """An agent or team TOML file that does not parse or does not validate."""
+
+    code = "agent.spec_invalid"
+
+
+class ModelNotFound(AgentError, NotFoundError):
+    code = "agent.model_not_found"
+    default_hint = "Add one with 'sahara model add PATH' or 'sahara model pull REPO FILE'."
+
+
+class ModelInvalid(AgentError, InvalidDataError):
+    """A model file that is not a usable GGUF or transformers checkpoint."""
+
+    code = "agent.model_invalid"
+
+
+class ModelTooLarge(AgentError, ConflictError):
+    """The model would not fit in the memory this machine has free."""
+
+    code = "agent.model_too_large"
+    default_hint = "Use a smaller or more quantised model, or lower n_ctx."
+
+
+class ModelDownloadFailed(AgentError, UnreachableError):
+    code = "agent.model_download_failed"
+
+
+class RunnerUnavailable(AgentError, NotFoundError):
+    """A runner's library (llama-cpp-python, torch) is not installed or cannot load."""
+
+    code = "agent.runner_unavailable"
+
+
+class ToolNotFound(AgentError, NotFoundError):
+    code = "agent.tool_not_found"
+    default_hint = "List an agent's tools with 'sahara agent show NAME'."
+
+
+class ToolArgumentsInvalid(AgentError, UsageError):
+    """Tool arguments that are not JSON or do not match the tool's schema."""
+
+    code = "agent.tool_arguments_invalid"
+
+
+class ToolFailed(AgentError):
+    """A tool raised; the session goes on and the model sees the error."""
+
+    code = "agent.tool_failed"
+
+
+class McpError(AgentError, UnreachableError):
+    """An MCP server could not be started, reached, or answered with an error."""
+
+    code = "agent.mcp_error"
+
+
+class PerceptionUnsupported(AgentError, UsageError):
+    """An input the agent's model cannot perceive (an image without a projector)."""
+
+    code = "agent.perception_unsupported"
+
+
+class AgentAuthFailed(AgentError, PermissionDeniedError):
+    """A caller of a served agent with a missing, malformed or stale signature."""
+
+    code = "agent.auth_failed"
+
+
+class AgentNoLicense(AgentError, PermissionDeniedError):
+    """A caller of a served agent without an API license with calls left."""
+
+    code = "agent.no_license"
+    default_hint = "Buy calls with 'sahara license buy OFFER --calls N'."
+
+
+class TeamError(AgentError):
+    """A team run in which a member failed or could not be reached."""
+
+    code = "agent.team_error"
+
+
+class RecordNotFound(ProtocolError, NotFoundError):
+    """A provenance record id the Provenance contract does not have."""
+
+    code = "protocol.record_not_found"
+
+
+class AgentPortInUse(AgentError, ConflictError):
+    """A server of agents (``agent serve``, ``mcp serve``) cannot listen on its address."""
+
+    code = "agent.port_in_use"
+    default_hint = "Pass another --addr HOST:PORT (or --port)."
+
+
+class ModelExists(AgentError, ConflictError):
+    """A model of that name is in the model store already."""
+
+    code = "agent.model_exists"
+    default_hint = "Pick another --name, or remove the old one with 'sahara model rm NAME'."
+
+
+class ContextTooLong(AgentError, UsageError):
+    """A prompt that does not fit the model's context window."""
+
+    code = "agent.context_too_long"
+    default_hint = "Shorten the conversation or the documents, or load the model with a larger n_ctx."

@@ -59,8 +59,16 @@ if [ ! -f "$SAHARA_VENV/.complete" ]; then
   say "installing pinned Python packages into $SAHARA_VENV"
   rm -rf "$SAHARA_VENV"
   "$UV" venv --quiet --python "$PYTHON" "$SAHARA_VENV"
+  # llama-cpp-python ships as source only and compiles llama.cpp (about 4.5 minutes on
+  # two cores). uv keeps the wheel it builds in its cache, keyed by the source's hash,
+  # so later environments on this machine reuse it. GGML_NATIVE=OFF makes the build
+  # portable instead of tuned to this CPU's instruction set.
+  if ! ls "$UV_CACHE_DIR"/sdists-v*/pypi/llama-cpp-python/*/*/*.whl >/dev/null 2>&1; then
+    say "building llama-cpp-python (once per machine; a few minutes)"
+  fi
   # Bytecode is compiled now: start-up time must not depend on PYTHONDONTWRITEBYTECODE.
-  "$UV" pip sync --quiet --compile-bytecode --python "$SAHARA_VENV/bin/python" "$LOCK"
+  CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF}" \
+    "$UV" pip sync --quiet --compile-bytecode --python "$SAHARA_VENV/bin/python" "$LOCK"
   touch "$SAHARA_VENV/.complete"
   # Keep the three most recently built environments; older lock files' go.
   ls -1dt "$SAHARA_CACHE"/venv-py* 2>/dev/null | tail -n +4 | while read -r old; do

@@ -1,0 +1,277 @@
+"""The agent spec: one TOML file that says who an agent is and what it may use.
+
+```toml
+name = "researcher"
+description = "Answers questions from the vault, with sources."
+persona = "You are a careful research assistant..."
+
+[model]           # a name in the model store, or a path; runner "llama" or "torch"
+name = "default"
+runner = "llama"
+
+[tools]
+builtin = ["vault_search", "calculator"]
+
+[[mcp]]           # tools of an MCP server
+name = "files"
+transport = "stdio"
+command = ["python", "files_server.py"]
+```
+
+Agents live in ``<home>/agents/<name>/agent.toml``; their memory, feedback and records
+sit beside it. Templates (``templates/agents/*.toml``) are specs with a placeholder name.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from sahara_cli.errors import AgentExists, AgentNotFound, AgentSpecInvalid
+from sahara_cli.fsutil import atomic_write
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+BUILTIN_TOOLS = (
+    "vault_search",
+    "asset_lookup",
+    "license_check",
+    "balance",
+    "calculator",
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSpec(_Strict):
+    name: str = "default"  # model store name, "default", or a path to a model file / dir
+    runner: Literal["llama", "torch"] = "llama"
+    n_ctx: int = Field(2048, ge=128, le=1 << 20)
+    n_gpu_layers: int = Field(0, ge=-1)
+    threads: int | None = Field(None, ge=1)
+    device: str | None = None
+    mmproj: str | None = None  # multimodal projector (GGUF) for images
+
+
+class GenerationSpec(_Strict):
+    max_tokens: int = Field(256, ge=1, le=32768)
+    temperature: float = Field(0.7, ge=0.0, le=5.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    seed: int | None = None
+
+
+class ToolsSpec(_Strict):
+    builtin: list[str] = Field(default_factory=lambda: ["vault_search", "calculator"])
+    entry_points: list[str] = Field(default_factory=list)  # names in group "sahara.tools"
+
+    @field_validator("builtin")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in BUILTIN_TOOLS]
+        if unknown:
+            raise ValueError(
+                f"unknown built-in tool(s) {', '.join(unknown)}; known: {', '.join(BUILTIN_TOOLS)}"
+            )
+        return value
+
+
+class McpServerSpec(_Strict):
+    name: str
+    transport: Literal["stdio", "http"] = "stdio"
+    command: list[str] = Field(default_factory=list)  # stdio: argv of the server
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    url: str | None = None  # http: the streamable-HTTP endpoint
+    tools: list[str] = Field(default_factory=list)  # empty: every tool the server lists
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME_RE.match(value):
+            raise ValueError("an MCP server name is letters, digits, '.', '_', '-'")
+        return value
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.transport == "stdio" and not self.command:
+            raise ValueError(f"MCP server {self.name!r}: stdio needs a command")
+        if self.transport == "http" and not self.url:
+            raise ValueError(f"MCP server {self.name!r}: http needs a url")
+
+
+class MemorySpec(_Strict):
+    short_term_turns: int = Field(8, ge=0, le=1000)  # user/assistant pairs kept verbatim
+    long_term: bool = True  # remember conversations in the vault, recall by search
+    recall: int = Field(2, ge=0, le=32)  # long-term memories retrieved per message
+    feedback_examples: int = Field(2, ge=0, le=32)  # corrected answers retrieved
+
+
+class VaultSpec(_Strict):
+    search: bool = True  # retrieve from the vault's index before answering
+    top_k: int = Field(4, ge=0, le=64)
+    scopes: list[str] = Field(default_factory=list)  # item names or globs; empty: all
+    min_score: float = Field(0.0, ge=-1.0, le=1.0)
+
+
+class LicenseSpec(_Strict):
+    # "owned-or-licensed": retrieve only items the agent's ID owns or holds a license
+    # for; "owned": only its own items; "any": whatever the local index holds.
+    policy: Literal["owned-or-licensed", "owned", "any"] = "owned-or-licensed"
+    price_per_call: str | None = None  # for 'agent publish', e.g. "0.01" (SAHARA)
+
+
+class LoopSpec(_Strict):
+    max_steps: int = Field(3, ge=0, le=32)  # tool calls per message before answering
+    plan: bool = True  # ask the model for a plan before acting
+
+
+class AgentSpec(_Strict):
+    name: str
+    description: str = ""
+    persona: str = "You are a helpful assistant."
+    identity: str | None = None  # the Sahara ID that owns, signs and pays; None: default
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    generation: GenerationSpec = Field(default_factory=GenerationSpec)
+    tools: ToolsSpec = Field(default_factory=ToolsSpec)
+    mcp: list[McpServerSpec] = Field(default_factory=list)
+    memory: MemorySpec = Field(default_factory=MemorySpec)
+    vault: VaultSpec = Field(default_factory=VaultSpec)
+    license: LicenseSpec = Field(default_factory=LicenseSpec)
+    loop: LoopSpec = Field(default_factory=LoopSpec)
+    asset_id: int | None = None  # set by 'agent publish'
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        check_name(value)
+        return value
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.model_dump(mode="json", exclude_none=True))
+
+
+def check_name(name: str) -> str:
+    if not NAME_RE.match(name):
+        raise AgentSpecInvalid(
+            f"bad agent name {name!r}",
+            hint="Use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit.",
+        )
+    return name
+
+
+def _errors(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top)"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def parse_spec(text: str, *, source: str = "agent spec") -> AgentSpec:
+    """Parse and validate a spec from TOML text."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise AgentSpecInvalid(f"{source} is not valid TOML: {exc}") from exc
+    try:
+        return AgentSpec.model_validate(data)
+    except ValidationError as exc:
+        raise AgentSpecInvalid(f"{source}: {_errors(exc)}") from exc
+
+
+def load_spec(path: Path) -> AgentSpec:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise AgentNotFound(f"no agent spec at {path}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AgentSpecInvalid(f"cannot read {path}: {exc}") from exc
+    return parse_spec(text, source=str(path))
+
+
+# --- templates ----------------------------------------------------------------------
+
+
+def templates_dir() -> Path:
+    """``templates/agents`` of a source checkout, or the copy inside the wheel."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "templates" / "agents", here.parent / "templates" / "agents"):
+        if candidate.is_dir():
+            return candidate
+    return here.parent / "templates" / "agents"
+
+
+def list_templates() -> list[str]:
+    return sorted(p.stem for p in templates_dir().glob("*.toml"))
+
+
+def template_spec(template: str, name: str) -> AgentSpec:
+    path = templates_dir() / f"{template}.toml"
+    if not path.is_file():
+        raise AgentNotFound(
+            f"no agent template {template!r}",
+            hint=f"Templates: {', '.join(list_templates()) or '(none)'}.",
+        )
+    text = path.read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    data["name"] = name
+    try:
+        return AgentSpec.model_validate(data)
+    except ValidationError as exc:
+        raise AgentSpecInvalid(f"template {template}: {_errors(exc)}") from exc
+
+
+# --- the store of agents in a home ----------------------------------------------------
+
+
+class AgentStore:
+    """``<home>/agents/<name>/``: ``agent.toml`` plus the agent's own data."""
+
+    def __init__(self, home_root: Path) -> None:
+        self.root = home_root / "agents"
+
+    def dir(self, name: str) -> Path:
+        return self.root / check_name(name)
+
+    def spec_path(self, name: str) -> Path:
+        return self.dir(name) / "agent.toml"
+
+    def exists(self, name: str) -> bool:
+        return self.spec_path(name).is_file()
+
+    def load(self, name: str) -> AgentSpec:
+        if not self.exists(name):
+            raise AgentNotFound(f"no agent named {name!r}")
+        return load_spec(self.spec_path(name))
+
+    def save(self, spec: AgentSpec, *, overwrite: bool = False) -> Path:
+        path = self.spec_path(spec.name)
+        if path.exists() and not overwrite:
+            raise AgentExists(
+                f"an agent named {spec.name!r} exists already",
+                hint="Pick another name, or remove it with 'sahara agent rm'.",
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, spec.to_toml().encode())
+        return path
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.parent.name for p in self.root.glob("*/agent.toml"))
+
+    def __iter__(self) -> Iterator[AgentSpec]:
+        for name in self.names():
+            yield self.load(name)
+
+    def remove(self, name: str) -> None:
+        if not self.exists(name):
+            raise AgentNotFound(f"no agent named {name!r}")
+        shutil.rmtree(self.dir(name))
