@@ -650,4 +650,28 @@ class ContextTooLong(AgentError, UsageError):
     """A prompt that does not fit the model's context window."""
 
     code = "agent.context_too_long"
-    default_hint = "Shorten the conversation or the documents, or load the model with a larger n_ctx."
+    default_hint = (
+        "Shorten the conversation or the documents, or load the model with a larger n_ctx."
+    )
+
+
+class LightClientError(NodeError):
+    """``sahara light``: headers verified by CometBFT's light client, state by proofs."""
+
+    code = "light.error"
+
+
+class LightProofInvalid(LightClientError, InvalidDataError):
+    """A node's answer that its Merkle proof against the verified state root refutes."""
+
+    code = "light.proof_invalid"
+
+
+class LightHeaderRejected(LightClientError, InvalidDataError):
+    """CometBFT's light client could not verify a header (or the trust root)."""
+
+    code = "light.header_rejected"
+
+
+class LightUnreachable(LightClientError, UnreachableError):
+    code = "light.unreachable"

@@ -53,7 +53,7 @@ class _Strict(BaseModel):
 
 class ModelSpec(_Strict):
     name: str = "default"  # model store name, "default", or a path to a model file / dir
-    runner: Literal["llama", "torch"] = "llama"
+    runner: Literal["llama", "torch"] | None = None  # None: what the model store says
     n_ctx: int = Field(2048, ge=128, le=1 << 20)
     n_gpu_layers: int = Field(0, ge=-1)
     threads: int | None = Field(None, ge=1)
@@ -129,7 +129,9 @@ class LicenseSpec(_Strict):
 
 class LoopSpec(_Strict):
     max_steps: int = Field(3, ge=0, le=32)  # tool calls per message before answering
-    plan: bool = True  # ask the model for a plan before acting
+    # "auto": the model decides; "required": the first step must call a tool; "none":
+    # never call tools (as OpenAI's tool_choice).
+    tool_choice: Literal["auto", "required", "none"] = "auto"
 
 
 class AgentSpec(_Strict):

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from sahara_cli import __version__
+from sahara_cli.commands import agent as agent_cmd
 from sahara_cli.commands import asset as asset_cmd
 from sahara_cli.commands import attribute as attribute_cmd
 from sahara_cli.commands import config as config_cmd
@@ -17,8 +18,11 @@ from sahara_cli.commands import doctor as doctor_cmd
 from sahara_cli.commands import id as id_cmd
 from sahara_cli.commands import init as init_cmd
 from sahara_cli.commands import license as license_cmd
+from sahara_cli.commands import light as light_cmd
 from sahara_cli.commands import localnet as localnet_cmd
 from sahara_cli.commands import market as market_cmd
+from sahara_cli.commands import mcp as mcp_cmd
+from sahara_cli.commands import model as model_cmd
 from sahara_cli.commands import node as node_cmd
 from sahara_cli.commands import tx as tx_cmd
 from sahara_cli.commands import vault as vault_cmd
@@ -100,6 +104,7 @@ app.command("init")(init_cmd.init)
 app.command("doctor")(doctor_cmd.doctor)
 app.add_typer(node_cmd.app, name="node")
 app.add_typer(localnet_cmd.app, name="localnet")
+app.add_typer(light_cmd.app, name="light")
 app.add_typer(tx_cmd.app, name="tx")
 app.command("balance")(tx_cmd.balance)
 app.add_typer(asset_cmd.app, name="asset")
@@ -108,6 +113,9 @@ app.add_typer(attribute_cmd.app, name="attribute")
 app.command("claim")(attribute_cmd.claim)
 app.add_typer(market_cmd.app, name="market")
 app.add_typer(vault_cmd.app, name="vault")
+app.add_typer(model_cmd.app, name="model")
+app.add_typer(agent_cmd.app, name="agent")
+app.add_typer(mcp_cmd.app, name="mcp")
 
 GLOBAL_FLAGS = ("--json", "--no-prompt", "--debug")
 

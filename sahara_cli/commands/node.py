@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sahara_cli.commands._state import AppState, state
-from sahara_cli.errors import IdentityNotFound
+from sahara_cli.errors import IdentityNotFound, NodeError, UsageError
 
 if TYPE_CHECKING:
     from sahara_cli.identity.keys import Signer
@@ -45,6 +45,28 @@ RemoteSigning = Annotated[
     ),
 ]
 Cors = Annotated[list[str] | None, typer.Option("--cors", help="Allowed CORS origin (repeatable).")]
+Abci = Annotated[
+    str | None,
+    typer.Option(
+        "--abci",
+        help="Run as a CometBFT (ABCI 2.0) application listening here: tcp://HOST:PORT or "
+        "unix://PATH (CometBFT's proxy_app).",
+        show_default="the solo node",
+    ),
+]
+CometRpc = Annotated[
+    str,
+    typer.Option("--comet-rpc", help="With --abci: CometBFT's RPC, where transactions go."),
+]
+GenesisFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--genesis",
+        help="With --abci: the Sahara genesis when CometBFT's has no app_state.",
+        exists=True,
+        dir_okay=False,
+    ),
+]
 PasswordFile = Annotated[
     Path | None,
     typer.Option(
@@ -113,13 +135,22 @@ def run(
     allow_remote_signing: RemoteSigning = False,
     cors: Cors = None,
     password_file: PasswordFile = None,
+    abci: Abci = None,
+    comet_rpc: CometRpc = "http://127.0.0.1:26657",
+    genesis: GenesisFile = None,
 ) -> None:
-    """Run a node in the foreground until Ctrl-C (or SIGTERM)."""
+    """Run a node in the foreground until Ctrl-C (or SIGTERM); with --abci, as the
+    application of a CometBFT validator."""
     from sahara_cli.node.runner import parse_addr, run_foreground
 
     st = state()
     settings = _settings(st, rpc_addr, block_time, chain_id)
     host, port = parse_addr(settings.rpc_addr)
+    if abci is not None:
+        _run_abci(st, abci, (host, port, comet_rpc), dev, genesis, settings.chain_id)
+        return
+    if genesis is not None:
+        raise UsageError("--genesis goes with --abci (the solo node makes its own genesis)")
     signer, source, _ = _validator(st, password_file, dev)
     st.home.create()
 
@@ -141,6 +172,55 @@ def run(
         cors=cors,
         ready=ready,
     )
+    st.output.note("node stopped")
+
+
+def _run_abci(
+    st: AppState,
+    address: str,
+    rpc: tuple[str, int, str],
+    dev: bool,
+    genesis_file: Path | None,
+    chain_id: int,
+) -> None:
+    """The CometBFT application: chain data in <home>/node/abci, JSON-RPC at ``rpc``."""
+    from sahara_cli.node.abci.__main__ import app_genesis, run_app
+
+    if not address.startswith(("tcp://", "unix://")):
+        raise UsageError(f"--abci must be tcp://HOST:PORT or unix://PATH, got {address!r}")
+    if dev and genesis_file is not None:
+        raise UsageError("--dev and --genesis exclude each other")
+    genesis = app_genesis(genesis_file=genesis_file, dev=dev, chain_id=chain_id)
+    st.home.create()
+    data = _paths(st).root / "abci"
+    data.mkdir(parents=True, exist_ok=True)
+    info: dict[str, Any] = {"abci": address, "comet_rpc": rpc[2], "data_dir": str(data)}
+
+    def announce(what: str, where: str) -> None:
+        if what == "abci":
+            info["abci"] = where
+            st.output.result(
+                info,
+                lambda c: c.print(
+                    f"[bold green]Sahara ABCI application[/] listening on [bold]{where}[/] "
+                    f"for CometBFT (data in {data})"
+                ),
+            )
+        else:
+            st.output.note(f"  JSON-RPC at [bold]{where}[/] (transactions go to {rpc[2]})")
+
+    try:
+        status = run_app(data, address, genesis, rpc, announce)
+    except OSError as exc:  # the ABCI address taken or unusable, the database unopenable
+        raise NodeError(
+            f"cannot serve the ABCI application on {address}: {exc}",
+            hint="Is another application listening there? Pick a free --abci address.",
+        ) from None
+    if status != 0:
+        raise NodeError(
+            "the ABCI application stopped with an error (its JSON-RPC server failed)",
+            hint="Run with -v to see the log; is the --rpc-addr port free?",
+        )
     st.output.note("node stopped")
 
 

@@ -96,8 +96,8 @@ PROTOCOL_DIR = Path(__file__).resolve().parent.parent / "protocol" / "contracts"
 
 
 def add_protocol(genesis: Genesis) -> Genesis:
-    """Place the protocol contracts (registry, receipts, licensing, attribution) at
-    their fixed addresses, from the committed artifacts."""
+    """Place the protocol contracts (registry, receipts, licensing, attribution,
+    provenance) at their fixed addresses, from the committed artifacts."""
     try:
         manifest = json.loads((PROTOCOL_DIR / "deployment.json").read_text())
         for name, address in manifest["contracts"].items():

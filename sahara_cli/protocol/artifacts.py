@@ -21,13 +21,14 @@ from typing import Any
 
 CONTRACTS_DIR = Path(__file__).resolve().parent / "contracts"
 MANIFEST = CONTRACTS_DIR / "deployment.json"
-NAMES = ("AssetRegistry", "Receipts", "Licensing", "Attribution")
+NAMES = ("AssetRegistry", "Receipts", "Licensing", "Attribution", "Provenance")
 #: The name each contract uses for the others in its constants.
 CONSTANT_NAMES = {
     "REGISTRY": "AssetRegistry",
     "RECEIPTS": "Receipts",
     "LICENSING": "Licensing",
     "ATTRIBUTION": "Attribution",
+    "PROVENANCE": "Provenance",
 }
 
 

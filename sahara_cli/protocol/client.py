@@ -1,6 +1,6 @@
 """Typed clients of the protocol contracts: build, sign, send, wait, decode.
 
-``Protocol(node)`` wraps the four contracts at their genesis addresses. Reads are
+``Protocol(node)`` wraps the five contracts at their genesis addresses. Reads are
 ``eth_call``; writes are EIP-1559 transactions signed by a Sahara ID, sent after an
 ``eth_estimateGas`` that turns a revert into a :class:`SaharaError` before anything is
 spent. Every write returns a :class:`TxResult` with the decoded events.
@@ -24,6 +24,7 @@ from sahara_cli.errors import (
     ProtocolNotDeployed,
     ProtocolReverted,
     ReceiptNotFound,
+    RecordNotFound,
     SaharaError,
 )
 from sahara_cli.identity.keys import Signer, keccak256, to_checksum_address
@@ -148,6 +149,21 @@ class License:
 
 
 @dataclass(frozen=True)
+class ProvenanceRecord:
+    """An answer's provenance digest as the Provenance contract keeps it."""
+
+    id: int
+    recorder: str
+    asset: int
+    digest: str
+    license: int
+    time: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
 class Receipt:
     id: int
     holder: str
@@ -188,6 +204,8 @@ def revert_reason(data: Any) -> str | None:
 _REASON_ERRORS: list[tuple[str, type[SaharaError]]] = [
     ("unknown asset", AssetNotFound),
     ("unknown parent asset", AssetNotFound),
+    ("unknown source asset", AssetNotFound),
+    ("unknown record", RecordNotFound),
     ("unknown offer", OfferNotFound),
     ("unknown license", LicenseNotFound),
     ("unknown receipt", ReceiptNotFound),
@@ -461,6 +479,19 @@ def license_type(name: str | int) -> int:
         ) from None
 
 
+#: Source assets one payment or record can name (MAX_SOURCES in the contracts).
+MAX_SOURCES = 4
+
+
+def _sources(sources: Sequence[int]) -> list[int]:
+    ids = [int(s) for s in sources]
+    if len(ids) > MAX_SOURCES:
+        raise ProtocolInvalidArgument(
+            f"{len(ids)} source assets given; a payment or record names at most {MAX_SOURCES}"
+        )
+    return ids
+
+
 def _hex32(value: bytes | str) -> bytes:
     if isinstance(value, str):
         value = bytes.fromhex(value.removeprefix("0x"))
@@ -470,7 +501,8 @@ def _hex32(value: bytes | str) -> bytes:
 
 
 class Protocol:
-    """The asset registry, receipts, licensing and attribution contracts of one chain."""
+    """The asset registry, receipts, licensing, attribution and provenance contracts of
+    one chain."""
 
     def __init__(self, node: NodeClient) -> None:
         self.node = node
@@ -478,7 +510,14 @@ class Protocol:
         self.receipts = Contract(node, "Receipts")
         self.licensing = Contract(node, "Licensing")
         self.attribution = Contract(node, "Attribution")
-        self.contracts = [self.registry, self.receipts, self.licensing, self.attribution]
+        self.provenance = Contract(node, "Provenance")
+        self.contracts = [
+            self.registry,
+            self.receipts,
+            self.licensing,
+            self.attribution,
+            self.provenance,
+        ]
         self.sender = Sender(node, self.contracts)
         self._checked = False
 
@@ -601,6 +640,14 @@ class Protocol:
     def pay(self, signer: Signer, asset_id: int, amount: int) -> TxResult:
         return self._write(signer, self.attribution, "pay", asset_id, value=amount)
 
+    def pay_with(
+        self, signer: Signer, asset_id: int, amount: int, sources: Sequence[int]
+    ) -> TxResult:
+        """Pay into an asset naming the source assets the revenue was earned with."""
+        return self._write(
+            signer, self.attribution, "payWith", asset_id, _sources(sources), value=amount
+        )
+
     def claim(self, signer: Signer) -> tuple[int, TxResult]:
         tx = self._write(signer, self.attribution, "claim")
         return int(tx.event("Claimed").args["amount"]), tx
@@ -674,6 +721,42 @@ class Protocol:
     def meter(self, signer: Signer, license_id: int, calls: int) -> TxResult:
         return self._write(signer, self.licensing, "meter", license_id, calls)
 
+    def meter_with(
+        self, signer: Signer, license_id: int, calls: int, sources: Sequence[int]
+    ) -> TxResult:
+        """Meter API calls whose answers used ``sources`` (at most 4 asset ids): their
+        contributors share the asset's upstream part of the revenue."""
+        return self._write(
+            signer, self.licensing, "meterWith", license_id, calls, _sources(sources)
+        )
+
+    def api_licenses(self, holder: str, asset_id: int, *, with_calls: bool = True) -> list[License]:
+        """``holder``'s API licenses of ``asset_id``, oldest first (from the ``Licensed``
+        events filtered by the holder topic, then read live); by default only those
+        with prepaid calls left."""
+        self.ensure_deployed()
+        topic_holder = "0x" + bytes.fromhex(holder[2:].lower()).rjust(32, b"\0").hex()
+        logs = self.node.call(
+            "eth_getLogs",
+            {
+                "address": self.licensing.address,
+                "fromBlock": "0x0",
+                "toBlock": "latest",
+                "topics": [self.licensing.topic("Licensed"), None, None, topic_holder],
+            },
+        )
+        found = []
+        for log in logs:
+            event = self.licensing.decode_log(log)
+            if event is None or event.args["asset"] != asset_id:
+                continue
+            if event.args["kind"] != LICENSE_TYPES["api"]:
+                continue
+            lic = self.get_license(int(event.args["license"]))
+            if lic.calls > 0 or not with_calls:
+                found.append(lic)
+        return sorted(found, key=lambda lic: lic.id)
+
     def refund(self, signer: Signer, license_id: int) -> tuple[int, TxResult]:
         tx = self._write(signer, self.licensing, "refund", license_id)
         return int(tx.event("Refunded").args["amount"]), tx
@@ -736,6 +819,47 @@ class Protocol:
 
     def access_until(self, asset_id: int, user: str, kind: str | int) -> int:
         return int(self._read(self.licensing, "accessUntil", asset_id, user, license_type(kind)))
+
+    # -- provenance ----------------------------------------------------------------
+
+    def record_inference(
+        self,
+        signer: Signer,
+        asset_id: int,
+        digest: bytes | str,
+        sources: Sequence[int] = (),
+        license_id: int = 0,
+    ) -> tuple[int, TxResult]:
+        """Record an answer's provenance digest for ``asset_id``; returns the record id."""
+        tx = self._write(
+            signer,
+            self.provenance,
+            "record",
+            asset_id,
+            _hex32(digest),
+            _sources(sources),
+            license_id,
+        )
+        return int(tx.event("Recorded").args["id"]), tx
+
+    def get_record(self, record_id: int) -> ProvenanceRecord:
+        try:
+            raw = self._read(self.provenance, "getRecord", record_id)
+        except RecordNotFound as exc:
+            raise RecordNotFound(
+                f"no provenance record {record_id} on this chain", details=exc.details
+            ) from None
+        return ProvenanceRecord(
+            id=record_id,
+            recorder=raw["recorder"],
+            asset=raw["asset"],
+            digest="0x" + raw["digest"].hex(),
+            license=raw["license"],
+            time=raw["time"],
+        )
+
+    def record_count(self) -> int:
+        return int(self._read(self.provenance, "recordCount"))
 
     # -- receipts ------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 The contracts keep their state in mappings that cannot be enumerated: a node answers
 ``getOffer(7)`` but not "which offers are open" or "which models mention llama". The
-index reads the events of the four contracts with ``eth_getLogs`` and keeps the state
+index reads the events of the protocol contracts with ``eth_getLogs`` and keeps the state
 they describe in a SQLite file, so listing and searching work against any node (ours,
 hardhat, a remote one) with nothing but standard JSON-RPC.
 
@@ -72,6 +72,7 @@ EVENTS = {
     "Licensing": ("Offered", "OfferChanged", "Licensed", "Metered", "Refunded"),
     "Attribution": ("Credited", "Claimed"),
     "Receipts": (),
+    "Provenance": (),
 }
 #: Events whose rows keep the block's timestamp.
 TIMED = frozenset({"Registered", "Offered", "Licensed"})

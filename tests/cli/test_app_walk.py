@@ -17,6 +17,8 @@ import typer
 
 from sahara_cli.commands.main import app
 from sahara_cli.identity import Signer
+from tests.agent_models import stored_model, tiny_gguf_at
+from tests.cli import agent_serve_samples
 from tests.conftest import PASSWORD, TEST_KEY_0, Invoke
 
 
@@ -245,6 +247,55 @@ SAMPLES = {
         "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
     ],
     ("vault", "status"): lambda tmp: ["vault", "status"],
+    # model commands
+    ("model", "add"): lambda tmp: [
+        "model",
+        "add",
+        tiny_gguf_at(tmp),
+    ],
+    ("model", "default"): lambda tmp: ["model", "default"],
+    ("model", "demo"): lambda tmp: ["model", "demo"],
+    ("model", "list"): lambda tmp: ["model", "list"],
+    ("model", "rm"): lambda tmp: [
+        "model",
+        "rm",
+        stored_model(tmp),
+        "--yes",
+    ],
+    ("model", "show"): lambda tmp: [
+        "model",
+        "show",
+        tiny_gguf_at(tmp),
+    ],
+    # mcp commands
+    ("mcp", "tools"): lambda tmp: ["mcp", "tools"],
+    # agent commands
+    ("agent", "create"): lambda tmp: ["agent", "create", "w1", "--template", "researcher"],
+    ("agent", "templates"): lambda tmp: ["agent", "templates"],
+    ("agent", "list"): lambda tmp: ["agent", "list"],
+    ("agent", "show"): lambda tmp: ["agent", "show", made_agent(tmp)],
+    ("agent", "rm"): lambda tmp: ["agent", "rm", made_agent(tmp), "--yes"],
+    ("agent", "chat"): lambda tmp: ["agent", "chat", made_agent(tmp), "--message", "Hello?"],
+    ("agent", "run"): lambda tmp: ["agent", "run", made_agent(tmp), "--task", task_file(tmp)],
+    ("agent", "feedback", "list"): lambda tmp: ["agent", "feedback", "list", made_agent(tmp)],
+    ("agent", "feedback", "export"): lambda tmp: [
+        "agent",
+        "feedback",
+        "export",
+        made_agent(tmp),
+        "-o",
+        str(tmp / "feedback.jsonl"),
+    ],
+    ("agent", "publish"): agent_serve_samples.publish_args,
+    ("agent", "key"): agent_serve_samples.key_args,
+    ("agent", "team", "run"): lambda tmp: [
+        "agent",
+        "team",
+        "run",
+        team_file(tmp),
+        "--task",
+        "Say hello.",
+    ],
 }
 
 
@@ -262,8 +313,53 @@ def vault_setup(cli: Invoke, tmp: Path) -> None:
     MADE.update(vault=added["cid"], car=str(car))
 
 
+def made_agent(tmp: Path, name: str = "walker") -> str:
+    """An agent on a tiny random GGUF in the walk's home (no vault search, no memory)."""
+    from sahara_cli.agent.spec import AgentSpec, AgentStore
+
+    spec = AgentSpec.model_validate(
+        {
+            "name": name,
+            "model": {"name": tiny_gguf_at(tmp), "n_ctx": 512},
+            "generation": {"max_tokens": 8, "temperature": 0.0},
+            "memory": {"long_term": False},
+            "vault": {"search": False},
+        }
+    )
+    AgentStore(tmp / "home").save(spec, overwrite=True)
+    return name
+
+
+def task_file(tmp: Path) -> str:
+    path = tmp / "task.txt"
+    path.write_text("Add 2 and 3.\n")
+    return str(path)
+
+
+def team_file(tmp: Path) -> str:
+    """A hierarchical team of two agents on a tiny random GGUF, in the walk's home."""
+    from sahara_cli.agent.spec import AgentSpec, AgentStore
+    from sahara_cli.agent.tinymodel import write_tiny_gguf
+
+    model = write_tiny_gguf(tmp / "tiny.gguf")
+    for name in ("lead", "helper"):
+        spec = {
+            "name": name,
+            "model": {"name": str(model), "n_ctx": 512},
+            "generation": {"max_tokens": 4, "temperature": 0.0},
+            "memory": {"long_term": False},
+            "vault": {"search": False},
+            "loop": {"max_steps": 0},
+        }
+        AgentStore(tmp / "home").save(AgentSpec.model_validate(spec))
+    path = tmp / "team.toml"
+    path.write_text('name = "walk"\nmanager = "lead"\nworkers = ["helper"]\nmax_subtasks = 1\n')
+    return str(path)
+
+
 # Commands that run a process until stopped cannot print their document in-process: they
 # are checked for the error half of the contract here and for the rest in tests/e2e.
+NO_COMET = ["--comet-rpc", "http://127.0.0.1:9", "--rpc", "http://127.0.0.1:9"]
 FAILING_SAMPLES = {
     # A localnet's commands need one running (tests/e2e/test_localnet.py); without one
     # they fail cleanly.
@@ -272,6 +368,11 @@ FAILING_SAMPLES = {
     ("localnet", "stop-node"): lambda tmp: ["localnet", "stop-node", "0"],
     ("localnet", "start-node"): lambda tmp: ["localnet", "start-node", "0"],
     ("localnet", "logs"): lambda tmp: ["localnet", "logs", "0"],
+    # The light client needs a CometBFT chain (tests/e2e/test_light.py); port 9 has none.
+    ("light", "balance"): lambda tmp: ["light", "balance", "0x" + "11" * 20, *NO_COMET],
+    ("light", "storage"): lambda tmp: ["light", "storage", "0x" + "11" * 20, "0", *NO_COMET],
+    ("light", "head"): lambda tmp: ["light", "head", *NO_COMET],
+    ("light", "follow"): lambda tmp: ["light", "follow", "--count", "1", *NO_COMET],
     ("node", "run"): lambda tmp: ["node", "run", "--rpc-addr", "no-port"],
     ("node", "start"): lambda tmp: ["node", "start", "--dev", "--rpc-addr", "no-port"],
     ("vault", "serve"): lambda tmp: ["vault", "serve", "--addr", "no-port"],
@@ -282,6 +383,11 @@ FAILING_SAMPLES = {
         "--ipfs-bin",
         str(tmp / "no-such-ipfs"),
     ],
+    # agent/mcp servers
+    ("model", "pull"): lambda tmp: ["model", "pull", "owner/nothing-GGUF", "nothing.gguf"],
+    ("model", "register"): lambda tmp: ["model", "register", "no-such-model"],
+    ("agent", "serve"): lambda tmp: ["agent", "serve", "nobody", "--addr", "no-port"],
+    ("mcp", "serve"): lambda tmp: ["mcp", "serve", "--transport", "http", "--addr", "no-port"],
 }
 
 

@@ -1,8 +1,9 @@
 """End-to-end fixtures: a real node process, the ten dev accounts, web3.py on top.
 
-``SAHARA_E2E_NODE`` picks the node: ``hardhat`` (the reference, today's default) or
-``sahara`` (``sahara node run --dev``; to become the default once the node exists). Each
-pytest session, and so each xdist worker, starts its own node on its own free port.
+``SAHARA_E2E_NODE`` picks the node: ``sahara`` (``sahara node run --dev``, the default),
+``hardhat`` (the reference), or ``localnet`` (validator 0 of a ``sahara localnet`` of
+``SAHARA_E2E_VALIDATORS`` CometBFT validators, 1 by default). Each pytest session, and
+so each xdist worker, starts its own node on its own free port.
 Tests share that node, so each one reads balances and nonces before it acts and uses
 fresh contracts: their order does not matter.
 """
@@ -31,6 +32,7 @@ CONTRACTS = Path(__file__).resolve().parent / "contracts"
 
 # Read at import, before the root conftest's autouse fixture clears SAHARA_* for each test.
 NODE_KIND = os.environ.get("SAHARA_E2E_NODE", DEFAULT_NODE)
+VALIDATORS = os.environ.get("SAHARA_E2E_VALIDATORS", "1")
 JS_ENV = {
     name: os.environ[name]
     for name in ("SAHARA_NODE_MODULES", "SAHARA_NODE22")
@@ -69,6 +71,12 @@ def rpc_url(node_kind: str, js_env: dict[str, str]) -> Iterator[str]:
             "node_modules": js_env.get("SAHARA_NODE_MODULES"),
             "node22": js_env.get("SAHARA_NODE22"),
         }
+    elif node_kind == "localnet":
+        from tests.cometbft import cometbft_bin
+
+        if not VALIDATORS.isdigit() or not 1 <= int(VALIDATORS) <= 32:
+            pytest.fail(f"SAHARA_E2E_VALIDATORS={VALIDATORS!r}: a number from 1 to 32")
+        options = {"validators": int(VALIDATORS), "cometbft_bin": cometbft_bin()}
     try:
         node = start_node(node_kind, **options)
     except NodeStartError as exc:

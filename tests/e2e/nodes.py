@@ -12,6 +12,10 @@ Two kinds, one interface (``start_node(kind)`` returns a ``RunningNode``):
   removed when the node stops.
 - ``sahara``: ``sahara node run --dev --rpc-addr 127.0.0.1:PORT`` with a scratch
   ``SAHARA_HOME`` (and no other SAHARA_* setting of the caller's).
+- ``localnet``: ``sahara localnet`` (the library behind it) with N CometBFT validators
+  (``SAHARA_E2E_VALIDATORS``, 1 by default) in a scratch folder; the node is validator
+  0's JSON-RPC. Its genesis funds the ten dev accounts, but a validator serves no dev
+  methods (``evm_mine``, snapshots...).
 - any command line, ``{port}`` in it replaced by the port (``start_command``).
 
 A node listens on a free loopback port (so pytest-xdist workers can each run one) and is
@@ -46,7 +50,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 JS_DIR = ROOT / "js"
-KINDS = ("hardhat", "sahara")
+KINDS = ("hardhat", "sahara", "localnet")
 STARTUP_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 PORT_ATTEMPTS = 3
@@ -304,12 +308,97 @@ def start_sahara(
         ) from exc
 
 
-def start_node(kind: str, port: int | None = None, **options: Any) -> RunningNode:
-    """Start a node of ``kind`` (one of ``KINDS``)."""
+@dataclass
+class RunningLocalnet:
+    """A ``sahara localnet`` we started; ``url`` is validator 0's JSON-RPC, ``urls``
+    every validator's. ``stop()`` runs ``down`` (every process) and removes the folder."""
+
+    kind: str
+    url: str
+    urls: list[str]
+    net: Any  # sahara_cli.node.localnet.Localnet
+    workdir: Path
+
+    @property
+    def pid(self) -> int:
+        pids: list[int] = self.net.running_pids()
+        return pids[0] if pids else 0
+
+    def rss_bytes(self) -> int:
+        return sum(rss_bytes(pid) for pid in self.net.running_pids())
+
+    def log_tail(self, lines: int = 40) -> str:
+        logs = self.net.logs(0, lines)
+        return "\n".join(logs["app"]["lines"] + logs["cometbft"]["lines"])
+
+    def stop(self) -> None:
+        atexit.unregister(self.stop)
+        try:
+            self.net.down()
+        finally:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> RunningLocalnet:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def start_localnet(
+    validators: int = 1,
+    *,
+    block_time: float = 0.2,
+    cometbft_bin: str | None = None,
+    startup_timeout: float = 120.0,
+) -> RunningLocalnet:
+    """``validators`` CometBFT validators with their Sahara apps on loopback, blocks every
+    ``block_time`` seconds; returns once validator 0's JSON-RPC answers."""
+    from sahara_cli.errors import SaharaError
+    from sahara_cli.node.localnet import Localnet
+
+    workdir = Path(tempfile.mkdtemp(prefix="sahara-localnet-"))
+    net = Localnet(workdir / "localnet")
+    try:
+        info = net.up(validators, block_time, cometbft_bin=cometbft_bin, timeout=startup_timeout)
+    except SaharaError as exc:
+        net.down()
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise NodeStartError(f"localnet of {validators}: {exc.message}") from exc
+    urls = [n["eth_rpc_url"] for n in info["nodes"]]
+    node = RunningLocalnet("localnet", urls[0], urls, net, workdir)
+    atexit.register(node.stop)
+    try:
+        for url in urls:
+            deadline = time.monotonic() + startup_timeout
+            while True:
+                try:
+                    rpc(url, "eth_chainId", timeout=2.0)
+                    break
+                except (httpx.TransportError, httpx.HTTPStatusError, RuntimeError, ValueError):
+                    if time.monotonic() > deadline:
+                        raise NodeStartError(f"no answer from {url}") from None
+                    time.sleep(0.05)
+    except BaseException:
+        node.stop()
+        raise
+    return node
+
+
+def start_node(kind: str, port: int | None = None, **options: Any) -> Any:
+    """Start a node of ``kind`` (one of ``KINDS``): a ``RunningNode``, or for
+    ``localnet`` a ``RunningLocalnet`` (same ``url``, ``stop`` and ``with``)."""
     if kind == "hardhat":
         return start_hardhat(port, **options)
     if kind == "sahara":
         return start_sahara(port, **options)
+    if kind == "localnet":
+        return start_localnet(**options)
     raise NodeStartError(f"unknown node kind {kind!r}: choose one of {', '.join(KINDS)}")
 
 
@@ -325,6 +414,8 @@ DEV_METHODS = {
     "hardhat": DevMethods(set_automine="evm_setAutomine", mine="evm_mine"),
     # The sahara node has no way yet to turn instant mining off and on.
     "sahara": DevMethods(set_automine="sahara_dev_setAutomine", mine="sahara_dev_mine"),
+    # A validator serves no dev methods: CometBFT decides when blocks come.
+    "localnet": DevMethods(set_automine=None, mine=None),
 }
 
 
@@ -370,6 +461,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     with node:
+        if isinstance(node, RunningLocalnet):
+            print(f"localnet at {' '.join(node.urls)}", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                signal.pause()
+            return 0
         print(f"{args.kind} node at {node.url} (pid {node.pid}, log {node.log_path})", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             node.process.wait()

@@ -1,22 +1,29 @@
 """``sahara localnet``: four CometBFT validators with their Sahara apps on 127.0.0.1,
-driven through the CLI. A transfer sent to one node is seen on another; the chain goes
-on with three validators, halts with two, resumes when they come back, and every node
-ends on the same app hash."""
+driven through the CLI, under continuous load: web3.py threads send signed transfers to
+the live validators the whole time. A transfer sent to one node is seen on another; the
+chain goes on with three validators, halts with two, resumes when they come back; every
+node ends on the same app hash, and every transaction that got a receipt is on every
+node, in the same block."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from eth_account import Account
+from hexbytes import HexBytes
 from web3 import Web3
+from web3.exceptions import TransactionNotFound
 
 from sahara_cli.node.genesis import DEFAULT_CHAIN_ID, dev_keys
 from tests.cometbft import COMETBFT_BIN, cometbft_bin
@@ -26,6 +33,9 @@ pytestmark = pytest.mark.e2e
 
 SENDER = Account.from_key(dev_keys(5)[4])
 RECIPIENT = Web3.to_checksum_address("0x" + "7c" * 20)
+#: The senders of the background load: dev accounts 6 to 8 (the tests above use 4).
+LOAD_SENDERS = [Account.from_key(key) for key in dev_keys(9)[6:9]]
+LOAD_RECIPIENT = Web3.to_checksum_address("0x" + "7d" * 20)
 
 
 class Home:
@@ -92,10 +102,147 @@ def alive(pid: int) -> bool:
     return True
 
 
+@dataclass
+class Receipted:
+    tx_hash: bytes
+    block_number: int
+    block_hash: bytes
+    phase: str
+
+
+@dataclass
+class Load:
+    """Signed transfers from :data:`LOAD_SENDERS`, one thread each, to whichever
+    validators are live. A sender keeps one transaction in flight: it sends it to a live
+    node (again to another one when no receipt comes, as a wallet would), waits for its
+    receipt, records it, then signs the next nonce. So a node stopped with the
+    transaction in its mempool never leaves a nonce gap behind."""
+
+    urls: list[str]
+    live: set[int] = field(default_factory=set)
+    phase: str = "start"
+    receipted: list[Receipted] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def start(self) -> None:
+        self.live = set(range(len(self.urls)))
+        for i, account in enumerate(LOAD_SENDERS):
+            thread = threading.Thread(target=self._run, args=(i, account), daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def finish(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+        assert not any(t.is_alive() for t in self.threads)
+
+    def set_live(self, live: set[int], phase: str) -> None:
+        with self.lock:
+            self.live, self.phase = set(live), phase
+
+    def count(self, phase: str) -> int:
+        with self.lock:
+            return sum(1 for r in self.receipted if r.phase == phase)
+
+    def wait_count(self, phase: str, count: int, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.count(phase) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"only {self.count(phase)} receipts in phase {phase!r} after {timeout}s; "
+                    f"load errors: {self.errors[-5:]}"
+                )
+            time.sleep(0.1)
+
+    def _web3(self, i: int) -> Web3:
+        return Web3(Web3.HTTPProvider(self.urls[i], request_kwargs={"timeout": 5}))
+
+    def _pick(self, turn: int) -> int | None:
+        with self.lock:
+            live = sorted(self.live)
+        return live[turn % len(live)] if live else None
+
+    def _run(self, index: int, account: Any) -> None:
+        nonce: int | None = None
+        turns = itertools.count(index)
+        while not self.stop.is_set():
+            node = self._pick(next(turns))
+            if node is None:
+                self.stop.wait(0.2)
+                continue
+            w3 = self._web3(node)
+            try:
+                if nonce is None:
+                    nonce = w3.eth.get_transaction_count(account.address, "latest")
+                tx = {
+                    "type": 2,
+                    "chainId": DEFAULT_CHAIN_ID,
+                    "nonce": nonce,
+                    "to": LOAD_RECIPIENT,
+                    "value": 1 + index,
+                    "gas": 21_000,
+                    "maxFeePerGas": 100 * 10**9,
+                    "maxPriorityFeePerGas": 10**9,
+                }
+                signed = account.sign_transaction(tx)  # deterministic: the same bytes again
+                try:
+                    w3.eth.send_raw_transaction(signed.raw_transaction)
+                except Exception as exc:  # already known, or mined meanwhile: look for it
+                    if "already known" not in str(exc) and "nonce too low" not in str(exc):
+                        raise
+                receipt = self._receipt(w3, signed.hash, timeout=8.0)
+            except Exception as exc:  # a node that stops under our feet; try another
+                with self.lock:
+                    self.errors.append(f"node {node}: {type(exc).__name__}: {exc}"[:300])
+                self.stop.wait(0.2)
+                continue
+            if receipt is None:
+                continue  # the chain halted, or the node lost it: send it again
+            assert receipt["status"] == 1, receipt
+            with self.lock:
+                self.receipted.append(
+                    Receipted(
+                        bytes(signed.hash),
+                        receipt["blockNumber"],
+                        bytes(receipt["blockHash"]),
+                        self.phase,
+                    )
+                )
+            nonce += 1
+
+    def _receipt(self, w3: Web3, tx_hash: bytes, timeout: float) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.stop.is_set():
+            try:
+                return w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+            except TransactionNotFound:
+                self.stop.wait(0.1)
+        return None
+
+
+def assert_everywhere(urls: list[str], receipted: list[Receipted]) -> None:
+    """Every receipted transaction is on every node, in the same block, successful."""
+    for url in urls:
+        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 15}))
+        for r in receipted:
+            receipt = w3.eth.get_transaction_receipt(HexBytes(r.tx_hash))
+            assert receipt["status"] == 1, (url, receipt)
+            assert (receipt["blockNumber"], bytes(receipt["blockHash"])) == (
+                r.block_number,
+                r.block_hash,
+            ), (url, r)
+            assert w3.eth.get_transaction(HexBytes(r.tx_hash))["blockHash"] == r.block_hash
+
+
 def test_localnet_of_four_validators(tmp_path: Path) -> None:
     cometbft_bin()
     home = Home(tmp_path / "home")
     pids: list[int] = []
+    load: Load | None = None
     try:
         up = home.ok("localnet", "up", "--validators", "4", "--block-time", "0.5s")
         nodes = up["nodes"]
@@ -129,13 +276,21 @@ def test_localnet_of_four_validators(tmp_path: Path) -> None:
         assert receipt["status"] == 1, receipt
         assert w3.eth.get_balance(RECIPIENT) == 4242
 
+        # From here on, transfers flow to the live validators the whole time.
+        load = Load([n["eth_rpc_url"] for n in nodes])
+        load.start()
+        load.wait_count("start", 3)
+
         # Three of four validators (3/4 > 2/3 of the power) keep making blocks.
+        load.set_live({0, 1, 2}, "three")
         home.ok("localnet", "stop-node", "3")
         live = comets[:3]
         before = max(height(u) for u in live)
         wait_height(live, before + 3)
+        load.wait_count("three", 3)
 
         # Two of four do not: the chain halts.
+        load.set_live({0, 1}, "halted")
         home.ok("localnet", "stop-node", "2")
         live = comets[:2]
         time.sleep(1.5)
@@ -144,17 +299,33 @@ def test_localnet_of_four_validators(tmp_path: Path) -> None:
         assert max(height(u) for u in live) == halted
 
         # Both come back: blocks again, and every node catches up.
+        load.set_live({0, 1}, "restarting")
         home.ok("localnet", "start-node", "2")
         home.ok("localnet", "start-node", "3")
+        load.set_live({0, 1, 2, 3}, "resumed")
         wait_height(comets, halted + 3, timeout=60)
+        load.wait_count("resumed", 3)
+        load.finish()
+        # Every node past the last block a receipt named, then the same app hash...
+        last = max(r.block_number for r in load.receipted)
+        wait_height(comets, last + 2, timeout=60)
         common = min(height(u) for u in comets)
         assert len(app_hashes(comets, common)) == 1
+        # ...and every transaction that got a receipt, on every node, in the same block.
+        assert_everywhere([n["eth_rpc_url"] for n in nodes], load.receipted)
+        phases = {p: load.count(p) for p in ("start", "three", "halted", "restarting", "resumed")}
+        print(f"load: {len(load.receipted)} receipted transfers on 4 nodes, by phase {phases}")
+        # Nothing was mined while two validators were down: receipts of that phase, if
+        # any, are of blocks made before the halt.
+        assert all(r.block_number <= halted for r in load.receipted if r.phase == "halted")
         status = home.ok("localnet", "status")
         assert all(n["running"] for n in status["nodes"]), status
         pids += [p for n in status["nodes"] for p in (n["app_pid"], n["cometbft_pid"])]
         logs = home.ok("localnet", "logs", "2", "-n", "5")
         assert len(logs["cometbft"]["lines"]) == 5
     finally:
+        if load is not None:
+            load.stop.set()
         down = home.run("localnet", "down")
     assert down.returncode == 0, down.stderr
     deadline = time.monotonic() + 5

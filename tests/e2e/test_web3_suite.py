@@ -136,13 +136,16 @@ def test_eip2930_transfer_charges_its_access_list(w3: Web3, accounts: list[Local
 
 
 def test_pending_nonce_counts_unmined_transactions(
-    w3: Web3, accounts: list[LocalAccount], dev_methods: DevMethods
+    w3: Web3, accounts: list[LocalAccount], dev_methods: DevMethods, node_kind: str
 ) -> None:
     sender = accounts[4]
     latest = w3.eth.get_transaction_count(sender.address, "latest")
     assert w3.eth.get_transaction_count(sender.address, "pending") == latest
     if dev_methods.set_automine is None or dev_methods.mine is None:
-        pytest.skip("this node has no dev method to hold a transaction in the pool")
+        pytest.skip(
+            f"the {node_kind} node serves no evm_setAutomine / evm_mine (dev methods) "
+            "to hold a transaction in the pool"
+        )
     dev_call(w3, dev_methods.set_automine, [False])
     try:
         signed = sender.sign_transaction(

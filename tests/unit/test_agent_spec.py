@@ -108,7 +108,7 @@ class _Letters:
 
 
 def test_feedback_examples_and_export(tmp_path: Path) -> None:
-    fb = FeedbackStore(tmp_path / "fb.sqlite", lambda: _Letters())  # type: ignore[arg-type,return-value]
+    fb = FeedbackStore(tmp_path / "fb.sqlite", _Letters)  # type: ignore[arg-type]
     fb.add("zzz zebra", "wrong", "bad", "zebras are striped")
     fb.add("aaa apple", "apples are fruit", "good")
     fb.add("bbb", "meh", "bad")  # no correction: not an example, not exported

@@ -1,4 +1,4 @@
-"""Unit tests of the four protocol contracts, run from their committed runtime bytecode.
+"""Unit tests of the protocol contracts, run from their committed runtime bytecode.
 
 Each contract's runtime bytecode from ``<Name>.json`` is placed at its fixed address from
 ``deployment.json`` in a fresh titanoboa environment, so these tests exercise exactly
@@ -41,13 +41,14 @@ def _deployer(name: str) -> Any:
 
 @dataclass
 class Protocol:
-    """The four contracts at their genesis addresses, plus funded test accounts."""
+    """The contracts at their genesis addresses, plus funded test accounts."""
 
     env: Any
     registry: Any
     receipts: Any
     licensing: Any
     attribution: Any
+    provenance: Any
     accounts: list[str] = field(default_factory=list)
 
     def register(
@@ -143,6 +144,7 @@ def deploy(env: Any, n_accounts: int = 8) -> Protocol:
         receipts=contracts["Receipts"],
         licensing=contracts["Licensing"],
         attribution=contracts["Attribution"],
+        provenance=contracts["Provenance"],
         accounts=accounts,
     )
 

@@ -62,13 +62,19 @@ class AssetSpec:
 
 
 def split(
-    graph: list[AssetSpec], asset: int, amount: int, credits: Counter[int], received: Counter[int]
+    graph: list[AssetSpec],
+    asset: int,
+    amount: int,
+    credits: Counter[int],
+    received: Counter[int],
+    sources: tuple[int, ...] = (),
 ) -> None:
     """Pure-Python reference of Attribution._distribute, credits by account index.
 
     Same integer rounding as the contract: each parent gets amount * upstream // 10000 //
     len(parents); each contributor gets local * weight // 10000; the owner gets the dust.
     Work items are never merged, and nothing is passed on beyond MAX_DEPTH levels.
+    ``sources`` (payWith) join the parents at the first level, each asset once.
     """
     queue = [(asset, amount, 0)]
     while queue:
@@ -76,11 +82,14 @@ def split(
         spec = graph[current - 1]
         received[current] += value
         local = value
-        if spec.upstream_bps and depth < MAX_DEPTH and spec.parents:
-            per_parent = value * spec.upstream_bps // BPS // len(spec.parents)
+        targets = list(spec.parents)
+        if depth == 0:
+            targets += [s for s in dict.fromkeys(sources) if s != current and s not in targets]
+        if spec.upstream_bps and depth < MAX_DEPTH and targets:
+            per_parent = value * spec.upstream_bps // BPS // len(targets)
             if per_parent:
-                queue.extend((parent, per_parent, depth + 1) for parent in spec.parents)
-                local -= per_parent * len(spec.parents)
+                queue.extend((target, per_parent, depth + 1) for target in targets)
+                local -= per_parent * len(targets)
         contributors = spec.contributors or ((spec.owner, BPS),)
         given = 0
         for account, weight in contributors:
@@ -154,9 +163,19 @@ def build(p: Protocol, graph: list[AssetSpec]) -> None:
 
 amounts = st.one_of(st.integers(1, 1_000), st.integers(1, 10**21))
 asset_refs = st.integers(0, 10**6)  # taken modulo the number of assets
+source_refs = st.lists(asset_refs, max_size=4)  # payWith / meterWith sources, repeats too
 revenue_ops = st.lists(
     st.one_of(
         st.tuples(st.just("pay"), asset_refs, amounts, st.sampled_from(PAYERS)),
+        st.tuples(st.just("payWith"), asset_refs, amounts, st.sampled_from(PAYERS), source_refs),
+        st.tuples(
+            st.just("meterWith"),
+            asset_refs,
+            st.integers(0, 10**17),
+            st.integers(1, 40),
+            st.integers(1, 40),
+            source_refs,
+        ),
         st.tuples(st.just("full"), asset_refs, st.integers(0, 10**19), st.sampled_from(PAYERS)),
         st.tuples(
             st.just("api"),
@@ -193,10 +212,10 @@ def test_revenue_is_conserved_and_split_like_the_model(
         paid_in = 0
         claimed: Counter[int] = Counter()
 
-        def paid(asset: int, amount: int) -> None:
+        def paid(asset: int, amount: int, sources: tuple[int, ...] = ()) -> None:
             nonlocal paid_in
             if amount:
-                split(graph, asset, amount, credits, received)
+                split(graph, asset, amount, credits, received, sources)
                 paid_in += amount
 
         for op in ops:
@@ -219,6 +238,19 @@ def test_revenue_is_conserved_and_split_like_the_model(
             if kind == "pay":
                 p.pay(acct[op[3]], asset, op[2])
                 paid(asset, op[2])
+            elif kind == "payWith":
+                sources = tuple(ref % len(graph) + 1 for ref in op[4])
+                with p.env.prank(acct[op[3]]):
+                    p.attribution.payWith(asset, list(sources), value=op[2])
+                paid(asset, op[2], sources)
+            elif kind == "meterWith":
+                _, _, price, calls, used, refs = op
+                sources = tuple(ref % len(graph) + 1 for ref in refs)
+                lic = p.buy(acct[7], p.offer(owner, asset, API, price=price), calls=calls)
+                used = min(used, calls)
+                with p.env.prank(owner):
+                    p.licensing.meterWith(lic, used, list(sources))
+                paid(asset, used * price, sources)
             elif kind == "full":
                 p.buy(acct[op[3]], p.offer(owner, asset, FULL, price=op[2]))
                 paid(asset, op[2])

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from sahara_cli.errors import SaharaError
@@ -30,6 +31,14 @@ from sahara_cli.node.state import StateMachine
 from sahara_cli.node.store import BlockStore
 
 log = logging.getLogger("sahara.node.abci")
+
+#: Told what listens where once it does: ``("abci", "tcp://...")``, ``("rpc", "http://...")``.
+Announce = Callable[[str, str], None]
+LABELS = {"abci": "ABCI server", "rpc": "JSON-RPC"}
+
+
+def print_announce(what: str, address: str) -> None:
+    print(f"{LABELS.get(what, what)} listening on {address}", flush=True)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -80,15 +89,28 @@ def split_host_port(text: str) -> tuple[str, int]:
 
 
 def default_genesis(args: argparse.Namespace) -> Genesis | None:
-    if args.genesis is not None:
-        return Genesis.from_json(args.genesis.read_text())
-    if args.dev:
-        return dev_genesis(chain_id=args.chain_id, validator=Signer(dev_keys(1)[0]).address)
+    return app_genesis(genesis_file=args.genesis, dev=args.dev, chain_id=args.chain_id)
+
+
+def app_genesis(
+    *, genesis_file: Path | None = None, dev: bool = False, chain_id: int = DEFAULT_CHAIN_ID
+) -> Genesis | None:
+    """The genesis InitChain uses when CometBFT's has no ``app_state``: ``genesis_file``
+    (a Sahara genesis JSON), else with ``dev`` the standard test accounts funded."""
+    if genesis_file is not None:
+        return Genesis.from_json(genesis_file.read_text())
+    if dev:
+        return dev_genesis(chain_id=chain_id, validator=Signer(dev_keys(1)[0]).address)
     return None
 
 
 async def serve_rpc(
-    app: SaharaApp, host: str, port: int, comet_rpc: str, stop: asyncio.Event
+    app: SaharaApp,
+    host: str,
+    port: int,
+    comet_rpc: str,
+    stop: asyncio.Event,
+    announce: Announce = print_announce,
 ) -> None:
     """Serves JSON-RPC on ``host:port`` from when block 0 exists until ``stop``."""
     while app.machine.genesis is None:  # InitChain has not come yet
@@ -100,14 +122,19 @@ async def serve_rpc(
     server = ValidatorRPCServer(node)
     try:
         await server.start(host, port)
-        print(f"JSON-RPC listening on {server.url}", flush=True)
+        announce("rpc", server.url)
         await stop.wait()
     finally:
         await server.stop()
         node.close()
 
 
-async def serve(app: SaharaApp, address: str, rpc: tuple[str, int, str] | None = None) -> int:
+async def serve(
+    app: SaharaApp,
+    address: str,
+    rpc: tuple[str, int, str] | None = None,
+    announce: Announce = print_announce,
+) -> int:
     """Serves ``app`` until SIGTERM or SIGINT; JSON-RPC too with ``rpc``:
     ``(host, port, CometBFT RPC URL)``. Returns the exit status: 1 when the JSON-RPC
     server failed (and so stopped the process)."""
@@ -117,9 +144,11 @@ async def serve(app: SaharaApp, address: str, rpc: tuple[str, int, str] | None =
         loop.add_signal_handler(sig, stop.set)
     server = ABCIServer(app, address)
     await server.start()
-    print(f"ABCI server listening on {server.address}", flush=True)
+    announce("abci", server.address)
     serving = asyncio.create_task(server.serve_forever())
-    rpc_task = asyncio.create_task(serve_rpc(app, *rpc, stop)) if rpc is not None else None
+    rpc_task = (
+        asyncio.create_task(serve_rpc(app, *rpc, stop, announce)) if rpc is not None else None
+    )
     try:
         if rpc_task is not None:
             # A JSON-RPC server that cannot start (port taken) stops the process.
@@ -146,6 +175,26 @@ async def serve(app: SaharaApp, address: str, rpc: tuple[str, int, str] | None =
     return status
 
 
+def run_app(
+    home: Path,
+    address: str,
+    genesis: Genesis | None,
+    rpc: tuple[str, int, str] | None = None,
+    announce: Announce = print_announce,
+) -> int:
+    """Opens (or creates) the chain database ``home/chain`` and serves the application
+    on ``address`` until SIGTERM or SIGINT (JSON-RPC too with ``rpc``: ``(host, port,
+    CometBFT RPC URL)``); closes the database after the last call. The exit status."""
+    store = BlockStore(home / "chain")
+    try:
+        app = SaharaApp(StateMachine(store), genesis)
+        # asyncio.run waits for the worker thread of a call in progress before it
+        # returns: the store is closed after the last call into the state machine.
+        return asyncio.run(serve(app, address, rpc, announce))
+    finally:
+        store.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(
@@ -153,21 +202,13 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    rpc = (args.rpc_host, args.rpc_port, args.comet_rpc) if args.rpc_addr else None
     try:
         genesis = default_genesis(args)
-        store = BlockStore(args.home / "chain")
+        return run_app(args.home, args.abci, genesis, rpc)
     except (SaharaError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    try:
-        app = SaharaApp(StateMachine(store), genesis)
-        # asyncio.run waits for the worker thread of a call in progress before it
-        # returns: the store is closed after the last call into the state machine.
-        rpc = (args.rpc_host, args.rpc_port, args.comet_rpc) if args.rpc_addr else None
-        status = asyncio.run(serve(app, args.abci, rpc))
-    finally:
-        store.close()
-    return status
 
 
 if __name__ == "__main__":

@@ -7,16 +7,21 @@
         and credited at once; nothing is sent until an account calls claim() (pull,
         never push). Every wei paid in is credited to exactly one account: the
         rounding remainder of each split goes to the asset's owner.
+        payWith() also names the source assets a payment was earned with (the vault
+        assets an agent's answer retrieved): at the first level their upstream share
+        is split equally among the asset's parents and those sources together.
 """
 
 REGISTRY: constant(address) = 0x5A4A000000000000000000000000000000000001
 RECEIPTS: constant(address) = 0x5a4a000000000000000000000000000000000002
 
 MAX_PARENTS: constant(uint256) = 4
+MAX_SOURCES: constant(uint256) = 4
 MAX_CONTRIBUTORS: constant(uint256) = 16
 MAX_DEPTH: constant(uint256) = 3
-# One asset, its parents, grandparents and great-grandparents: 1 + 4 + 16 + 64.
-MAX_WORK: constant(uint256) = 85
+# The first level has up to MAX_PARENTS + MAX_SOURCES recipients, each deeper level
+# four times the one before: 1 + 8 + 32 + 128.
+MAX_WORK: constant(uint256) = 169
 BPS: constant(uint256) = 10000
 ROLE_OWNER: constant(uint8) = 1
 ROLE_CONTRIBUTOR: constant(uint8) = 2
@@ -149,7 +154,24 @@ def pay(asset: uint256):
     assert msg.value > 0, "payment is zero"
     self.totalPaid += msg.value
     log Paid(asset=asset, payer=msg.sender, amount=msg.value)
-    self._distribute(asset, msg.value)
+    self._distribute(asset, msg.value, [])
+
+@external
+@payable
+def payWith(asset: uint256, sources: DynArray[uint256, MAX_SOURCES]):
+    """
+    @notice Pay revenue into an asset that was earned with ``sources``: the asset's
+            upstream share is split equally among its parents and the sources. A
+            source that is a parent, the asset itself or listed twice counts once.
+            Beyond the first level the split follows the parents only, as pay() does.
+    """
+    assert staticcall Registry(REGISTRY).exists(asset), "unknown asset"
+    assert msg.value > 0, "payment is zero"
+    for source: uint256 in sources:
+        assert staticcall Registry(REGISTRY).exists(source), "unknown source asset"
+    self.totalPaid += msg.value
+    log Paid(asset=asset, payer=msg.sender, amount=msg.value)
+    self._distribute(asset, msg.value, sources)
 
 @external
 def claim() -> uint256:
@@ -176,7 +198,7 @@ def _credit(asset: uint256, account: address, amount: uint256):
     log Credited(asset=asset, account=account, amount=amount)
 
 @internal
-def _distribute(asset: uint256, amount: uint256):
+def _distribute(asset: uint256, amount: uint256, sources: DynArray[uint256, MAX_SOURCES]):
     work: DynArray[Work, MAX_WORK] = [Work(asset=asset, amount=amount, depth=0)]
     for i: uint256 in range(MAX_WORK):
         if i >= len(work):
@@ -187,12 +209,19 @@ def _distribute(asset: uint256, amount: uint256):
         upstream_bps: uint256 = self.upstreamOf[item.asset]
         if upstream_bps > 0 and item.depth < MAX_DEPTH:
             parents: DynArray[uint256, MAX_PARENTS] = staticcall Registry(REGISTRY).parentsOf(item.asset)
-            if len(parents) > 0:
-                per_parent: uint256 = item.amount * upstream_bps // BPS // len(parents)
+            targets: DynArray[uint256, MAX_PARENTS + MAX_SOURCES] = []
+            for parent: uint256 in parents:
+                targets.append(parent)
+            if item.depth == 0:
+                for source: uint256 in sources:
+                    if source != item.asset and source not in targets:
+                        targets.append(source)
+            if len(targets) > 0:
+                per_parent: uint256 = item.amount * upstream_bps // BPS // len(targets)
                 if per_parent > 0:
-                    for parent: uint256 in parents:
-                        work.append(Work(asset=parent, amount=per_parent, depth=item.depth + 1))
-                    local -= per_parent * len(parents)
+                    for target: uint256 in targets:
+                        work.append(Work(asset=target, amount=per_parent, depth=item.depth + 1))
+                    local -= per_parent * len(targets)
         given: uint256 = 0
         for entry: Contribution in self.contributors[item.asset]:
             part: uint256 = local * entry.weight_bps // BPS

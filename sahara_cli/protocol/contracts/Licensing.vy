@@ -13,6 +13,8 @@
                           on chain; the partner settles the agreed share of its revenue.
         Repricing or pausing an offer never changes licenses already sold.
         hasAccess(asset, user, kind) is the one check the vault and agents call.
+        meterWith() records calls of an agent and names the assets its answers used,
+        so their contributors share the revenue (Attribution.payWith).
 """
 
 REGISTRY: constant(address) = 0x5A4A000000000000000000000000000000000001
@@ -24,6 +26,7 @@ FULL: constant(uint8) = 2
 LONG_TERM: constant(uint8) = 3
 PARTNERSHIP: constant(uint8) = 4
 BPS: constant(uint256) = 10000
+MAX_SOURCES: constant(uint256) = 4
 FOREVER: constant(uint256) = max_value(uint256)
 
 struct Offer:
@@ -58,6 +61,7 @@ interface Registry:
 
 interface Attribution:
     def pay(asset: uint256): payable
+    def payWith(asset: uint256, sources: DynArray[uint256, MAX_SOURCES]): payable
 
 event Offered:
     offer: indexed(uint256)
@@ -269,9 +273,8 @@ def accept(offer_id: uint256) -> uint256:
     self._pay(offer.asset, offer.price)
     return license_id
 
-@external
-def meter(license_id: uint256, calls: uint256):
-    """@notice Record API calls; each moves its price from the prepayment to revenue."""
+@internal
+def _meter(license_id: uint256, calls: uint256) -> (uint256, uint256):
     lic: License = self.licenses[license_id]
     assert lic.kind == API, "not an API license"
     assert msg.sender == staticcall Registry(REGISTRY).meterOf(lic.asset), "only the asset's meter records calls"
@@ -283,7 +286,28 @@ def meter(license_id: uint256, calls: uint256):
     self.apiCalls[lic.asset][lic.holder] -= calls
     self.escrow -= amount
     log Metered(license=license_id, asset=lic.asset, calls=calls, amount=amount)
-    self._pay(lic.asset, amount)
+    return lic.asset, amount
+
+@external
+def meter(license_id: uint256, calls: uint256):
+    """@notice Record API calls; each moves its price from the prepayment to revenue."""
+    asset: uint256 = 0
+    amount: uint256 = 0
+    asset, amount = self._meter(license_id, calls)
+    self._pay(asset, amount)
+
+@external
+def meterWith(license_id: uint256, calls: uint256, sources: DynArray[uint256, MAX_SOURCES]):
+    """
+    @notice Record API calls like meter(), naming the assets the calls' answers used:
+            the revenue is paid with Attribution.payWith, so their contributors share
+            the asset's upstream part. Unknown source assets revert.
+    """
+    asset: uint256 = 0
+    amount: uint256 = 0
+    asset, amount = self._meter(license_id, calls)
+    if amount > 0:
+        extcall Attribution(ATTRIBUTION).payWith(asset, sources, value=amount)
 
 @external
 def refund(license_id: uint256) -> uint256:

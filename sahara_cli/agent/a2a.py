@@ -1,0 +1,560 @@
+"""Agents over the Agent2Agent (A2A) protocol: serve one, discover others, message them.
+
+A served agent publishes its agent card at the well-known path
+(``/.well-known/agent-card.json``) and answers A2A ``SendMessage`` calls over JSON-RPC
+at ``/``. The reply is one A2A message: a text part with the answer and a data part
+(``application/vnd.sahara.answer+json``) with the sources, tool calls, provenance
+record and usage, so a caller can attribute and pay what the answer used.
+
+Peers: an agent served with peer URLs may consult them. A request carries a hop budget
+and the URLs already visited in its message metadata (``sahara.hops``,
+``sahara.visited``). With a budget above zero the agent fetches its peers' cards,
+chooses whom to ask (all of them when few, otherwise the model picks names with a
+JSON-constrained choice), messages them with the budget less one, and answers with
+their replies as context. The budget and the visited list make loops impossible.
+
+``python -m sahara_cli.agent.a2a --home H --agent NAME --port P --peer URL ...`` serves
+one agent of a home until stopped; teams start their peer-to-peer members this way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import httpx
+from a2a.client import A2ACardResolver, ClientConfig, ClientFactory
+from a2a.client.errors import A2AClientError
+from a2a.helpers import get_data_parts, new_data_part, new_message, new_text_part
+from a2a.server.agent_execution import AgentExecutor, RequestContext
+from a2a.server.events import EventQueue
+from a2a.server.request_handlers import DefaultRequestHandler
+from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
+from a2a.server.tasks import InMemoryTaskStore
+from a2a.types import (
+    AgentCapabilities,
+    AgentCard,
+    AgentInterface,
+    AgentProvider,
+    AgentSkill,
+    Message,
+    Role,
+    SendMessageRequest,
+)
+from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH, TransportProtocol
+from google.protobuf.json_format import MessageToDict  # type: ignore[import-untyped]
+
+from sahara_cli.agent.types import Answer
+from sahara_cli.agent.types import Message as ChatMessage
+from sahara_cli.errors import SaharaError, TeamError
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from sahara_cli.agent.runner import Runner
+    from sahara_cli.agent.spec import AgentSpec
+
+CARD_PATH = AGENT_CARD_WELL_KNOWN_PATH
+RPC_PATH = "/"
+ANSWER_MEDIA_TYPE = "application/vnd.sahara.answer+json"
+HOPS_KEY = "sahara.hops"
+VISITED_KEY = "sahara.visited"
+DEFAULT_TIMEOUT = 600.0  # seconds for one message (the peer's model may be slow)
+PEER_ANSWER_CHARS = 1200  # of each peer's reply shown to the model
+
+
+class Answering(Protocol):
+    """What serving needs of an agent (:class:`sahara_cli.agent.brain.Agent` has it)."""
+
+    spec: AgentSpec
+    runner: Runner
+
+    def respond(self, messages: Sequence[ChatMessage]) -> Answer: ...
+
+
+@dataclass
+class Exchange:
+    """One message to a peer and its reply (or the error that came instead)."""
+
+    peer: str
+    url: str
+    task: str
+    answer: str = ""
+    seconds: float = 0.0
+    error: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)  # the peer's answer payload
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "peer": self.peer,
+            "url": self.url,
+            "task": self.task,
+            "answer": self.answer,
+            "seconds": round(self.seconds, 4),
+            "error": self.error,
+            "data": self.data,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Exchange:
+        return cls(
+            peer=str(data.get("peer", "")),
+            url=str(data.get("url", "")),
+            task=str(data.get("task", "")),
+            answer=str(data.get("answer", "")),
+            seconds=float(data.get("seconds", 0.0)),
+            error=data.get("error"),
+            data=dict(data.get("data") or {}),
+        )
+
+
+@dataclass
+class Reply:
+    """What an A2A agent sent back: its text and, from sahara agents, the payload."""
+
+    text: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exchanges(self) -> list[Exchange]:
+        """The peers this agent consulted, in order."""
+        return [Exchange.from_dict(e) for e in self.data.get("exchanges", [])]
+
+    @property
+    def record(self) -> dict[str, Any]:
+        return dict(self.data.get("record") or {})
+
+
+# --- the agent card ------------------------------------------------------------------
+
+
+def agent_card(agent: Answering, url: str) -> AgentCard:
+    """The card of ``agent`` served at ``url``: name, description, skills, interface."""
+    from sahara_cli import __version__
+
+    spec = agent.spec
+    description = spec.description or spec.persona.strip().splitlines()[0]
+    skills = [
+        AgentSkill(
+            id="answer",
+            name=f"{spec.name}: answer",
+            description=spec.persona.strip() or description,
+            tags=["sahara", "answer", *_tool_names(agent)],
+            input_modes=["text/plain"],
+            output_modes=["text/plain", ANSWER_MEDIA_TYPE],
+        )
+    ]
+    toolbox = getattr(agent, "toolbox", None)
+    for tool in getattr(toolbox, "tools", {}).values():
+        skills.append(
+            AgentSkill(
+                id=f"tool.{tool.name}",
+                name=tool.name,
+                description=tool.description or tool.name,
+                tags=["tool", str(getattr(tool, "source", "builtin"))],
+            )
+        )
+    return AgentCard(
+        name=spec.name,
+        description=description,
+        version=__version__,
+        provider=AgentProvider(organization="Sahara agent", url=url),
+        supported_interfaces=[
+            AgentInterface(
+                url=url, protocol_binding=TransportProtocol.JSONRPC.value, protocol_version="1.0"
+            )
+        ],
+        capabilities=AgentCapabilities(streaming=False, push_notifications=False),
+        default_input_modes=["text/plain"],
+        default_output_modes=["text/plain", ANSWER_MEDIA_TYPE],
+        skills=skills,
+    )
+
+
+def _tool_names(agent: Answering) -> list[str]:
+    toolbox = getattr(agent, "toolbox", None)
+    return sorted(getattr(toolbox, "tools", {}))
+
+
+def card_url(card: AgentCard) -> str:
+    """The JSON-RPC URL a card advertises."""
+    for iface in card.supported_interfaces:
+        if iface.protocol_binding == TransportProtocol.JSONRPC.value:
+            return str(iface.url)
+    return str(card.supported_interfaces[0].url) if card.supported_interfaces else ""
+
+
+def card_to_dict(card: AgentCard) -> dict[str, Any]:
+    out: dict[str, Any] = MessageToDict(card)
+    return out
+
+
+# --- the client ----------------------------------------------------------------------
+
+
+def _ints(value: Any) -> Any:
+    """Data parts carry numbers as doubles: give whole numbers back their int type."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_ints(v) for v in value]
+    return value
+
+
+class A2APeer:
+    """An agent reached over A2A: resolve its card, send it a message."""
+
+    def __init__(self, url: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self._card: AgentCard | None = None
+
+    async def fetch_card(self) -> AgentCard:
+        """The agent card at the well-known path (fetched once)."""
+        if self._card is None:
+            async with httpx.AsyncClient(timeout=30.0) as http:
+                try:
+                    self._card = await A2ACardResolver(http, self.url).get_agent_card()
+                except A2AClientError as exc:
+                    raise TeamError(f"no agent card at {self.url}: {exc}") from exc
+        return self._card
+
+    async def send_async(self, text: str, *, metadata: Mapping[str, Any] | None = None) -> Reply:
+        """Send ``text`` as a user message; the agent's reply."""
+        card = await self.fetch_card()
+        message = new_message([new_text_part(text)], role=Role.ROLE_USER)
+        if metadata:
+            message.metadata.update(dict(metadata))
+        request = SendMessageRequest(message=message)
+        async with httpx.AsyncClient(timeout=self.timeout) as http:
+            client = ClientFactory(ClientConfig(httpx_client=http, streaming=False)).create(card)
+            try:
+                async for event in client.send_message(request):
+                    if event.HasField("message"):
+                        return _reply(card.name, event.message)
+                    if event.HasField("task") and event.task.status.HasField("message"):
+                        return _reply(card.name, event.task.status.message)
+            except A2AClientError as exc:
+                raise TeamError(f"agent {card.name!r} at {self.url} failed: {exc}") from exc
+            except httpx.HTTPError as exc:
+                raise TeamError(f"agent {card.name!r} at {self.url} unreachable: {exc}") from exc
+            finally:
+                await client.close()
+        raise TeamError(f"agent {card.name!r} at {self.url} sent no reply")
+
+    def card(self) -> AgentCard:
+        return asyncio.run(self.fetch_card())
+
+    def send(self, text: str, *, metadata: Mapping[str, Any] | None = None) -> Reply:
+        """Blocking :meth:`send_async` (not from inside a running event loop)."""
+        return asyncio.run(self.send_async(text, metadata=metadata))
+
+
+def _reply(name: str, message: Message) -> Reply:
+    texts = [p.text for p in message.parts if p.HasField("text")]
+    data: dict[str, Any] = {}
+    for part, value in zip(
+        [p for p in message.parts if p.HasField("data")],
+        get_data_parts(list(message.parts)),
+        strict=True,
+    ):
+        if isinstance(value, dict) and (part.media_type in ("", ANSWER_MEDIA_TYPE)):
+            data.update(_ints(value))
+    error = data.get("error")
+    if isinstance(error, dict):
+        raise TeamError(f"agent {name!r} failed: {error.get('message', error)}")
+    return Reply(text="\n".join(texts), data=data)
+
+
+async def discover_async(urls: Sequence[str]) -> list[AgentCard]:
+    """The cards of the agents at ``urls``; an unreachable one raises :class:`TeamError`."""
+    return list(await asyncio.gather(*(A2APeer(u).fetch_card() for u in urls)))
+
+
+def discover(urls: Sequence[str]) -> list[AgentCard]:
+    """Blocking :func:`discover_async`."""
+    return asyncio.run(discover_async(urls))
+
+
+# --- choosing peers ------------------------------------------------------------------
+
+
+def choose_peers(
+    runner: Runner, task: str, cards: Sequence[AgentCard], limit: int
+) -> list[AgentCard]:
+    """The peers to consult on ``task``: all when ``limit`` allows, else the model's pick.
+
+    The model answers JSON constrained to the peers' names, so its pick always parses;
+    names repeated are asked once.
+    """
+    if len(cards) <= limit:
+        return list(cards)
+    from sahara_cli.agent.runner import GenerationParams
+
+    names = [c.name for c in cards]
+    listing = "\n".join(f"- {c.name}: {c.description}" for c in cards)
+    schema = {
+        "type": "object",
+        "properties": {
+            "peers": {
+                "type": "array",
+                "items": {"type": "string", "enum": names},
+                "minItems": 1,
+                "maxItems": limit,
+            }
+        },
+        "required": ["peers"],
+    }
+    messages = [
+        ChatMessage(
+            "system",
+            f"Choose up to {limit} of these agents to consult on the task:\n{listing}\n"
+            'Answer with JSON: {"peers": [names]}.',
+        ),
+        ChatMessage("user", task),
+    ]
+    picked = runner.complete_json(messages, schema, GenerationParams(max_tokens=64 * limit))
+    chosen: list[AgentCard] = []
+    for name in picked.get("peers", []):
+        card = next((c for c in cards if c.name == name), None)
+        if card is not None and card not in chosen:
+            chosen.append(card)
+    return chosen[:limit] or list(cards[:1])
+
+
+# --- the server ----------------------------------------------------------------------
+
+
+def _metadata(message: Message | None) -> dict[str, Any]:
+    if message is None or not message.HasField("metadata"):
+        return {}
+    out: dict[str, Any] = _ints(MessageToDict(message.metadata))
+    return out
+
+
+def context_messages(task: str, exchanges: Sequence[Exchange]) -> list[ChatMessage]:
+    """The history given to the Brain: peers' replies as context, then the task."""
+    answered = [e for e in exchanges if e.error is None]
+    if not answered:
+        return [ChatMessage("user", task)]
+    lines = ["Other agents were consulted on this task. Their replies:"]
+    for e in answered:
+        reply = e.answer.strip() or "(empty reply)"
+        lines.append(f"[{e.peer}] {reply[:PEER_ANSWER_CHARS]}")
+    lines.append("Use what helps, and answer the task yourself.")
+    return [ChatMessage("system", "\n".join(lines)), ChatMessage("user", task)]
+
+
+class SaharaAgentExecutor(AgentExecutor):
+    """Answers A2A messages with a sahara agent, consulting peers within a hop budget.
+
+    The agent's model runs in a worker thread, one message at a time (a runner is not
+    thread-safe); peers are awaited without holding it, so agents that consult each
+    other cannot deadlock.
+    """
+
+    def __init__(
+        self,
+        agent: Answering,
+        *,
+        url: str,
+        peers: Sequence[str] = (),
+        max_peers: int = 3,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.agent = agent
+        self.url = url.rstrip("/")
+        self.peers = [p.rstrip("/") for p in peers if p.rstrip("/") != self.url]
+        self.max_peers = max_peers
+        self.timeout = timeout
+        self._lock = threading.Lock()
+
+    def _locked(self, func: Any, *args: Any) -> Any:
+        with self._lock:
+            return func(*args)
+
+    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        task = context.get_user_input()
+        meta = _metadata(context.message)
+        hops = max(0, int(meta.get(HOPS_KEY, 0) or 0))
+        visited = [str(v).rstrip("/") for v in meta.get(VISITED_KEY, []) or []]
+        if self.url not in visited:
+            visited.append(self.url)
+        data: dict[str, Any]
+        text = ""
+        try:
+            exchanges = await self._consult(task, hops, visited)
+            answer: Answer = await asyncio.to_thread(
+                self._locked, self.agent.respond, context_messages(task, exchanges)
+            )
+            text = answer.text
+            data = {
+                "agent": self.agent.spec.name,
+                "url": self.url,
+                **answer.to_dict(),
+                "hops": hops,
+                "visited": visited,
+                "exchanges": [e.to_dict() for e in exchanges],
+            }
+            data.pop("answer", None)
+        except SaharaError as exc:
+            data = {"agent": self.agent.spec.name, "url": self.url, "error": exc.to_dict()}
+        except Exception as exc:  # the caller gets the message, not a hang
+            data = {
+                "agent": self.agent.spec.name,
+                "url": self.url,
+                "error": {"code": "agent.error", "message": f"{type(exc).__name__}: {exc}"},
+            }
+        parts = [new_text_part(text), new_data_part(data, media_type=ANSWER_MEDIA_TYPE)]
+        await event_queue.enqueue_event(new_message(parts, context_id=context.context_id))
+
+    async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:  # noqa: ARG002
+        from a2a.types import TaskNotCancelableError
+
+        raise TaskNotCancelableError
+
+    async def _consult(self, task: str, hops: int, visited: list[str]) -> list[Exchange]:
+        candidates = [u for u in self.peers if u not in visited]
+        if hops <= 0 or not candidates:
+            return []
+        peers = [A2APeer(u, timeout=self.timeout) for u in candidates]
+        found = await asyncio.gather(*(p.fetch_card() for p in peers), return_exceptions=True)
+        cards = [c for c in found if isinstance(c, AgentCard)]
+        by_card = {id(c): p for c, p in zip(found, peers, strict=True) if isinstance(c, AgentCard)}
+        exchanges = [
+            Exchange(peer=p.url, url=p.url, task=task, error=str(c))
+            for c, p in zip(found, peers, strict=True)
+            if not isinstance(c, AgentCard)
+        ]
+        if not cards:
+            return exchanges
+        chosen = await asyncio.to_thread(
+            self._locked, choose_peers, self.agent.runner, task, cards, self.max_peers
+        )
+        # Everyone asked now counts as visited, so peers do not ask each other in turn.
+        visited = [*visited, *(by_card[id(c)].url for c in chosen)]
+        meta = {HOPS_KEY: hops - 1, VISITED_KEY: visited}
+
+        async def ask(card: AgentCard) -> Exchange:
+            peer = by_card[id(card)]
+            started = time.perf_counter()
+            try:
+                reply = await peer.send_async(task, metadata=meta)
+            except TeamError as exc:
+                return Exchange(card.name, peer.url, task, seconds=_since(started), error=str(exc))
+            return Exchange(
+                card.name, peer.url, task, reply.text, _since(started), None, reply.data
+            )
+
+        exchanges.extend(await asyncio.gather(*(ask(c) for c in chosen)))
+        return exchanges
+
+
+def _since(started: float) -> float:
+    return time.perf_counter() - started
+
+
+def build_app(
+    agent: Answering,
+    url: str,
+    *,
+    peers: Sequence[str] = (),
+    max_peers: int = 3,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Starlette:
+    """A Starlette app serving ``agent`` over A2A, its card at the well-known path."""
+    from starlette.applications import Starlette
+
+    card = agent_card(agent, url)
+    executor = SaharaAgentExecutor(
+        agent, url=url, peers=peers, max_peers=max_peers, timeout=timeout
+    )
+    handler = DefaultRequestHandler(
+        agent_executor=executor, task_store=InMemoryTaskStore(), agent_card=card
+    )
+    routes = [*create_agent_card_routes(card), *create_jsonrpc_routes(handler, rpc_url=RPC_PATH)]
+    return Starlette(routes=routes)
+
+
+def serve_a2a(
+    agent: Answering,
+    host: str,
+    port: int,
+    peers: Sequence[str] = (),
+    *,
+    public_url: str | None = None,
+    max_peers: int = 3,
+    timeout: float = DEFAULT_TIMEOUT,
+    log_level: str = "warning",
+) -> None:
+    """Serve ``agent`` over A2A on ``host:port`` until interrupted."""
+    import uvicorn
+
+    url = public_url or f"http://{host}:{port}"
+    app = build_app(agent, url, peers=peers, max_peers=max_peers, timeout=timeout)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+
+
+# --- one member process --------------------------------------------------------------
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit when the process that started this one is gone (no orphans)."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sahara_cli.agent.a2a", description="Serve one agent over A2A."
+    )
+    parser.add_argument("--home", required=True, type=Path, help="the sahara home")
+    parser.add_argument("--agent", required=True, help="the agent's name in the home")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", required=True, type=int)
+    parser.add_argument("--peer", action="append", default=[], help="a peer's base URL")
+    parser.add_argument("--max-peers", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
+    parser.add_argument("--parent-pid", type=int, default=None)
+    args = parser.parse_args(argv)
+    if args.parent_pid is not None:
+        _watch_parent(args.parent_pid)
+    from sahara_cli.agent.brain import open_agent
+
+    try:
+        agent = open_agent(args.home, args.agent)
+    except SaharaError as exc:
+        print(f"error: {exc.message}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    try:
+        serve_a2a(
+            agent,
+            args.host,
+            args.port,
+            args.peer,
+            max_peers=args.max_peers,
+            timeout=args.timeout,
+        )
+    finally:
+        agent.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""``sahara mcp serve``: the vault and the protocol as an MCP server.
+
+Agents outside sahara (any MCP client) get four tools:
+
+- ``vault_search``: semantic search over the home's vault index. Hits name their CID and
+  asset id; the text of public items comes with them, the text of private items never
+  does (it leaves only through ``vault_read``).
+- ``asset_lookup`` and ``license_check``: the asset registry and the Licensing contract
+  of the configured node.
+- ``vault_read``: the plaintext of a registered vault item, for a caller who signs a
+  key request with its Sahara ID (EIP-191, the same request ``sahara vault get`` sends
+  to ``sahara vault serve``). The request goes through the very checks of
+  :class:`~sahara_cli.vault.access.KeyServer` (signature, chain id, freshness, no
+  replay, the asset is this ID's, and the caller owns it, was shared it or holds a
+  full-access, long-term or partnership license on chain), so licensed data reaches
+  outside agents through the same gate as licensees.
+
+Over stdio nothing but MCP is written to stdout: the SDK points file descriptor 1 at
+stderr while it serves, and logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import Field
+
+from sahara_cli.errors import SaharaError, UsageError, VaultError, VaultItemNotFound
+
+if TYPE_CHECKING:
+    from mcp.server import MCPServer
+
+    from sahara_cli.agent.tools import ToolContext
+    from sahara_cli.identity.keys import Signer
+    from sahara_cli.vault.access import KeyServer
+
+log = logging.getLogger("sahara.agent.mcp")
+
+READ_LIMIT = 16 << 20  # plaintext bytes vault_read returns
+INSTRUCTIONS = (
+    "Sahara vault and protocol tools. vault_search finds passages and names the asset "
+    "each came from; asset_lookup and license_check read the chain; vault_read returns "
+    "an asset's text to a caller whose signed key request proves a license."
+)
+
+
+def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Report sahara errors to the MCP caller as one line: ``code: message (hint)``."""
+    import functools
+
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SaharaError as exc:
+            hint = f" ({exc.hint})" if exc.hint else ""
+            raise ToolError(f"{exc.code}: {exc.message}{hint}") from None
+
+    return wrapper
+
+
+class SaharaMcp:
+    """The tools of ``sahara mcp serve`` over one :class:`ToolContext`."""
+
+    def __init__(self, ctx: ToolContext, owner: Signer | None = None) -> None:
+        self.ctx = ctx
+        self.owner = owner
+        self._key_server: KeyServer | None = None
+
+    # -- the tools -------------------------------------------------------------------
+
+    def vault_search(
+        self,
+        query: Annotated[str, Field(description="What to look for.", min_length=1)],
+        k: Annotated[int, Field(description="How many hits.", ge=1, le=32)] = 4,
+    ) -> dict[str, Any]:
+        """Search the vault's text; each hit names its CID and asset id. Private text is
+        withheld: read it with vault_read and a signed, licensed request."""
+        from sahara_cli.agent.builtin_tools import vault_search
+
+        return vault_search(self.ctx, query, k)
+
+    def asset_lookup(
+        self, asset: Annotated[str, Field(description="Asset id (42) or content id (CID).")]
+    ) -> dict[str, Any]:
+        """Look up an on-chain asset: owner, kind, CID, commitment, name, parents."""
+        from sahara_cli.agent.builtin_tools import asset_lookup
+
+        return asset_lookup(self.ctx, asset)
+
+    def license_check(
+        self,
+        asset: Annotated[int, Field(description="The asset id.", ge=1)],
+        address: Annotated[str, Field(description="The 0x address to check.")],
+        kind: Annotated[
+            str, Field(description="any, api, full, long-term or partnership.")
+        ] = "any",
+    ) -> dict[str, Any]:
+        """Check whether an address owns an asset or holds a license to it."""
+        from sahara_cli.agent.builtin_tools import license_check
+        from sahara_cli.identity.keys import is_address
+
+        if not is_address(address):
+            raise UsageError(f"{address!r} is not a 0x address")
+        return license_check(self.ctx, asset, address, kind)
+
+    def vault_read(
+        self,
+        asset: Annotated[int, Field(description="The asset id.", ge=1)],
+        cid: Annotated[str, Field(description="The asset's CID (as registered).")],
+        address: Annotated[str, Field(description="The caller's 0x address.")],
+        chain: Annotated[int, Field(description="The chain id the request is for.")],
+        issued: Annotated[int, Field(description="Unix time the request was signed.")],
+        nonce: Annotated[str, Field(description="A fresh random hex string.")],
+        signature: Annotated[
+            str, Field(description="EIP-191 signature of the key request by address.")
+        ],
+    ) -> dict[str, Any]:
+        """Read a registered vault item's text. The fields are a key request signed with
+        the caller's Sahara ID, as 'sahara vault get' sends; it must be fresh, and the
+        caller must own the asset, have been shared it, or hold a data license."""
+        body = {
+            "asset": asset,
+            "cid": cid,
+            "address": address,
+            "chain": chain,
+            "issued": issued,
+            "nonce": nonce,
+            "signature": signature,
+        }
+        return self.read(body)
+
+    # -- the gate --------------------------------------------------------------------
+
+    def key_server(self) -> KeyServer:
+        from sahara_cli.vault.access import KeyServer
+
+        if self.owner is None:
+            raise VaultError(
+                "this MCP server runs without an unlocked ID, so it cannot read vault items",
+                code="vault.locked",
+                hint="Start 'sahara mcp serve' with --password-file or SAHARA_PASSWORD set.",
+            )
+        if self._key_server is None:
+            proto = self.ctx.protocol()
+            self._key_server = KeyServer(
+                self.ctx.vault(),
+                self.owner,
+                self.ctx.protocol,
+                chain_id=proto.node.chain_id(),
+                log=lambda message: log.info("vault_read: %s", message),
+            )
+        return self._key_server
+
+    def read(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Check a signed request with :meth:`KeyServer.release`, then read the item."""
+        with self.ctx.lock:
+            server = self.key_server()
+            vault = self.ctx.vault()
+            item = vault.db.by_asset(int(body["asset"]))
+            if item is None:
+                raise VaultItemNotFound(f"asset {body['asset']} is not served here")
+            try:
+                granted = server.release(body)
+                until = int(granted.get("access_until") or 0)
+            except VaultError as exc:
+                # KeyServer refuses to wrap a key for a public item, and says so only
+                # after every check of the request and the license passed.
+                if type(exc) is not VaultError or item.encrypted:
+                    raise
+                until = 0
+            if item.kind != "file":
+                raise UsageError(f"asset {item.asset_id} is a directory; vault_read reads files")
+            if item.size > READ_LIMIT:
+                raise UsageError(
+                    f"asset {item.asset_id} has {item.size} bytes; vault_read returns at most "
+                    f"{READ_LIMIT}"
+                )
+            assert self.owner is not None
+            key = vault.data_key(item, self.owner.private_key) if item.encrypted else None
+            parts: list[bytes] = []
+            vault.stream(item, key, parts.append)
+        data = b"".join(parts)
+        try:
+            content, encoding = data.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            content, encoding = base64.b64encode(data).decode("ascii"), "base64"
+        return {
+            "asset": item.asset_id,
+            "cid": item.cid,
+            "name": item.name,
+            "size": item.size,
+            "commitment": item.commitment,
+            "access_until": until,
+            "encoding": encoding,
+            "content": content,
+        }
+
+    # -- the server ------------------------------------------------------------------
+
+    def server(self) -> MCPServer:
+        from mcp.server import MCPServer
+
+        from sahara_cli import __version__
+
+        server: MCPServer = MCPServer(
+            "sahara", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING"
+        )
+        for fn in (self.vault_search, self.asset_lookup, self.license_check, self.vault_read):
+            server.add_tool(_guard(fn), name=fn.__name__)
+        return server
+
+
+TOOL_NAMES = ("vault_search", "asset_lookup", "license_check", "vault_read")
+
+
+async def list_tools(server: MCPServer) -> list[dict[str, Any]]:
+    """The tools a server offers, as MCP lists them."""
+    return [
+        {
+            "name": tool.name,
+            "description": tool.description,
+            "input_schema": tool.input_schema,
+        }
+        for tool in await server.list_tools()
+    ]
+
+
+def serve_stdio(server: MCPServer) -> None:
+    import anyio
+
+    anyio.run(server.run_stdio_async)
+
+
+async def serve_http(
+    server: MCPServer, host: str, port: int, *, on_ready: Callable[[], None] | None = None
+) -> None:
+    """Serve streamable HTTP at ``http://host:port/mcp`` until cancelled or signalled."""
+    import uvicorn
+
+    app = server.streamable_http_app(host=host)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    web = uvicorn.Server(config)
+    if on_ready is not None:
+        import asyncio
+
+        async def announce() -> None:
+            while not web.started and not web.should_exit:
+                await asyncio.sleep(0.02)
+            if web.started:
+                on_ready()
+
+        waiter = asyncio.ensure_future(announce())
+        try:
+            await web.serve()
+        finally:
+            waiter.cancel()
+    else:
+        await web.serve()

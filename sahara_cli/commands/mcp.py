@@ -1,0 +1,180 @@
+"""sahara mcp: serve the vault and the protocol to agents outside sahara over MCP."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+
+from sahara_cli.commands._protocol import IdOption, PasswordFileOption
+from sahara_cli.commands._state import PASSWORD_ENV, AppState, state
+from sahara_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from sahara_cli.agent.mcp_server import SaharaMcp
+
+app = typer.Typer(
+    help="Model Context Protocol: vault search, asset and license lookups for any agent.",
+    no_args_is_help=True,
+)
+
+DEFAULT_ADDR = "127.0.0.1:8765"
+
+Scopes = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--scope",
+        help="Only search vault items whose name matches this glob (repeatable).",
+        show_default=False,
+    ),
+]
+
+
+def _parse_addr(addr: str) -> tuple[str, int]:
+    host, _, port_text = addr.rpartition(":")
+    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise UsageError(f"--addr {addr!r} is not HOST:PORT", hint="For example 127.0.0.1:8765.")
+    return host.strip("[]"), int(port_text)
+
+
+def _check_port(host: str, port: int) -> None:
+    import socket
+
+    from sahara_cli.errors import AgentPortInUse
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise UsageError(f"cannot resolve {host}: {exc}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise AgentPortInUse(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def _mcp(
+    st: AppState,
+    signer_name: str | None,
+    password_file: Path | None,
+    scopes: list[str] | None,
+) -> SaharaMcp:
+    """The tools over this home; the ID is unlocked when a password is at hand."""
+    from sahara_cli.agent.mcp_server import SaharaMcp
+    from sahara_cli.agent.tools import ToolContext
+
+    home = st.home.require()
+    cfg = st.config().config
+    info = st.keystore().resolve(signer_name)
+    owner = None
+    if password_file is not None or os.environ.get(PASSWORD_ENV):
+        owner, info, _ = st.unlock(signer_name, password_file)
+    ctx = ToolContext(
+        home_root=home.root,
+        rpc_url=cfg.node.rpc_url,
+        vault_config=cfg.vault,
+        address=info.address,
+        scopes=list(scopes or []),
+        policy="any",
+        open_private=False,
+        node_timeout=cfg.node.timeout,
+    )
+    return SaharaMcp(ctx, owner)
+
+
+@app.command("serve")
+def serve(
+    transport: Annotated[
+        str, typer.Option("--transport", help="stdio (for a client that starts it) or http.")
+    ] = "stdio",
+    addr: Annotated[
+        str,
+        typer.Option("--addr", help="HOST:PORT to listen on with --transport http."),
+    ] = DEFAULT_ADDR,
+    scopes: Scopes = None,
+    signer_name: IdOption = None,
+    password_file: PasswordFileOption = None,
+) -> None:
+    """Serve vault_search, asset_lookup, license_check and vault_read as MCP tools."""
+    import asyncio
+    import signal
+
+    from sahara_cli.agent.mcp_server import serve_http, serve_stdio
+
+    st = state()
+    if transport not in ("stdio", "http"):
+        raise UsageError(f"--transport {transport!r} is not stdio or http")
+    host, port = _parse_addr(addr)
+    if transport == "http":
+        _check_port(host, port)
+    tools = _mcp(st, signer_name, password_file, scopes)
+    reads = "with vault_read" if tools.owner is not None else "vault_read needs an unlocked ID"
+    try:
+        if transport == "stdio":
+            # stdout is the MCP wire from here on: notes go to stderr, no result document.
+            sys.stderr.write(f"sahara MCP server on stdio ({reads})\n")
+            sys.stderr.flush()
+            serve_stdio(tools.server())
+            return
+
+        url = f"http://{host}:{port}/mcp"
+
+        def ready() -> None:
+            st.output.note(f"Serving MCP at {url} ({reads})  (Ctrl-C stops)")
+            if st.output.json_mode:
+                sys.stderr.write(f'{{"listening": "{url}"}}\n')
+                sys.stderr.flush()
+
+        async def main() -> None:
+            task = asyncio.ensure_future(serve_http(tools.server(), host, port, on_ready=ready))
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, task.cancel)
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        try:
+            asyncio.run(main())
+        except SystemExit:  # uvicorn exits when it cannot bind after all
+            from sahara_cli.errors import AgentPortInUse
+
+            raise AgentPortInUse(f"cannot listen on {host}:{port}") from None
+    finally:
+        tools.ctx.close()
+    st.output.result({"stopped": True, "url": url}, lambda c: c.print("Stopped."))
+
+
+@app.command("tools")
+def list_tools(
+    scopes: Scopes = None,
+    signer_name: IdOption = None,
+) -> None:
+    """List the tools 'sahara mcp serve' offers, with their input schemas."""
+    import anyio
+
+    from sahara_cli.agent.mcp_server import list_tools as listed
+
+    st = state()
+    tools = _mcp(st, signer_name, None, scopes)
+    try:
+        server = tools.server()
+        found = anyio.run(listed, server)
+    finally:
+        tools.ctx.close()
+    data: dict[str, Any] = {"tools": found}
+
+    def render(console: Console) -> None:
+        for tool in found:
+            params = ", ".join((tool["input_schema"].get("properties") or {}).keys())
+            console.print(f"[bold]{tool['name']}[/]({params})")
+            console.print(f"  {' '.join(str(tool['description']).split())}", highlight=False)
+
+    st.output.result(data, render)

@@ -1,0 +1,305 @@
+"""sahara model: the models agents run (GGUF files and transformers checkpoints)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sahara_cli.commands._protocol import IdOption, PasswordFileOption, table
+from sahara_cli.commands._state import AppState, state
+from sahara_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from sahara_cli.agent.models import ModelEntry, ModelStore
+
+app = typer.Typer(
+    help="Keep the models agents run: pull from Hugging Face, add files, pick a default.",
+    no_args_is_help=True,
+)
+
+NameOption = Annotated[
+    str | None,
+    typer.Option(
+        "--name", help="Name in the store (default: the file or folder name).", show_default=False
+    ),
+]
+
+
+def _store(st: AppState) -> ModelStore:
+    from sahara_cli.agent.models import ModelStore
+
+    return ModelStore(st.home.require().root)
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def _entry_data(entry: ModelEntry, default: str | None) -> dict[str, Any]:
+    return {**entry.to_dict(), "default": entry.name == default}
+
+
+def _render_entry(data: dict[str, Any]) -> Any:
+    facts = data.get("facts") or {}
+    return table(
+        {
+            "model": data["name"] + ("  (default)" if data.get("default") else ""),
+            "runner": data["runner"],
+            "path": data["path"] + ("  (linked)" if data.get("linked") else ""),
+            "size": _human(data["size"]),
+            "architecture": facts.get("architecture"),
+            "title": facts.get("title"),
+            "context": facts.get("context_length"),
+            "chat template": "yes" if facts.get("chat_template") else "no",
+            "sha256": data["sha256"] or None,
+            "content id": data["cid"] or None,
+            "source": data.get("source"),
+            "asset": f"#{data['asset_id']}" if data.get("asset_id") is not None else None,
+        }
+    )
+
+
+@app.command("add")
+def add(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A .gguf file (llama runner) or a save_pretrained directory (torch runner).",
+            show_default=False,
+        ),
+    ],
+    name: NameOption = None,
+    runner: Annotated[
+        str | None,
+        typer.Option(
+            "--runner",
+            help="llama or torch (default: llama for a file, torch for a directory).",
+            show_default=False,
+        ),
+    ] = None,
+    link: Annotated[
+        bool, typer.Option("--link", help="Keep the model where it is instead of copying it.")
+    ] = False,
+) -> None:
+    """Check a model, compute its content id and put it in the store."""
+    from sahara_cli.agent.models import tree_bytes
+    from sahara_cli.agent.runner import RUNNER_KINDS
+
+    if runner is not None and runner not in RUNNER_KINDS:
+        raise UsageError(f"--runner {runner!r} is not one of: {', '.join(RUNNER_KINDS)}")
+    st = state()
+    store = _store(st)
+    total = tree_bytes(path) if path.exists() else 0
+    with st.output.progress("Hashing", total) as advance:
+        entry = store.add(path, name=name, runner=runner, link=link, progress=advance)
+    data = _entry_data(entry, store.default)
+    st.output.note(f"Added model '{entry.name}' ({entry.runner}), content id {entry.cid}")
+    st.output.result(data, _render_entry(data))
+
+
+DEMO_MODEL = "tiny-demo"
+
+
+@app.command("demo")
+def demo(
+    name: Annotated[str, typer.Option("--name", help="Name in the store.")] = DEMO_MODEL,
+) -> None:
+    """Add the tiny demo model: random weights, for trying sahara offline (answers are noise)."""
+    import tempfile
+
+    from sahara_cli.agent.tinymodel import write_tiny_gguf
+
+    st = state()
+    store = _store(st)
+    existing = {e.name: e for e in store.list()}
+    if name in existing:
+        entry = existing[name]
+    else:
+        with tempfile.TemporaryDirectory(prefix="sahara-demo-model-") as tmp:
+            path = write_tiny_gguf(Path(tmp) / f"{name}.gguf")
+            entry = store.add(
+                path, name=name, runner="llama", source="tiny demo model (random weights)"
+            )
+    data = _entry_data(entry, store.default)
+    st.output.note(
+        f"'{entry.name}' is a tiny model with random weights: its answers are noise. "
+        "Pull a real one with 'sahara model pull REPO FILE'."
+    )
+    st.output.result(data, _render_entry(data))
+
+
+@app.command("pull")
+def pull(
+    repo: Annotated[
+        str, typer.Argument(help="Hugging Face repository, e.g. owner/name.", show_default=False)
+    ],
+    filename: Annotated[
+        str,
+        typer.Argument(help="File in the repository, e.g. model.Q4_K_M.gguf.", show_default=False),
+    ],
+    name: NameOption = None,
+    revision: Annotated[
+        str | None,
+        typer.Option(
+            "--revision", help="Branch, tag or commit (default: main).", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Download a GGUF file from the Hugging Face hub into the store."""
+    st = state()
+    store = _store(st)
+    with st.output.status(f"Downloading {filename} from {repo}"):
+        entry = store.pull(repo, filename, revision=revision, name=name)
+    data = _entry_data(entry, store.default)
+    st.output.result(data, _render_entry(data))
+
+
+@app.command("list")
+def list_models() -> None:
+    """List the models in the store."""
+    st = state()
+    store = _store(st)
+    default = store.default
+    models = [_entry_data(e, default) for e in store.list()]
+    data = {"default": default, "models": models}
+
+    def render(console: Console) -> None:
+        if not models:
+            console.print(
+                "No models yet: 'sahara model add PATH' or 'sahara model pull REPO FILE'."
+            )
+            return
+        grid = Table(box=None)
+        for column in ("", "name", "runner", "size", "content id", "asset"):
+            grid.add_column(column, overflow="fold")
+        for m in models:
+            grid.add_row(
+                "*" if m["default"] else "",
+                m["name"],
+                m["runner"],
+                _human(m["size"]),
+                m["cid"],
+                f"#{m['asset_id']}" if m["asset_id"] is not None else "-",
+            )
+        console.print(grid)
+
+    st.output.result(data, render)
+
+
+@app.command("show")
+def show(
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="A model name, 'default', or a model file or folder.", show_default=False
+        ),
+    ],
+) -> None:
+    """Show a model: runner, size, architecture, content id and asset."""
+    st = state()
+    store = _store(st)
+    data = _entry_data(store.resolve(model), store.default)
+    st.output.result(data, _render_entry(data))
+
+
+@app.command("rm")
+def rm(
+    name: Annotated[str, typer.Argument(help="The model's name in the store.", show_default=False)],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Remove a model from the store (a linked model's files stay where they are)."""
+    st = state()
+    store = _store(st)
+    entry = store.get(name)
+    what = "forget" if entry.linked else "delete"
+    st.confirm(f"{what.capitalize()} model '{entry.name}' ({entry.path})?", yes=yes)
+    removed = store.remove(name)
+    data = {"removed": removed.name, "path": str(removed.path), "files_deleted": not removed.linked}
+    st.output.result(data, lambda c: c.print(f"Removed model '{removed.name}'."))
+
+
+@app.command("default")
+def default(
+    name: Annotated[
+        str | None,
+        typer.Argument(help="Make this model the default (omit to show it).", show_default=False),
+    ] = None,
+) -> None:
+    """Show the default model, or set it."""
+    st = state()
+    store = _store(st)
+    if name is not None:
+        store.set_default(name)
+    current = store.default
+    data: dict[str, Any] = {"default": current}
+    if current is not None:
+        data["model"] = store.get(current).to_dict()
+    st.output.result(
+        data,
+        lambda c: c.print(f"Default model: {current}" if current else "No default model."),
+    )
+
+
+@app.command("register")
+def register(
+    name: Annotated[str, typer.Argument(help="The model's name in the store.", show_default=False)],
+    asset_name: Annotated[
+        str | None,
+        typer.Option(
+            "--asset-name", help="Name on chain (default: the model's).", show_default=False
+        ),
+    ] = None,
+    public: Annotated[
+        bool, typer.Option("--public", help="Keep the model unencrypted in the vault.")
+    ] = False,
+    signer_name: IdOption = None,
+    password_file: PasswordFileOption = None,
+) -> None:
+    """Register a model as an on-chain asset of kind 'model' (added to the vault first)."""
+    from sahara_cli.commands import vault as vault_cmd
+    from sahara_cli.commands._protocol import protocol, signer
+
+    st = state()
+    store = _store(st)
+    entry = store.get(name)
+    if entry.asset_id is not None:
+        raise UsageError(
+            f"model '{entry.name}' is already registered as asset #{entry.asset_id}",
+            hint=f"See it with 'sahara asset show {entry.asset_id}'.",
+        )
+    proto = protocol(st)
+    who = signer(st, signer_name, password_file)
+    with vault_cmd.open_vault(st) as vault:
+        label = asset_name or entry.name
+        if entry.path.is_dir():
+            from sahara_cli.vault.core import tree_size
+
+            with st.output.progress("Adding", tree_size(entry.path)) as advance:
+                item, _ = vault.add(
+                    entry.path,
+                    vault_cmd._holder_of(who),
+                    public=public,
+                    recursive=True,
+                    name=label,
+                    progress=advance,
+                )
+        else:
+            item = vault_cmd.add_one(st, vault, entry.path, who, public=public, name=label)
+        item = vault_cmd.register_item(
+            st, vault, proto, who, item, kind="model", contributors=[], parents=[], upstream=0
+        )
+    if item.asset_id is None:
+        raise UsageError(f"model '{entry.name}' could not be registered")
+    entry = store.set_asset(entry.name, item.asset_id)
+    data = {**_entry_data(entry, store.default), "vault_cid": item.cid}
+    st.output.note(f"Registered model '{entry.name}' as asset #{item.asset_id}")
+    st.output.result(data, _render_entry(data))

@@ -1,0 +1,265 @@
+"""The Brain through ``sahara agent``: answers with sources from the vault, tool calls
+that always parse and run, a session that survives a failing tool, long-term memory in
+the vault, feedback that comes back as examples, records, and clear errors for bad
+models and specs. Real llama.cpp on a tiny random GGUF written by the test."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sahara_cli.agent.brain import Agent, open_agent
+from sahara_cli.agent.runner import RunnerOptions, open_runner
+from sahara_cli.agent.spec import AgentSpec, AgentStore
+from sahara_cli.agent.tools import Tool, ToolBox
+from tests.conftest import PASSWORD, Invoke
+
+pytest_plugins = ("tests.agent_models",)
+
+NOTE = (
+    "Quokkas on Rottnest Island drink from the freshwater seeps near the salt lakes "
+    "in the evening, after the heat of the day."
+)
+
+
+def spec_for(model: Path, name: str = "scout", **extra: Any) -> AgentSpec:
+    data: dict[str, Any] = {
+        "name": name,
+        "persona": "You answer briefly.",
+        "model": {"name": str(model), "n_ctx": 1024},
+        "generation": {"max_tokens": 12, "temperature": 0.8, "seed": 3},
+        "tools": {"builtin": ["calculator"]},
+        "memory": {"long_term": False},
+        "vault": {"search": False},
+        "license": {"policy": "any"},
+        "loop": {"max_steps": 2},
+    }
+    data.update(extra)
+    return AgentSpec.model_validate(data)
+
+
+@pytest.fixture
+def agent_home(initialised: Path, tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("SAHARA_PASSWORD", PASSWORD)
+    AgentStore(initialised).save(spec_for(tiny_gguf))
+    return initialised
+
+
+def test_chat_answers_with_sources_from_the_vault(
+    cli: Invoke, agent_home: Path, tiny_gguf: Path, tmp_path: Path
+) -> None:
+    doc = tmp_path / "quokkas.md"
+    doc.write_text(NOTE + "\n")
+    added = cli("--json", "--no-prompt", "vault", "add", str(doc), "--public")
+    assert added.exit_code == 0, added.stderr
+    AgentStore(agent_home).save(
+        spec_for(tiny_gguf, vault={"search": True, "top_k": 2}), overwrite=True
+    )
+    result = cli("--json", "--no-prompt", "agent", "chat", "scout", "-m", "Where do quokkas drink?")
+    assert result.exit_code == 0, result.stderr
+    doc_out = result.json()
+    assert doc_out["agent"] == "scout"
+    assert isinstance(doc_out["answer"], str) and doc_out["answer"]
+    assert [s["name"] for s in doc_out["sources"]] == ["quokkas.md"]
+    assert "freshwater seeps" in doc_out["sources"][0]["text"]
+    record = doc_out["record"]
+    assert record["digest"].startswith("0x") and len(record["digest"]) == 66
+    from sahara_cli.agent.models import content_ids
+
+    assert record["model_cid"] == content_ids(tiny_gguf)[1]  # the model's content id
+    # The record is kept locally, under the same digest.
+    from sahara_cli.agent.record import RecordStore
+
+    with RecordStore(agent_home / "agents" / "scout" / "records.sqlite") as records:
+        assert records.get(record["digest"])["digest"] == record["digest"]
+
+
+class _Flaky:
+    """A tool that raises on every call: the session must go on."""
+
+    def __call__(self, text: str) -> str:
+        raise RuntimeError(f"the disk is on fire ({text[:10]})")
+
+
+def _agent_with_tools(tiny_gguf: Path, seed: int) -> Agent:
+    spec = spec_for(
+        tiny_gguf,
+        generation={"max_tokens": 6, "temperature": 1.0, "seed": seed},
+        loop={"max_steps": 2, "tool_choice": "required"},
+    )
+    runner = open_runner("llama", tiny_gguf, RunnerOptions(n_ctx=1024))
+    from sahara_cli.agent.tools import tool_from_function
+
+    def calculator(expression: str) -> Any:
+        """Evaluate arithmetic."""
+        from sahara_cli.agent.builtin_tools import evaluate
+
+        return evaluate(expression)
+
+    box = ToolBox(
+        [
+            tool_from_function(calculator),
+            Tool(
+                "flaky",
+                "A tool that fails.",
+                {
+                    "type": "object",
+                    "properties": {"text": {"type": "string"}},
+                    "required": ["text"],
+                },
+                _Flaky(),
+            ),
+        ]
+    )
+    agent = Agent(spec, runner, box)
+    agent._closers.append(runner.close)
+    return agent
+
+
+def test_constrained_tool_calls_always_parse_and_run(tiny_gguf: Path) -> None:
+    """A random model picks tools and fills their arguments: every call parses against
+    the tool's schema and runs; a failing tool is an observation, and the answer comes."""
+    made: list[str] = []
+    for seed in range(6):
+        with _agent_with_tools(tiny_gguf, seed) as agent:
+            events: list[tuple[str, dict[str, Any]]] = []
+            agent.on_event = lambda kind, data, events=events: events.append((kind, data))
+            for turn in range(2):
+                answer = agent.ask(f"Compute something, turn {turn}.")
+                assert isinstance(answer.text, str)
+                for call in answer.tool_calls:
+                    made.append(call.tool)
+                    assert call.tool in {"calculator", "flaky"}
+                    # The arguments always satisfied the schema: a failure is the tool's own.
+                    assert call.error is None or not call.error.startswith(
+                        ("ToolArgumentsInvalid", "ToolNotFound")
+                    ), call.error
+                    if call.tool == "flaky":
+                        assert not call.ok and "disk is on fire" in (call.error or "")
+                    else:
+                        assert isinstance(call.arguments["expression"], str)
+            plans = [data for kind, data in events if kind == "plan"]
+            assert plans and all(p["tool"] in {"calculator", "flaky", "answer"} for p in plans)
+            assert len(agent.short_term.turns) == 2
+    # The random model did call tools, both of them, and the sessions went on.
+    assert {"calculator", "flaky"} <= set(made), made
+
+
+def test_long_term_memory_is_kept_in_the_vault_and_recalled(
+    agent_home: Path, tiny_gguf: Path
+) -> None:
+    from sahara_cli.identity.store import KeyStore
+
+    signer = KeyStore(agent_home / "keystore").unlock("main", PASSWORD)
+    spec = spec_for(tiny_gguf, memory={"long_term": True, "recall": 1}, tools={"builtin": []})
+    AgentStore(agent_home).save(spec, overwrite=True)
+    with open_agent(agent_home, "scout", signer=signer) as agent:
+        agent.ask("My favourite animal is the quokka.")
+        assert agent.long_term is not None and agent.long_term.count() == 1
+    # A new session, a new process's worth of state: the note comes back from the vault.
+    with open_agent(agent_home, "scout", signer=signer) as agent:
+        answer = agent.ask("Which animal do I like?")
+        memories = [s for s in answer.sources if s.kind == "memory"]
+        assert memories and "quokka" in memories[0].text
+    # The note is an encrypted vault item, like any other private item.
+    from sahara_cli.config import VaultSection
+    from sahara_cli.vault.backends import open_vault
+
+    with open_vault(agent_home, VaultSection()) as vault:
+        notes = [i for i in vault.items() if i.name.startswith("memory/")]
+    assert len(notes) == 2 and all(i.encrypted for i in notes)
+    # Locked, the agent reads no memory and writes none.
+    with open_agent(agent_home, "scout") as agent:
+        assert agent.long_term is None
+
+
+def test_feedback_comes_back_as_examples_and_exports(
+    cli: Invoke, agent_home: Path, tiny_gguf: Path, tmp_path: Path
+) -> None:
+    spec = spec_for(tiny_gguf, memory={"long_term": False, "feedback_examples": 1})
+    AgentStore(agent_home).save(spec, overwrite=True)
+    with open_agent(agent_home, "scout") as agent:
+        agent.ask("What colour is a zebra?")
+        agent.rate("bad", "Black and white stripes.")
+        prompts: list[str] = []
+        stream = agent.runner.stream_chat
+
+        def spy(messages: Any, params: Any, **kw: Any) -> Iterator[str]:
+            prompts.append(messages[0].content)
+            return stream(messages, params, **kw)
+
+        agent.runner.stream_chat = spy  # type: ignore[method-assign]
+        agent.ask("What colour are zebras?")
+    assert "Black and white stripes." in prompts[-1]
+    listed = cli("--json", "agent", "feedback", "list", "scout").json()["feedback"]
+    assert listed[0]["correction"] == "Black and white stripes."
+    out = tmp_path / "train.jsonl"
+    exported = cli("--json", "agent", "feedback", "export", "scout", "-o", str(out)).json()
+    assert exported["written"] == 1
+    row = json.loads(out.read_text().splitlines()[0])
+    assert row["messages"][-1]["content"] == "Black and white stripes."
+
+
+def test_interactive_chat_slash_commands(cli: Invoke, agent_home: Path) -> None:
+    session = "hello there\n/tools\n/sources\n/good\n/feedback\n/memory\n/nonsense\n/exit\n"
+    result = cli("agent", "chat", "scout", input=session)
+    assert result.exit_code == 0, result.stderr
+    assert "calculator" in result.stdout
+    assert "1 rated answers: 1 good" in result.stdout
+    assert "unknown command /nonsense" in result.stdout
+
+
+def test_run_reads_the_task_from_a_file(cli: Invoke, agent_home: Path, tmp_path: Path) -> None:
+    task = tmp_path / "task.md"
+    task.write_text("Summarise: zebras eat grass.\n")
+    result = cli("--json", "--no-prompt", "agent", "run", "scout", "--task", str(task))
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["answer"]
+    empty = tmp_path / "empty.md"
+    empty.write_text("  \n")
+    bad = cli("--json", "--no-prompt", "agent", "run", "scout", "--task", str(empty))
+    assert bad.exit_code == 2 and "empty" in bad.error()["message"]
+
+
+def test_bad_models_and_specs_are_clear_errors(
+    cli: Invoke, agent_home: Path, tmp_path: Path
+) -> None:
+    store = AgentStore(agent_home)
+    store.save(spec_for(tmp_path / "missing.gguf", name="lost"))
+    lost = cli("--json", "--no-prompt", "agent", "chat", "lost", "-m", "hi")
+    assert lost.exit_code == 3 and lost.error()["code"] == "agent.model_not_found"
+    corrupt = tmp_path / "corrupt.gguf"
+    corrupt.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 64)
+    store.save(spec_for(corrupt, name="broken"))
+    broken = cli("--json", "--no-prompt", "agent", "chat", "broken", "-m", "hi")
+    assert broken.exit_code == 8 and broken.error()["code"] == "agent.model_invalid"
+    spec_path = store.spec_path("scout")
+    spec_path.write_text(spec_path.read_text() + '\n[extra]\nkey = "x"\n')
+    invalid = cli("--json", "--no-prompt", "agent", "chat", "scout", "-m", "hi")
+    assert invalid.exit_code == 8 and invalid.error()["code"] == "agent.spec_invalid"
+    missing = cli("--json", "--no-prompt", "agent", "chat", "nobody", "-m", "hi")
+    assert missing.exit_code == 3 and missing.error()["code"] == "agent.not_found"
+    interactive = cli("--json", "agent", "chat", "lost")
+    assert interactive.exit_code == 2
+
+
+def test_create_from_templates_and_manage(cli: Invoke, initialised: Path) -> None:
+    made = cli("--json", "agent", "create", "helper", "--template", "code-helper", "--model", "m1")
+    assert made.exit_code == 0, made.stderr
+    assert made.json()["spec"]["model"]["name"] == "m1"
+    again = cli("--json", "agent", "create", "helper", "--template", "code-helper")
+    assert again.exit_code == 7 and again.error()["code"] == "agent.exists"
+    unknown = cli("--json", "agent", "create", "x", "--template", "nope")
+    assert unknown.exit_code == 3
+    listed = cli("--json", "agent", "list").json()["agents"]
+    assert [a["name"] for a in listed] == ["helper"]
+    assert listed[0]["tools"] == ["calculator"]
+    shown = cli("--json", "agent", "show", "helper").json()
+    assert shown["spec"]["persona"].startswith("You are a senior software engineer")
+    removed = cli("--json", "--no-prompt", "agent", "rm", "helper", "--yes")
+    assert removed.exit_code == 0
+    assert cli("--json", "agent", "list").json()["agents"] == []

@@ -1,0 +1,184 @@
+"""Teams on a tiny random GGUF with real llama.cpp: a hierarchical team in-process, and a
+peer-to-peer team of three member processes talking over Agent2Agent."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sahara_cli.agent.spec import AgentSpec, AgentStore
+from sahara_cli.agent.team import TeamEvent, TeamSpec, run_team
+from sahara_cli.errors import TeamError
+
+pytestmark = pytest.mark.e2e
+
+
+def save_tiny_agent(home: Path, name: str, model: Path) -> AgentSpec:
+    """An agent on the tiny model that answers in a few tokens, with no vault or memory."""
+    spec = AgentSpec.model_validate(
+        {
+            "name": name,
+            "description": f"The {name} of the test team.",
+            "persona": f"You are {name}, a terse assistant.",
+            "model": {"name": str(model), "n_ctx": 1024},
+            "generation": {"max_tokens": 8, "temperature": 0.0, "seed": 7},
+            "tools": {"builtin": ["calculator"]},
+            "memory": {"long_term": False, "short_term_turns": 0},
+            "vault": {"search": False},
+            "loop": {"max_steps": 0},
+        }
+    )
+    AgentStore(home).save(spec)
+    return spec
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from sahara_cli.agent.tinymodel import write_tiny_gguf
+
+    return write_tiny_gguf(tmp_path_factory.mktemp("model") / "tiny.gguf", seed=0)
+
+
+@pytest.fixture
+def team_home(home: Path, tiny_gguf: Path) -> Path:
+    for name in ("lead", "analyst", "writer", "m0", "m1", "m2"):
+        save_tiny_agent(home, name, tiny_gguf)
+    return home
+
+
+def events() -> tuple[list[TeamEvent], Callable[[TeamEvent], None]]:
+    seen: list[TeamEvent] = []
+    return seen, seen.append
+
+
+def member_pids(home: Path) -> list[int]:
+    """Live processes serving an agent of ``home`` (their command line names it)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"sahara_cli.agent.a2a" in argv and os.fsencode(home) in argv:
+            pids.append(int(entry.name))
+    return pids
+
+
+def refused(url: str) -> bool:
+    host, port = url.removeprefix("http://").split(":")
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        return sock.connect_ex((host, int(port))) != 0
+
+
+def test_hierarchical_team_splits_answers_and_merges(team_home: Path) -> None:
+    team = TeamSpec(name="desk", manager="lead", workers=["analyst", "writer"], max_subtasks=3)
+    seen, on_event = events()
+    result = run_team(team_home, team, "Summarise the quarterly figures.", on_event=on_event)
+
+    assert 1 <= len(result.subtasks) <= 3
+    for sub in result.subtasks:
+        assert sub.worker in ("analyst", "writer")
+        assert sub.task.strip()
+        assert sub.error is None
+        assert sub.record["agent"] == sub.worker  # the worker itself answered
+    # Every worker the plan named ran once per subtask, and so did the manager's merge.
+    planned = [s.worker for s in result.subtasks]
+    assert {w: len(r) for w, r in result.records.items() if w != "lead"} == {
+        w: planned.count(w) for w in set(planned)
+    }
+    [merge_record] = result.records["lead"]
+    assert merge_record["agent"] == "lead"
+    assert result.answer.strip()
+    kinds = [(e.kind, e.member) for e in seen]
+    assert ("split", "lead") in kinds and ("merge", "lead") in kinds
+    assert kinds.index(("split", "lead")) < kinds.index(("merge", "lead"))
+    assert set(result.timings) >= {"split", "workers", "merge", "total"}
+    data = result.to_dict()
+    assert data["mode"] == "hierarchical" and len(data["subtasks"]) == len(result.subtasks)
+
+
+def test_p2p_team_talks_over_a2a_and_leaves_no_process(team_home: Path) -> None:
+    team = TeamSpec(name="ring", mode="p2p", members=["m0", "m1", "m2"], hops=1)
+    seen, on_event = events()
+    live: list[list[int]] = []
+
+    def watch(event: TeamEvent) -> None:
+        on_event(event)
+        if event.kind == "ready" and event.member == "m2":
+            live.append(member_pids(team_home))
+
+    result = run_team(team_home, team, "Which of you knows the answer?", on_event=watch)
+
+    # Three processes served their cards at the well-known path; the cards were fetched.
+    assert live and len(live[0]) == 3
+    assert sorted(c["name"] for c in result.cards) == ["m0", "m1", "m2"]
+    for card in result.cards:
+        url = result.members[card["name"]]
+        assert card["supportedInterfaces"][0]["url"] == url
+    assert all(url.startswith("http://127.0.0.1:") for url in result.members.values())
+    assert ("ready", "m0") in [(e.kind, e.member) for e in seen]
+    # The entry consulted both peers over A2A, with hop budget 0 (they asked no one).
+    assert sorted(s.worker for s in result.subtasks) == ["m1", "m2"]
+    for sub in result.subtasks:
+        assert sub.asked_by == "m0"
+        assert sub.error is None
+        assert sub.answer.strip()
+        assert sub.record["agent"] == sub.worker
+    assert set(result.records) == {"m0", "m1", "m2"}
+    assert result.answer.strip()
+    # Every member process is gone, and its port closed.
+    assert member_pids(team_home) == []
+    assert all(refused(url) for url in result.members.values())
+    assert [e.member for e in seen if e.kind == "stop"] == ["m0", "m1", "m2"]
+
+
+def test_member_that_cannot_start_is_a_team_error(team_home: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF but not really")
+    save_tiny_agent(team_home, "broken", broken)
+    team = TeamSpec(name="bad", mode="p2p", members=["m0", "broken"], start_timeout=60)
+    with pytest.raises(TeamError, match="member 'broken' failed to start: ") as info:
+        run_team(team_home, team, "anything")
+    assert "\n" not in info.value.message
+    assert member_pids(team_home) == []
+
+
+def test_port_in_use_is_a_team_error(team_home: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        team = TeamSpec(name="clash", mode="p2p", members=["m0", "m1"], base_port=port)
+        with pytest.raises(TeamError, match="member 'm0'"):
+            run_team(team_home, team, "anything")
+    assert member_pids(team_home) == []
+
+
+def test_unknown_agent_is_a_team_error(team_home: Path) -> None:
+    team = TeamSpec(name="ghosts", manager="lead", workers=["nobody"])
+    with pytest.raises(TeamError, match="no agent named 'nobody'"):
+        run_team(team_home, team, "anything")
+
+
+def test_cli_runs_a_team_file(initialised: Path, team_home: Path, tmp_path: Path, cli: Any) -> None:
+    team_file = tmp_path / "team.toml"
+    team_file.write_text(
+        'name = "desk"\nmode = "hierarchical"\nmanager = "lead"\nworkers = ["writer"]\n'
+        "max_subtasks = 1\n"
+    )
+    result = cli("--json", "agent", "team", "run", str(team_file), "--task", "Write a line.")
+    assert result.exit_code == 0, result.stderr
+    data = result.json()
+    assert data["team"] == "desk" and data["answer"].strip()
+    assert [s["worker"] for s in data["subtasks"]] == ["writer"]
+    missing = cli("--json", "agent", "team", "run", str(tmp_path / "no.toml"), "--task", "x")
+    assert missing.exit_code != 0
+    assert missing.error()["code"] == "agent.team_error"

@@ -1,0 +1,153 @@
+"""Provenance records: hashes and digest, the local store, and the commit on chain."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sahara_cli.agent.record import (
+    Record,
+    RecordStore,
+    build_record,
+    canonical_json,
+    commit_record,
+)
+from sahara_cli.errors import AgentError, AssetNotFound, ProtocolInvalidArgument, RecordNotFound
+from sahara_cli.identity.keys import keccak256
+from tests.conftest import TEST_KEY_0
+
+MESSAGES = [
+    {"role": "system", "content": "You are terse."},
+    {"role": "user", "content": "Wie geht's? ünïcödé"},
+]
+
+
+def record(**override: Any) -> Record:
+    args: dict[str, Any] = {
+        "agent": "researcher",
+        "agent_asset": 7,
+        "model_cid": "bafkreimodel",
+        "runner": "llama",
+        "messages": MESSAGES,
+        "answer": "Gut — danke.",
+        "assets": [3, 5, 3],
+        "tool_calls": [{"tool": "calculator", "arguments": {"expression": "1+1"}, "ok": True}],
+        "created": 1_764_000_000,
+    }
+    args.update(override)
+    return build_record(**args)
+
+
+def test_hashes_are_sha256_of_canonical_json_and_utf8() -> None:
+    rec = record()
+    prompt = json.dumps(MESSAGES, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert rec.prompt_hash == "0x" + hashlib.sha256(prompt.encode("utf-8")).hexdigest()
+    assert rec.answer_hash == "0x" + hashlib.sha256("Gut — danke.".encode()).hexdigest()
+    args = hashlib.sha256(b'{"expression":"1+1"}').hexdigest()
+    assert rec.tool_calls == [{"tool": "calculator", "arguments_hash": "0x" + args, "ok": True}]
+    assert rec.assets == [3, 5]  # distinct, in order
+    assert rec.digest == "0x" + keccak256(canonical_json(rec.body())).hex()
+
+
+def test_digest_ignores_key_order_but_not_content() -> None:
+    """The same prompt with keys in another order is the same record; any change is not."""
+    reordered = [{"content": m["content"], "role": m["role"]} for m in MESSAGES]
+    assert record(messages=reordered).digest == record().digest
+    as_text = [{"tool": "calculator", "arguments": '{"expression": "1+1"}'}]
+    assert record(tool_calls=as_text).digest == record().digest
+    base = record().digest
+    changed = [
+        record(answer="Gut - danke."),
+        record(messages=[*MESSAGES, {"role": "user", "content": "?"}]),
+        record(assets=[5, 3]),
+        record(model_cid="bafkreiother"),
+        record(agent_asset=None),
+        record(created=1_764_000_001),
+        record(tool_calls=[{"tool": "calculator", "arguments": {"expression": "1+2"}}]),
+        record(tool_calls=[{"name": "calculator", "arguments": {}, "ok": False}]),
+    ]
+    digests = {r.digest for r in changed}
+    assert base not in digests and len(digests) == len(changed)
+
+
+def test_a_record_round_trips_and_a_tampered_one_is_refused() -> None:
+    rec = record()
+    data = rec.to_dict()
+    assert Record.from_dict({**data, "seconds": 1.5}) == rec
+    with pytest.raises(AgentError, match="does not match"):
+        Record.from_dict({**data, "answer_hash": "0x" + "00" * 32})
+    with pytest.raises(AgentError, match="not a provenance record"):
+        Record.from_dict({"agent": "x"})
+
+
+def test_the_store_keeps_records_and_their_commit(tmp_path: Path) -> None:
+    path = tmp_path / "agents" / "researcher" / "records.sqlite"
+    first, second = record(), record(answer="Another answer.")
+    with RecordStore(path) as store:
+        one = store.add_dict({**first.to_dict(), "seconds": 0.25})
+        assert store.add(first) == one  # the same record again keeps its row
+        two = store.add(second)
+        assert two != one
+        got = store.get(one)
+        assert got["digest"] == first.digest and got["seconds"] == 0.25
+        assert got["committed"] is False and "record_id" not in got
+        assert [r["id"] for r in store.list()] == [two, one]
+        assert [r["id"] for r in store.list(limit=1)] == [two]
+        store.mark_committed(first.digest, {"record_id": 4, "tx": "0xabc", "block": 9})
+        with pytest.raises(AgentError):
+            store.mark_committed("0x" + "11" * 32, {"record_id": 1, "tx": "0x1"})
+        with pytest.raises(AgentError):
+            store.mark_committed(first.digest, {"tx": "0x1"})
+        with pytest.raises(AgentError, match="no provenance record"):
+            store.get(99)
+    with RecordStore(path) as reopened:  # kept on disk
+        got = reopened.get(first.digest)
+        assert got["committed"] is True
+        assert (got["record_id"], got["tx"], got["block"]) == (4, "0xabc", 9)
+        assert Record.from_dict(got) == first
+
+
+# --- on chain -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from sahara_cli.node.client import NodeClient
+    from sahara_cli.node.rpc.testing import dev_node
+    from sahara_cli.protocol.client import Protocol
+
+    with dev_node(tmp_path_factory.mktemp("node")) as (_, server):
+        yield Protocol(NodeClient(server.url))
+
+
+def test_commit_record_puts_the_digest_on_chain(chain: Any) -> None:
+    from sahara_cli.identity import Signer
+
+    signer = Signer(bytes.fromhex(TEST_KEY_0[2:]))
+    doc, _ = chain.register(
+        signer, kind="dataset", cid="bafy-record-doc", commitment=b"\1" * 32, name="doc"
+    )
+    agent, _ = chain.register(
+        signer, kind="agent", cid="bafy-record-agent", commitment=b"\2" * 32, name="agent"
+    )
+    rec = record(agent_asset=agent, assets=[doc])
+    done = commit_record(chain, signer, rec)
+    assert set(done) == {"record_id", "tx", "block", "gas_used", "license_id"}
+    got = chain.get_record(done["record_id"])
+    assert got.digest == rec.digest
+    assert (got.asset, got.recorder, got.license) == (agent, signer.address, 0)
+    assert chain.record_count() >= done["record_id"]
+    # Committing a dict (as an Answer carries it) works the same; sources can be narrowed.
+    again = commit_record(chain, signer, {**rec.to_dict(), "seconds": 1.0}, sources=[])
+    assert again["record_id"] == done["record_id"] + 1
+    with pytest.raises(ProtocolInvalidArgument, match=r"no asset id"):
+        commit_record(chain, signer, record(agent_asset=None))
+    with pytest.raises(AssetNotFound):
+        commit_record(chain, signer, record(agent_asset=agent, assets=[10_000]))
+    with pytest.raises(RecordNotFound):
+        chain.get_record(10_000)
