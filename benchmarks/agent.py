@@ -27,7 +27,6 @@ GGUF for figures that mean more. Prints a table, then one JSON document.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -38,6 +37,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _common import finish  # noqa: E402
 
 from sahara_cli.agent.llama_runner import physical_cores  # noqa: E402
 from sahara_cli.agent.spec import AgentSpec  # noqa: E402
@@ -226,11 +227,7 @@ def main() -> int:
             f"whole command, start to exit (median of 3): bare {processes['bare']:.2f} s, "
             f"sahara agent chat {processes['agent']:.2f} s"
         )
-    text = json.dumps(doc, indent=2)
-    print(text)
-    if args.json_out:
-        args.json_out.write_text(text + "\n")
-    return 0
+    return finish(doc, args.json_out)
 
 
 if __name__ == "__main__":

@@ -30,9 +30,7 @@ Exit status 1 when a localnet does not start or a phase fails.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -45,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the node launchers are shared with the end-to-end tests
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _common import finish, machine, ratio_table, say  # noqa: E402
 from node_rpc import (  # noqa: E402
     SENDERS,
     TRANSFER_GAS,
@@ -69,10 +68,6 @@ ROWS = [
     ("finality p95 ms", ("finality", "p95_ms"), "lower"),
     ("block interval ms", ("blocks", "interval_ms"), "lower"),
 ]
-
-
-def say(message: str) -> None:
-    print(f"==> {message}", file=sys.stderr, flush=True)
 
 
 def comet_height(url: str) -> int:
@@ -150,32 +145,10 @@ def measure(
     }
 
 
-def pick(result: dict[str, Any] | None, path: tuple[str, ...]) -> float | None:
-    value: Any = result
-    for key in path:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value if isinstance(value, int | float) else None
-
-
 def report(peer: dict[str, Any] | None, target: dict[str, Any] | None) -> dict[str, Any]:
     """Print the table; return the target/peer ratio of each figure."""
-    ratios: dict[str, float | None] = {}
     names = [f"{(r or {}).get('validators', '-')} val." for r in (peer, target)]
-    lines = [
-        f"{'':<24}{'peer':>12}{'target':>12}",
-        f"{'metric':<24}{names[0]:>12}{names[1]:>12}{'target/peer':>13}  better",
-    ]
-    for label, path, better in ROWS:
-        p, t = pick(peer, path), pick(target, path)
-        ratio = round(t / p, 3) if p and t is not None else None
-        ratios["_".join(path)] = ratio
-        cells = [f"{v:>12,.2f}" if v is not None else f"{'-':>12}" for v in (p, t)]
-        ratio_cell = f"{ratio:>13.3f}" if ratio is not None else f"{'-':>13}"
-        lines.append(f"{label:<24}{cells[0]}{cells[1]}{ratio_cell}  {better}")
-    print("\n".join(lines))
-    return ratios
+    return ratio_table(peer, target, ROWS, names, width=24)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -217,22 +190,12 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "localnet",
         "counts": counts,
         "block_time_s": args.block_time,
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-        },
+        "machine": machine(),
         **results,
         "ratios_target_over_peer": ratios,
         "error": error,
     }
-    print(json.dumps(doc, indent=2))
-    if args.json_out:
-        args.json_out.write_text(json.dumps(doc, indent=2) + "\n")
-    if error is not None:
-        say(f"error: {error}")
-        return 1
-    return 0
+    return finish(doc, args.json_out)
 
 
 if __name__ == "__main__":

@@ -40,8 +40,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -58,6 +56,8 @@ from eth_utils import keccak, to_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the node launchers are shared with the end-to-end tests
+
+from _common import finish, machine, ratio_table, say  # noqa: E402
 
 from tests.e2e.nodes import (  # noqa: E402
     NodeStartError,
@@ -396,38 +396,12 @@ def rows(counts: dict[str, Any]) -> list[tuple[str, tuple[str, ...], str]]:
     return ROWS + extra
 
 
-def pick(result: dict[str, Any] | None, path: tuple[str, ...]) -> float | None:
-    value: Any = result
-    for key in path:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value if isinstance(value, int | float) else None
-
-
 def report(
     peer: dict[str, Any] | None, target: dict[str, Any] | None, counts: dict[str, Any]
 ) -> dict[str, Any]:
     """Print the table; return the target/peer ratio of each figure."""
-    ratios: dict[str, float | None] = {}
     names = [(result or {}).get("node", "-")[:11] for result in (peer, target)]
-    lines = [
-        f"{'':<28}{'peer':>12}{'target':>12}",
-        f"{'metric':<28}{names[0]:>12}{names[1]:>12}{'target/peer':>13}  better",
-    ]
-    for label, path, better in rows(counts):
-        p, t = pick(peer, path), pick(target, path)
-        ratio = round(t / p, 3) if p and t is not None else None
-        ratios["_".join(path)] = ratio
-        cells = [f"{v:>12,.2f}" if v is not None else f"{'-':>12}" for v in (p, t)]
-        ratio_cell = f"{ratio:>13.3f}" if ratio is not None else f"{'-':>13}"
-        lines.append(f"{label:<28}{cells[0]}{cells[1]}{ratio_cell}  {better}")
-    print("\n".join(lines))
-    return ratios
-
-
-def say(message: str) -> None:
-    print(f"==> {message}", file=sys.stderr, flush=True)
+    return ratio_table(peer, target, rows(counts), names, width=28)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -477,22 +451,12 @@ def main(argv: list[str] | None = None) -> int:
     doc = {
         "benchmark": "node_rpc",
         "counts": counts,
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-        },
+        "machine": machine(),
         **results,
         "ratios_target_over_peer": ratios,
         "error": error,
     }
-    print(json.dumps(doc, indent=2))
-    if args.json_out:
-        args.json_out.write_text(json.dumps(doc, indent=2) + "\n")
-    if error is not None:
-        say(f"error: {error}")
-        return 1
-    return 0
+    return finish(doc, args.json_out)
 
 
 if __name__ == "__main__":

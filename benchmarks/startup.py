@@ -18,7 +18,6 @@ command fails. Standard library only.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -30,6 +29,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from _common import finish
 
 WARMUP_RUNS = 2
 DEFAULT_RUNS = 20
@@ -184,11 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(render_table(rows))
     print()
-    text = json.dumps(document, indent=2)
-    print(text)
-    if args.json_out is not None:
-        args.json_out.write_text(text + "\n", encoding="utf-8")
-    return 0
+    return finish(document, args.json_out)
 
 
 if __name__ == "__main__":

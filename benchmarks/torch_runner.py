@@ -23,7 +23,6 @@ sahara_cli.agent.tinymodel, so it runs offline. Prints a table, then one JSON do
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -33,6 +32,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _common import finish  # noqa: E402
 
 from sahara_cli.agent.runner import GenerationParams, RunnerOptions  # noqa: E402
 from sahara_cli.agent.tinymodel import TinyShape, write_tiny_transformers  # noqa: E402
@@ -222,11 +223,7 @@ def main() -> int:
                 f"{r['tokens_per_s']:>9.1f} {rate:>10}"
             )
         print(f"{device:7} runner/bare tokens/s {row['tokens_per_s_ratio']:.3f}")
-    text = json.dumps(doc, indent=2)
-    print(text)
-    if args.json_out:
-        args.json_out.write_text(text + "\n")
-    return 0
+    return finish(doc, args.json_out)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import shutil
 import statistics
@@ -59,6 +58,8 @@ sys.path.insert(0, str(ROOT))
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # the peer loads the model from a local directory only
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+from _common import finish, machine, pick, say  # noqa: E402
 
 from sahara_cli.vault.text import Chunk  # noqa: E402
 
@@ -426,15 +427,6 @@ SEARCH_ROWS = [
 ]
 
 
-def pick(result: dict[str, Any] | None, path: tuple[str, ...]) -> float | None:
-    value: Any = result
-    for key in path:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value if isinstance(value, int | float) else None
-
-
 def report_search(search: dict[str, Any]) -> dict[str, Any]:
     """Print the search table; return the ratios ours/peer and the target verdicts."""
     ours, peer = search.get("ours"), search.get("peer")
@@ -637,10 +629,6 @@ def report_add(add: dict[str, Any]) -> list[str]:
     return lines
 
 
-def say(message: str) -> None:
-    print(f"==> {message}", file=sys.stderr, flush=True)
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -668,11 +656,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     doc: dict[str, Any] = {
         "benchmark": "vault",
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-        },
+        "machine": machine(),
         "peer": args.peer,
     }
     workdir = Path(tempfile.mkdtemp(prefix="sahara-bench-vault-"))
@@ -688,11 +672,7 @@ def main(argv: list[str] | None = None) -> int:
             print()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    text = json.dumps(doc, indent=2)
-    print(text)
-    if args.json_out is not None:
-        args.json_out.write_text(text + "\n", encoding="utf-8")
-    return 0
+    return finish(doc, args.json_out)
 
 
 if __name__ == "__main__":

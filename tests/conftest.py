@@ -17,6 +17,9 @@ from typer.testing import CliRunner
 
 from sahara_cli.commands.main import run
 
+# Test modules import helpers from this plugin and also load it for its fixtures.
+pytest.register_assert_rewrite("tests.agent_models")
+
 # Keystores in tests use a small scrypt work factor (the default 2^18 takes ~1 s each).
 FAST_SCRYPT = "1024"
 PASSWORD = "correct horse battery staple"

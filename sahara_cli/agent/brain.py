@@ -23,6 +23,7 @@ import copy
 import json
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,25 @@ def _observation(call: ToolCall) -> str:
         body = call.output if isinstance(call.output, str) else json.dumps(call.output, default=str)
         return f"Result of {call.tool}: {_clip(body, OBSERVATION_CHARS)}"
     return f"{call.tool} failed: {call.error}"
+
+
+@dataclass
+class Turn:
+    """A message ready for its reply: the prompt as it will be sent, what was
+    retrieved, and the tool calls made on the way."""
+
+    question: str
+    messages: list[Message]
+    sources: list[Source]
+    calls: list[ToolCall]
+    images: list[Path]
+    params: GenerationParams
+    started: float
+
+    @property
+    def asset_ids(self) -> list[int]:
+        """The distinct on-chain assets of the sources, in order."""
+        return Answer("", sources=self.sources).asset_ids
 
 
 class Agent:
@@ -109,27 +129,50 @@ class Agent:
         )
         budget = self.runner.context_length // 4
         history = self.short_term.messages(budget, self.runner.count_tokens)
-        answer = self._run(history, seen.text, query=message, images=seen.images, on_delta=on_delta)
+        turn = self._prepare(history, seen.text, query=message, images=seen.images)
+        answer = self._finish(turn, on_delta)
         self.short_term.add(seen.text, answer.text)
         self._after(message, answer)
         return answer
 
-    def respond(self, messages: Sequence[Message], *, on_delta: Delta | None = None) -> Answer:
-        """Answer the last user message of ``messages`` (a stateless call)."""
+    def respond(
+        self,
+        messages: Sequence[Message],
+        *,
+        on_delta: Delta | None = None,
+        private_memory: bool = False,
+    ) -> Answer:
+        """Answer the last user message of ``messages`` (a stateless call).
+
+        Long-term memory and feedback examples are the owner's own conversations: they
+        are used only with ``private_memory`` (never for callers of a served agent).
+        """
+        return self.finish(self.prepare(messages, private_memory=private_memory), on_delta)
+
+    def prepare(self, messages: Sequence[Message], *, private_memory: bool = False) -> Turn:
+        """Everything before the reply of a stateless call: recall and tool calls.
+
+        A server meters the call between :meth:`prepare` and :meth:`finish`, when the
+        sources are known and nothing has been sent to the caller yet.
+        """
         turns = [m for m in messages if m.role in ("user", "assistant")]
         if not turns or turns[-1].role != "user":
             from sahara_cli.errors import UsageError
 
             raise UsageError("the last message must be the user's")
         extra_system = [m.content for m in messages if m.role == "system"]
-        answer = self._run(
+        return self._prepare(
             turns[:-1],
             turns[-1].content,
             query=turns[-1].content,
-            on_delta=on_delta,
             extra_system=extra_system,
+            private_memory=private_memory,
         )
-        self._after(turns[-1].content, answer, remember=False)
+
+    def finish(self, turn: Turn, on_delta: Delta | None = None) -> Answer:
+        """Stream the reply of a prepared turn and keep its record."""
+        answer = self._finish(turn, on_delta)
+        self._after(turn.question, answer, remember=False)
         return answer
 
     def rate(self, rating: str, correction: str | None = None) -> Feedback:
@@ -161,7 +204,9 @@ class Agent:
         if self.on_event is not None:
             self.on_event(event, data)
 
-    def _recall(self, query: str) -> tuple[list[Source], list[Source], list[Feedback]]:
+    def _recall(
+        self, query: str, *, private: bool = True
+    ) -> tuple[list[Source], list[Source], list[Feedback]]:
         sources: list[Source] = []
         if self.spec.vault.search and self.spec.vault.top_k > 0 and self.ctx is not None:
             from sahara_cli.agent.tools import retrieve
@@ -172,10 +217,10 @@ class Agent:
                 if s.score >= self.spec.vault.min_score
             ]
         memories: list[Source] = []
-        if self.long_term is not None and self.spec.memory.long_term:
+        if private and self.long_term is not None and self.spec.memory.long_term:
             memories = self.long_term.recall(query, self.spec.memory.recall)
         examples: list[Feedback] = []
-        if self.feedback is not None and self.spec.memory.feedback_examples > 0:
+        if private and self.feedback is not None and self.spec.memory.feedback_examples > 0:
             examples = self.feedback.examples(query, self.spec.memory.feedback_examples)
         return sources, memories, examples
 
@@ -226,8 +271,12 @@ class Agent:
         base.update(override)
         return GenerationParams(**base)
 
-    def _act(self, messages: list[Message]) -> list[ToolCall]:
-        """The plan-act-observe loop; appends the observations to ``messages``."""
+    def _act(self, messages: list[Message], question: int, reserve: int) -> list[ToolCall]:
+        """The plan-act-observe loop; appends the observations to ``messages``.
+
+        ``messages[question]`` is the user's message, kept whatever else must go to fit
+        the context; each JSON step leaves room for its own completion and the reply's
+        ``reserve`` tokens."""
         calls: list[ToolCall] = []
         loop = self.spec.loop
         if not self.toolbox or loop.max_steps == 0 or loop.tool_choice == "none":
@@ -245,7 +294,10 @@ class Agent:
                 "can answer now.",
             )
             schema = must if step == 0 and loop.tool_choice == "required" else choose
-            choice = self.runner.complete_json([*messages, ask], schema, json_params)
+            room = json_params.max_tokens + reserve
+            choice = self.runner.complete_json(
+                self._fit([*messages, ask], question, room), schema, json_params
+            )
             tool = str(choice.get("tool", ANSWER))
             self._emit("plan", step=step, thought=choice.get("thought", ""), tool=tool)
             if tool == ANSWER:
@@ -256,7 +308,9 @@ class Agent:
             )
             try:
                 arguments = self.runner.complete_json(
-                    [*messages, fill], self.toolbox.arguments_schema(tool), json_params
+                    self._fit([*messages, fill], question, room),
+                    self.toolbox.arguments_schema(tool),
+                    json_params,
                 )
             except Exception as exc:  # an unknown tool is an observation, not a crash
                 arguments = {}
@@ -271,59 +325,71 @@ class Agent:
             messages.append(Message("user", _observation(call)))
         return calls
 
-    def _fit(self, messages: list[Message], reserve: int) -> list[Message]:
-        """Drop the oldest history until the prompt leaves ``reserve`` tokens."""
+    def _fit(self, messages: list[Message], question: int, reserve: int) -> list[Message]:
+        """``messages`` cut to leave ``reserve`` tokens of the context free.
+
+        ``messages[0]`` is the system message and ``messages[question]`` the user's
+        current message; both stay. What goes first: earlier conversation (oldest
+        first), then tool observations (oldest first), then the end of the system text
+        (the retrieved passages).
+        """
         limit = self.runner.context_length - reserve
         count = self.runner.count_tokens
-        total = sum(count(m.content) + 4 for m in messages)
-        out = list(messages)
-        # Keep the system message and the last (current) message.
-        while total > limit and len(out) > 2:
-            dropped = out.pop(1)
-            total -= count(dropped.content) + 4
+        cost = [count(m.content) + 4 for m in messages]
+        keep = [True] * len(messages)
+        total = sum(cost)
+        order = [*range(1, question), *range(question + 1, len(messages))]
+        for i in order:
+            if total <= limit:
+                break
+            keep[i] = False
+            total -= cost[i]
+        out = [m for m, k in zip(messages, keep, strict=True) if k]
         if total > limit and out:
             system = out[0]
-            room = max(limit - (total - count(system.content)), 64)
-            # Shorten the system text (the passages) to what fits, roughly 4 chars a token.
+            room = max(limit - (total - cost[0]), 16)
+            # Shorten the system text to what fits, about 4 characters a token.
             out[0] = Message(system.role, system.content[: room * 4])
         return out
 
-    def _run(
+    def _prepare(
         self,
         history: Sequence[Message],
         user_text: str,
         *,
         query: str,
         images: Sequence[Path] = (),
-        on_delta: Delta | None = None,
         extra_system: Sequence[str] = (),
-    ) -> Answer:
+        private_memory: bool = True,
+    ) -> Turn:
         started = time.perf_counter()
-        sources, memories, examples = self._recall(query)
+        sources, memories, examples = self._recall(query, private=private_memory)
         self._emit("recall", sources=len(sources), memories=len(memories), examples=len(examples))
         system = self._system(sources, memories, examples, extra_system)
         messages = [Message("system", system), *history, Message("user", user_text)]
         params = self._params()
-        messages = self._fit(messages, params.max_tokens)
-        calls = self._act(messages)
-        if calls:
-            messages = self._fit(messages, params.max_tokens)
-        self._emit("answer", prompt_messages=len(messages))
+        question = len(messages) - 1
+        calls = self._act(messages, question, params.max_tokens)
+        messages = self._fit(messages, question, params.max_tokens)
+        return Turn(query, messages, [*sources, *memories], calls, list(images), params, started)
+
+    def _finish(self, turn: Turn, on_delta: Delta | None) -> Answer:
+        self._emit("answer", prompt_messages=len(turn.messages))
         pieces: list[str] = []
-        for delta in self.runner.stream_chat(messages, params, images=images):
+        for delta in self.runner.stream_chat(turn.messages, turn.params, images=turn.images):
             pieces.append(delta)
             if on_delta is not None:
                 on_delta(delta)
         done = self.runner.last
         answer = Answer(
             text="".join(pieces),
-            sources=[*sources, *memories],
-            tool_calls=calls,
+            sources=turn.sources,
+            tool_calls=turn.calls,
             prompt_tokens=done.prompt_tokens,
             completion_tokens=done.completion_tokens,
             finish_reason=done.finish_reason,
         )
-        answer.record = self._record(messages, answer, time.perf_counter() - started)
+        answer.record = self._record(turn.messages, answer, time.perf_counter() - turn.started)
         return answer
 
     def _record(

@@ -63,9 +63,18 @@ def _allowed(ctx: ToolContext, item: Item) -> bool:
 
 
 def allowed_items(ctx: ToolContext) -> dict[str, Item]:
-    """The vault items (by CID) the agent may retrieve from, per scopes and policy."""
+    """The vault items (by CID) the agent may retrieve from, per scopes and policy.
+
+    Agents' memory notes are never data: each agent recalls its own through its memory.
+    """
+    from sahara_cli.agent.memory import MEMORY_ORIGIN
+
     items = ctx.vault().db.items()
-    return {item.cid: item for item in items if _in_scope(ctx, item) and _allowed(ctx, item)}
+    return {
+        item.cid: item
+        for item in items
+        if item.origin != MEMORY_ORIGIN and _in_scope(ctx, item) and _allowed(ctx, item)
+    }
 
 
 def search_hits(ctx: ToolContext, query: str, k: int) -> list[tuple[Hit, Item]]:
@@ -226,6 +235,8 @@ MAX_EXPRESSION = 500
 MAX_NODES = 200
 MAX_INT_BITS = 4096
 MAX_EXPONENT = 10_000
+#: The most digits ``round`` may keep or drop: ``round(1, -10**100)`` would build 10**10**100.
+MAX_ROUND_DIGITS = 30
 
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -240,6 +251,22 @@ _UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {
     ast.UAdd: operator.pos,
     ast.USub: operator.neg,
 }
+
+
+def _round(number: Any, ndigits: Any = None) -> Any:
+    """``round``, with ``ndigits`` a whole number of at most :data:`MAX_ROUND_DIGITS`:
+    Python rounds an int to ``-n`` digits by building ``10**n``."""
+    if ndigits is None:
+        return round(number)
+    if not isinstance(ndigits, int):
+        raise CalculatorError(f"round's digits must be a whole number, not {ndigits!r}")
+    if abs(ndigits) > MAX_ROUND_DIGITS:
+        raise CalculatorError(
+            f"round's digits {ndigits} are out of range (at most {MAX_ROUND_DIGITS} either way)"
+        )
+    return round(number, ndigits)
+
+
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "sqrt": math.sqrt,
     "exp": math.exp,
@@ -250,7 +277,7 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "cos": math.cos,
     "tan": math.tan,
     "abs": abs,
-    "round": round,
+    "round": _round,
     "floor": math.floor,
     "ceil": math.ceil,
     "min": min,

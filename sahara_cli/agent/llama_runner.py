@@ -5,8 +5,9 @@ Replies are formatted with the chat template the GGUF carries and generated with
 llama.cpp's own sampler chain (top-k, top-p, min-p, temperature, seeded
 distribution: the samplers ``create_chat_completion`` uses), token by token, so the
 runner knows the exact token counts, the finish reason and where a stop string cut the
-text. Images go through ``create_chat_completion`` with a llava chat handler when a
-multimodal projector is loaded.
+text. Turns that carry images go through ``create_chat_completion`` with a llava chat
+handler when a multimodal projector is loaded (its LLaVA-1.5 prompt format); other turns
+and JSON keep the model's own template.
 
 JSON is generated under a grammar made from the schema (``LlamaGrammar.from_json_schema``)
 with a logit bias that depends on where the text is: inside a string towards the quote
@@ -38,7 +39,7 @@ from sahara_cli.agent.runner import (
     GenerationParams,
     Runner,
     RunnerOptions,
-    StopBuffer,
+    TextStream,
 )
 from sahara_cli.agent.types import Message
 from sahara_cli.errors import (
@@ -54,6 +55,9 @@ log = logging.getLogger("sahara.agent.llama")
 #: Grammar-constrained tries before the guided decoder takes over.
 JSON_TRIES = 2
 _LOG_CALLBACK: Any = None
+_MTMD_SILENCED = False
+_GGML_LOG_ERROR = 4  # ggml_log_level
+_ERRORS: list[str] = []  # the last error lines llama.cpp logged, for error messages
 
 
 def physical_cores() -> int:
@@ -99,11 +103,27 @@ def _silence(llama_cpp: Any) -> None:
 
     @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
     def callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:  # noqa: ARG001
+        line = text.decode("utf-8", errors="replace").rstrip()
+        if level == _GGML_LOG_ERROR and line:
+            _ERRORS.append(line)
+            del _ERRORS[:-4]
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s", text.decode("utf-8", errors="replace").rstrip())
+            log.debug("%s", line)
 
     _LOG_CALLBACK = callback
     llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+
+
+def _silence_mtmd() -> None:
+    """The same for the multimodal library (the projector and the image turns), which
+    otherwise writes to stderr."""
+    global _MTMD_SILENCED  # noqa: PLW0603
+    if _MTMD_SILENCED or _LOG_CALLBACK is None:
+        return
+    from llama_cpp import mtmd_cpp
+
+    mtmd_cpp.mtmd_helper_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
+    _MTMD_SILENCED = True
 
 
 class LlamaRunner(Runner):
@@ -136,6 +156,7 @@ class LlamaRunner(Runner):
                 from sahara_cli.errors import ModelNotFound
 
                 raise ModelNotFound(f"multimodal projector {check_mmproj} does not exist")
+            _silence_mtmd()
             handler = llama_chat_format.Llava15ChatHandler(
                 clip_model_path=str(check_mmproj), verbose=False
             )
@@ -153,12 +174,28 @@ class LlamaRunner(Runner):
             )
         except (ValueError, RuntimeError) as exc:
             raise ModelInvalid(f"llama.cpp cannot load {self.model_path}: {exc}") from exc
+        if handler is not None:
+            _ERRORS.clear()
+            try:  # load the projector now, so a wrong one fails here, not at the first image
+                handler._init_mtmd_context(self._llama)
+            except ValueError as exc:
+                self._llama.close()
+                reason = (_ERRORS[-1] if _ERRORS else str(exc)).splitlines()[0]
+                reason = reason.partition("error: ")[2] or reason
+                raise ModelInvalid(
+                    f"llama.cpp cannot load the multimodal projector {options.mmproj} "
+                    f"for {self.model_path.name}: {reason}",
+                    hint="The projector must be the one made for this model "
+                    "(its output size is the model's embedding size).",
+                ) from exc
         self._handler = handler
         self._n_vocab = int(self._llama.n_vocab())
         self._eos = int(self._llama.token_eos())
         self._bos = int(self._llama.token_bos())
         self._formatter = None
-        if options.chat_format is None and handler is None:
+        if options.chat_format is None:
+            # The GGUF's own template for text and JSON, with or without a projector:
+            # only turns that carry images go through the llava handler.
             template = self._llama.metadata.get("tokenizer.chat_template")
             if template:
                 model = self._llama._model
@@ -313,57 +350,54 @@ class LlamaRunner(Runner):
         return self._stream(self._prompt(messages), params)
 
     def _stream(self, prompt: list[int], params: GenerationParams) -> Iterator[str]:
-        buffer = StopBuffer(params.stop)
+        stream = TextStream(params.stop)
         data = bytearray()
-        count = 0
-        finish = "length"
+
+        def text_with(token: int) -> str:
+            data.extend(self._piece(token))
+            return data.decode("utf-8", errors="replace")
+
         sampler = self._sampler(params)
         try:
-            for token in self._tokens(prompt, params, sampler):
-                if self._is_eog(token):
-                    finish = "stop"
-                    break
-                count += 1
-                data += self._piece(token)
-                delta = buffer.feed(data.decode("utf-8", errors="replace"))
-                if delta:
-                    yield delta
-                if buffer.stopped:
-                    finish = "stop"
-                    break
-            tail = buffer.flush()
-            if tail:
-                yield tail
+            yield from stream.deltas(self._tokens(prompt, params, sampler), self._is_eog, text_with)
         finally:
             sampler.close()
-            self._last = Completion(buffer.text, len(prompt), count, finish)
+            self._last = Completion(stream.text, len(prompt), stream.count, stream.finish)
 
     def _stream_handler(
         self, messages: Sequence[Message], params: GenerationParams, images: Sequence[Path]
     ) -> Iterator[str]:
-        """Through ``create_chat_completion`` (llava handler, or a named chat format);
-        token counts come from the context's length afterwards."""
-        payload: list[dict[str, Any]] = [m.to_dict() for m in messages]
-        if images:
-            for index in range(len(payload) - 1, -1, -1):
-                if payload[index]["role"] == "user":
-                    parts: list[dict[str, Any]] = [
-                        {"type": "image_url", "image_url": {"url": _data_uri(p)}} for p in images
-                    ]
-                    parts.append({"type": "text", "text": payload[index]["content"]})
-                    payload[index] = {"role": "user", "content": parts}
-                    break
+        """Through ``create_chat_completion`` (llava handler, or a named chat format).
+
+        A pass-through logits processor counts the sampled tokens: the prompt's count
+        (images included) is the context's length afterwards less them, the last of which
+        is never evaluated. The completion's count is that number, less the end token
+        when one stopped it; after a stop string (which may have been any of the last
+        tokens) it is the text re-tokenized."""
         text: list[str] = []
         finish = "length"
-        chunks: Any = self._llama.create_chat_completion(
-            messages=payload,
-            stream=True,
-            max_tokens=params.max_tokens,
-            temperature=params.temperature,
-            top_p=params.top_p,
-            seed=params.seed,
-            stop=list(params.stop),
-        )
+        sampled = 0
+
+        def count(input_ids: Any, scores: Any) -> Any:  # noqa: ARG001
+            nonlocal sampled
+            sampled += 1
+            return scores
+
+        try:
+            chunks: Any = self._llama.create_chat_completion(
+                messages=self._handler_payload(messages, images),
+                stream=True,
+                max_tokens=params.max_tokens,
+                temperature=params.temperature,
+                top_p=params.top_p,
+                seed=params.seed,
+                stop=list(params.stop),
+                logits_processor=[count],
+            )
+        except ValueError as exc:  # the llava handler's errors, raised before any text
+            if self._handler is None:
+                raise
+            raise _handler_error(exc) from exc
         try:
             for chunk in chunks:
                 choice = chunk["choices"][0]
@@ -374,9 +408,39 @@ class LlamaRunner(Runner):
                 finish = choice.get("finish_reason") or finish
         finally:
             full = "".join(text)
-            completion = len(self._tokenize(full)) if full else 0
-            prompt = max(0, int(self._llama.n_tokens) - completion)
+            if finish == "length":
+                completion = sampled
+            elif not params.stop:
+                completion = max(sampled - 1, 0)  # the end token
+            else:
+                completion = len(self._tokenize(full)) if full else 0
+            prompt = max(0, int(self._llama.n_tokens) - max(sampled - 1, 0))
             self._last = Completion(full, prompt, completion, finish)
+            if images:
+                # The cached token ids say nothing of where the image embeddings went:
+                # the next prompt starts afresh rather than reuse a wrong prefix.
+                self._llama.n_tokens = 0
+
+    def _handler_payload(
+        self, messages: Sequence[Message], images: Sequence[Path]
+    ) -> list[dict[str, Any]]:
+        """The messages for ``create_chat_completion``, the images (as data URIs) first
+        in the last user message."""
+        payload: list[dict[str, Any]] = [m.to_dict() for m in messages]
+        if self._handler is None:
+            return payload
+        # The llava template renders a user's text content twice over ("USER: " again
+        # after it): content parts render once.
+        last_user = None
+        for index, message in enumerate(payload):
+            if message["role"] == "user":
+                parts: list[dict[str, Any]] = [{"type": "text", "text": message["content"]}]
+                payload[index] = {"role": "user", "content": parts}
+                last_user = index
+        if images and last_user is not None:
+            pictures = [{"type": "image_url", "image_url": {"url": _data_uri(p)}} for p in images]
+            payload[last_user]["content"][:0] = pictures
+        return payload
 
     # -- JSON ------------------------------------------------------------------------
 
@@ -612,6 +676,18 @@ class _JsonScan:
     def _finish(self) -> None:
         self.done = True
         self.end = self._pos
+
+
+def _handler_error(exc: ValueError) -> AgentError:
+    """What a ValueError of the llava chat handler means."""
+    message = str(exc)
+    if "n_ctx" in message:
+        return ContextTooLong(f"the prompt with its images does not fit the context: {message}")
+    if "bitmap" in message:
+        return PerceptionUnsupported(
+            "an image could not be decoded", hint="Use png, jpg, gif or bmp files."
+        )
+    return ModelInvalid(f"the multimodal projector failed: {message}")
 
 
 def _data_uri(path: Path) -> str:

@@ -8,12 +8,14 @@ Agents outside sahara (any MCP client) get four tools:
 - ``asset_lookup`` and ``license_check``: the asset registry and the Licensing contract
   of the configured node.
 - ``vault_read``: the plaintext of a registered vault item, for a caller who signs a
-  key request with its Sahara ID (EIP-191, the same request ``sahara vault get`` sends
-  to ``sahara vault serve``). The request goes through the very checks of
-  :class:`~sahara_cli.vault.access.KeyServer` (signature, chain id, freshness, no
-  replay, the asset is this ID's, and the caller owns it, was shared it or holds a
-  full-access, long-term or partnership license on chain), so licensed data reaches
-  outside agents through the same gate as licensees.
+  read request with its Sahara ID (EIP-191): the fields of the key request ``sahara
+  vault get`` sends to ``sahara vault serve``, but signed for the purpose ``mcp-read``
+  (:data:`~sahara_cli.vault.access.MCP_READ`), so a key request seen on its way to
+  ``vault serve`` cannot be replayed here for the plaintext. The request goes through
+  the very checks of :class:`~sahara_cli.vault.access.KeyServer` (signature, chain id,
+  freshness, no replay, the asset is this ID's, and the caller owns it, was shared it or
+  holds a full-access, long-term or partnership license on chain), so licensed data
+  reaches outside agents through the same gate as licensees.
 
 Over stdio nothing but MCP is written to stdout: the SDK points file descriptor 1 at
 stderr while it serves, and logs go to stderr.
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
-from sahara_cli.errors import SaharaError, UsageError, VaultError, VaultItemNotFound
+from sahara_cli.errors import SaharaError, UsageError, VaultError
 
 if TYPE_CHECKING:
     from mcp.server import MCPServer
@@ -43,7 +45,8 @@ READ_LIMIT = 16 << 20  # plaintext bytes vault_read returns
 INSTRUCTIONS = (
     "Sahara vault and protocol tools. vault_search finds passages and names the asset "
     "each came from; asset_lookup and license_check read the chain; vault_read returns "
-    "an asset's text to a caller whose signed key request proves a license."
+    "an asset's text to a caller whose signed read request (purpose mcp-read) proves a "
+    "license."
 )
 
 
@@ -118,12 +121,18 @@ class SaharaMcp:
         issued: Annotated[int, Field(description="Unix time the request was signed.")],
         nonce: Annotated[str, Field(description="A fresh random hex string.")],
         signature: Annotated[
-            str, Field(description="EIP-191 signature of the key request by address.")
+            str, Field(description="EIP-191 signature of the read request by address.")
         ],
+        purpose: Annotated[
+            str, Field(description="What the request was signed for: always mcp-read.")
+        ] = "mcp-read",
     ) -> dict[str, Any]:
-        """Read a registered vault item's text. The fields are a key request signed with
-        the caller's Sahara ID, as 'sahara vault get' sends; it must be fresh, and the
-        caller must own the asset, have been shared it, or hold a data license."""
+        """Read a registered vault item's text. The fields are a read request signed with
+        the caller's Sahara ID: the text 'sahara vault read request', then the lines
+        'purpose: mcp-read', 'asset: A', 'cid: C', 'address: 0x..', 'chain: N', 'issued:
+        T', 'nonce: HEX'. A key request for 'sahara vault serve' is refused. It must be
+        fresh, and the caller must own the asset, have been shared it, or hold a data
+        license."""
         body = {
             "asset": asset,
             "cid": cid,
@@ -131,6 +140,7 @@ class SaharaMcp:
             "chain": chain,
             "issued": issued,
             "nonce": nonce,
+            "purpose": purpose,
             "signature": signature,
         }
         return self.read(body)
@@ -158,22 +168,14 @@ class SaharaMcp:
         return self._key_server
 
     def read(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Check a signed request with :meth:`KeyServer.release`, then read the item."""
+        """Check a read request (purpose ``mcp-read``) with :meth:`KeyServer.check`, the
+        key server's own checks, then read the item."""
+        from sahara_cli.vault.access import MCP_READ
+
         with self.ctx.lock:
             server = self.key_server()
             vault = self.ctx.vault()
-            item = vault.db.by_asset(int(body["asset"]))
-            if item is None:
-                raise VaultItemNotFound(f"asset {body['asset']} is not served here")
-            try:
-                granted = server.release(body)
-                until = int(granted.get("access_until") or 0)
-            except VaultError as exc:
-                # KeyServer refuses to wrap a key for a public item, and says so only
-                # after every check of the request and the license passed.
-                if type(exc) is not VaultError or item.encrypted:
-                    raise
-                until = 0
+            item, until = server.check(body, MCP_READ)
             if item.kind != "file":
                 raise UsageError(f"asset {item.asset_id} is a directory; vault_read reads files")
             if item.size > READ_LIMIT:

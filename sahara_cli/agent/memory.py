@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from sahara_cli.vault.index import VaultIndex
 
 Rating = Literal["good", "bad"]
+MEMORY_ORIGIN = "memory"  # the vault origin of memory notes: never retrieved as data
 
 
 class ShortTermMemory:
@@ -93,6 +94,7 @@ class LongTermMemory:
         self.vault = vault
         self.index = index
         self.signer = signer
+        self.agent = agent_dir.name
         self.conn = _connect(agent_dir / "memory.sqlite")
         self.conn.execute(
             "CREATE TABLE IF NOT EXISTS notes (cid TEXT PRIMARY KEY, at REAL NOT NULL,"
@@ -124,7 +126,9 @@ class LongTermMemory:
             path = Path(tmp) / f"memory-{int(at * 1000)}.md"
             path.write_text(note, encoding="utf-8")
             holder = Holder(self.signer.address, self.signer.public_key)
-            item, _new = self.vault.add(path, holder, name=f"memory/{path.name}")
+            item, _new = self.vault.add(
+                path, holder, name=f"memory/{self.agent}/{path.name}", origin=MEMORY_ORIGIN
+            )
             key = self.vault.last_key(item) or self.vault.data_key(item, self.signer.private_key)
             index_item(self.index, item, path, key)
         self.conn.execute(

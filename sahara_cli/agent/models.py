@@ -36,12 +36,15 @@ from sahara_cli.errors import (
     UsageError,
 )
 from sahara_cli.fsutil import atomic_write
+from sahara_cli.units import human_size
 
 Progress = Callable[[int], None]
 
 GGUF_MAGIC = b"GGUF"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 REGISTRY = "models.json"
+#: Names of the store's own files, which no model may take (nor a name starting with '.').
+RESERVED_NAMES = frozenset({"default", REGISTRY, "path-ids.json"})
 #: Memory llama.cpp needs beyond weights and KV cache (compute buffers, scratch).
 OVERHEAD_BYTES = 64 * 1024 * 1024
 
@@ -188,7 +191,8 @@ def check_fits(need: int, what: str) -> None:
     available = memory_available()
     if available is not None and need > available:
         raise ModelTooLarge(
-            f"{what} needs about {_human(need)} of memory; {_human(available)} is available",
+            f"{what} needs about {human_size(need)} of memory; "
+            f"{human_size(available)} is available",
             details={"need_bytes": need, "available_bytes": available},
         )
 
@@ -197,15 +201,6 @@ def tree_bytes(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
 
 
 def detect_runner(path: Path) -> str:
@@ -445,10 +440,11 @@ class ModelStore:
             raise ModelNotFound(f"{path} does not exist")
         runner = runner or detect_runner(path)
         name = name or (path.stem if path.is_file() else path.name)
-        if not NAME_RE.match(name) or name == "default":
+        if not NAME_RE.match(name) or name in RESERVED_NAMES:
             raise UsageError(
                 f"{name!r} is not a usable model name",
-                hint="Use letters, digits, '.', '_' and '-' (and not 'default'); pass --name.",
+                hint="Use letters, digits, '.', '_' and '-' (and not 'default', "
+                f"{REGISTRY} or path-ids.json); pass --name.",
             )
         facts = validate(path, runner)
         if name in self._load()["models"]:

@@ -3,7 +3,8 @@
 A record names the agent (and its asset id once published), the model by content id,
 the SHA-256 of the prompt (the canonical JSON of the messages the model saw) and of the
 answer (its UTF-8 text), the assets the answer retrieved, each tool call (its name and
-the SHA-256 of its canonical JSON arguments) and the time. The record's digest is the
+the SHA-256 of its canonical JSON arguments), the time and a random nonce (so two equal
+answers in the same second are still two records). The record's digest is the
 keccak256 of its canonical JSON; the Provenance contract keeps that digest, so anyone
 holding the record can check it against the chain without the chain holding the text.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import secrets
 import sqlite3
 import threading
 import time
@@ -34,7 +36,8 @@ if TYPE_CHECKING:
     from sahara_cli.protocol.client import Protocol, TxResult
 
 #: Bump when the fields of a record change; it is part of what the digest covers.
-RECORD_VERSION = 1
+#: Version 2 added ``nonce``; a version 1 record (without one) still checks out.
+RECORD_VERSION = 2
 #: Source assets the Provenance contract keeps per record.
 MAX_CHAIN_SOURCES = 4
 #: Fields of a record the digest covers (everything but the digest itself).
@@ -49,6 +52,7 @@ BODY_FIELDS = (
     "assets",
     "tool_calls",
     "created",
+    "nonce",
 )
 
 
@@ -76,10 +80,14 @@ class Record:
     assets: list[int] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     created: int = 0
+    nonce: str = ""
     version: int = RECORD_VERSION
 
     def body(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in BODY_FIELDS}
+        body = {name: getattr(self, name) for name in BODY_FIELDS}
+        if not self.nonce:
+            del body["nonce"]  # a version 1 record
+        return body
 
     @property
     def digest(self) -> str:
@@ -93,7 +101,10 @@ class Record:
     def from_dict(cls, data: Mapping[str, Any]) -> Record:
         """The record in ``data`` (extra keys are ignored); checks its digest if present."""
         try:
-            record = cls(**{name: data[name] for name in BODY_FIELDS})
+            record = cls(
+                **{name: data[name] for name in BODY_FIELDS if name != "nonce"},
+                nonce=str(data.get("nonce", "")),
+            )
         except (KeyError, TypeError) as exc:
             raise AgentError(f"not a provenance record: missing {exc}") from None
         claimed = data.get("digest")
@@ -115,13 +126,15 @@ def build_record(
     assets: Sequence[int] = (),
     tool_calls: Sequence[Mapping[str, Any]] = (),
     created: int | None = None,
+    nonce: str | None = None,
 ) -> Record:
     """The record of one answer.
 
     ``messages``: the prompt as the model saw it, as ``{"role", "content", ...}`` dicts;
     ``assets``: the asset ids of the retrieved sources; ``tool_calls``: dicts with
     ``tool`` (or ``name``), ``arguments`` and optionally ``ok``. Only hashes of the
-    prompt, the answer and the tool arguments enter the record.
+    prompt, the answer and the tool arguments enter the record. ``nonce`` (default: 16
+    random bytes in hex) makes each answer's digest its own.
     """
     calls = []
     for call in tool_calls:
@@ -148,6 +161,7 @@ def build_record(
         assets=list(dict.fromkeys(int(a) for a in assets)),
         tool_calls=calls,
         created=int(time.time()) if created is None else int(created),
+        nonce=secrets.token_hex(16) if nonce is None else nonce,
     )
 
 
@@ -276,6 +290,23 @@ class RecordStore:
                 (limit,),
             ).fetchall()
         return [_row(r) for r in rows]
+
+    def note(self, digest: str, extra: Mapping[str, Any]) -> None:
+        """Add ``extra`` fields to the kept record with ``digest`` (a pending record's
+        license and meter transaction, say); the record's own fields stay as they are."""
+        if any(name in BODY_FIELDS or name == "digest" for name in extra):
+            raise AgentError("a note cannot change a record's own fields")
+        with self._lock:
+            row = self._db.execute(
+                "SELECT body FROM records WHERE digest = ?", (digest,)
+            ).fetchone()
+            if row is None:
+                raise AgentError(f"no provenance record {digest}")
+            body = {**json.loads(row[0]), **extra}
+            self._db.execute(
+                "UPDATE records SET body = ? WHERE digest = ?",
+                (json.dumps(body, sort_keys=True), digest),
+            )
 
     def mark_committed(self, digest: str, chain: Mapping[str, Any]) -> None:
         """Note that the record with ``digest`` is on chain: ``chain`` is what

@@ -10,7 +10,7 @@ torch runner), so even a tiny random model always yields a parseable tool call.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -184,6 +184,43 @@ class StopBuffer:
         delta = self.text[self._sent :]
         self._sent = len(self.text)
         return delta
+
+
+class TextStream:
+    """The text of sampled tokens as deltas, up to an end token, a stop string, or the
+    end of the tokens (finish "length"). Afterwards ``text``, ``count`` (tokens that
+    became text) and ``finish`` describe the completion."""
+
+    def __init__(self, stop: Sequence[str] = ()) -> None:
+        self._buffer = StopBuffer(stop)
+        self.count = 0
+        self.finish = "length"
+
+    @property
+    def text(self) -> str:
+        return self._buffer.text
+
+    def deltas(
+        self,
+        tokens: Iterable[int],
+        is_end: Callable[[int], bool],
+        text_with: Callable[[int], str],
+    ) -> Iterator[str]:
+        """Deltas of ``tokens``; ``text_with(token)`` is the whole text up to ``token``."""
+        for token in tokens:
+            if is_end(token):
+                self.finish = "stop"
+                break
+            self.count += 1
+            delta = self._buffer.feed(text_with(token))
+            if delta:
+                yield delta
+            if self._buffer.stopped:
+                self.finish = "stop"
+                break
+        tail = self._buffer.flush()
+        if tail:
+            yield tail
 
 
 def open_runner(kind: str, model_path: Path, options: RunnerOptions | None = None) -> Runner:

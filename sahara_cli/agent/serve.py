@@ -13,15 +13,23 @@ Each answered call, one at a time (one model, one runner):
 2. the caller's oldest API license of the agent with calls left is found, from the
    ``Licensed`` events filtered by holder and read live (else 403; the agent's owner is
    served without a license and without metering);
-3. the agent answers (``Agent.respond``);
+3. the agent prepares the reply (``Agent.prepare``: retrieval and tool calls, without
+   the owner's long-term memory or feedback); nothing is sent yet;
 4. ``Licensing.meterWith(license, 1, sources)`` moves one call's price from the
    caller's prepayment to the agent's revenue, which the Attribution contract splits
    between the agent's owner, its model's contributors and the contributors of the vault
-   assets the answer retrieved (the first four);
-5. the answer's provenance record goes on chain (``Provenance.record``) with the license.
+   assets the answer retrieved (the first four). If it fails (the caller refunded the
+   license meanwhile, say), the caller gets the error and no answer;
+5. only then is the reply generated and sent (streamed or whole, ``Agent.finish``);
+6. the answer's provenance record goes on chain (``Provenance.record``) with the
+   license, best effort: the call is paid for, so a failure here is logged, the local
+   record stays pending (with the meter transaction and license), and the answer goes
+   out with ``record_tx: null`` and a ``record_error``.
 
 The response carries the record and both transactions in a ``sahara`` object (and the
-``X-Sahara-*`` headers, for non-streaming calls).
+``X-Sahara-*`` headers, for non-streaming calls). Sources are named (content id, name,
+asset id, score, kind), never quoted, and tool calls come without their output: the
+caller pays for the answer, not for the vault's text.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ from sahara_cli.errors import (
     NotFoundError,
     NotPermitted,
     PermissionDeniedError,
+    ProtocolReverted,
     SaharaError,
     SignatureInvalid,
     UnreachableError,
@@ -55,7 +64,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
-    from sahara_cli.agent.brain import Agent
+    from sahara_cli.agent.brain import Agent, Turn
     from sahara_cli.agent.spec import AgentSpec
     from sahara_cli.agent.types import Answer, Message
     from sahara_cli.identity.keys import Signer
@@ -268,6 +277,10 @@ def _sha256(data: bytes) -> bytes:
 # --- the server ---------------------------------------------------------------------------
 
 
+#: What a caller learns of each source: never its text.
+SOURCE_FIELDS = ("cid", "name", "asset_id", "score", "kind")
+
+
 @dataclass
 class Served:
     """One answered call: the answer and what went on chain for it."""
@@ -277,18 +290,26 @@ class Served:
     meter_tx: dict[str, Any] | None
     record: dict[str, Any]
     paid_sources: list[int]
+    record_error: str | None = None
 
     def extension(self) -> dict[str, Any]:
-        """The ``sahara`` object of a response."""
+        """The ``sahara`` object of a response: what was paid and recorded, and which
+        sources and tools the answer used (named, not quoted)."""
         return {
             "license_id": self.license_id or None,
             "meter_tx": self.meter_tx,
             "record_id": self.record.get("record_id"),
             "record_tx": self.record.get("tx"),
+            "record_error": self.record_error,
             "record": self.record,
             "paid_sources": self.paid_sources,
-            "sources": [s.to_dict() for s in self.answer.sources],
-            "tool_calls": [c.to_dict() for c in self.answer.tool_calls],
+            "sources": [
+                {name: getattr(s, name) for name in SOURCE_FIELDS} for s in self.answer.sources
+            ],
+            "tool_calls": [
+                {k: v for k, v in c.to_dict().items() if k != "output"}
+                for c in self.answer.tool_calls
+            ],
         }
 
 
@@ -357,12 +378,12 @@ class AgentServer:
             )
         return found[0]
 
-    def _sources(self, answer: Answer) -> list[int]:
-        """The answer's first four source assets that exist on this chain."""
+    def _sources(self, turn: Turn) -> list[int]:
+        """The first four source assets of the turn that exist on this chain."""
         from sahara_cli.errors import AssetNotFound
 
         out = []
-        for asset_id in answer.asset_ids:
+        for asset_id in turn.asset_ids:
             if asset_id not in self._exists:
                 try:
                     self.protocol.asset(asset_id)
@@ -380,33 +401,73 @@ class AgentServer:
         key: ApiKey,
         messages: Sequence[Message],
         on_delta: Callable[[str], None] | None = None,
+        on_metered: Callable[[], None] | None = None,
     ) -> Served:
-        """Answer, meter and record one call (holding the server's one lock)."""
-        from sahara_cli.agent.record import commit_record
-
+        """Answer one call (holding the server's one lock): license, recall and tools,
+        meter, then the reply (``on_metered`` is called just before it, ``on_delta`` with
+        each piece), then its record on chain (best effort)."""
         with self._lock:
             lic = self.license_for(key.address)
             started = time.perf_counter()
-            answer = self.agent.respond(messages, on_delta=on_delta)
-            answered = time.perf_counter()
-            sources = self._sources(answer)
-            meter_tx = None
-            if lic is not None:
-                tx = self.protocol.meter_with(self.meter, lic.id, 1, sources)
-                meter_tx = tx.to_dict()
+            # The owner's long-term memory and feedback stay out of served answers.
+            turn = self.agent.prepare(messages)
+            sources = self._sources(turn)
+            meter_tx = self._meter(key, lic, sources)
             license_id = lic.id if lic is not None else 0
+            if on_metered is not None:
+                on_metered()
+            metered = time.perf_counter()
+            answer = self.agent.finish(turn, on_delta)
+            answered = time.perf_counter()
+            record_error = self._commit(answer, license_id, meter_tx, sources)
+            done = time.perf_counter()
+        self.log(
+            f"{key.address} license {license_id or '-'}: prepared and metered in "
+            f"{metered - started:.2f} s, answered in {answered - metered:.2f} s, recorded in "
+            f"{done - answered:.2f} s (record {answer.record.get('record_id') or 'pending'})"
+        )
+        return Served(answer, license_id, meter_tx, answer.record, sources, record_error)
+
+    def _meter(self, key: ApiKey, lic: License | None, sources: list[int]) -> dict[str, Any] | None:
+        """One call of ``lic`` metered (None: the owner, not metered); a license that has
+        no call left by now (refunded meanwhile, say) is :class:`AgentNoLicense`."""
+        if lic is None:
+            return None
+        try:
+            tx = self.protocol.meter_with(self.meter, lic.id, 1, sources)
+        except ProtocolReverted as exc:
+            self._licenses.pop(key.address, None)
+            raise AgentNoLicense(
+                f"license {lic.id} of {key.address} could not be metered: {exc.message}",
+                details={"asset": self.asset_id, "license": lic.id},
+            ) from None
+        return tx.to_dict()
+
+    def _commit(
+        self, answer: Answer, license_id: int, meter_tx: dict[str, Any] | None, sources: list[int]
+    ) -> str | None:
+        """Put the answer's record on chain; on failure the reason (logged), the local
+        record left pending with its license and meter transaction."""
+        from sahara_cli.agent.record import commit_record
+
+        digest = answer.record["digest"]
+        paid = {"license_id": license_id, "meter_tx": meter_tx["hash"] if meter_tx else None}
+        try:
             committed = commit_record(
                 self.protocol, self.meter, answer.record, license_id, sources=sources
             )
-            answer.record.update(committed)
+        except Exception as exc:  # the call is paid for: the answer goes out regardless
+            reason = exc.message if isinstance(exc, SaharaError) else f"{type(exc).__name__}: {exc}"
+            self.log(f"record {digest} not committed, kept pending: {reason}")
+            answer.record.update(paid)
             if self.agent.records is not None:
-                self.agent.records.mark_committed(answer.record["digest"], committed)
-            done = time.perf_counter()
-        self.log(
-            f"{key.address} license {license_id or '-'}: answered in {answered - started:.2f} s, "
-            f"metered and recorded in {done - answered:.2f} s (record {committed['record_id']})"
-        )
-        return Served(answer, license_id, meter_tx, answer.record, sources)
+                with contextlib.suppress(SaharaError):
+                    self.agent.records.note(digest, paid)
+            return reason
+        answer.record.update(committed)
+        if self.agent.records is not None:
+            self.agent.records.mark_committed(digest, {**committed, **paid})
+        return None
 
     # -- HTTP -------------------------------------------------------------------------
 
@@ -461,10 +522,10 @@ class AgentServer:
             except ValueError:
                 raise UsageError("the request body is not JSON") from None
             messages, stream, include_usage = parse_request(body)
-            # Refuse before streaming starts, so the status code can say why.
+            # A caller without a license is refused at once, without waiting for the lock.
             await run_in_threadpool(self.license_for, key.address)
             if stream:
-                return self._stream(key, messages, include_usage)
+                return await self._stream(key, messages, include_usage)
             served = await run_in_threadpool(self.answer, key, messages)
         except SaharaError as exc:
             return self._error(exc)
@@ -480,7 +541,11 @@ class AgentServer:
             headers["X-Sahara-Meter-Tx"] = served.meter_tx["hash"]
         return JSONResponse(doc, headers=headers)
 
-    def _stream(self, key: ApiKey, messages: Sequence[Message], include_usage: bool) -> Response:
+    async def _stream(
+        self, key: ApiKey, messages: Sequence[Message], include_usage: bool
+    ) -> Response:
+        """Stream the answer once the call is metered; until then an error is an
+        ordinary error response, with its status code and no answer."""
         import asyncio
 
         from starlette.responses import StreamingResponse
@@ -502,24 +567,34 @@ class AgentServer:
         def delta(content: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
             return {"index": 0, "delta": content, "finish_reason": finish, "logprobs": None}
 
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+        def put(kind: str, value: Any) -> None:
+            # The answer goes on (and is recorded) even if the caller hung up.
+            with contextlib.suppress(RuntimeError):  # the server's loop is gone
+                loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+
+        def work() -> None:
+            try:
+                served = self.answer(
+                    key,
+                    messages,
+                    on_delta=lambda t: put("delta", t),
+                    on_metered=lambda: put("metered", None),
+                )
+                put("done", served)
+            except SaharaError as exc:
+                put("error", exc)
+            except Exception as exc:
+                put("error", AgentError(f"the agent failed: {exc}"))
+
+        threading.Thread(target=work, name="sahara-agent-call", daemon=True).start()
+        kind, value = await queue.get()
+        if kind == "error":
+            return self._error(value)
+
         async def events() -> AsyncIterator[str]:
-            loop = asyncio.get_running_loop()
-            queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-
-            def put(kind: str, value: Any) -> None:
-                # The answer goes on (and is metered) even if the caller hung up.
-                with contextlib.suppress(RuntimeError):  # the server's loop is gone
-                    loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
-
-            def work() -> None:
-                try:
-                    put("done", self.answer(key, messages, on_delta=lambda t: put("delta", t)))
-                except SaharaError as exc:
-                    put("error", exc)
-                except Exception as exc:
-                    put("error", AgentError(f"the agent failed: {exc}"))
-
-            threading.Thread(target=work, name="sahara-agent-call", daemon=True).start()
             yield chunk([delta({"role": "assistant", "content": ""})])
             while True:
                 kind, value = await queue.get()

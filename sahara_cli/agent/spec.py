@@ -29,13 +29,15 @@ import shutil
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sahara_cli.errors import AgentExists, AgentNotFound, AgentSpecInvalid
+from sahara_cli.errors import AgentExists, AgentNotFound, AgentSpecInvalid, SaharaError
 from sahara_cli.fsutil import atomic_write
+
+M = TypeVar("M", bound=BaseModel)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 BUILTIN_TOOLS = (
@@ -168,46 +170,62 @@ def check_name(name: str) -> str:
     return name
 
 
-def _errors(exc: ValidationError) -> str:
+def validation_message(exc: ValidationError) -> str:
+    """Every failed field of ``exc`` on one line: ``where: what; ...``."""
     parts = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "(top)"
-        parts.append(f"{where}: {err['msg']}")
+        parts.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
     return "; ".join(parts)
 
 
-def parse_spec(text: str, *, source: str = "agent spec") -> AgentSpec:
-    """Parse and validate a spec from TOML text."""
+def validate_toml(data: dict[str, Any], model: type[M], *, source: str) -> M:
+    """``model`` from parsed TOML; AgentSpecInvalid naming ``source`` and each bad field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise AgentSpecInvalid(f"{source}: {validation_message(exc)}") from exc
+
+
+def parse_toml(text: str, model: type[M], *, source: str) -> M:
+    """``model`` from TOML text; AgentSpecInvalid when it is not TOML or not valid."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise AgentSpecInvalid(f"{source} is not valid TOML: {exc}") from exc
+    return validate_toml(data, model, source=source)
+
+
+def read_toml(path: Path, missing: SaharaError) -> str:
+    """The text of ``path``; raises ``missing`` when there is no such file."""
     try:
-        return AgentSpec.model_validate(data)
-    except ValidationError as exc:
-        raise AgentSpecInvalid(f"{source}: {_errors(exc)}") from exc
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise missing from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AgentSpecInvalid(f"cannot read {path}: {exc}") from exc
+
+
+def parse_spec(text: str, *, source: str = "agent spec") -> AgentSpec:
+    """Parse and validate a spec from TOML text."""
+    return parse_toml(text, AgentSpec, source=source)
 
 
 def load_spec(path: Path) -> AgentSpec:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise AgentNotFound(f"no agent spec at {path}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AgentSpecInvalid(f"cannot read {path}: {exc}") from exc
+    text = read_toml(path, AgentNotFound(f"no agent spec at {path}"))
     return parse_spec(text, source=str(path))
 
 
 # --- templates ----------------------------------------------------------------------
 
 
-def templates_dir() -> Path:
-    """``templates/agents`` of a source checkout, or the copy inside the wheel."""
+def templates_dir(kind: str = "agents") -> Path:
+    """``templates/<kind>`` of a source checkout, or the copy inside the wheel."""
     here = Path(__file__).resolve().parent.parent
-    for candidate in (here / "templates" / "agents", here.parent / "templates" / "agents"):
+    for candidate in (here / "templates" / kind, here.parent / "templates" / kind):
         if candidate.is_dir():
             return candidate
-    return here.parent / "templates" / "agents"
+    return here.parent / "templates" / kind
 
 
 def list_templates() -> list[str]:
@@ -224,10 +242,7 @@ def template_spec(template: str, name: str) -> AgentSpec:
     text = path.read_text(encoding="utf-8")
     data = tomllib.loads(text)
     data["name"] = name
-    try:
-        return AgentSpec.model_validate(data)
-    except ValidationError as exc:
-        raise AgentSpecInvalid(f"template {template}: {_errors(exc)}") from exc
+    return validate_toml(data, AgentSpec, source=f"template {template}")
 
 
 # --- the store of agents in a home ----------------------------------------------------

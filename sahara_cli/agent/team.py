@@ -26,18 +26,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from sahara_cli.agent.spec import NAME_RE, AgentStore
+from sahara_cli.agent.spec import NAME_RE, AgentStore, parse_toml, read_toml, templates_dir
 from sahara_cli.agent.types import Answer, Message
-from sahara_cli.errors import AgentSpecInvalid, SaharaError, TeamError
+from sahara_cli.errors import SaharaError, TeamError
 
 if TYPE_CHECKING:
     from sahara_cli.agent.brain import Agent
@@ -125,37 +124,17 @@ class TeamSpec(BaseModel):
 
 def parse_team(text: str, *, source: str = "team file") -> TeamSpec:
     """A team from TOML text."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise AgentSpecInvalid(f"{source} is not valid TOML: {exc}") from exc
-    try:
-        return TeamSpec.model_validate(data)
-    except ValidationError as exc:
-        parts = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(top)"
-            parts.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
-        raise AgentSpecInvalid(f"{source}: {'; '.join(parts)}") from exc
+    return parse_toml(text, TeamSpec, source=source)
 
 
 def load_team(path: Path) -> TeamSpec:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise TeamError(f"no team file at {path}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AgentSpecInvalid(f"cannot read {path}: {exc}") from exc
+    text = read_toml(path, TeamError(f"no team file at {path}"))
     return parse_team(text, source=str(path))
 
 
 def teams_dir() -> Path:
     """``templates/teams`` of a source checkout, or the copy inside the wheel."""
-    here = Path(__file__).resolve().parent.parent
-    for candidate in (here / "templates" / "teams", here.parent / "templates" / "teams"):
-        if candidate.is_dir():
-            return candidate
-    return here.parent / "templates" / "teams"
+    return templates_dir("teams")
 
 
 # --- results -------------------------------------------------------------------------
@@ -384,6 +363,20 @@ def _sources(answer: Answer) -> list[dict[str, Any]]:
     return [s.to_dict() for s in answer.sources]
 
 
+def _result(
+    team: TeamSpec,
+    task: str,
+    answer: str,
+    subtasks: list[Subtask],
+    records: dict[str, list[dict[str, Any]]],
+    answer_sources: list[dict[str, Any]],
+    timings: dict[str, float],
+) -> TeamResult:
+    """A finished run; its sources are every subtask's, then those of the final answer."""
+    sources = [src for s in subtasks for src in s.sources] + answer_sources
+    return TeamResult(team.name, team.mode, task, answer, subtasks, records, sources, timings)
+
+
 def _run_hierarchical(
     home_root: Path, team: TeamSpec, task: str, emit: OnEvent, options: dict[str, Any]
 ) -> TeamResult:
@@ -430,18 +423,8 @@ def _run_hierarchical(
     finally:
         members.close()
     timings["total"] = _since(started)
-    sources = [src for s in subtasks for src in s.sources] + _sources(final)
     emit(TeamEvent("done", team.manager))
-    return TeamResult(
-        team=team.name,
-        mode=team.mode,
-        task=task,
-        answer=final.text,
-        subtasks=subtasks,
-        records=records,
-        sources=sources,
-        timings=timings,
-    )
+    return _result(team, task, final.text, subtasks, records, _sources(final), timings)
 
 
 # --- peer-to-peer --------------------------------------------------------------------
@@ -629,17 +612,10 @@ def _run_p2p(home_root: Path, team: TeamSpec, task: str, emit: OnEvent) -> TeamR
     _flatten(team.entry, reply.exchanges, subtasks, records)
     if reply.record:
         records.setdefault(team.entry, []).append(reply.record)
-    sources = [src for s in subtasks for src in s.sources] + list(reply.data.get("sources") or [])
     emit(TeamEvent("done", team.entry))
-    return TeamResult(
-        team=team.name,
-        mode=team.mode,
-        task=task,
-        answer=reply.text,
-        subtasks=subtasks,
-        records=records,
-        sources=sources,
-        timings=timings,
-        cards=[card_to_dict(c) for c in cards],
-        members={p.name: p.url for p in procs},
+    result = _result(
+        team, task, reply.text, subtasks, records, list(reply.data.get("sources") or []), timings
     )
+    result.cards = [card_to_dict(c) for c in cards]
+    result.members = {p.name: p.url for p in procs}
+    return result

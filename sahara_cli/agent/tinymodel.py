@@ -1,13 +1,14 @@
-"""Tiny random models for tests, benchmarks and the demo: a llama GGUF and a
-transformers checkpoint, written on the spot, so nothing is ever downloaded.
+"""Tiny random models for tests, benchmarks and the demo: a llama GGUF, a multimodal
+projector GGUF for it and a transformers checkpoint, written on the spot, so nothing is
+ever downloaded.
 
-Both use the same small SentencePiece-style vocabulary (a few hundred pieces: control
-tokens, the 256 byte-fallback tokens, printable ASCII, common English words and JSON
-punctuation) and the same ChatML-like chat template. The weights are random, with one
-twist so that text decodes to readable-ish words: every token embedding carries a
-constant component, and the output layer reads that component to favour word pieces
-over byte and control tokens (the end-of-turn token is made very unlikely, so a reply
-runs until ``max_tokens`` or a stop string, which keeps tests deterministic).
+The two text models use the same small SentencePiece-style vocabulary (a few hundred
+pieces: control tokens, the 256 byte-fallback tokens, printable ASCII, common English
+words and JSON punctuation) and the same ChatML-like chat template. The weights are
+random, with one twist so that text decodes to readable-ish words: every token embedding
+carries a constant component, and the output layer reads that component to favour word
+pieces over byte and control tokens (the end-of-turn token is made very unlikely, so a
+reply runs until ``max_tokens`` or a stop string, which keeps tests deterministic).
 
 These are demo models: their answers are noise. Nothing here is imported at start-up;
 ``gguf``, ``numpy``, ``torch`` and ``transformers`` are imported inside the writers.
@@ -265,6 +266,125 @@ def write_tiny_gguf(
     writer.add_add_space_prefix(False)
     writer.add_chat_template(chat_template)
     for name, tensor in _weights(vocab, shape, seed).items():
+        writer.add_tensor(name, np.ascontiguousarray(tensor))
+    try:
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+    finally:
+        writer.close()
+    return path
+
+
+@dataclass(frozen=True)
+class TinyVisionShape:
+    """Sizes of a tiny CLIP vision encoder: ``(image_size / patch_size) ** 2`` patches,
+    each one image embedding in the text model's context."""
+
+    image_size: int = 32
+    patch_size: int = 8
+    hidden: int = 32
+    layers: int = 2
+    heads: int = 2
+    ffn: int = 48
+    projector: int = 48
+
+    @property
+    def tokens(self) -> int:
+        """Image embeddings (context positions) one image becomes."""
+        return (self.image_size // self.patch_size) ** 2
+
+
+def write_tiny_mmproj(
+    path: Path,
+    *,
+    text_hidden: int = TinyShape.hidden,
+    seed: int = 0,
+    shape: TinyVisionShape | None = None,
+) -> Path:
+    """Write a tiny multimodal projector GGUF (float32, random weights) to ``path``.
+
+    It is what llama.cpp's CLIP loader reads for a LLaVA-1.5 model: a ViT vision encoder
+    (patch embedding, position embeddings, pre-norm transformer blocks) and the ``mlp``
+    projector (linear, GELU, linear) whose output size, ``text_hidden``, must equal the
+    text model's hidden size. Pair it with :func:`write_tiny_gguf`."""
+    import gguf
+    import numpy as np
+
+    shape = shape or TinyVisionShape()
+    if shape.image_size % shape.patch_size or shape.hidden % shape.heads:
+        raise ValueError("image_size must be a multiple of patch_size, hidden of heads")
+    if shape.ffn == shape.hidden:
+        # llama.cpp takes equal sizes for the up/down mix-up of old conversions
+        raise ValueError("ffn must differ from hidden")
+    rng = np.random.default_rng(seed)
+    h, f, p = shape.hidden, shape.ffn, shape.patch_size
+
+    def rand(*dims: int, std: float = 0.02) -> Any:
+        return (rng.standard_normal(dims) * std).astype(np.float32)
+
+    def ones(n: int) -> Any:
+        return np.ones(n, dtype=np.float32)
+
+    def zeros(n: int) -> Any:
+        return np.zeros(n, dtype=np.float32)
+
+    # numpy shapes are GGUF shapes reversed: a linear layer is (out, in)
+    tensors: dict[str, Any] = {
+        "v.patch_embd.weight": rand(h, 3, p, p),
+        "v.patch_embd.bias": zeros(h),
+        "v.class_embd": rand(h),
+        "v.position_embd.weight": rand(shape.tokens + 1, h),  # + the class token
+        "v.pre_ln.weight": ones(h),
+        "v.pre_ln.bias": zeros(h),
+    }
+    for i in range(shape.layers):
+        block = f"v.blk.{i}"
+        for name in ("attn_q", "attn_k", "attn_v", "attn_out"):
+            tensors[f"{block}.{name}.weight"] = rand(h, h)
+            tensors[f"{block}.{name}.bias"] = zeros(h)
+        tensors.update(
+            {
+                f"{block}.ln1.weight": ones(h),
+                f"{block}.ln1.bias": zeros(h),
+                f"{block}.ln2.weight": ones(h),
+                f"{block}.ln2.bias": zeros(h),
+                f"{block}.ffn_up.weight": rand(f, h),
+                f"{block}.ffn_up.bias": zeros(f),
+                f"{block}.ffn_down.weight": rand(h, f),
+                f"{block}.ffn_down.bias": zeros(h),
+            }
+        )
+    tensors.update(
+        {
+            "mm.0.weight": rand(shape.projector, h, std=0.2),
+            "mm.0.bias": zeros(shape.projector),
+            "mm.2.weight": rand(text_hidden, shape.projector, std=0.2),
+            "mm.2.bias": zeros(text_hidden),
+        }
+    )
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = gguf.GGUFWriter(str(path), "clip")
+    writer.add_name(f"{TINY_NAME} projector")
+    writer.add_description("A tiny random CLIP projector written by sahara for tests and demos.")
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    writer.add_bool("clip.has_vision_encoder", True)
+    writer.add_bool("clip.has_text_encoder", False)
+    writer.add_string("clip.projector_type", "mlp")
+    writer.add_bool("clip.use_gelu", False)
+    writer.add_uint32("clip.vision.image_size", shape.image_size)
+    writer.add_uint32("clip.vision.patch_size", p)
+    writer.add_uint32("clip.vision.embedding_length", h)
+    writer.add_uint32("clip.vision.feed_forward_length", f)
+    writer.add_uint32("clip.vision.projection_dim", text_hidden)
+    writer.add_uint32("clip.vision.block_count", shape.layers)
+    writer.add_uint32("clip.vision.attention.head_count", shape.heads)
+    writer.add_float32("clip.vision.attention.layer_norm_epsilon", 1e-5)
+    writer.add_array("clip.vision.image_mean", [0.48145466, 0.4578275, 0.40821073])
+    writer.add_array("clip.vision.image_std", [0.26862954, 0.26130258, 0.27577711])
+    for name, tensor in tensors.items():
         writer.add_tensor(name, np.ascontiguousarray(tensor))
     try:
         writer.write_header_to_file()

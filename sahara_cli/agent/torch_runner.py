@@ -26,7 +26,7 @@ from sahara_cli.agent.runner import (
     GenerationParams,
     Runner,
     RunnerOptions,
-    StopBuffer,
+    TextStream,
 )
 from sahara_cli.agent.types import Message
 from sahara_cli.errors import (
@@ -229,33 +229,29 @@ class TorchRunner(Runner):
             )
         return self._stream(self._prompt(messages), params)
 
-    def _stream(self, prompt: list[int], params: GenerationParams) -> Iterator[str]:
+    def _tokens(self, prompt: list[int], params: GenerationParams) -> Iterator[int]:
+        """Sampled tokens after ``prompt``, at most ``max_tokens`` (and the context)."""
         generator = self._generator(params.seed)
-        buffer = StopBuffer(params.stop)
         ids = list(prompt)
+        for _ in range(min(params.max_tokens, self._n_ctx - len(prompt))):
+            token = self._sample(self._logits(ids), params, generator)
+            yield token
+            ids.append(token)
+
+    def _stream(self, prompt: list[int], params: GenerationParams) -> Iterator[str]:
+        stream = TextStream(params.stop)
         produced: list[int] = []
-        finish = "length"
-        budget = min(params.max_tokens, self._n_ctx - len(prompt))
+
+        def text_with(token: int) -> str:
+            produced.append(token)
+            return str(self._tokenizer.decode(produced, skip_special_tokens=True))
+
         try:
-            for _ in range(budget):
-                token = self._sample(self._logits(ids), params, generator)
-                if token in self._eos:
-                    finish = "stop"
-                    break
-                ids.append(token)
-                produced.append(token)
-                text = str(self._tokenizer.decode(produced, skip_special_tokens=True))
-                delta = buffer.feed(text)
-                if delta:
-                    yield delta
-                if buffer.stopped:
-                    finish = "stop"
-                    break
-            tail = buffer.flush()
-            if tail:
-                yield tail
+            yield from stream.deltas(
+                self._tokens(prompt, params), self._eos.__contains__, text_with
+            )
         finally:
-            self._last = Completion(buffer.text, len(prompt), len(produced), finish)
+            self._last = Completion(stream.text, len(prompt), stream.count, stream.finish)
 
     # -- JSON ------------------------------------------------------------------------
 

@@ -536,6 +536,11 @@ def feedback_export(
     fb = FeedbackStore(store.dir(name) / "feedback.sqlite")
     try:
         counts = fb.export(out, spec.persona)
+    except OSError as exc:  # no such folder, a directory, no permission
+        raise UsageError(
+            f"cannot write {out}: {exc.strerror or exc}",
+            hint="Pass -o a file in an existing folder you can write to.",
+        ) from None
     finally:
         fb.close()
     st.output.result(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import inspect
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -71,26 +74,63 @@ Block = Annotated[
 DEFAULT_COMET_RPC = "http://127.0.0.1:26657"
 
 
+@dataclass(frozen=True)
+class Remote:
+    """The chain to follow and the header to trust: options every light command takes."""
+
+    rpc: str | None = None
+    comet_rpc: str = DEFAULT_COMET_RPC
+    witness: list[str] | None = None
+    trust_height: int | None = None
+    trust_hash: str | None = None
+    cometbft_bin: str | None = None
+
+
+_REMOTE_OPTIONS = {
+    "rpc": Rpc,
+    "comet_rpc": CometRpc,
+    "witness": Witness,
+    "trust_height": TrustHeight,
+    "trust_hash": TrustHash,
+    "cometbft_bin": CometbftBin,
+}
+
+
+def _remote_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give ``command`` the options of :class:`Remote`, after its own; it gets ``remote``."""
+    signature = inspect.signature(command, eval_str=True)
+    own = [p for p in signature.parameters.values() if p.name != "remote"]
+    defaults = Remote()
+    shared = [
+        inspect.Parameter(
+            name, inspect.Parameter.KEYWORD_ONLY, default=getattr(defaults, name), annotation=option
+        )
+        for name, option in _REMOTE_OPTIONS.items()
+    ]
+
+    @functools.wraps(command)
+    def with_remote(**kwargs: Any) -> None:
+        remote = Remote(**{name: kwargs.pop(name) for name in _REMOTE_OPTIONS})
+        command(remote=remote, **kwargs)
+
+    params = [*own, *shared]
+    with_remote.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    with_remote.__annotations__ = {p.name: p.annotation for p in params}
+    return with_remote
+
+
 @contextmanager
-def _client(
-    st: AppState,
-    rpc: str | None,
-    comet_rpc: str,
-    witness: list[str] | None,
-    trust_height: int | None,
-    trust_hash: str | None,
-    cometbft_bin: str | None,
-) -> Iterator[LightClient]:
+def _client(st: AppState, remote: Remote) -> Iterator[LightClient]:
     from sahara_cli.node.light import LightClient
 
-    eth = rpc or st.config().config.node.rpc_url
+    eth = remote.rpc or st.config().config.node.rpc_url
     client = LightClient(
         eth,
-        comet_rpc,
-        witnesses=witness or (),
-        trust_height=trust_height,
-        trust_hash=trust_hash,
-        cometbft_bin=cometbft_bin,
+        remote.comet_rpc,
+        witnesses=remote.witness or (),
+        trust_height=remote.trust_height,
+        trust_hash=remote.trust_hash,
+        cometbft_bin=remote.cometbft_bin,
     )
     with st.output.status("Verifying headers with CometBFT's light client"):
         client.start()
@@ -124,6 +164,13 @@ def _account_doc(client: LightClient, acct: VerifiedAccount) -> dict[str, Any]:
     }
 
 
+def _verified_account(
+    st: AppState, remote: Remote, address: str, keys: Sequence[int], block: int | None
+) -> dict[str, Any]:
+    with _client(st, remote) as client:
+        return _account_doc(client, client.account(address, keys, block))
+
+
 def _verified_line(doc: dict[str, Any]) -> str:
     head = doc["header"]
     return (
@@ -144,21 +191,16 @@ def _slot(text: str) -> int:
 
 
 @app.command("balance")
+@_remote_options
 def balance(
     address: Annotated[str, typer.Argument(help="The account (0x and 40 hex digits).")],
     block: Block = None,
-    rpc: Rpc = None,
-    comet_rpc: CometRpc = DEFAULT_COMET_RPC,
-    witness: Witness = None,
-    trust_height: TrustHeight = None,
-    trust_hash: TrustHash = None,
-    cometbft_bin: CometbftBin = None,
+    *,
+    remote: Remote,
 ) -> None:
     """The verified balance and nonce of ADDRESS: proven against a verified state root."""
     st = state()
-    with _client(st, rpc, comet_rpc, witness, trust_height, trust_hash, cometbft_bin) as client:
-        acct = client.account(address, (), block)
-        doc = _account_doc(client, acct)
+    doc = _verified_account(st, remote, address, (), block)
 
     def render(console: Console) -> None:
         console.print(
@@ -171,23 +213,18 @@ def balance(
 
 
 @app.command("storage")
+@_remote_options
 def storage(
     address: Annotated[str, typer.Argument(help="The contract (0x and 40 hex digits).")],
     slots: Annotated[list[str], typer.Argument(help="Storage slots (decimal or 0x hex).")],
     block: Block = None,
-    rpc: Rpc = None,
-    comet_rpc: CometRpc = DEFAULT_COMET_RPC,
-    witness: Witness = None,
-    trust_height: TrustHeight = None,
-    trust_hash: TrustHash = None,
-    cometbft_bin: CometbftBin = None,
+    *,
+    remote: Remote,
 ) -> None:
     """Verified storage slots of ADDRESS: each proven against a verified state root."""
     st = state()
     keys = [_slot(s) for s in slots]
-    with _client(st, rpc, comet_rpc, witness, trust_height, trust_hash, cometbft_bin) as client:
-        acct = client.account(address, keys, block)
-        doc = _account_doc(client, acct)
+    doc = _verified_account(st, remote, address, keys, block)
 
     def render(console: Console) -> None:
         for key, value in doc["storage"].items():
@@ -206,23 +243,18 @@ def _header_line(head: VerifiedHeader) -> str:
 
 
 @app.command("head")
-def head(
-    rpc: Rpc = None,
-    comet_rpc: CometRpc = DEFAULT_COMET_RPC,
-    witness: Witness = None,
-    trust_height: TrustHeight = None,
-    trust_hash: TrustHash = None,
-    cometbft_bin: CometbftBin = None,
-) -> None:
+@_remote_options
+def head(*, remote: Remote) -> None:
     """The newest header, verified from the trusted one."""
     st = state()
-    with _client(st, rpc, comet_rpc, witness, trust_height, trust_hash, cometbft_bin) as client:
+    with _client(st, remote) as client:
         verified = client.header()
         doc = {**verified.to_dict(), "trusted": _trust(client), "verified": True}
     st.output.result(doc, lambda c: c.print(_header_line(verified)))
 
 
 @app.command("follow")
+@_remote_options
 def follow(
     count: Annotated[
         int | None,
@@ -231,12 +263,8 @@ def follow(
     interval: Annotated[
         float, typer.Option("--interval", help="Seconds between polls.", min=0.05)
     ] = 1.0,
-    rpc: Rpc = None,
-    comet_rpc: CometRpc = DEFAULT_COMET_RPC,
-    witness: Witness = None,
-    trust_height: TrustHeight = None,
-    trust_hash: TrustHash = None,
-    cometbft_bin: CometbftBin = None,
+    *,
+    remote: Remote,
 ) -> None:
     """Print each new header as it is verified, until Ctrl-C (JSON lines with --json)."""
     import json
@@ -244,7 +272,7 @@ def follow(
 
     st = state()
     seen = 0
-    with _client(st, rpc, comet_rpc, witness, trust_height, trust_hash, cometbft_bin) as client:
+    with _client(st, remote) as client:
         for verified in client.follow(interval):
             if st.json:
                 sys.stdout.write(json.dumps({**verified.to_dict(), "verified": True}) + "\n")

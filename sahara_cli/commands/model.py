@@ -12,6 +12,7 @@ from rich.table import Table
 from sahara_cli.commands._protocol import IdOption, PasswordFileOption, table
 from sahara_cli.commands._state import AppState, state
 from sahara_cli.errors import UsageError
+from sahara_cli.units import human_size
 
 if TYPE_CHECKING:
     from sahara_cli.agent.models import ModelEntry, ModelStore
@@ -35,15 +36,6 @@ def _store(st: AppState) -> ModelStore:
     return ModelStore(st.home.require().root)
 
 
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
-
-
 def _entry_data(entry: ModelEntry, default: str | None) -> dict[str, Any]:
     return {**entry.to_dict(), "default": entry.name == default}
 
@@ -55,7 +47,7 @@ def _render_entry(data: dict[str, Any]) -> Any:
             "model": data["name"] + ("  (default)" if data.get("default") else ""),
             "runner": data["runner"],
             "path": data["path"] + ("  (linked)" if data.get("linked") else ""),
-            "size": _human(data["size"]),
+            "size": human_size(data["size"]),
             "architecture": facts.get("architecture"),
             "title": facts.get("title"),
             "context": facts.get("context_length"),
@@ -186,7 +178,7 @@ def list_models() -> None:
                 "*" if m["default"] else "",
                 m["name"],
                 m["runner"],
-                _human(m["size"]),
+                human_size(m["size"]),
                 m["cid"],
                 f"#{m['asset_id']}" if m["asset_id"] is not None else "-",
             )

@@ -14,6 +14,7 @@ from rich.table import Table
 from sahara_cli.commands._protocol import IdOption, PasswordFileOption, parse_bps, protocol
 from sahara_cli.commands._state import AppState, state
 from sahara_cli.errors import UsageError, VaultItemNotFound
+from sahara_cli.units import human_size
 
 if TYPE_CHECKING:
     from sahara_cli.identity.keys import Signer
@@ -74,21 +75,12 @@ def _holder(info: IdentityInfo, signer: Signer | None = None, *, public: bool = 
     return Holder(info.address, bytes.fromhex(info.public_key.removeprefix("0x")))
 
 
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
-
-
 def _item_rows(item: Item) -> dict[str, Any]:
     return {
         "cid": item.cid,
         "name": item.name,
         "kind": item.kind,
-        "size": _human(item.size),
+        "size": human_size(item.size),
         "encrypted": "yes" if item.encrypted else "no (public)",
         "commitment": item.commitment or "-",
         "asset": f"#{item.asset_id}" if item.asset_id is not None else "-",
@@ -349,9 +341,8 @@ def _render_added(items: list[dict[str, Any]]) -> Any:
         for entry in items:
             verb = "Added" if entry["new"] else "Already in the vault:"
             lock = "encrypted" if entry["encrypted"] else "public"
-            console.print(
-                f"{verb} [bold]{entry['name']}[/] ({_human(entry['size'])}, {lock}) {entry['cid']}"
-            )
+            size = human_size(entry["size"])
+            console.print(f"{verb} [bold]{entry['name']}[/] ({size}, {lock}) {entry['cid']}")
             if entry["asset_id"] is not None:
                 console.print(f"  registered as asset [bold]#{entry['asset_id']}[/]")
             if entry["chunks"]:
@@ -380,7 +371,7 @@ def ls(backend: Backend = None) -> None:
             asset = f"#{item.asset_id}" if item.asset_id is not None else "-"
             lock = "encrypted" if item.encrypted else "public"
             console.print(
-                f"[bold]{asset:>4}[/]  {item.name}  [dim]{item.kind}, {_human(item.size)}, "
+                f"[bold]{asset:>4}[/]  {item.name}  [dim]{item.kind}, {human_size(item.size)}, "
                 f"{lock}, {item.origin}[/]",
                 highlight=False,
             )
@@ -408,7 +399,7 @@ def status(backend: Backend = None) -> None:
         "pins": len(pins),
         "indexed_chunks": sum(i.chunks for i in items),
     }
-    st.output.result(data, _kv({**data, "bytes": _human(stat.bytes)}))
+    st.output.result(data, _kv({**data, "bytes": human_size(stat.bytes)}))
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -474,7 +465,7 @@ def get(
         _kv(
             {
                 "wrote": str(dest),
-                "size": _human(item.size),
+                "size": human_size(item.size),
                 "commitment": item.commitment,
                 "verified": "plaintext matches the commitment"
                 if item.commitment
@@ -589,8 +580,8 @@ def cat(
         if st.output.json_mode:
             if item.size > CAT_JSON_LIMIT:
                 raise UsageError(
-                    f"{item.name} is {_human(item.size)}; --json prints at most "
-                    f"{_human(CAT_JSON_LIMIT)}",
+                    f"{item.name} is {human_size(item.size)}; --json prints at most "
+                    f"{human_size(CAT_JSON_LIMIT)}",
                     hint="Write it to a file with 'sahara vault get REF -o PATH'.",
                 )
             parts: list[bytes] = []
@@ -643,7 +634,7 @@ def rm(
         _kv(
             {
                 "removed": f"{item.name} {item.cid}",
-                "freed": f"{freed['removed_blocks']} blocks, {_human(freed['removed_bytes'])}",
+                "freed": f"{freed['removed_blocks']} blocks, {human_size(freed['removed_bytes'])}",
             }
         ),
     )
@@ -711,7 +702,7 @@ def export(
         item = vault.find(ref)
         data = vault.export_car(item, car)
     st.output.result(
-        data, _kv({"wrote": data["path"], "bytes": _human(data["bytes"]), "root": data["root"]})
+        data, _kv({"wrote": data["path"], "bytes": human_size(data["bytes"]), "root": data["root"]})
     )
 
 

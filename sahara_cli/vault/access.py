@@ -11,6 +11,13 @@ request signed by its Sahara ID (EIP-191)::
     issued: 1764123456
     nonce: 9f0c…
 
+A request names its purpose in the text it signs, so one signed for one door does not
+open another: the key request above releases a wrapped key (``vault serve``), while
+``sahara mcp serve``'s ``vault_read``, which returns plaintext, takes only a read
+request, whose text starts ``sahara vault read request`` and has the line
+``purpose: mcp-read`` after it (the other lines are the same). A key request seen on the
+wire cannot be replayed to ``vault_read``, nor a read request to ``vault serve``.
+
 The server recovers the public key from the signature, refuses stale or replayed
 requests, asks the chain whether that address may read the asset (the owner, an address
 the owner shared it with, or a valid Full-Access, Long-term or Partnership license:
@@ -48,10 +55,17 @@ if TYPE_CHECKING:
     from sahara_cli.identity.keys import Signer
     from sahara_cli.protocol.client import Protocol
     from sahara_cli.vault.core import Vault
+    from sahara_cli.vault.db import Item
 
 HEADER = "sahara vault key request"
 MAX_SKEW = 300  # seconds a signed request stays valid
 DATA_KINDS = ("full", "long-term", "partnership")
+#: The purpose of a request for a wrapped data key (``vault serve``).
+KEY_RELEASE = "key-release"
+#: The purpose of a request for an item's plaintext (``mcp serve``'s ``vault_read``).
+MCP_READ = "mcp-read"
+#: The first line of the signed text of each purpose.
+HEADERS = {KEY_RELEASE: HEADER, MCP_READ: "sahara vault read request"}
 
 
 @dataclass(frozen=True)
@@ -62,16 +76,27 @@ class KeyRequest:
     chain: int
     issued: int
     nonce: str
+    purpose: str = KEY_RELEASE
 
     def message(self) -> bytes:
+        """The EIP-191 text the caller signs; it names the purpose (a key request keeps
+        its original text)."""
+        if self.purpose not in HEADERS:
+            raise VaultRequestInvalid(f"no such request purpose {self.purpose!r}")
+        purpose = "" if self.purpose == KEY_RELEASE else f"\npurpose: {self.purpose}"
         return (
-            f"{HEADER}\nasset: {self.asset}\ncid: {self.cid}\naddress: {self.address}\n"
-            f"chain: {self.chain}\nissued: {self.issued}\nnonce: {self.nonce}"
+            f"{HEADERS[self.purpose]}{purpose}\nasset: {self.asset}\ncid: {self.cid}\n"
+            f"address: {self.address}\nchain: {self.chain}\nissued: {self.issued}\n"
+            f"nonce: {self.nonce}"
         ).encode()
 
     @classmethod
-    def new(cls, signer: Signer, asset: int, cid: str, chain: int) -> KeyRequest:
-        return cls(asset, cid, signer.address, chain, int(time.time()), os.urandom(16).hex())
+    def new(
+        cls, signer: Signer, asset: int, cid: str, chain: int, purpose: str = KEY_RELEASE
+    ) -> KeyRequest:
+        return cls(
+            asset, cid, signer.address, chain, int(time.time()), os.urandom(16).hex(), purpose
+        )
 
     def signed(self, signer: Signer) -> dict[str, Any]:
         return {
@@ -81,12 +106,14 @@ class KeyRequest:
             "chain": self.chain,
             "issued": self.issued,
             "nonce": self.nonce,
+            "purpose": self.purpose,
             "signature": "0x" + signer.sign_message(self.message()).hex(),
         }
 
     @classmethod
-    def verify(cls, body: Any) -> tuple[KeyRequest, bytes]:
-        """Parse a signed request; returns it and the signer's public key."""
+    def verify(cls, body: Any, purpose: str = KEY_RELEASE) -> tuple[KeyRequest, bytes]:
+        """Parse a request signed for ``purpose``; returns it and the signer's public
+        key. A request for another purpose is refused, whatever its signature."""
         from sahara_cli.identity.keys import (
             address_of_public_key,
             personal_message_hash,
@@ -95,6 +122,12 @@ class KeyRequest:
 
         if not isinstance(body, dict):
             raise VaultRequestInvalid("key request must be a JSON object")
+        claimed = body.get("purpose", purpose)
+        if claimed != purpose:
+            raise VaultRequestInvalid(
+                f"the request is signed for {claimed!r}, not {purpose!r}",
+                hint=_PURPOSE_HINTS.get(purpose),
+            )
         try:
             request = cls(
                 asset=int(body["asset"]),
@@ -103,6 +136,7 @@ class KeyRequest:
                 chain=int(body["chain"]),
                 issued=int(body["issued"]),
                 nonce=str(body["nonce"]),
+                purpose=purpose,
             )
             signature = str(body["signature"])
         except (KeyError, TypeError, ValueError) as exc:
@@ -114,8 +148,18 @@ class KeyRequest:
         except SignatureInvalid as exc:
             raise VaultRequestInvalid(f"key request signature is invalid: {exc.message}") from None
         if address_of_public_key(public_key).lower() != request.address.lower():
-            raise VaultRequestInvalid("key request is not signed by the address it names")
+            raise VaultRequestInvalid(
+                f"key request is not signed by the address it names (as a {purpose} request)",
+                hint=_PURPOSE_HINTS.get(purpose),
+            )
         return request, public_key
+
+
+_PURPOSE_HINTS = {
+    KEY_RELEASE: "Key requests for 'vault serve' are signed as 'sahara vault key request'.",
+    MCP_READ: "vault_read takes a read request: the signed text starts 'sahara vault read "
+    "request' and names 'purpose: mcp-read'; a key request for 'vault serve' is refused.",
+}
 
 
 def check_access(proto: Protocol, asset_id: int, user: str, owner: str) -> int:
@@ -215,10 +259,16 @@ class KeyServer:
         with self._lock:  # one catalogue connection, shared by the worker threads
             return self._release(body)
 
-    def _release(self, body: Any) -> dict[str, Any]:
-        from sahara_cli.vault import crypto
+    def check(self, body: Any, purpose: str = KEY_RELEASE) -> tuple[Item, int]:
+        """Every check of a request signed for ``purpose`` (signature, chain, freshness,
+        no replay, the asset is this ID's, and the caller's access on chain): the item
+        and the caller's access expiry (0: unlimited)."""
+        with self._lock:
+            item, until, _request, _public_key = self._check(body, purpose)
+        return item, until
 
-        request, public_key = KeyRequest.verify(body)
+    def _check(self, body: Any, purpose: str) -> tuple[Item, int, KeyRequest, bytes]:
+        request, public_key = KeyRequest.verify(body, purpose)
         if request.chain != self.chain_id:
             raise VaultRequestInvalid(
                 f"key request is for chain {request.chain}; this server is on {self.chain_id}"
@@ -237,6 +287,12 @@ class KeyServer:
             until = 0
         else:
             until = check_access(proto, request.asset, request.address, asset.owner)
+        return item, until, request, public_key
+
+    def _release(self, body: Any) -> dict[str, Any]:
+        from sahara_cli.vault import crypto
+
+        item, until, request, public_key = self._check(body, KEY_RELEASE)
         key = self.vault.data_key(item, self.owner.private_key)
         if key is None:
             raise VaultError(f"asset {request.asset} is public; fetch it without a key")

@@ -201,10 +201,13 @@ class Vault:
         name: str | None = None,
         hidden: bool = False,
         progress: Progress | None = None,
+        origin: str = "added",
     ) -> tuple[Item, bool]:
         """Store ``source``; returns the item and whether it was new.
 
         Adding the same plaintext twice for the same holder returns the first item.
+        ``origin`` is "added", or "memory" for an agent's long-term memory notes (kept
+        out of what agents retrieve as data).
         """
         progress = progress or (lambda _n: None)
         if not source.exists():
@@ -249,7 +252,7 @@ class Vault:
             commitment=commitment,
             holder=holder.address,
             owner=holder.address,
-            origin="added",
+            origin=origin,
             wrapped_key=wrapped,
         )
         return item, True

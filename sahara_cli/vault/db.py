@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS items (
     commitment  TEXT NOT NULL,          -- 0x + sha256 of the plaintext stream
     holder      TEXT NOT NULL,          -- address whose key the data key is wrapped to
     owner       TEXT NOT NULL,          -- address of the owner (the holder, or a licensor)
-    origin      TEXT NOT NULL,          -- added | licensed | imported
+    origin      TEXT NOT NULL,          -- added | licensed | imported | memory
     wrapped_key BLOB,
     asset_id    INTEGER,
     state       TEXT NOT NULL DEFAULT 'ready',   -- ready | registering

@@ -171,7 +171,16 @@ def test_long_term_memory_is_kept_in_the_vault_and_recalled(
 
     with open_vault(agent_home, VaultSection()) as vault:
         notes = [i for i in vault.items() if i.name.startswith("memory/")]
-    assert len(notes) == 2 and all(i.encrypted for i in notes)
+    assert len(notes) == 2 and all(i.encrypted and i.origin == "memory" for i in notes)
+    assert all(i.name.startswith("memory/scout/") for i in notes)
+    # Another agent of the same ID, searching the vault, never gets them as data.
+    other = spec_for(
+        tiny_gguf, name="other", tools={"builtin": []}, vault={"search": True, "top_k": 4}
+    )
+    AgentStore(agent_home).save(other)
+    with open_agent(agent_home, "other", signer=signer) as agent:
+        answer = agent.ask("Which animal do I like? quokka")
+        assert not [s for s in answer.sources if s.name.startswith("memory/")]
     # Locked, the agent reads no memory and writes none.
     with open_agent(agent_home, "scout") as agent:
         assert agent.long_term is None
@@ -202,6 +211,17 @@ def test_feedback_comes_back_as_examples_and_exports(
     assert exported["written"] == 1
     row = json.loads(out.read_text().splitlines()[0])
     assert row["messages"][-1]["content"] == "Black and white stripes."
+
+
+def test_feedback_export_to_a_missing_folder_is_a_clear_error(
+    cli: Invoke, agent_home: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    for out in (tmp_path / "nonexistent" / "x.jsonl", tmp_path / "a-file" / "x.jsonl"):
+        result = cli("--json", "agent", "feedback", "export", "scout", "-o", str(out))
+        assert result.exit_code == 2 and result.stdout == "", result.stderr
+        error = result.error()
+        assert error["code"] == "usage" and f"cannot write {out}" in error["message"]
 
 
 def test_interactive_chat_slash_commands(cli: Invoke, agent_home: Path) -> None:

@@ -55,6 +55,18 @@ def test_bad_input_gives_one_clear_error(cli: Invoke, initialised: Path, tmp_pat
     assert unknown.exit_code == 3 and unknown.stdout == ""
 
 
+def test_names_of_the_stores_own_files_are_refused(
+    cli: Invoke, initialised: Path, tiny_gguf: Path
+) -> None:
+    """A model named after the registry (or another file of the store) would clash
+    with it: a usage error, and the store stays as it was."""
+    for name in ("models.json", "path-ids.json", "default", ".hidden"):
+        refused = cli("--json", "model", "add", str(tiny_gguf), "--name", name)
+        assert refused.exit_code == 2, (name, refused.stderr)
+        assert refused.error()["code"] == "usage" and name in refused.error()["message"]
+    assert cli("--json", "model", "list").json()["models"] == []
+
+
 def test_pull_offline_says_how_to_add_by_hand(
     cli: Invoke, initialised: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

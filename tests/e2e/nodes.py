@@ -44,7 +44,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -60,8 +60,26 @@ class NodeStartError(RuntimeError):
     """A node did not come up: missing tools, an early exit, or no answer in time."""
 
 
+class _Stoppable:
+    """A started node as a ``with`` block: leaving it calls ``stop()``."""
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
 @dataclass
-class RunningNode:
+class RunningNode(_Stoppable):
     """A node process we started; ``stop()`` (or leaving a ``with`` block) ends it."""
 
     kind: str
@@ -94,17 +112,6 @@ class RunningNode:
                 self.process.kill()
                 self.process.wait(STOP_TIMEOUT_S)
         shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> RunningNode:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def free_port() -> int:
@@ -309,7 +316,7 @@ def start_sahara(
 
 
 @dataclass
-class RunningLocalnet:
+class RunningLocalnet(_Stoppable):
     """A ``sahara localnet`` we started; ``url`` is validator 0's JSON-RPC, ``urls``
     every validator's. ``stop()`` runs ``down`` (every process) and removes the folder."""
 
@@ -337,17 +344,6 @@ class RunningLocalnet:
             self.net.down()
         finally:
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> RunningLocalnet:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def start_localnet(

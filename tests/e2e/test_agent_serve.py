@@ -9,20 +9,18 @@ The agent runs on a tiny random GGUF in real llama.cpp, against a dev node, as t
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import TEST_KEY_0
+from tests.e2e.cli_home import CliHome, dev_node
 from tests.e2e.nodes import free_port
 
 pytestmark = pytest.mark.e2e
@@ -38,43 +36,7 @@ DOC = (
 )
 
 
-class Home:
-    def __init__(self, root: Path, workdir: Path) -> None:
-        self.root = root
-        self.workdir = workdir
-        self.env: dict[str, str] = {}
-
-    def environ(self) -> dict[str, str]:
-        base = {k: v for k, v in os.environ.items() if not k.startswith("SAHARA_")}
-        return base | {
-            "SAHARA_HOME": str(self.root),
-            "SAHARA_PASSWORD": PASSWORD,
-            "SAHARA_IDENTITY_SCRYPT_N": "1024",
-            **self.env,
-        }
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "sahara_cli", "--json", "--no-prompt", *args],
-            capture_output=True,
-            text=True,
-            env=self.environ(),
-            cwd=self.workdir,
-            timeout=180,
-            check=False,
-        )
-
-    def ok(self, *args: str) -> Any:
-        result = self.run(*args)
-        assert result.returncode == 0, f"sahara {' '.join(args)}: {result.stderr}"
-        return json.loads(result.stdout)
-
-    def fails(self, *args: str) -> tuple[int, dict[str, Any]]:
-        result = self.run(*args)
-        assert result.returncode != 0, result.stdout
-        assert result.stdout == ""
-        return result.returncode, json.loads(result.stderr.strip().splitlines()[-1])["error"]
-
+class Home(CliHome):
     def protocol(self) -> Any:
         from sahara_cli.node.client import NodeClient
         from sahara_cli.protocol.client import Protocol
@@ -87,20 +49,12 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
     tmp = tmp_path_factory.mktemp("serve")
     work = tmp / "work"
     work.mkdir()
-    h = Home(tmp / "home", work)
+    h = Home(tmp / "home", work, password=PASSWORD, timeout=180)
     h.ok("init")
     for name in ("buyer", "stranger", "carol", "dana"):
         h.ok("id", "create", name)
-    port = free_port()
-    h.env["SAHARA_NODE_RPC_URL"] = f"http://127.0.0.1:{port}"
-    h.ok("node", "start", "--dev", "--rpc-addr", f"127.0.0.1:{port}")
-    try:
-        for name in ("buyer", "stranger", "carol"):
-            address = h.ok("id", "show", name, "--no-chain")["address"]
-            h.ok("tx", "send", "--to", address, "--value", "5")
+    with dev_node(h, fund=("buyer", "stranger", "carol")):
         yield h
-    finally:
-        h.run("node", "stop")
 
 
 def address(home: Home, name: str | None = None) -> str:
@@ -383,3 +337,171 @@ def test_serve_and_key_fail_cleanly(home: Home, published: dict[str, Any]) -> No
     assert code == 2 and "not an agent" in error["message"]
     code, error = home.fails("agent", "publish", "helper", "--price-per-call", "cheap")
     assert code == 2
+
+
+# --- the order of a call: meter, then answer, then record (in process) ---------------------
+
+
+def unlock(home: Home, name: str) -> Any:
+    from sahara_cli.identity.store import KeyStore
+
+    return KeyStore(home.root / "keystore").unlock(name, PASSWORD)
+
+
+def callers(home: Home, *names: str) -> None:
+    """Sahara IDs of their own for these tests (funded), so the licenses the other tests
+    buy and count stay theirs."""
+    for name in names:
+        home.ok("id", "create", name)
+        home.ok("tx", "send", "--to", address(home, name), "--value", "1")
+
+
+@pytest.fixture(scope="module")
+def loaded(home: Home, published: dict[str, Any]) -> Iterator[Any]:
+    """The published agent opened in this process, as ``agent serve`` opens it."""
+    from sahara_cli.agent.brain import open_agent
+
+    callers(home, "racer", "patient")
+    with open_agent(
+        home.root, "helper", signer=unlock(home, "main"), rpc_url=home.env["SAHARA_NODE_RPC_URL"]
+    ) as agent:
+        yield agent
+
+
+def in_process(home: Home, agent: Any, protocol: Any) -> Any:
+    """An HTTP client of an AgentServer over ``protocol``, and the server's log lines."""
+    from starlette.testclient import TestClient
+
+    from sahara_cli.agent.serve import AgentServer
+
+    lines: list[str] = []
+    server = AgentServer(agent, protocol, unlock(home, "main"), log=lines.append)
+    client = TestClient(server.app())
+    client.log = lines  # type: ignore[attr-defined]
+    return client
+
+
+def events(body: str) -> list[Any]:
+    """The JSON documents of a server-sent event stream (without the final [DONE])."""
+    import json
+
+    out = []
+    for block in body.split("\n\n"):
+        if block.startswith("data: ") and block != "data: [DONE]":
+            out.append(json.loads(block[len("data: ") :]))
+    return out
+
+
+def buy(home: Home, published: dict[str, Any], who: str, calls: int) -> int:
+    args = ["license", "buy", str(published["offer_id"]), "--calls", str(calls)]
+    return int(home.ok(*args, "--id", who, "--yes")["license_id"])
+
+
+def test_a_caller_who_refunds_before_metering_gets_no_answer(
+    home: Home, published: dict[str, Any], loaded: Any
+) -> None:
+    """The refund lands between the license check and the meter transaction (a stand-in
+    Protocol sends it just before metering): meterWith reverts, and the caller gets a 403
+    and not a word of the answer, streamed or not. Paying again, they are served and
+    metered exactly one call."""
+    from sahara_cli.agent.record import RecordStore
+    from sahara_cli.protocol.client import Protocol
+
+    racer = unlock(home, "racer")
+
+    class RefundsFirst(Protocol):
+        """A stand-in Protocol: the caller refunds their license just before metering."""
+
+        def meter_with(self, signer: Any, license_id: int, calls: int, sources: Any) -> Any:
+            self.refund(racer, license_id)
+            return super().meter_with(signer, license_id, calls, sources)
+
+    proto = home.protocol()
+    owner = address(home)
+    records = RecordStore(home.root / "agents" / "helper" / "records.sqlite")
+    kept, on_chain = len(records.list(1000)), proto.record_count()
+    headers = {"Authorization": "Bearer " + api_key(home, published, "racer")}
+    question = {"messages": [{"role": "user", "content": "What do zebras eat?"}]}
+    for stream in (True, False):
+        license_id = buy(home, published, "racer", 1)
+        earned = proto.claimable(owner)
+        client = in_process(home, loaded, RefundsFirst(proto.node))
+        reply = client.post(
+            "/v1/chat/completions", headers=headers, json={**question, "stream": stream}
+        )
+        assert reply.status_code == 403, reply.text
+        assert reply.json()["error"]["code"] == "agent.no_license"
+        assert "choices" not in reply.text and "content" not in reply.text
+        lic = proto.get_license(license_id)
+        assert (lic.calls, lic.used) == (0, 0)  # refunded, never metered
+        assert proto.claimable(owner) == earned
+    assert proto.record_count() == on_chain
+    assert len(records.list(1000)) == kept  # nothing answered, nothing kept
+
+    license_id = buy(home, published, "racer", 1)
+    earned = {p: proto.claimable(p) for p in (owner, address(home, "dana"))}
+    client = in_process(home, loaded, proto)
+    reply = client.post("/v1/chat/completions", headers=headers, json=question)
+    assert reply.status_code == 200, reply.text
+    extra = reply.json()["sahara"]
+    assert reply.json()["choices"][0]["message"]["content"].strip()
+    assert extra["license_id"] == license_id and extra["meter_tx"]["gas_used"] > 0
+    assert extra["record_error"] is None and extra["record_tx"]
+    lic = proto.get_license(license_id)
+    assert (lic.calls, lic.used) == (0, 1)
+    expected = expected_credits(proto, published["asset_id"], PRICE, extra["paid_sources"])
+    for person, before in earned.items():
+        assert proto.claimable(person) - before == expected[person], person
+    records.close()
+
+
+def test_a_failed_record_still_returns_the_paid_answer(
+    home: Home, published: dict[str, Any], loaded: Any
+) -> None:
+    """Metering went through, then the record transaction fails (a stand-in Protocol
+    whose node is unreachable for it): the caller still gets the answer they paid for,
+    with ``record_tx: null`` and the reason, and the local record stays pending with its
+    license and meter transaction. Sources are named, never quoted."""
+    from sahara_cli.agent.record import RecordStore
+    from sahara_cli.agent.serve import SOURCE_FIELDS
+    from sahara_cli.errors import NodeUnreachable
+    from sahara_cli.protocol.client import Protocol
+
+    class RecordingFails(Protocol):
+        """A stand-in Protocol: the node cannot be reached for the record transaction."""
+
+        def record_inference(self, *args: Any, **kwargs: Any) -> Any:
+            raise NodeUnreachable("stand-in: the node went away before the record")
+
+    proto = home.protocol()
+    license_id = buy(home, published, "patient", 2)
+    client = in_process(home, loaded, RecordingFails(proto.node))
+    headers = {"Authorization": "Bearer " + api_key(home, published, "patient")}
+    question = {"messages": [{"role": "user", "content": "What do zebras eat?"}]}
+    plain = client.post("/v1/chat/completions", headers=headers, json=question)
+    assert plain.status_code == 200, plain.text
+    assert plain.json()["choices"][0]["message"]["content"].strip()
+    streamed = client.post(
+        "/v1/chat/completions", headers=headers, json={**question, "stream": True}
+    )
+    assert streamed.status_code == 200
+    chunks = events(streamed.text)
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    last = [c for c in chunks if "sahara" in c]
+    assert len(last) == 1
+    on_chain = proto.record_count()
+    with RecordStore(home.root / "agents" / "helper" / "records.sqlite") as records:
+        for extra in (plain.json()["sahara"], last[0]["sahara"]):
+            assert extra["record_tx"] is None and extra["record_id"] is None
+            assert "stand-in" in extra["record_error"]
+            assert extra["license_id"] == license_id and extra["meter_tx"]["gas_used"] > 0
+            kept = records.get(extra["record"]["digest"])
+            assert kept["committed"] is False
+            assert (kept["license_id"], kept["meter_tx"]) == (license_id, extra["meter_tx"]["hash"])
+            assert extra["sources"], "the answer retrieved zebras.txt"
+            assert all(set(s) == set(SOURCE_FIELDS) for s in extra["sources"])
+            assert published["doc"] in [s["asset_id"] for s in extra["sources"]]
+    assert proto.record_count() == on_chain
+    lic = proto.get_license(license_id)
+    assert (lic.calls, lic.used) == (0, 2)  # both calls paid, both answered
+    assert sum("not committed" in line for line in client.log) == 2

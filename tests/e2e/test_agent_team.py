@@ -11,37 +11,12 @@ from typing import Any
 
 import pytest
 
-from sahara_cli.agent.spec import AgentSpec, AgentStore
 from sahara_cli.agent.team import TeamEvent, TeamSpec, run_team
 from sahara_cli.errors import TeamError
+from tests.agent_models import save_tiny_agent
 
 pytestmark = pytest.mark.e2e
-
-
-def save_tiny_agent(home: Path, name: str, model: Path) -> AgentSpec:
-    """An agent on the tiny model that answers in a few tokens, with no vault or memory."""
-    spec = AgentSpec.model_validate(
-        {
-            "name": name,
-            "description": f"The {name} of the test team.",
-            "persona": f"You are {name}, a terse assistant.",
-            "model": {"name": str(model), "n_ctx": 1024},
-            "generation": {"max_tokens": 8, "temperature": 0.0, "seed": 7},
-            "tools": {"builtin": ["calculator"]},
-            "memory": {"long_term": False, "short_term_turns": 0},
-            "vault": {"search": False},
-            "loop": {"max_steps": 0},
-        }
-    )
-    AgentStore(home).save(spec)
-    return spec
-
-
-@pytest.fixture(scope="module")
-def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from sahara_cli.agent.tinymodel import write_tiny_gguf
-
-    return write_tiny_gguf(tmp_path_factory.mktemp("model") / "tiny.gguf", seed=0)
+pytest_plugins = ("tests.agent_models",)  # the tiny_gguf fixture
 
 
 @pytest.fixture

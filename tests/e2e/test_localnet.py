@@ -10,8 +10,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -27,6 +25,7 @@ from web3.exceptions import TransactionNotFound
 
 from sahara_cli.node.genesis import DEFAULT_CHAIN_ID, dev_keys
 from tests.cometbft import COMETBFT_BIN, cometbft_bin
+from tests.e2e.cli_home import CliHome
 from tests.e2e.conftest import fees
 
 pytestmark = pytest.mark.e2e
@@ -36,30 +35,6 @@ RECIPIENT = Web3.to_checksum_address("0x" + "7c" * 20)
 #: The senders of the background load: dev accounts 6 to 8 (the tests above use 4).
 LOAD_SENDERS = [Account.from_key(key) for key in dev_keys(9)[6:9]]
 LOAD_RECIPIENT = Web3.to_checksum_address("0x" + "7d" * 20)
-
-
-class Home:
-    """``sahara --json`` in a home of its own."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SAHARA_")}
-        env |= {"SAHARA_HOME": str(self.root), "SAHARA_COMETBFT_BIN": COMETBFT_BIN or ""}
-        return subprocess.run(
-            [sys.executable, "-m", "sahara_cli", "--json", "--no-prompt", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-            check=False,
-        )
-
-    def ok(self, *args: str) -> Any:
-        result = self.run(*args)
-        assert result.returncode == 0, f"sahara {' '.join(args)}: {result.stderr}"
-        return json.loads(result.stdout)
 
 
 def comet(url: str, path: str) -> Any:
@@ -240,7 +215,7 @@ def assert_everywhere(urls: list[str], receipted: list[Receipted]) -> None:
 
 def test_localnet_of_four_validators(tmp_path: Path) -> None:
     cometbft_bin()
-    home = Home(tmp_path / "home")
+    home = CliHome(tmp_path / "home", env={"SAHARA_COMETBFT_BIN": COMETBFT_BIN or ""})
     pids: list[int] = []
     load: Load | None = None
     try:

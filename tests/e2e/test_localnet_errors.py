@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from sahara_cli.errors import ExitCode
-from tests.cometbft import cometbft_bin
-from tests.e2e.test_localnet import Home, alive, height, wait_height
+from tests.cometbft import COMETBFT_BIN, cometbft_bin
+from tests.e2e.cli_home import CliHome
+from tests.e2e.test_localnet import alive, height, wait_height
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -28,7 +29,7 @@ def error(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
 
 
 def test_a_missing_cometbft_binary_is_one_clear_error(tmp_path: Path) -> None:
-    home = Home(tmp_path / "home")
+    home = CliHome(tmp_path / "home", env={"SAHARA_COMETBFT_BIN": COMETBFT_BIN or ""})
     missing = str(tmp_path / "no-such-cometbft")
     result = home.run("localnet", "up", "--validators", "1", "--cometbft-bin", missing)
     assert result.returncode == ExitCode.NOT_FOUND, result.stderr
@@ -47,7 +48,7 @@ def wait_dead(pids: list[int], timeout: float = 15.0) -> None:
 
 def test_port_in_use_and_crashed_apps_leave_nothing_behind(tmp_path: Path) -> None:
     cometbft_bin()
-    home = Home(tmp_path / "home")
+    home = CliHome(tmp_path / "home", env={"SAHARA_COMETBFT_BIN": COMETBFT_BIN or ""})
     started: list[int] = []
     try:
         up = home.ok("localnet", "up", "--validators", "1", "--block-time", "0.3s")

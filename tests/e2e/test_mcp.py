@@ -7,7 +7,8 @@
    serve`` against a home with a registered private vault item on a dev node: it lists
    the tools, finds the item with ``vault_search``, reads the chain with
    ``asset_lookup`` and ``license_check``, and reads the text with ``vault_read`` only
-   once the caller's signed request is backed by a license.
+   once the caller's signed read request is backed by a license; a key request meant
+   for ``vault serve`` (a wrapped key) is refused there, however it is dressed.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from sahara_cli.agent.mcp_client import McpTools
 from sahara_cli.agent.spec import AgentSpec, McpServerSpec
 from sahara_cli.agent.tools import ToolContext, build_toolbox
 from sahara_cli.errors import McpError
+from tests.e2e.cli_home import CliHome
 from tests.e2e.nodes import free_port
-from tests.e2e.test_protocol_cli import PASSWORD, Home
+from tests.e2e.test_protocol_cli import PASSWORD
 
 pytestmark = pytest.mark.e2e
 
@@ -212,13 +214,13 @@ def node_url(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def owner(tmp_path: Path, node_url: str) -> Home:
+def owner(tmp_path: Path, node_url: str) -> CliHome:
     from sahara_cli.node.client import NodeClient
 
     work = tmp_path / "work"
     work.mkdir()
     (work / "okapi.md").write_text(NOTES)
-    h = Home(tmp_path / "owner", work)
+    h = CliHome(tmp_path / "owner", work, password=PASSWORD)
     h.env["SAHARA_NODE_RPC_URL"] = node_url
     h.ok("init")
     address = h.ok("id", "show", "--no-chain")["address"]
@@ -226,7 +228,7 @@ def owner(tmp_path: Path, node_url: str) -> Home:
     return h
 
 
-def _serve_params(owner: Home) -> Any:
+def _serve_params(owner: CliHome) -> Any:
     from mcp import StdioServerParameters
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAHARA_")}
@@ -253,13 +255,13 @@ def _error_text(result: Any) -> str:
     return " ".join(block.text for block in result.content if block.type == "text")
 
 
-def test_official_client_uses_sahara_mcp_serve(owner: Home, node_url: str) -> None:
+def test_official_client_uses_sahara_mcp_serve(owner: CliHome, node_url: str) -> None:
     from mcp import ClientSession, stdio_client
 
     from sahara_cli.identity.keys import Signer
     from sahara_cli.node.client import NodeClient
     from sahara_cli.protocol.client import Protocol
-    from sahara_cli.vault.access import KeyRequest
+    from sahara_cli.vault.access import MCP_READ, KeyRequest
 
     added = owner.ok("vault", "add", "okapi.md", "--register")["items"][0]
     asset, cid = added["asset_id"], added["cid"]
@@ -297,7 +299,7 @@ def test_official_client_uses_sahara_mcp_serve(owner: Home, node_url: str) -> No
             checked = _result(await client.call_tool("license_check", args))
             assert checked["has_access"] is False and checked["is_owner"] is False
 
-            request = KeyRequest.new(licensee, asset, cid, chain_id).signed(licensee)
+            request = KeyRequest.new(licensee, asset, cid, chain_id, MCP_READ).signed(licensee)
             refused = await client.call_tool("vault_read", request)
             assert "vault.no_license" in _error_text(refused)
 
@@ -306,7 +308,20 @@ def test_official_client_uses_sahara_mcp_serve(owner: Home, node_url: str) -> No
             checked = _result(await client.call_tool("license_check", args))
             assert checked["has_access"] is True and checked["access_until"]["long-term"] > 0
 
-            request = KeyRequest.new(licensee, asset, cid, chain_id).signed(licensee)
+            # A key request, as 'sahara vault get' sends to 'vault serve' (seen on the
+            # wire, say), is no read request: refused as it is, without its purpose, or
+            # relabelled, since the text it signed names the key release.
+            key_request = KeyRequest.new(licensee, asset, cid, chain_id).signed(licensee)
+            assert key_request["purpose"] == "key-release"
+            relabelled = {**key_request, "purpose": MCP_READ}
+            unlabelled = {k: v for k, v in key_request.items() if k != "purpose"}
+            for replay in (key_request, relabelled, unlabelled):
+                refused_text = _error_text(await client.call_tool("vault_read", replay))
+                assert "vault.request_invalid" in refused_text, refused_text
+                assert "mcp-read" in refused_text
+                assert NOTES not in refused_text
+
+            request = KeyRequest.new(licensee, asset, cid, chain_id, MCP_READ).signed(licensee)
             text = _result(await client.call_tool("vault_read", request))
             assert text["content"] == NOTES and text["encoding"] == "utf-8"
             assert text["access_until"] > 0
@@ -323,7 +338,7 @@ def test_official_client_uses_sahara_mcp_serve(owner: Home, node_url: str) -> No
     anyio.run(session)
 
 
-def test_mcp_serve_refuses_a_bad_address(owner: Home) -> None:
+def test_mcp_serve_refuses_a_bad_address(owner: CliHome) -> None:
     code, error = owner.fails("mcp", "serve", "--transport", "http", "--addr", "no-port")
     assert code == 2 and "HOST:PORT" in error["message"]
     listed = owner.ok("mcp", "tools")["tools"]

@@ -3,19 +3,16 @@ use, claim, expire. The commands are the ones ``docs/protocol.md`` shows."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.nodes import free_port
+from tests.e2e.cli_home import CliHome, dev_node
 
 pytestmark = pytest.mark.e2e
 
@@ -34,72 +31,27 @@ def life_of_an_asset() -> list[list[str]]:
     return [line[1:] for line in lines]
 
 
-class Home:
-    def __init__(self, root: Path, workdir: Path) -> None:
-        self.root = root
-        self.workdir = workdir
-        self.env: dict[str, str] = {}
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        base = {k: v for k, v in os.environ.items() if not k.startswith("SAHARA_")}
-        base |= {
-            "SAHARA_HOME": str(self.root),
-            "SAHARA_PASSWORD": PASSWORD,
-            "SAHARA_IDENTITY_SCRYPT_N": "1024",
-            **self.env,
-        }
-        return subprocess.run(
-            [sys.executable, "-m", "sahara_cli", "--json", "--no-prompt", *args],
-            capture_output=True,
-            text=True,
-            env=base,
-            cwd=self.workdir,
-            timeout=120,
-            check=False,
-        )
-
-    def ok(self, *args: str) -> Any:
-        result = self.run(*args)
-        assert result.returncode == 0, f"sahara {' '.join(args)}: {result.stderr}"
-        return json.loads(result.stdout)
-
-    def fails(self, *args: str) -> tuple[int, dict[str, Any]]:
-        result = self.run(*args)
-        assert result.returncode != 0, result.stdout
-        assert result.stdout == ""
-        lines = result.stderr.strip().splitlines()
-        return result.returncode, json.loads(lines[-1])["error"]
-
-
 @pytest.fixture
-def home(tmp_path: Path) -> Iterator[Home]:
+def home(tmp_path: Path) -> Iterator[CliHome]:
     work = tmp_path / "work"
     work.mkdir()
     (work / "reviews.csv").write_text("id,text,label\n1,great,1\n2,broken,0\n")
     (work / "model.gguf").write_bytes(b"GGUF" + os.urandom(4096))
-    h = Home(tmp_path / "home", work)
+    h = CliHome(tmp_path / "home", work, password=PASSWORD)
     h.ok("init")
     for name in ("bob", "carol", "dana"):
         h.ok("id", "create", name)
-    port = free_port()
-    h.env["SAHARA_NODE_RPC_URL"] = f"http://127.0.0.1:{port}"
-    h.ok("node", "start", "--dev", "--rpc-addr", f"127.0.0.1:{port}")
-    try:
-        for name in ("bob", "carol", "dana"):
-            address = h.ok("id", "show", name, "--no-chain")["address"]
-            h.ok("tx", "send", "--to", address, "--value", "5")
+    with dev_node(h, fund=("bob", "carol", "dana")):
         yield h
-    finally:
-        h.run("node", "stop")
 
 
-def rpc(home: Home, method: str, *params: Any) -> Any:
+def rpc(home: CliHome, method: str, *params: Any) -> Any:
     from sahara_cli.node.client import NodeClient
 
     return NodeClient(home.env["SAHARA_NODE_RPC_URL"]).call(method, *params)
 
 
-def test_life_of_an_asset_pays_everyone_to_the_wei(home: Home) -> None:
+def test_life_of_an_asset_pays_everyone_to_the_wei(home: CliHome) -> None:
     steps = life_of_an_asset()
     owner = home.ok("id", "show", "--no-chain")["address"]
     dana = home.ok("id", "show", "dana", "--no-chain")["address"]
@@ -165,7 +117,7 @@ def test_life_of_an_asset_pays_everyone_to_the_wei(home: Home) -> None:
     assert [r["asset"] for r in standing["receipts"]] == [1, 2]
 
 
-def test_bad_input_gives_one_clear_error(home: Home) -> None:
+def test_bad_input_gives_one_clear_error(home: CliHome) -> None:
     code, error = home.fails("asset", "show", "42")
     assert code == 3 and error["code"] == "protocol.asset_not_found"
     code, error = home.fails(

@@ -18,8 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.e2e.cli_home import CliHome
 from tests.e2e.nodes import free_port
-from tests.e2e.test_protocol_cli import Home, rpc
+from tests.e2e.test_protocol_cli import PASSWORD, rpc
 
 pytestmark = pytest.mark.e2e
 
@@ -44,11 +45,11 @@ def _grep(root: Path, needle: bytes) -> list[Path]:
 
 
 @pytest.fixture
-def owner(tmp_path: Path) -> Iterator[Home]:
+def owner(tmp_path: Path) -> Iterator[CliHome]:
     work = tmp_path / "owner-work"
     work.mkdir()
     (work / "notes.md").write_text(NOTES)
-    h = Home(tmp_path / "owner", work)
+    h = CliHome(tmp_path / "owner", work, password=PASSWORD)
     h.ok("init")
     port = free_port()
     h.env["SAHARA_NODE_RPC_URL"] = f"http://127.0.0.1:{port}"
@@ -61,10 +62,10 @@ def owner(tmp_path: Path) -> Iterator[Home]:
 
 
 @pytest.fixture
-def licensee(tmp_path: Path, owner: Home) -> Home:
+def licensee(tmp_path: Path, owner: CliHome) -> CliHome:
     work = tmp_path / "licensee-work"
     work.mkdir()
-    h = Home(tmp_path / "licensee", work)
+    h = CliHome(tmp_path / "licensee", work, password=PASSWORD)
     h.env["SAHARA_NODE_RPC_URL"] = owner.env["SAHARA_NODE_RPC_URL"]
     h.ok("init")
     h.ok("id", "create", "other")
@@ -73,7 +74,7 @@ def licensee(tmp_path: Path, owner: Home) -> Home:
     return h
 
 
-def _serve(owner: Home) -> subprocess.Popen[str]:
+def _serve(owner: CliHome) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAHARA_")}
     env |= {
         "SAHARA_HOME": str(owner.root),
@@ -102,7 +103,7 @@ def _serve(owner: Home) -> subprocess.Popen[str]:
     raise AssertionError("vault serve did not answer in 60 s")
 
 
-def test_licensed_fetch_from_refusal_to_expiry(owner: Home, licensee: Home) -> None:
+def test_licensed_fetch_from_refusal_to_expiry(owner: CliHome, licensee: CliHome) -> None:
     added = owner.ok("vault", "add", "notes.md", "--register", "--kind", "dataset")["items"][0]
     asset_id = added["asset_id"]
     assert asset_id == 1 and added["encrypted"] and added["chunks"] >= 1
@@ -170,7 +171,7 @@ def test_licensed_fetch_from_refusal_to_expiry(owner: Home, licensee: Home) -> N
     assert server.returncode == 0, server.stderr.read()  # type: ignore[union-attr]
 
 
-def test_share_releases_the_key_without_a_license(owner: Home, licensee: Home) -> None:
+def test_share_releases_the_key_without_a_license(owner: CliHome, licensee: CliHome) -> None:
     added = owner.ok("vault", "add", "notes.md", "--register", "--kind", "dataset")["items"][0]
     friend = licensee.ok("id", "show", "--no-chain")["address"]
     shared = owner.ok("vault", "share", str(added["asset_id"]), "--to", friend)
@@ -180,6 +181,23 @@ def test_share_releases_the_key_without_a_license(owner: Home, licensee: Home) -
         out = licensee.workdir / "shared.md"
         licensee.ok("vault", "get", str(added["asset_id"]), "-o", str(out), "--no-index")
         assert out.read_text() == NOTES
+
+        # A read request (what 'mcp serve' takes for vault_read) releases no key here,
+        # not even relabelled as a key request: the text it signed names its purpose.
+        from sahara_cli.errors import VaultRequestInvalid
+        from sahara_cli.identity.store import KeyStore
+        from sahara_cli.vault.access import KEY_RELEASE, MCP_READ, KeyClient, KeyRequest
+
+        signer = KeyStore(licensee.root / "keystore").unlock("main", "protocol test password")
+        client = KeyClient("http://" + owner.env["SAHARA_VAULT_SERVE_ADDR"])
+        try:
+            read = KeyRequest.new(signer, added["asset_id"], added["cid"], 31313, MCP_READ)
+            body = read.signed(signer)
+            for dressed in (body, {**body, "purpose": KEY_RELEASE}):
+                with pytest.raises(VaultRequestInvalid):
+                    client.request_key(dressed)
+        finally:
+            client.close()
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=20)
@@ -193,7 +211,7 @@ def test_interrupted_add_leaves_the_vault_consistent(tmp_path: Path, how: int) -
     with big.open("wb") as handle:
         for _ in range(48):
             handle.write(os.urandom(1 << 20))
-    h = Home(tmp_path / "home", work)
+    h = CliHome(tmp_path / "home", work, password=PASSWORD)
     h.ok("init")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAHARA_")}
     env |= {"SAHARA_HOME": str(h.root), "SAHARA_IDENTITY_SCRYPT_N": "1024"}

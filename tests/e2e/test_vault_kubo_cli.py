@@ -11,18 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_protocol_cli import Home
+from tests.e2e.cli_home import CliHome
+from tests.e2e.test_protocol_cli import PASSWORD
 from tests.vault_kubo import ipfs_bin
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def kubo_home(tmp_path: Path) -> Iterator[Home]:
+def kubo_home(tmp_path: Path) -> Iterator[CliHome]:
     binary = ipfs_bin()
     work = tmp_path / "work"
     work.mkdir()
-    h = Home(tmp_path / "home", work)
+    h = CliHome(tmp_path / "home", work, password=PASSWORD)
     h.env["SAHARA_VAULT_IPFS_BIN"] = binary
     h.env["SAHARA_VAULT_BACKEND"] = "kubo"
     h.ok("init")
@@ -35,7 +36,7 @@ def kubo_home(tmp_path: Path) -> Iterator[Home]:
     assert h.ok("vault", "daemon", "status")["running"] is False
 
 
-def test_public_add_gives_kubos_cid_and_round_trips(kubo_home: Home) -> None:
+def test_public_add_gives_kubos_cid_and_round_trips(kubo_home: CliHome) -> None:
     data = os.urandom(700_000)
     src = kubo_home.workdir / "blob.bin"
     src.write_bytes(data)
@@ -63,7 +64,7 @@ def test_public_add_gives_kubos_cid_and_round_trips(kubo_home: Home) -> None:
     assert removed["removed_blocks"] >= 4
 
 
-def test_private_add_and_get_through_kubo(kubo_home: Home) -> None:
+def test_private_add_and_get_through_kubo(kubo_home: CliHome) -> None:
     text = "kubo keeps only ciphertext\n" * 1000
     (kubo_home.workdir / "notes.txt").write_text(text)
     item = kubo_home.ok("vault", "add", "notes.txt", "--no-index")["items"][0]

@@ -38,6 +38,7 @@ def record(**override: Any) -> Record:
         "assets": [3, 5, 3],
         "tool_calls": [{"tool": "calculator", "arguments": {"expression": "1+1"}, "ok": True}],
         "created": 1_764_000_000,
+        "nonce": "5a" * 16,
     }
     args.update(override)
     return build_record(**args)
@@ -68,11 +69,34 @@ def test_digest_ignores_key_order_but_not_content() -> None:
         record(model_cid="bafkreiother"),
         record(agent_asset=None),
         record(created=1_764_000_001),
+        record(nonce="a5" * 16),
         record(tool_calls=[{"tool": "calculator", "arguments": {"expression": "1+2"}}]),
         record(tool_calls=[{"name": "calculator", "arguments": {}, "ok": False}]),
     ]
     digests = {r.digest for r in changed}
     assert base not in digests and len(digests) == len(changed)
+
+
+def test_equal_answers_in_the_same_second_have_their_own_digests() -> None:
+    """Two calls with the same prompt and answer within one second (``created`` is whole
+    seconds) are two records: each draws its own nonce."""
+    args = {**record().to_dict(), "messages": MESSAGES, "answer": "Gut — danke."}
+    for name in ("version", "prompt_hash", "answer_hash", "digest", "nonce"):
+        args.pop(name)
+    first, second = build_record(**args), build_record(**args)
+    assert first.created == second.created and first.answer_hash == second.answer_hash
+    assert len(first.nonce) == 32 and first.nonce != second.nonce
+    assert first.digest != second.digest
+    assert Record.from_dict(first.to_dict()) == first
+
+
+def test_a_version_1_record_without_a_nonce_still_checks_out() -> None:
+    old = Record(**{**record().body(), "nonce": "", "version": 1})
+    data = old.to_dict()
+    assert "nonce" not in data and data["version"] == 1
+    body = {k: v for k, v in data.items() if k != "digest"}
+    assert data["digest"] == "0x" + keccak256(canonical_json(body)).hex()
+    assert Record.from_dict(data) == old
 
 
 def test_a_record_round_trips_and_a_tampered_one_is_refused() -> None:
@@ -110,6 +134,22 @@ def test_the_store_keeps_records_and_their_commit(tmp_path: Path) -> None:
         assert got["committed"] is True
         assert (got["record_id"], got["tx"], got["block"]) == (4, "0xabc", 9)
         assert Record.from_dict(got) == first
+
+
+def test_a_pending_record_keeps_notes_beside_its_fields(tmp_path: Path) -> None:
+    """A served answer whose record did not reach the chain keeps its license and meter
+    transaction locally, without changing the record (its digest still checks out)."""
+    rec = record()
+    with RecordStore(tmp_path / "records.sqlite") as store:
+        store.add(rec)
+        store.note(rec.digest, {"license_id": 3, "meter_tx": "0xmeter"})
+        got = store.get(rec.digest)
+        assert (got["license_id"], got["meter_tx"], got["committed"]) == (3, "0xmeter", False)
+        assert Record.from_dict(got) == rec
+        with pytest.raises(AgentError, match="own fields"):
+            store.note(rec.digest, {"answer_hash": "0x00"})
+        with pytest.raises(AgentError, match="no provenance record"):
+            store.note("0x" + "11" * 32, {"license_id": 1})
 
 
 # --- on chain -----------------------------------------------------------------------------

@@ -96,6 +96,10 @@ def test_positional_only_parameters_are_refused() -> None:
         ("sqrt(16) + abs(-1)", 5.0),
         ("max(1, 2, 3) - min(4, 5)", -1),
         ("round(pi, 2)", 3.14),
+        ("round(123456, -2)", 123500),
+        ("round(2 ** 100, -30)", round(2**100, -30)),
+        ("round(1.5, 30)", 1.5),
+        ("round(2.5)", 2),
         ("10 / 4", 2.5),
         ("2 ** 4095", 2**4095),
     ],
@@ -132,11 +136,53 @@ def test_calculator_evaluates_arithmetic(expression: str, value: float) -> None:
         ("1+" * 300 + "1", "longer than"),
         ("sqrt(x=4)", "positional"),
         ("math.sqrt(4)", "only these functions"),
+        ("round(1, -31)", "out of range"),
+        ("round(1.5, 10**100)", "out of range"),
+        ("round(1, 0.5)", "whole number"),
+        ("round(1, 2, 3)", "math error"),
     ],
 )
 def test_calculator_refuses_with_a_clear_reason(expression: str, reason: str) -> None:
     with pytest.raises(CalculatorError, match=reason):
         evaluate(expression)
+
+
+AMPLIFYING = (
+    "round(1, -10**100)",
+    "round(9, -(2 ** 4000))",
+    "round(-1, -10 ** 9) + round(1, -10 ** 9)",
+    "max(round(1, -10**100), 1)",
+)
+
+
+def test_calculator_attacks_fail_fast_instead_of_hanging() -> None:
+    """Each of these once made ``round`` build 10**n for a huge n and hang the agent;
+    evaluated in a child process so a regression fails instead of hanging the tests."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from sahara_cli.agent.builtin_tools import CalculatorError, evaluate\n"
+        "for expression in sys.argv[1:]:\n"
+        "    try:\n"
+        "        evaluate(expression)\n"
+        "    except CalculatorError as exc:\n"
+        "        print(exc)\n"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script, *AMPLIFYING],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the calculator hung on an amplifying expression")
+    reasons = done.stdout.splitlines()
+    assert len(reasons) == len(AMPLIFYING)
+    assert all("out of range" in reason for reason in reasons), reasons
 
 
 def test_calculator_tool_reports_failures_as_observations() -> None:

@@ -8,7 +8,6 @@ what genesis deploys. Every test runs inside an anchor that rolls the chain back
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -29,6 +28,8 @@ DAY = 86_400
 ETHER = 10**18
 NON_TRANSFERABLE = "receipts are non-transferable"
 ONLY_OWNER = "only the asset owner can do this"
+
+pytest_plugins = ("tests.unit.protocol_fixtures",)  # deployed, p, accts
 
 _cids = itertools.count(1)
 
@@ -152,23 +153,6 @@ def deploy(env: Any, n_accounts: int = 8) -> Protocol:
 def events(contract: Any, name: str) -> list[Any]:
     """Logs named ``name`` from ``contract``'s last call (all contracts it touched)."""
     return [log for log in contract.get_logs() if type(log).__name__ == name]
-
-
-@pytest.fixture(scope="module")
-def deployed() -> Iterator[Protocol]:
-    with boa.swap_env(boa.Env()):
-        yield deploy(boa.env)
-
-
-@pytest.fixture
-def p(deployed: Protocol) -> Iterator[Protocol]:
-    with deployed.env.anchor():
-        yield deployed
-
-
-@pytest.fixture
-def accts(p: Protocol) -> list[str]:
-    return p.accounts
 
 
 # --------------------------------------------------------------------------- set-up

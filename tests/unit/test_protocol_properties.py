@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import boa
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,7 +28,6 @@ from tests.unit.test_protocol_contracts import (
     PARTNERSHIP,
     ZERO,
     Protocol,
-    deploy,
 )
 
 SCALE = int(os.environ.get("SAHARA_PROTOCOL_EXAMPLES", "1"))
@@ -39,15 +36,11 @@ MAX_DEPTH = 3
 PEOPLE = range(6)
 PAYERS = (6, 7)
 
+pytest_plugins = ("tests.unit.protocol_fixtures",)  # the deployed fixture
+
 
 def examples(n: int) -> Any:
     return settings(max_examples=n * SCALE, deadline=None)
-
-
-@pytest.fixture(scope="module")
-def deployed() -> Iterator[Protocol]:
-    with boa.swap_env(boa.Env()):
-        yield deploy(boa.env)
 
 
 # --------------------------------------------------------------------------- reference model

@@ -4,31 +4,13 @@ tests."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import boa
-import pytest
 
-from tests.unit.test_protocol_contracts import API, BPS, FULL, Protocol, deploy, events
+from tests.unit.test_protocol_contracts import API, BPS, FULL, Protocol, events
+
+pytest_plugins = ("tests.unit.protocol_fixtures",)  # deployed, p, accts
 
 DIGEST = b"\x42" * 32
-
-
-@pytest.fixture(scope="module")
-def deployed() -> Iterator[Protocol]:
-    with boa.swap_env(boa.Env()):
-        yield deploy(boa.env)
-
-
-@pytest.fixture
-def p(deployed: Protocol) -> Iterator[Protocol]:
-    with deployed.env.anchor():
-        yield deployed
-
-
-@pytest.fixture
-def accts(p: Protocol) -> list[str]:
-    return p.accounts
 
 
 def pay_with(p: Protocol, payer: str, asset: int, amount: int, sources: list[int]) -> None:
