@@ -232,7 +232,6 @@ def write_tiny_gguf(
 ) -> Path:
     """Write a tiny llama-architecture GGUF (float32, random weights) to ``path``."""
     import gguf
-    import numpy as np
 
     shape = shape or TinyShape()
     vocab = tiny_vocab()
@@ -265,7 +264,15 @@ def write_tiny_gguf(
     writer.add_add_eos_token(False)
     writer.add_add_space_prefix(False)
     writer.add_chat_template(chat_template)
-    for name, tensor in _weights(vocab, shape, seed).items():
+    _finish(writer, _weights(vocab, shape, seed))
+    return path
+
+
+def _finish(writer: Any, tensors: dict[str, Any]) -> None:
+    """Add ``tensors`` and write the GGUF file out."""
+    import numpy as np
+
+    for name, tensor in tensors.items():
         writer.add_tensor(name, np.ascontiguousarray(tensor))
     try:
         writer.write_header_to_file()
@@ -273,7 +280,6 @@ def write_tiny_gguf(
         writer.write_tensors_to_file()
     finally:
         writer.close()
-    return path
 
 
 @dataclass(frozen=True)
@@ -384,14 +390,7 @@ def write_tiny_mmproj(
     writer.add_float32("clip.vision.attention.layer_norm_epsilon", 1e-5)
     writer.add_array("clip.vision.image_mean", [0.48145466, 0.4578275, 0.40821073])
     writer.add_array("clip.vision.image_std", [0.26862954, 0.26130258, 0.27577711])
-    for name, tensor in tensors.items():
-        writer.add_tensor(name, np.ascontiguousarray(tensor))
-    try:
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-    finally:
-        writer.close()
+    _finish(writer, tensors)
     return path
 
 
