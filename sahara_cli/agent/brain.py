@@ -22,7 +22,7 @@ import contextlib
 import copy
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -149,11 +149,19 @@ class Agent:
         """
         return self.finish(self.prepare(messages, private_memory=private_memory), on_delta)
 
-    def prepare(self, messages: Sequence[Message], *, private_memory: bool = False) -> Turn:
+    def prepare(
+        self,
+        messages: Sequence[Message],
+        *,
+        private_memory: bool = False,
+        sampling: Mapping[str, Any] | None = None,
+    ) -> Turn:
         """Everything before the reply of a stateless call: recall and tool calls.
 
         A server meters the call between :meth:`prepare` and :meth:`finish`, when the
-        sources are known and nothing has been sent to the caller yet.
+        sources are known and nothing has been sent to the caller yet. ``sampling``
+        (max_tokens, temperature, top_p, seed, stop) overrides the spec's for the
+        reply; max_tokens never goes above the spec's.
         """
         turns = [m for m in messages if m.role in ("user", "assistant")]
         if not turns or turns[-1].role != "user":
@@ -161,12 +169,18 @@ class Agent:
 
             raise UsageError("the last message must be the user's")
         extra_system = [m.content for m in messages if m.role == "system"]
+        override = dict(sampling or {})
+        if "max_tokens" in override:
+            override["max_tokens"] = min(
+                int(override["max_tokens"]), self.spec.generation.max_tokens
+            )
         return self._prepare(
             turns[:-1],
             turns[-1].content,
             query=turns[-1].content,
             extra_system=extra_system,
             private_memory=private_memory,
+            sampling=override,
         )
 
     def finish(self, turn: Turn, on_delta: Delta | None = None) -> Answer:
@@ -361,13 +375,14 @@ class Agent:
         images: Sequence[Path] = (),
         extra_system: Sequence[str] = (),
         private_memory: bool = True,
+        sampling: Mapping[str, Any] | None = None,
     ) -> Turn:
         started = time.perf_counter()
         sources, memories, examples = self._recall(query, private=private_memory)
         self._emit("recall", sources=len(sources), memories=len(memories), examples=len(examples))
         system = self._system(sources, memories, examples, extra_system)
         messages = [Message("system", system), *history, Message("user", user_text)]
-        params = self._params()
+        params = self._params(**(sampling or {}))
         question = len(messages) - 1
         calls = self._act(messages, question, params.max_tokens)
         messages = self._fit(messages, question, params.max_tokens)

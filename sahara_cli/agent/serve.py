@@ -402,6 +402,8 @@ class AgentServer:
         messages: Sequence[Message],
         on_delta: Callable[[str], None] | None = None,
         on_metered: Callable[[], None] | None = None,
+        *,
+        sampling: Mapping[str, Any] | None = None,
     ) -> Served:
         """Answer one call (holding the server's one lock): license, recall and tools,
         meter, then the reply (``on_metered`` is called just before it, ``on_delta`` with
@@ -410,7 +412,7 @@ class AgentServer:
             lic = self.license_for(key.address)
             started = time.perf_counter()
             # The owner's long-term memory and feedback stay out of served answers.
-            turn = self.agent.prepare(messages)
+            turn = self.agent.prepare(messages, sampling=sampling)
             sources = self._sources(turn)
             meter_tx = self._meter(key, lic, sources)
             license_id = lic.id if lic is not None else 0
@@ -522,11 +524,12 @@ class AgentServer:
             except ValueError:
                 raise UsageError("the request body is not JSON") from None
             messages, stream, include_usage = parse_request(body)
+            sampling = parse_sampling(body)
             # A caller without a license is refused at once, without waiting for the lock.
             await run_in_threadpool(self.license_for, key.address)
             if stream:
-                return await self._stream(key, messages, include_usage)
-            served = await run_in_threadpool(self.answer, key, messages)
+                return await self._stream(key, messages, include_usage, sampling)
+            served = await run_in_threadpool(self.answer, key, messages, sampling=sampling)
         except SaharaError as exc:
             return self._error(exc)
         except Exception as exc:  # the server stays up; the caller learns why
@@ -542,7 +545,11 @@ class AgentServer:
         return JSONResponse(doc, headers=headers)
 
     async def _stream(
-        self, key: ApiKey, messages: Sequence[Message], include_usage: bool
+        self,
+        key: ApiKey,
+        messages: Sequence[Message],
+        include_usage: bool,
+        sampling: Mapping[str, Any] | None = None,
     ) -> Response:
         """Stream the answer once the call is metered; until then an error is an
         ordinary error response, with its status code and no answer."""
@@ -582,6 +589,7 @@ class AgentServer:
                     messages,
                     on_delta=lambda t: put("delta", t),
                     on_metered=lambda: put("metered", None),
+                    sampling=sampling,
                 )
                 put("done", served)
             except SaharaError as exc:
@@ -626,6 +634,47 @@ class AgentServer:
 
 
 # --- the OpenAI wire format -----------------------------------------------------------------
+
+
+def parse_sampling(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The sampling settings a chat request may set: ``max_tokens`` (or
+    ``max_completion_tokens``), ``temperature``, ``top_p``, ``seed`` and ``stop``.
+    The agent caps ``max_tokens`` at its spec's (the owner's cost per call)."""
+    out: dict[str, Any] = {}
+    limit = body.get("max_completion_tokens", body.get("max_tokens"))
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise UsageError("'max_tokens' must be a positive integer")
+        out["max_tokens"] = limit
+    for name, low, high in (("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0)):
+        value = body.get(name)
+        if value is None:
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not (low <= value <= high)
+        ):
+            raise UsageError(f"'{name}' must be a number from {low} to {high}")
+        if name == "top_p" and value == 0:
+            raise UsageError("'top_p' must be above 0")
+        out[name] = float(value)
+    seed = body.get("seed")
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise UsageError("'seed' must be an integer")
+        out["seed"] = seed
+    stop = body.get("stop")
+    if stop is not None:
+        stops = [stop] if isinstance(stop, str) else stop
+        if (
+            not isinstance(stops, list)
+            or len(stops) > 4
+            or not all(isinstance(x, str) and x for x in stops)
+        ):
+            raise UsageError("'stop' must be a string or a list of up to 4 strings")
+        out["stop"] = tuple(stops)
+    return out
 
 
 def parse_request(body: Any) -> tuple[list[Message], bool, bool]:

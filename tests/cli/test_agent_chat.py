@@ -16,6 +16,7 @@ from sahara_cli.agent.brain import Agent, open_agent
 from sahara_cli.agent.runner import RunnerOptions, open_runner
 from sahara_cli.agent.spec import AgentSpec, AgentStore
 from sahara_cli.agent.tools import Tool, ToolBox
+from sahara_cli.agent.types import Message
 from tests.conftest import PASSWORD, Invoke
 
 pytest_plugins = ("tests.agent_models",)
@@ -283,3 +284,19 @@ def test_create_from_templates_and_manage(cli: Invoke, initialised: Path) -> Non
     removed = cli("--json", "--no-prompt", "agent", "rm", "helper", "--yes")
     assert removed.exit_code == 0
     assert cli("--json", "agent", "list").json()["agents"] == []
+
+
+def test_a_stateless_call_takes_the_callers_sampling_within_the_spec(tiny_gguf: Path) -> None:
+    """A served call's max_tokens and stop apply to its reply; max_tokens never goes
+    above the spec's (the owner's cost per call)."""
+    spec = spec_for(tiny_gguf, generation={"max_tokens": 12, "temperature": 0.0})
+    runner = open_runner("llama", tiny_gguf, RunnerOptions(n_ctx=1024))
+    with Agent(spec, runner, None) as agent:
+        agent._closers.append(runner.close)
+        chat = [Message("user", "Say something long.")]
+        short = agent.finish(agent.prepare(chat, sampling={"max_tokens": 3}))
+        assert short.completion_tokens == 3 and short.finish_reason == "length"
+        capped = agent.finish(agent.prepare(chat, sampling={"max_tokens": 500}))
+        assert capped.completion_tokens == 12
+        default = agent.finish(agent.prepare(chat))
+        assert default.text == capped.text  # greedy: the same reply, the spec's length

@@ -133,3 +133,36 @@ def test_errors_map_to_http_statuses_and_openai_bodies() -> None:
     assert body["type"] == "permission_error"
     assert body["code"] == "agent.no_license" and body["message"] == "no calls left"
     assert "license buy" in str(body["hint"])
+
+
+def test_parse_sampling_reads_openai_settings() -> None:
+    from sahara_cli.agent.serve import parse_sampling
+
+    assert parse_sampling({}) == {}
+    got = parse_sampling(
+        {"max_tokens": 7, "temperature": 0, "top_p": 0.5, "seed": 3, "stop": "\n\n"}
+    )
+    assert got == {"max_tokens": 7, "temperature": 0.0, "top_p": 0.5, "seed": 3, "stop": ("\n\n",)}
+    assert parse_sampling({"max_completion_tokens": 9, "max_tokens": 100})["max_tokens"] == 9
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"max_tokens": 0},
+        {"max_tokens": "10"},
+        {"max_tokens": True},
+        {"temperature": 3},
+        {"temperature": "hot"},
+        {"top_p": 0},
+        {"seed": 1.5},
+        {"stop": ["a", "b", "c", "d", "e"]},
+        {"stop": [""]},
+        {"stop": 5},
+    ],
+)
+def test_parse_sampling_refuses_bad_values(body: dict[str, object]) -> None:
+    from sahara_cli.agent.serve import parse_sampling
+
+    with pytest.raises(UsageError):
+        parse_sampling(body)
