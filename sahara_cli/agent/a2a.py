@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 
     from sahara_cli.agent.runner import Runner
     from sahara_cli.agent.spec import AgentSpec
+    from sahara_cli.identity import Signer
 
 CARD_PATH = AGENT_CARD_WELL_KNOWN_PATH
 RPC_PATH = "/"
@@ -520,6 +521,29 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
+def unlock_from_env(home_root: Path, agent: str) -> Signer | None:
+    """The agent's ID, unlocked with ``SAHARA_PASSWORD`` when the environment has it
+    (a team runner passes it to its members); None leaves the agent on public data."""
+    password = os.environ.get("SAHARA_PASSWORD")
+    if not password:
+        return None
+    from sahara_cli.agent.spec import AgentStore
+    from sahara_cli.config import load_config
+    from sahara_cli.home import Home
+    from sahara_cli.identity.store import KeyStore
+
+    home = Home(home_root)
+    cfg = load_config(home.config_file).config
+    store = KeyStore(
+        home.keystore_dir,
+        config_path=home.config_file,
+        default=cfg.identity.default,
+        scrypt_n=cfg.identity.scrypt_n,
+    )
+    spec = AgentStore(home_root).load(agent)
+    return store.unlock(store.resolve(spec.identity).name, password)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m sahara_cli.agent.a2a", description="Serve one agent over A2A."
@@ -538,7 +562,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sahara_cli.agent.brain import open_agent
 
     try:
-        agent = open_agent(args.home, args.agent)
+        agent = open_agent(args.home, args.agent, signer=unlock_from_env(args.home, args.agent))
     except SaharaError as exc:
         print(f"error: {exc.message}", file=sys.stderr, flush=True)
         return exc.exit_code

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,11 +218,13 @@ def run_team(
     *,
     on_event: OnEvent | None = None,
     agent_options: dict[str, Any] | None = None,
+    member_env: Mapping[str, str] | None = None,
 ) -> TeamResult:
     """Run ``task`` with ``team`` and return the merged answer with every member's part.
 
     ``agent_options`` go to :func:`sahara_cli.agent.brain.open_agent` (hierarchical
-    teams: ``signer``, ``rpc_url``, ``vault_config``).
+    teams: ``signer``, ``rpc_url``, ``vault_config``). ``member_env`` is added to the
+    environment of each p2p member's process (``SAHARA_PASSWORD`` unlocks its ID there).
     """
     if not task.strip():
         raise TeamError("the task is empty")
@@ -236,7 +238,7 @@ def run_team(
     emit = on_event or (lambda _event: None)
     if team.mode == "hierarchical":
         return _run_hierarchical(home_root, team, task, emit, agent_options or {})
-    return _run_p2p(home_root, team, task, emit)
+    return _run_p2p(home_root, team, task, emit, member_env or {})
 
 
 # --- hierarchical --------------------------------------------------------------------
@@ -486,9 +488,12 @@ def member_command(
 
 
 @contextmanager
-def start_members(home_root: Path, team: TeamSpec, emit: OnEvent) -> Iterator[list[_Process]]:
-    """Start every member in its own process and wait for its card; stop them all on
-    the way out, whatever happened."""
+def start_members(
+    home_root: Path, team: TeamSpec, emit: OnEvent, env: Mapping[str, str] | None = None
+) -> Iterator[list[_Process]]:
+    """Start every member in its own process (``env`` added to its environment) and
+    wait for its card; stop them all on the way out, whatever happened."""
+    environ = {**os.environ, **(env or {})}
     ports = [
         team.base_port + i if team.base_port else _free_port(team.host)
         for i in range(len(team.members))
@@ -507,6 +512,7 @@ def start_members(home_root: Path, team: TeamSpec, emit: OnEvent) -> Iterator[li
                         stdout=out,
                         stderr=subprocess.STDOUT,
                         start_new_session=True,
+                        env=environ,
                     )
                 procs.append(_Process(name, url, proc, log))
                 emit(TeamEvent("start", name, url))
@@ -584,13 +590,15 @@ def _flatten(
         )
 
 
-def _run_p2p(home_root: Path, team: TeamSpec, task: str, emit: OnEvent) -> TeamResult:
+def _run_p2p(
+    home_root: Path, team: TeamSpec, task: str, emit: OnEvent, env: Mapping[str, str]
+) -> TeamResult:
     from sahara_cli.agent.a2a import HOPS_KEY, VISITED_KEY, A2APeer, card_to_dict, discover
 
     assert team.entry is not None
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    with start_members(home_root, team, emit) as procs:
+    with start_members(home_root, team, emit, env) as procs:
         timings["start"] = _since(started)
         cards = discover([p.url for p in procs])
         entry = next(p for p in procs if p.name == team.entry)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -10,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from sahara_cli.commands._state import state
+from sahara_cli.commands._protocol import PasswordFileOption
+from sahara_cli.commands._state import PASSWORD_ENV, state
 from sahara_cli.errors import FileUnreadable, UsageError
 
 if TYPE_CHECKING:
@@ -76,6 +78,7 @@ def run(
             "--task-file", help="Read the task from this file.", dir_okay=False, show_default=False
         ),
     ] = None,
+    password_file: PasswordFileOption = None,
 ) -> None:
     """Run a task with a team: progress on stderr, the merged answer on stdout."""
     from sahara_cli.agent.team import load_team, run_team
@@ -92,6 +95,21 @@ def run(
             output.err.print(str(event), style="dim", markup=False, highlight=False)
 
     options: dict[str, Any] = {"rpc_url": cfg.node.rpc_url, "vault_config": cfg.vault}
-    result = run_team(home.root, spec, text, on_event=progress, agent_options=options)
+    member_env: dict[str, str] = {}
+    # With a password at hand the agents read their private vault items and memory:
+    # hierarchical agents get the unlocked ID, p2p members the password (their own
+    # processes unlock it). Without one they work on public data.
+    if password_file is not None or os.environ.get(PASSWORD_ENV):
+        signer, _info, password = st.unlock(None, password_file, role="the team's ID ")
+        options["signer"] = signer
+        member_env[PASSWORD_ENV] = password
+    result = run_team(
+        home.root,
+        spec,
+        text,
+        on_event=progress,
+        agent_options=options,
+        member_env=member_env,
+    )
     data = result.to_dict()
     output.result(data, _render(data))

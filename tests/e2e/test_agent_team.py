@@ -157,3 +157,48 @@ def test_cli_runs_a_team_file(initialised: Path, team_home: Path, tmp_path: Path
     missing = cli("--json", "agent", "team", "run", str(tmp_path / "no.toml"), "--task", "x")
     assert missing.exit_code != 0
     assert missing.error()["code"] == "agent.team_error"
+
+
+def test_an_unlocked_team_reads_private_vault_items(
+    initialised: Path, tiny_gguf: Path, tmp_path: Path, cli: Any, password_file: Path
+) -> None:
+    """With the ID's password, hierarchical agents get the unlocked ID and p2p members
+    unlock it in their own processes: both retrieve a private (encrypted) item."""
+    from sahara_cli.agent.spec import AgentStore
+
+    doc = tmp_path / "secret-recipe.md"
+    doc.write_text("The secret quokka recipe uses saltbush leaves and fresh seep water.\n")
+    added = cli("--json", "--no-prompt", "vault", "add", str(doc))
+    assert added.exit_code == 0, added.stderr
+    for name in ("lead", "writer", "m0", "m1"):
+        spec = save_tiny_agent(initialised, name, tiny_gguf)
+        data = spec.model_dump()
+        data["vault"] = {"search": True, "top_k": 1}
+        AgentStore(initialised).save(type(spec).model_validate(data), overwrite=True)
+    hier = tmp_path / "hier.toml"
+    hier.write_text(
+        'name = "desk"\nmode = "hierarchical"\nmanager = "lead"\nworkers = ["writer"]\n'
+        "max_subtasks = 1\n"
+    )
+    p2p = tmp_path / "p2p.toml"
+    p2p.write_text('name = "ring"\nmode = "p2p"\nmembers = ["m0", "m1"]\nentry = "m0"\nhops = 1\n')
+    task = "What is in the secret quokka recipe?"
+    for team in (hier, p2p):
+        locked = cli("--json", "--no-prompt", "agent", "team", "run", str(team), "--task", task)
+        assert locked.exit_code == 0, locked.stderr
+        assert not locked.json()["sources"], "a locked team must not read private items"
+        unlocked = cli(
+            "--json",
+            "--no-prompt",
+            "agent",
+            "team",
+            "run",
+            str(team),
+            "--task",
+            task,
+            "--password-file",
+            str(password_file),
+        )
+        assert unlocked.exit_code == 0, unlocked.stderr
+        names = {s["name"] for s in unlocked.json()["sources"]}
+        assert "secret-recipe.md" in names, unlocked.json()["sources"]
