@@ -348,3 +348,46 @@ def test_mcp_serve_refuses_a_bad_address(owner: CliHome) -> None:
         "license_check",
         "vault_read",
     ]
+
+
+def test_sahara_mcp_serve_over_streamable_http(owner: CliHome) -> None:
+    """`sahara mcp serve --transport http`, reached as any agent would reach it: the
+    SDK's streamable-HTTP client lists its tools and searches the vault."""
+    added = owner.ok("vault", "add", "okapi.md")["items"][0]
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sahara_cli",
+            "--no-prompt",
+            "mcp",
+            "serve",
+            "--transport",
+            "http",
+            "--addr",
+            f"127.0.0.1:{port}",
+        ],
+        env=owner.environ(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_port(port, process)
+        url = f"http://127.0.0.1:{port}/mcp"
+        with McpTools([McpServerSpec(name="sahara", transport="http", url=url)]) as mcp:
+            names = sorted(tool.name for tool in mcp.tools())
+            assert names == [
+                "sahara.asset_lookup",
+                "sahara.license_check",
+                "sahara.vault_read",
+                "sahara.vault_search",
+            ]
+            found = mcp.call("sahara", "vault_search", {"query": "okapi at dawn"})
+            hits = found["hits"]
+            assert hits and hits[0]["cid"] == added["cid"]
+            assert hits[0]["text"] is None  # private text stays sealed over MCP
+    finally:
+        process.terminate()
+        assert process.wait(timeout=15) is not None
