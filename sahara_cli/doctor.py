@@ -209,6 +209,41 @@ def check_vault(home: Home, loaded: Any) -> Iterator[Check]:
     yield Check("kubo", "ok", binary)
 
 
+def check_agents(home: Home) -> Iterator[Check]:
+    """llama.cpp's library, and the models agents can run."""
+    try:
+        import llama_cpp
+
+        yield Check("llama.cpp", "ok", f"llama-cpp-python {llama_cpp.__version__}")
+    except Exception as exc:  # ImportError, or a library built for another CPU
+        yield Check(
+            "llama.cpp",
+            "fail",
+            f"llama-cpp-python cannot be loaded: {exc}",
+            "Reinstall it: scripts/test builds it, or 'pip install llama-cpp-python'.",
+        )
+    from sahara_cli.agent.models import ModelStore
+    from sahara_cli.errors import SaharaError
+
+    try:
+        store = ModelStore(home.root)
+        entries = store.list()
+        default = store.default
+    except SaharaError as exc:
+        yield Check("models", "fail", exc.message, exc.hint)
+        return
+    if not entries:
+        yield Check(
+            "models",
+            "skip",
+            "no model in the store: agents cannot answer yet",
+            "Add one: 'sahara model pull REPO FILE', 'sahara model add PATH', "
+            "or 'sahara model demo' for a tiny offline one.",
+        )
+        return
+    yield Check("models", "ok", f"{len(entries)} model(s), default {default or '-'}")
+
+
 def run_checks(home: Home) -> list[Check]:
     checks = [check_python(), *check_packages(), *check_home(home)]
     config_check, loaded = check_config(home)
@@ -219,4 +254,5 @@ def run_checks(home: Home) -> list[Check]:
         checks.append(check_node(loaded))
         if home.root.is_dir():
             checks.extend(check_vault(home, loaded))
+            checks.extend(check_agents(home))
     return checks

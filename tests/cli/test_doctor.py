@@ -87,3 +87,23 @@ def test_reachable_node(
     _, by_name = checks(cli)
     assert by_name["node"]["status"] == "ok"
     assert "test-node/1.0" in by_name["node"]["detail"] and "31337" in by_name["node"]["detail"]
+
+
+def test_models_and_llama_cpp_are_checked(cli: Invoke, initialised: Path) -> None:
+    _, by_name = checks(cli)
+    assert by_name["llama.cpp"]["status"] == "ok"
+    assert by_name["llama.cpp"]["detail"].startswith("llama-cpp-python 0.3")
+    assert by_name["models"]["status"] == "skip"
+    assert "sahara model demo" in by_name["models"]["hint"]
+    assert cli("--json", "model", "demo").exit_code == 0
+    code, by_name = checks(cli)
+    assert code == 0
+    assert by_name["models"] == {
+        "name": "models",
+        "status": "ok",
+        "detail": "1 model(s), default tiny-demo",
+        "hint": None,
+    }
+    (initialised / "models" / "models.json").write_text("{broken")
+    code, by_name = checks(cli)
+    assert code == 1 and by_name["models"]["status"] == "fail"
