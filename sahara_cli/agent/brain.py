@@ -31,7 +31,7 @@ from sahara_cli.agent.memory import FeedbackStore, LongTermMemory, ShortTermMemo
 from sahara_cli.agent.perceptor import perceive
 from sahara_cli.agent.runner import GenerationParams, Runner, RunnerOptions, open_runner
 from sahara_cli.agent.spec import AgentSpec, AgentStore
-from sahara_cli.agent.types import Answer, Message, Source, ToolCall
+from sahara_cli.agent.types import Answer, Message, Source, ToolCall, asset_ids
 
 if TYPE_CHECKING:
     from sahara_cli.agent.memory import Feedback
@@ -76,7 +76,7 @@ class Turn:
     @property
     def asset_ids(self) -> list[int]:
         """The distinct on-chain assets of the sources, in order."""
-        return Answer("", sources=self.sources).asset_ids
+        return asset_ids(self.sources)
 
 
 class Agent:

@@ -53,6 +53,15 @@ class Source:
         return asdict(self)
 
 
+def asset_ids(sources: list[Source]) -> list[int]:
+    """The distinct on-chain assets of ``sources``, in order."""
+    seen: list[int] = []
+    for source in sources:
+        if source.asset_id is not None and source.asset_id not in seen:
+            seen.append(source.asset_id)
+    return seen
+
+
 @dataclass
 class Answer:
     """What an agent returns for one message.
@@ -72,11 +81,7 @@ class Answer:
     @property
     def asset_ids(self) -> list[int]:
         """The distinct on-chain assets the answer's sources came from, in order."""
-        seen: list[int] = []
-        for source in self.sources:
-            if source.asset_id is not None and source.asset_id not in seen:
-                seen.append(source.asset_id)
-        return seen
+        return asset_ids(self.sources)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -143,24 +144,16 @@ def test_agent_uses_tools_of_a_stdio_mcp_server(tmp_path: Path, server_file: Pat
 
 def test_mcp_server_over_streamable_http(tmp_path: Path, server_file: Path) -> None:
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(server_file), "http", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        _wait_port(port, process)
-        url = f"http://127.0.0.1:{port}/mcp"
-        with McpTools([McpServerSpec(name="web", transport="http", url=url, tools=["add"])]) as mcp:
-            tools = {tool.name: tool for tool in mcp.tools()}
-            assert list(tools) == ["web.add"]  # filtered by the spec's tool list
-            assert tools["web.add"].func(a=20, b=22) in (42, {"result": 42})
-            with pytest.raises(McpError, match=r"MCP server 'web': fail: .*refused: x"):
-                mcp.call("web", "fail", {"reason": "x"})
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    argv = [sys.executable, str(server_file), "http", str(port)]
+    with (
+        _http_server(argv, port) as url,
+        McpTools([McpServerSpec(name="web", transport="http", url=url, tools=["add"])]) as mcp,
+    ):
+        tools = {tool.name: tool for tool in mcp.tools()}
+        assert list(tools) == ["web.add"]  # filtered by the spec's tool list
+        assert tools["web.add"].func(a=20, b=22) in (42, {"result": 42})
+        with pytest.raises(McpError, match=r"MCP server 'web': fail: .*refused: x"):
+            mcp.call("web", "fail", {"reason": "x"})
 
 
 def test_mcp_servers_that_cannot_be_used_fail_clearly(tmp_path: Path, server_file: Path) -> None:
@@ -182,6 +175,21 @@ def test_mcp_servers_that_cannot_be_used_fail_clearly(tmp_path: Path, server_fil
             ]
         )
     assert _wait_gone(str(server_file)) == []
+
+
+@contextmanager
+def _http_server(argv: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run an MCP server over streamable HTTP on ``port``; yields its endpoint URL and
+    stops the server when the block ends."""
+    process = subprocess.Popen(
+        argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _wait_port(port, process)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
 
 
 def _wait_port(port: int, process: subprocess.Popen[str], deadline: float = 30.0) -> None:
@@ -355,39 +363,20 @@ def test_sahara_mcp_serve_over_streamable_http(owner: CliHome) -> None:
     SDK's streamable-HTTP client lists its tools and searches the vault."""
     added = owner.ok("vault", "add", "okapi.md")["items"][0]
     port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sahara_cli",
-            "--no-prompt",
-            "mcp",
-            "serve",
-            "--transport",
-            "http",
-            "--addr",
-            f"127.0.0.1:{port}",
-        ],
-        env=owner.environ(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        _wait_port(port, process)
-        url = f"http://127.0.0.1:{port}/mcp"
-        with McpTools([McpServerSpec(name="sahara", transport="http", url=url)]) as mcp:
-            names = sorted(tool.name for tool in mcp.tools())
-            assert names == [
-                "sahara.asset_lookup",
-                "sahara.license_check",
-                "sahara.vault_read",
-                "sahara.vault_search",
-            ]
-            found = mcp.call("sahara", "vault_search", {"query": "okapi at dawn"})
-            hits = found["hits"]
-            assert hits and hits[0]["cid"] == added["cid"]
-            assert hits[0]["text"] is None  # private text stays sealed over MCP
-    finally:
-        process.terminate()
-        assert process.wait(timeout=15) is not None
+    argv = [sys.executable, "-m", "sahara_cli", "--no-prompt", "mcp", "serve"]
+    argv += ["--transport", "http", "--addr", f"127.0.0.1:{port}"]
+    with (
+        _http_server(argv, port, owner.environ()) as url,
+        McpTools([McpServerSpec(name="sahara", transport="http", url=url)]) as mcp,
+    ):
+        names = sorted(tool.name for tool in mcp.tools())
+        assert names == [
+            "sahara.asset_lookup",
+            "sahara.license_check",
+            "sahara.vault_read",
+            "sahara.vault_search",
+        ]
+        found = mcp.call("sahara", "vault_search", {"query": "okapi at dawn"})
+        hits = found["hits"]
+        assert hits and hits[0]["cid"] == added["cid"]
+        assert hits[0]["text"] is None  # private text stays sealed over MCP
