@@ -572,6 +572,13 @@ class ModelDownloadFailed(AgentError, UnreachableError):
     code = "agent.model_download_failed"
 
 
+class ModelHashMismatch(AgentError, InvalidDataError):
+    """A pulled model file is not the one its hub or ``--sha256`` names; nothing is kept."""
+
+    code = "agent.model_hash_mismatch"
+    default_hint = "Check --sha256 and --revision; a changed or tampered file is not added."
+
+
 class RunnerUnavailable(AgentError, NotFoundError):
     """A runner's library (llama-cpp-python, torch) is not installed or cannot load."""
 

@@ -13,10 +13,12 @@
 
 set -euo pipefail
 
-UV_VERSION="0.13.9"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# uv, the installer, is bootstrapped with pip from requirements/bootstrap.txt, pinned by
+# hash; every later install requires hashes too (requirements/lock.txt, build.txt).
+UV_VERSION="$(sed -n 's/^uv==\([0-9.]*\).*/\1/p' "$ROOT/requirements/bootstrap.txt")"
 # Bump when the way the environment is built changes, so cached venvs are rebuilt.
 SETUP_VERSION=2
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SAHARA_CACHE="${SAHARA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sahara}"
 export SAHARA_CACHE
 
@@ -46,12 +48,15 @@ if ! { [ -x "$UV" ] && [ "$("$UV" --version 2>/dev/null | cut -d' ' -f2)" = "$UV
   say "installing uv $UV_VERSION into $UV_HOME"
   rm -rf "$UV_HOME"
   "$PYTHON" -m venv "$UV_HOME"
-  "$UV_HOME/bin/pip" install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+  "$UV_HOME/bin/pip" install --quiet --disable-pip-version-check --require-hashes \
+    -r "$ROOT/requirements/bootstrap.txt"
 fi
 export UV_CACHE_DIR="${UV_CACHE_DIR:-$SAHARA_CACHE/uv-cache}"
 
 LOCK="$ROOT/requirements/lock.txt"
-KEY="$(cat "$LOCK" <(echo "$PY_TAG $UV_VERSION $SETUP_VERSION") | sha256sum | cut -c1-16)"
+# The build backend (hatchling), so the editable install below builds offline.
+BUILD_LOCK="$ROOT/requirements/build.txt"
+KEY="$(cat "$LOCK" "$BUILD_LOCK" <(echo "$PY_TAG $UV_VERSION $SETUP_VERSION") | sha256sum | cut -c1-16)"
 SAHARA_VENV="$SAHARA_CACHE/venv-py$PY_TAG-$KEY"
 export SAHARA_VENV
 
@@ -68,7 +73,8 @@ if [ ! -f "$SAHARA_VENV/.complete" ]; then
   fi
   # Bytecode is compiled now: start-up time must not depend on PYTHONDONTWRITEBYTECODE.
   CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF}" \
-    "$UV" pip sync --quiet --compile-bytecode --python "$SAHARA_VENV/bin/python" "$LOCK"
+    "$UV" pip sync --quiet --require-hashes --compile-bytecode \
+    --python "$SAHARA_VENV/bin/python" "$LOCK" "$BUILD_LOCK"
   touch "$SAHARA_VENV/.complete"
   # Keep the three most recently built environments; older lock files' go.
   ls -1dt "$SAHARA_CACHE"/venv-py* 2>/dev/null | tail -n +4 | while read -r old; do
@@ -81,7 +87,10 @@ fi
 # install of sahara-cli at this clone (a no-op when it already does).
 if [ ! -x "$SAHARA_VENV/bin/sahara" ] || [ "$("$SAHARA_VENV/bin/python" -I -c 'import sahara_cli, pathlib; print(pathlib.Path(sahara_cli.__file__).resolve().parent.parent)' 2>/dev/null)" != "$ROOT" ]; then
   say "linking sahara-cli from $ROOT"
-  "$UV" pip install --quiet --python "$SAHARA_VENV/bin/python" --no-deps -e "$ROOT"
+  # Offline and without build isolation: the backend is the hash-pinned one installed
+  # above, so nothing unpinned is fetched to build sahara-cli.
+  "$UV" pip install --quiet --offline --no-build-isolation --no-deps \
+    --python "$SAHARA_VENV/bin/python" -e "$ROOT"
 fi
 
 "$SAHARA_VENV/bin/python" -m compileall -q "$ROOT/sahara_cli" >/dev/null

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import re
 import shutil
 import time
@@ -30,6 +31,7 @@ from sahara_cli.errors import (
     AgentError,
     ModelDownloadFailed,
     ModelExists,
+    ModelHashMismatch,
     ModelInvalid,
     ModelNotFound,
     ModelTooLarge,
@@ -41,6 +43,8 @@ from sahara_cli.units import human_size
 Progress = Callable[[int], None]
 
 GGUF_MAGIC = b"GGUF"
+SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 REGISTRY = "models.json"
 #: Names of the store's own files, which no model may take (nor a name starting with '.').
@@ -281,6 +285,14 @@ def content_ids(path: Path, progress: Progress | None = None) -> tuple[str, str]
     return manifest, str(unixfs.import_directory(path, discard).cid)
 
 
+def git_blob_id(path: Path) -> str:
+    """The git blob id (SHA-1 of ``blob <size>\\0`` and the bytes) a hub gives small files."""
+    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode(), usedforsecurity=False)
+    for chunk in _read(path):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _read(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
     with path.open("rb") as fh:
         while chunk := fh.read(size):
@@ -433,8 +445,13 @@ class ModelStore:
         link: bool = False,
         progress: Progress | None = None,
         source: str | None = None,
+        expected_sha256: str | None = None,
     ) -> ModelEntry:
-        """Validate a model, hash it, and copy (or link) it into the store."""
+        """Validate a model, hash it, and copy (or link) it into the store.
+
+        With ``expected_sha256`` a file whose SHA-256 differs is refused before anything
+        is copied or recorded.
+        """
         path = Path(path).expanduser()
         if not path.exists():
             raise ModelNotFound(f"{path} does not exist")
@@ -450,6 +467,10 @@ class ModelStore:
         if name in self._load()["models"]:
             raise ModelExists(f"a model named '{name}' is in the store already")
         sha256, cid = content_ids(path, progress)
+        if expected_sha256 is not None and sha256 != expected_sha256.lower():
+            raise ModelHashMismatch(
+                f"{path.name} has SHA-256 {sha256}, not the expected {expected_sha256.lower()}"
+            )
         target = path.resolve()
         if not link:
             target = self.root / name / path.name
@@ -517,35 +538,86 @@ class ModelStore:
         *,
         revision: str | None = None,
         name: str | None = None,
+        sha256: str | None = None,
+        endpoint: str | None = None,
         progress: Progress | None = None,
     ) -> ModelEntry:
-        """Download ``filename`` of the Hugging Face repo ``repo`` and add it."""
+        """Download ``filename`` of the Hugging Face repo ``repo`` and add it.
+
+        The revision (a branch, tag or commit; ``main`` by default) is resolved to its
+        commit first, and the file is downloaded at that commit, so a branch that moves
+        during the download cannot mix two versions; the entry's source names the commit.
+        The file's SHA-256 must equal ``sha256`` when given, and the hub's own record of
+        it (the LFS object id, or the git blob id of a small file) always: a file that
+        differs is deleted and nothing is added.
+        """
         manual = (
             f"Download {filename} from https://huggingface.co/{repo} by hand, then run "
             "'sahara model add PATH'."
         )
+        if sha256 is not None and not SHA256_RE.match(sha256):
+            raise UsageError(f"--sha256 {sha256!r} is not 64 hexadecimal digits")
         try:
-            from huggingface_hub import hf_hub_download
+            from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
         except ImportError as exc:
             raise ModelDownloadFailed("huggingface_hub is not installed", hint=manual) from exc
+        endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
+
+        def failed(exc: Exception) -> ModelDownloadFailed:
+            text = str(exc).strip()
+            reason = text.splitlines()[0] if text else type(exc).__name__
+            return ModelDownloadFailed(
+                f"cannot download {filename} from {repo}: {reason[:300]}", hint=manual
+            )
+
+        try:
+            url = hf_hub_url(repo, filename, revision=revision or "main", endpoint=endpoint)
+            meta = get_hf_file_metadata(url, endpoint=endpoint)
+        except Exception as exc:  # offline, DNS, HTTP 404, auth: all a failed download
+            raise failed(exc) from exc
+        commit = (meta.commit_hash or "").lower()
+        if not COMMIT_RE.match(commit):
+            raise ModelDownloadFailed(
+                f"the hub named no commit for {repo}@{revision or 'main'}", hint=manual
+            )
+        etag = (meta.etag or "").lower()
+        if sha256 is not None and SHA256_RE.match(etag) and etag != sha256.lower():
+            raise ModelHashMismatch(
+                f"{repo}@{commit[:12]} has {filename} with SHA-256 {etag}, "
+                f"not the expected {sha256.lower()}"
+            )
+        expected = sha256 or (etag if SHA256_RE.match(etag) else None)
+        blob_id = etag if expected is None and COMMIT_RE.match(etag) else None
+        if expected is None and blob_id is None:
+            raise ModelDownloadFailed(
+                f"the hub gave no content hash for {filename} in {repo}@{commit[:12]}",
+                hint="Pass the file's SHA-256 with --sha256. " + manual,
+            )
         downloads = self.root / ".downloads"
         downloads.mkdir(parents=True, exist_ok=True)
         try:
             local = hf_hub_download(
-                repo_id=repo, filename=filename, revision=revision, local_dir=downloads
+                repo_id=repo,
+                filename=filename,
+                revision=commit,
+                local_dir=downloads,
+                endpoint=endpoint,
             )
-        except Exception as exc:  # offline, DNS, HTTP 404, auth: all a failed download
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelDownloadFailed(
-                f"cannot download {filename} from {repo}: {reason[:300]}", hint=manual
-            ) from exc
-        path = Path(local)
+        except Exception as exc:
+            raise failed(exc) from exc
+        path = Path(str(local))
         try:
+            if blob_id is not None and git_blob_id(path) != blob_id:
+                raise ModelHashMismatch(
+                    f"{filename} from {repo}@{commit[:12]} is not the file the hub names "
+                    f"(git blob {blob_id})"
+                )
             return self.add(
                 path,
                 name=name,
                 progress=progress,
-                source=f"hf:{repo}/{filename}" + (f"@{revision}" if revision else ""),
+                source=f"hf:{repo}/{filename}@{commit}",
+                expected_sha256=expected,
             )
         finally:
             with contextlib.suppress(OSError):

@@ -142,15 +142,29 @@ def pull(
     revision: Annotated[
         str | None,
         typer.Option(
-            "--revision", help="Branch, tag or commit (default: main).", show_default=False
+            "--revision",
+            help="Branch, tag or commit (default: main); the commit it names is recorded.",
+            show_default=False,
+        ),
+    ] = None,
+    sha256: Annotated[
+        str | None,
+        typer.Option(
+            "--sha256",
+            help="The file's expected SHA-256; any other file is refused.",
+            show_default=False,
         ),
     ] = None,
 ) -> None:
-    """Download a GGUF file from the Hugging Face hub into the store."""
+    """Download a GGUF file from the Hugging Face hub into the store.
+
+    The revision is pinned to its commit before the download, and the file's SHA-256 is
+    checked against the hub's record of it (and --sha256 when given) before it is added.
+    """
     st = state()
     store = _store(st)
     with st.output.status(f"Downloading {filename} from {repo}"):
-        entry = store.pull(repo, filename, revision=revision, name=name)
+        entry = store.pull(repo, filename, revision=revision, name=name, sha256=sha256)
     data = _entry_data(entry, store.default)
     st.output.result(data, _render_entry(data))
 

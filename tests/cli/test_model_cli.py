@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -113,3 +115,115 @@ def test_register_a_model_as_an_asset(
     assert cli("--json", "model", "show", "tiny").json()["asset_id"] == asset_id
     again = cli("--json", "--no-prompt", "model", "register", "tiny")
     assert again.exit_code == 2
+
+
+class _HubDouble:
+    """A stand-in for the Hugging Face hub's resolve endpoint (the real hub is not
+    reachable here): ``/{repo}/resolve/{revision}/{file}`` answers HEAD with the hub's
+    headers (commit, linked ETag = the LFS SHA-256, size) and GET with the bytes.
+    ``served`` replaces the bytes sent, to play a tampered mirror."""
+
+    COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+    def __init__(self, repo: str, filename: str, data: bytes) -> None:
+        import hashlib
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.data = data
+        self.served = data
+        self.requested: list[str] = []
+        sha = hashlib.sha256(data).hexdigest()
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _route(self) -> bool:
+                prefix = f"/{repo}/resolve/"
+                if not self.path.startswith(prefix) or not self.path.endswith(f"/{filename}"):
+                    self.send_error(404)
+                    return False
+                revision = self.path[len(prefix) : -len(filename) - 1]
+                hub.requested.append(f"{self.command} {revision}")
+                if revision not in ("main", hub.COMMIT):
+                    self.send_error(404)
+                    return False
+                self.send_response(200)
+                self.send_header("X-Repo-Commit", hub.COMMIT)
+                self.send_header("X-Linked-Etag", f'"{sha}"')
+                self.send_header("ETag", f'"{sha}"')
+                self.send_header("X-Linked-Size", str(len(hub.data)))
+                self.send_header("Content-Length", str(len(hub.served)))
+                self.end_headers()
+                return True
+
+            def do_HEAD(self) -> None:
+                self._route()
+
+            def do_GET(self) -> None:
+                if self._route():
+                    self.wfile.write(hub.served)
+
+            def log_message(self, *_: object) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hub(tiny_gguf: Path) -> Iterator[_HubDouble]:
+    double = _HubDouble("owner/tiny-GGUF", "tiny.gguf", tiny_gguf.read_bytes())
+    yield double
+    double.close()
+
+
+def _pull(sahara: Any, hub: _HubDouble, *args: str) -> Any:
+    # HF_HUB_OFFLINE may be set in this process by the embedder; the pull runs online.
+    env = {"HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_XET": "1"}
+    return sahara(["--json", "model", "pull", "owner/tiny-GGUF", "tiny.gguf", *args], env=env)
+
+
+def test_pull_pins_the_revision_to_its_commit(
+    sahara: Any, initialised: Path, hub: _HubDouble
+) -> None:
+    import hashlib
+
+    result = _pull(sahara, hub)
+    assert result.returncode == 0, result.stderr
+    entry = json.loads(result.stdout)
+    assert entry["source"] == f"hf:owner/tiny-GGUF/tiny.gguf@{hub.COMMIT}"
+    assert entry["sha256"] == hashlib.sha256(hub.data).hexdigest()
+    # The bytes were fetched at the commit that 'main' named, not at the moving branch.
+    assert any(r.startswith("GET") for r in hub.requested), hub.requested
+    assert all(r == f"GET {hub.COMMIT}" for r in hub.requested if r.startswith("GET"))
+
+
+def test_pull_refuses_a_file_whose_hash_differs(
+    sahara: Any, initialised: Path, hub: _HubDouble
+) -> None:
+    """A mirror that serves other bytes than the hub's SHA-256 names: nothing is added."""
+    tampered = bytearray(hub.data)
+    tampered[-1] ^= 0xFF
+    hub.served = bytes(tampered)
+    result = _pull(sahara, hub)
+    assert result.returncode == 8, result.stderr
+    assert json.loads(result.stderr)["error"]["code"] == "agent.model_hash_mismatch"
+    assert not list((initialised / "models").glob("*/tiny.gguf"))
+    listed = sahara(["--json", "model", "list"])
+    assert json.loads(listed.stdout)["models"] == []
+
+
+def test_pull_checks_the_sha256_the_user_gives(
+    sahara: Any, initialised: Path, hub: _HubDouble
+) -> None:
+    result = _pull(sahara, hub, "--sha256", "ab" * 32)
+    assert result.returncode == 8, result.stderr
+    assert json.loads(result.stderr)["error"]["code"] == "agent.model_hash_mismatch"
+    assert not any(r.startswith("GET") for r in hub.requested)  # refused before download
+    bad = _pull(sahara, hub, "--sha256", "xyz")
+    assert bad.returncode == 2
