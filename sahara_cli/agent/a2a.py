@@ -70,7 +70,7 @@ from sahara_cli.agent.a2a_auth import (
 )
 from sahara_cli.agent.types import Answer
 from sahara_cli.agent.types import Message as ChatMessage
-from sahara_cli.errors import SaharaError, TeamError, UsageError
+from sahara_cli.errors import AgentRequestInvalid, SaharaError, TeamError, UsageError
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -86,6 +86,8 @@ HOPS_KEY = "sahara.hops"
 VISITED_KEY = "sahara.visited"
 DEFAULT_TIMEOUT = 600.0  # seconds for one message (the peer's model may be slow)
 PEER_ANSWER_CHARS = 1200  # of each peer's reply shown to the model
+MAX_HOPS = 8  # the most hops a request may ask for (a team's hops are at most 8 too)
+MAX_VISITED = 64  # URLs a request may name as visited
 
 
 class Answering(Protocol):
@@ -381,6 +383,22 @@ def context_messages(task: str, exchanges: Sequence[Exchange]) -> list[ChatMessa
     return [ChatMessage("system", "\n".join(lines)), ChatMessage("user", task)]
 
 
+def route(meta: Mapping[str, Any]) -> tuple[int, list[str]]:
+    """The hop budget (at most :data:`MAX_HOPS`) and the visited URLs of a request's
+    metadata; :class:`AgentRequestInvalid` for values of the wrong shape."""
+    hops = meta.get(HOPS_KEY, 0) or 0
+    if isinstance(hops, str) and hops.isdigit():
+        hops = int(hops)
+    visited = meta.get(VISITED_KEY, []) or []
+    if isinstance(hops, bool) or not isinstance(hops, int):
+        raise AgentRequestInvalid(f"{HOPS_KEY} must be a whole number, not {hops!r:.40}")
+    if not isinstance(visited, list) or len(visited) > MAX_VISITED:
+        raise AgentRequestInvalid(f"{VISITED_KEY} must be a list of at most {MAX_VISITED} URLs")
+    if not all(isinstance(v, str) and len(v) <= 2048 for v in visited):
+        raise AgentRequestInvalid(f"{VISITED_KEY} must hold URLs")
+    return min(max(0, hops), MAX_HOPS), [v.rstrip("/") for v in visited]
+
+
 class SaharaAgentExecutor(AgentExecutor):
     """Answers A2A messages with a sahara agent, consulting peers within a hop budget.
 
@@ -415,14 +433,12 @@ class SaharaAgentExecutor(AgentExecutor):
         caller = caller_of(context.call_context.state)
         owner = caller is not None and caller.owner
         task = context.get_user_input()
-        meta = _metadata(context.message)
-        hops = max(0, int(meta.get(HOPS_KEY, 0) or 0))
-        visited = [str(v).rstrip("/") for v in meta.get(VISITED_KEY, []) or []]
-        if self.url not in visited:
-            visited.append(self.url)
         data: dict[str, Any]
         text = ""
         try:
+            hops, visited = route(_metadata(context.message))
+            if self.url not in visited:
+                visited.append(self.url)
             exchanges = await self._consult(task, hops, visited)
             answer: Answer = await asyncio.to_thread(
                 self._locked, self.agent.respond, context_messages(task, exchanges)
@@ -444,7 +460,7 @@ class SaharaAgentExecutor(AgentExecutor):
             data = {
                 "agent": self.agent.spec.name,
                 "url": self.url,
-                "error": {"code": "agent.error", "message": f"the agent failed ({detail})"},
+                "error": {"code": "agent.error", "message": detail},
             }
         if not owner and "error" not in data:
             data = redact(data)  # only the owner sees source text and tool output

@@ -318,10 +318,21 @@ def _signer_of(text: bytes, signature: str) -> str:
 
 
 class _BodyError(Exception):
-    def __init__(self, status: int, error: SaharaError) -> None:
+    def __init__(self, status: int, error: SaharaError, rpc_code: int = -32001) -> None:
         super().__init__(error.message)
         self.status = status
         self.error = error
+        self.rpc_code = rpc_code
+
+
+def _check_json(body: bytes) -> None:
+    """A JSON-RPC body is UTF-8 JSON (the SDK would guess other encodings from NULs)."""
+    try:
+        json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise _BodyError(
+            400, AgentRequestInvalid("the request body is not UTF-8 JSON"), -32700
+        ) from None
 
 
 class _Disconnected(Exception):
@@ -367,10 +378,12 @@ class A2AGuard:
             if scope.get("query_string"):
                 path += b"?" + scope["query_string"]
             caller = self.verifier.authenticate(method, path.decode("latin-1"), headers, body)
+            if method == "POST":
+                _check_json(body)
         except _Disconnected:
             return
         except _BodyError as exc:
-            await _refuse(send, exc.status, exc.error)
+            await _refuse(send, exc.status, exc.error, exc.rpc_code)
             return
         except AgentRequestRefused as exc:
             await _refuse(send, 403, exc)
@@ -434,13 +447,13 @@ def _too_large(limit: int) -> AgentRequestInvalid:
     )
 
 
-async def _refuse(send: Send, status: int, error: SaharaError) -> None:
+async def _refuse(send: Send, status: int, error: SaharaError, rpc_code: int = -32001) -> None:
     """A JSON-RPC error object (id null) with the house error in ``data``."""
     body = json.dumps(
         {
             "jsonrpc": "2.0",
             "id": None,
-            "error": {"code": -32001, "message": error.message, "data": error.to_dict()},
+            "error": {"code": rpc_code, "message": error.message, "data": error.to_dict()},
         }
     ).encode("utf-8")
     await send(

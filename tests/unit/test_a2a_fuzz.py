@@ -110,7 +110,19 @@ rpc_object = st.fixed_dictionaries(
         "params": st.one_of(st.fixed_dictionaries({"message": message}), json_value),
     },
 )
+routing = st.fixed_dictionaries(
+    {}, optional={"sahara.hops": json_value, "sahara.visited": json_value}
+)
+
+
+def _with_metadata(meta: dict[str, Any]) -> bytes:
+    request = json.loads(send_message_body("route me"))
+    request["params"]["message"]["metadata"] = meta
+    return json.dumps(request).encode()
+
+
 bodies = st.one_of(
+    routing.map(_with_metadata),  # a valid message with hop metadata of any shape
     st.binary(max_size=300),
     st.text(max_size=200).map(str.encode),
     json_value.map(lambda v: json.dumps(v).encode()),
@@ -180,6 +192,8 @@ def _send(http: httpx.Client, req: dict[str, Any], headers: dict[str, str]) -> h
     assert time.monotonic() - started < TIMEOUT
     assert response.status_code < 500, response.text
     assert "Traceback" not in response.text
+    # -32603 is JSON-RPC's "internal error": the agent raised instead of refusing.
+    assert '"code":-32603' not in response.text.replace(" ", ""), response.text
     return response
 
 

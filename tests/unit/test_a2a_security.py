@@ -254,3 +254,18 @@ def test_peers_are_asked_with_the_team_credentials() -> None:
     # (a member, not the owner) gets none of them, however deep they are nested.
     assert not leaks(json.dumps(reply.data))
     assert "text" not in exchange.data["sources"][0]
+
+
+def test_malformed_hop_metadata_is_refused_cleanly(keeper: Served) -> None:
+    peer = A2APeer(keeper.url, credentials=Credentials(SECRET))
+    with pytest.raises(TeamError, match=r"sahara\.hops must be a whole number"):
+        peer.send("hi", metadata={HOPS_KEY: "many"})
+    with pytest.raises(TeamError, match=r"sahara\.visited must be a list"):
+        peer.send("hi", metadata={"sahara.visited": "http://127.0.0.1:9"})
+
+
+def test_body_that_is_not_utf8_json_is_a_parse_error(keeper: Served) -> None:
+    body = b"\x00" * 9  # JSON parsers guess UTF-32 from the NULs
+    response = post(keeper.url, body, signed(keeper.url, body, Credentials(SECRET)))
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == -32700
