@@ -633,6 +633,27 @@ class TeamError(AgentError):
     code = "agent.team_error"
 
 
+class AgentRequestRefused(AgentError, PermissionDeniedError):
+    """A request to a served A2A agent from a Host or Origin it does not answer."""
+
+    code = "agent.request_refused"
+    default_hint = "Call the agent at the URL its card advertises, from a program (not a web page)."
+
+
+class AgentRequestInvalid(AgentError, UsageError):
+    """A request to a served A2A agent that is too large, too slow to arrive, or one too
+    many in the replay window."""
+
+    code = "agent.request_invalid"
+
+
+class NetworkNotAllowed(AgentError, UsageError):
+    """A server asked to listen beyond loopback without ``--network``."""
+
+    code = "agent.network_not_allowed"
+    default_hint = "Pass --network to listen beyond this machine (callers still sign)."
+
+
 class RecordNotFound(ProtocolError, NotFoundError):
     """A provenance record id the Provenance contract does not have."""
 

@@ -13,6 +13,10 @@ chooses whom to ask (all of them when few, otherwise the model picks names with 
 JSON-constrained choice), messages them with the budget less one, and answers with
 their replies as context. The budget and the visited list make loops impossible.
 
+Callers authenticate every request (a team secret, or the agent's own ID for its
+owner) and only the owner sees the private parts of a reply: see
+:mod:`sahara_cli.agent.a2a_auth`.
+
 ``python -m sahara_cli.agent.a2a --home H --agent NAME --port P --peer URL ...`` serves
 one agent of a home until stopped; teams start their peer-to-peer members this way.
 """
@@ -52,9 +56,21 @@ from a2a.types import (
 from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH, TransportProtocol
 from google.protobuf.json_format import MessageToDict  # type: ignore[import-untyped]
 
+from sahara_cli.agent.a2a_auth import (
+    BODY_TIMEOUT,
+    MAX_BODY,
+    SECRET_ENV,
+    A2AGuard,
+    Credentials,
+    SignedAuth,
+    Verifier,
+    caller_of,
+    redact,
+    require_loopback,
+)
 from sahara_cli.agent.types import Answer
 from sahara_cli.agent.types import Message as ChatMessage
-from sahara_cli.errors import SaharaError, TeamError
+from sahara_cli.errors import AgentRequestInvalid, SaharaError, TeamError, UsageError
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -70,6 +86,8 @@ HOPS_KEY = "sahara.hops"
 VISITED_KEY = "sahara.visited"
 DEFAULT_TIMEOUT = 600.0  # seconds for one message (the peer's model may be slow)
 PEER_ANSWER_CHARS = 1200  # of each peer's reply shown to the model
+MAX_HOPS = 8  # the most hops a request may ask for (a team's hops are at most 8 too)
+MAX_VISITED = 64  # URLs a request may name as visited
 
 
 class Answering(Protocol):
@@ -213,11 +231,19 @@ def _ints(value: Any) -> Any:
 
 
 class A2APeer:
-    """An agent reached over A2A: resolve its card, send it a message."""
+    """An agent reached over A2A: resolve its card, send it a message signed with
+    ``credentials`` (the team secret, the caller's ID, or both)."""
 
-    def __init__(self, url: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        credentials: Credentials | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.credentials = credentials or Credentials()
         self._card: AgentCard | None = None
 
     async def fetch_card(self) -> AgentCard:
@@ -237,7 +263,8 @@ class A2APeer:
         if metadata:
             message.metadata.update(dict(metadata))
         request = SendMessageRequest(message=message)
-        async with httpx.AsyncClient(timeout=self.timeout) as http:
+        auth = SignedAuth(self.credentials) if self.credentials else None
+        async with httpx.AsyncClient(timeout=self.timeout, auth=auth) as http:
             client = ClientFactory(ClientConfig(httpx_client=http, streaming=False)).create(card)
             try:
                 async for event in client.send_message(request):
@@ -356,6 +383,22 @@ def context_messages(task: str, exchanges: Sequence[Exchange]) -> list[ChatMessa
     return [ChatMessage("system", "\n".join(lines)), ChatMessage("user", task)]
 
 
+def route(meta: Mapping[str, Any]) -> tuple[int, list[str]]:
+    """The hop budget (at most :data:`MAX_HOPS`) and the visited URLs of a request's
+    metadata; :class:`AgentRequestInvalid` for values of the wrong shape."""
+    hops = meta.get(HOPS_KEY, 0) or 0
+    if isinstance(hops, str) and hops.isdigit():
+        hops = int(hops)
+    visited = meta.get(VISITED_KEY, []) or []
+    if isinstance(hops, bool) or not isinstance(hops, int):
+        raise AgentRequestInvalid(f"{HOPS_KEY} must be a whole number, not {hops!r:.40}")
+    if not isinstance(visited, list) or len(visited) > MAX_VISITED:
+        raise AgentRequestInvalid(f"{VISITED_KEY} must be a list of at most {MAX_VISITED} URLs")
+    if not all(isinstance(v, str) and len(v) <= 2048 for v in visited):
+        raise AgentRequestInvalid(f"{VISITED_KEY} must hold URLs")
+    return min(max(0, hops), MAX_HOPS), [v.rstrip("/") for v in visited]
+
+
 class SaharaAgentExecutor(AgentExecutor):
     """Answers A2A messages with a sahara agent, consulting peers within a hop budget.
 
@@ -372,12 +415,14 @@ class SaharaAgentExecutor(AgentExecutor):
         peers: Sequence[str] = (),
         max_peers: int = 3,
         timeout: float = DEFAULT_TIMEOUT,
+        credentials: Credentials | None = None,
     ) -> None:
         self.agent = agent
         self.url = url.rstrip("/")
         self.peers = [p.rstrip("/") for p in peers if p.rstrip("/") != self.url]
         self.max_peers = max_peers
         self.timeout = timeout
+        self.credentials = credentials or Credentials()
         self._lock = threading.Lock()
 
     def _locked(self, func: Any, *args: Any) -> Any:
@@ -385,15 +430,15 @@ class SaharaAgentExecutor(AgentExecutor):
             return func(*args)
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        caller = caller_of(context.call_context.state)
+        owner = caller is not None and caller.owner
         task = context.get_user_input()
-        meta = _metadata(context.message)
-        hops = max(0, int(meta.get(HOPS_KEY, 0) or 0))
-        visited = [str(v).rstrip("/") for v in meta.get(VISITED_KEY, []) or []]
-        if self.url not in visited:
-            visited.append(self.url)
         data: dict[str, Any]
         text = ""
         try:
+            hops, visited = route(_metadata(context.message))
+            if self.url not in visited:
+                visited.append(self.url)
             exchanges = await self._consult(task, hops, visited)
             answer: Answer = await asyncio.to_thread(
                 self._locked, self.agent.respond, context_messages(task, exchanges)
@@ -411,11 +456,14 @@ class SaharaAgentExecutor(AgentExecutor):
         except SaharaError as exc:
             data = {"agent": self.agent.spec.name, "url": self.url, "error": exc.to_dict()}
         except Exception as exc:  # the caller gets the message, not a hang
+            detail = f"{type(exc).__name__}: {exc}" if owner else type(exc).__name__
             data = {
                 "agent": self.agent.spec.name,
                 "url": self.url,
-                "error": {"code": "agent.error", "message": f"{type(exc).__name__}: {exc}"},
+                "error": {"code": "agent.error", "message": detail},
             }
+        if not owner and "error" not in data:
+            data = redact(data)  # only the owner sees source text and tool output
         parts = [new_text_part(text), new_data_part(data, media_type=ANSWER_MEDIA_TYPE)]
         await event_queue.enqueue_event(new_message(parts, context_id=context.context_id))
 
@@ -428,7 +476,7 @@ class SaharaAgentExecutor(AgentExecutor):
         candidates = [u for u in self.peers if u not in visited]
         if hops <= 0 or not candidates:
             return []
-        peers = [A2APeer(u, timeout=self.timeout) for u in candidates]
+        peers = [A2APeer(u, timeout=self.timeout, credentials=self.credentials) for u in candidates]
         found = await asyncio.gather(*(p.fetch_card() for p in peers), return_exceptions=True)
         cards = [c for c in found if isinstance(c, AgentCard)]
         by_card = {id(c): p for c, p in zip(found, peers, strict=True) if isinstance(c, AgentCard)}
@@ -469,22 +517,46 @@ def build_app(
     agent: Answering,
     url: str,
     *,
+    credentials: Credentials | None = None,
+    owner: str | None = None,
     peers: Sequence[str] = (),
     max_peers: int = 3,
     timeout: float = DEFAULT_TIMEOUT,
+    max_body: int = MAX_BODY,
+    body_timeout: float = BODY_TIMEOUT,
 ) -> Starlette:
-    """A Starlette app serving ``agent`` over A2A, its card at the well-known path."""
-    from starlette.applications import Starlette
+    """A Starlette app serving ``agent`` over A2A, its card at the well-known path.
 
+    Callers must sign with the team secret of ``credentials`` or be ``owner`` (the
+    address of the agent's ID), who alone sees source text and tool output. The agent
+    signs its own requests to ``peers`` with ``credentials``.
+    """
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+
+    credentials = credentials or Credentials()
+    if credentials.secret is None and owner is None:
+        raise UsageError(
+            "an A2A agent needs a team secret or an owner ID, or no one could call it",
+            hint=f"Set {SECRET_ENV}, or unlock the agent's ID.",
+        )
     card = agent_card(agent, url)
     executor = SaharaAgentExecutor(
-        agent, url=url, peers=peers, max_peers=max_peers, timeout=timeout
+        agent, url=url, peers=peers, max_peers=max_peers, timeout=timeout, credentials=credentials
     )
     handler = DefaultRequestHandler(
         agent_executor=executor, task_store=InMemoryTaskStore(), agent_card=card
     )
     routes = [*create_agent_card_routes(card), *create_jsonrpc_routes(handler, rpc_url=RPC_PATH)]
-    return Starlette(routes=routes)
+    verifier = Verifier(url, secret=credentials.secret, owner=owner)
+    guard = Middleware(
+        A2AGuard,
+        verifier=verifier,
+        public=[CARD_PATH],
+        max_body=max_body,
+        body_timeout=body_timeout,
+    )
+    return Starlette(routes=routes, middleware=[guard])
 
 
 def serve_a2a(
@@ -493,16 +565,29 @@ def serve_a2a(
     port: int,
     peers: Sequence[str] = (),
     *,
+    credentials: Credentials | None = None,
+    owner: str | None = None,
+    network: bool = False,
     public_url: str | None = None,
     max_peers: int = 3,
     timeout: float = DEFAULT_TIMEOUT,
     log_level: str = "warning",
 ) -> None:
-    """Serve ``agent`` over A2A on ``host:port`` until interrupted."""
+    """Serve ``agent`` over A2A on ``host:port`` until interrupted; beyond loopback
+    only with ``network``."""
     import uvicorn
 
+    require_loopback(host, network)
     url = public_url or f"http://{host}:{port}"
-    app = build_app(agent, url, peers=peers, max_peers=max_peers, timeout=timeout)
+    app = build_app(
+        agent,
+        url,
+        credentials=credentials,
+        owner=owner,
+        peers=peers,
+        max_peers=max_peers,
+        timeout=timeout,
+    )
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
 
@@ -521,6 +606,21 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
+def _keystore(home_root: Path) -> Any:
+    from sahara_cli.config import load_config
+    from sahara_cli.home import Home
+    from sahara_cli.identity.store import KeyStore
+
+    home = Home(home_root)
+    cfg = load_config(home.config_file).config
+    return KeyStore(
+        home.keystore_dir,
+        config_path=home.config_file,
+        default=cfg.identity.default,
+        scrypt_n=cfg.identity.scrypt_n,
+    )
+
+
 def unlock_from_env(home_root: Path, agent: str) -> Signer | None:
     """The agent's ID, unlocked with ``SAHARA_PASSWORD`` when the environment has it
     (a team runner passes it to its members); None leaves the agent on public data."""
@@ -528,30 +628,39 @@ def unlock_from_env(home_root: Path, agent: str) -> Signer | None:
     if not password:
         return None
     from sahara_cli.agent.spec import AgentStore
-    from sahara_cli.config import load_config
-    from sahara_cli.home import Home
-    from sahara_cli.identity.store import KeyStore
 
-    home = Home(home_root)
-    cfg = load_config(home.config_file).config
-    store = KeyStore(
-        home.keystore_dir,
-        config_path=home.config_file,
-        default=cfg.identity.default,
-        scrypt_n=cfg.identity.scrypt_n,
-    )
+    store = _keystore(home_root)
     spec = AgentStore(home_root).load(agent)
-    return store.unlock(store.resolve(spec.identity).name, password)
+    signer: Signer = store.unlock(store.resolve(spec.identity).name, password)
+    return signer
+
+
+def owner_address(home_root: Path, agent: str) -> str | None:
+    """The address of the agent's ID (read without its password); None when the home
+    has no such ID."""
+    from sahara_cli.agent.spec import AgentStore
+
+    spec = AgentStore(home_root).load(agent)
+    try:
+        address: str = _keystore(home_root).resolve(spec.identity).address
+    except SaharaError:
+        return None
+    return address
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m sahara_cli.agent.a2a", description="Serve one agent over A2A."
+        prog="python -m sahara_cli.agent.a2a",
+        description=(
+            "Serve one agent over A2A. Callers sign with the team secret in "
+            f"{SECRET_ENV} or with the agent's own ID (unlocked from SAHARA_PASSWORD)."
+        ),
     )
     parser.add_argument("--home", required=True, type=Path, help="the sahara home")
     parser.add_argument("--agent", required=True, help="the agent's name in the home")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", required=True, type=int)
+    parser.add_argument("--network", action="store_true", help="allow a --host beyond loopback")
     parser.add_argument("--peer", action="append", default=[], help="a peer's base URL")
     parser.add_argument("--max-peers", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
@@ -562,7 +671,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sahara_cli.agent.brain import open_agent
 
     try:
-        agent = open_agent(args.home, args.agent, signer=unlock_from_env(args.home, args.agent))
+        require_loopback(args.host, args.network)
+        signer = unlock_from_env(args.home, args.agent)
+        owner = signer.address if signer is not None else owner_address(args.home, args.agent)
+        credentials = Credentials(os.environ.get(SECRET_ENV) or None, signer)
+        if credentials.secret is None and owner is None:
+            raise UsageError(
+                "no team secret and no owner ID: no one could call this agent",
+                hint=f"Set {SECRET_ENV}, or give the agent an ID of the home.",
+            )
+        agent = open_agent(args.home, args.agent, signer=signer)
     except SaharaError as exc:
         print(f"error: {exc.message}", file=sys.stderr, flush=True)
         return exc.exit_code
@@ -572,6 +690,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.host,
             args.port,
             args.peer,
+            credentials=credentials,
+            owner=owner,
+            network=args.network,
             max_peers=args.max_peers,
             timeout=args.timeout,
         )

@@ -15,7 +15,10 @@ max_subtasks = 3
 # base_port = 0                # members listen on base_port + i; 0 picks free ports
 ```
 
-Members are agents of the home (``sahara agent create NAME --template T``).
+Members are agents of the home (``sahara agent create NAME --template T``). A p2p run
+makes a fresh team secret, gives it to its members in their environment, and every
+A2A request among them (and from the runner) is signed with it; members listen on
+loopback unless the run allows the network.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
     from sahara_cli.agent.brain import Agent
     from sahara_cli.agent.runner import Runner
     from sahara_cli.agent.spec import AgentSpec
+    from sahara_cli.identity import Signer
 
 TASK_CHARS = 400  # the longest subtask the manager may write
 ANSWER_CHARS = 1500  # of each worker's answer shown to the manager when merging
@@ -219,15 +223,23 @@ def run_team(
     on_event: OnEvent | None = None,
     agent_options: dict[str, Any] | None = None,
     member_env: Mapping[str, str] | None = None,
+    network: bool = False,
 ) -> TeamResult:
     """Run ``task`` with ``team`` and return the merged answer with every member's part.
 
     ``agent_options`` go to :func:`sahara_cli.agent.brain.open_agent` (hierarchical
-    teams: ``signer``, ``rpc_url``, ``vault_config``). ``member_env`` is added to the
-    environment of each p2p member's process (``SAHARA_PASSWORD`` unlocks its ID there).
+    teams: ``signer``, ``rpc_url``, ``vault_config``; a p2p run signs its request to the
+    entry with ``signer``, so that the entry's owner gets the private parts of the
+    reply). ``member_env`` is added to the environment of each p2p member's process
+    (``SAHARA_PASSWORD`` unlocks its ID there). p2p members listen beyond loopback only
+    with ``network``.
     """
     if not task.strip():
         raise TeamError("the task is empty")
+    if team.mode == "p2p":
+        from sahara_cli.agent.a2a_auth import require_loopback
+
+        require_loopback(team.host, network)
     store = AgentStore(home_root)
     missing = [name for name in team.agents if not store.exists(name)]
     if missing:
@@ -238,7 +250,8 @@ def run_team(
     emit = on_event or (lambda _event: None)
     if team.mode == "hierarchical":
         return _run_hierarchical(home_root, team, task, emit, agent_options or {})
-    return _run_p2p(home_root, team, task, emit, member_env or {})
+    signer = (agent_options or {}).get("signer")
+    return _run_p2p(home_root, team, task, emit, member_env or {}, signer, network)
 
 
 # --- hierarchical --------------------------------------------------------------------
@@ -460,9 +473,15 @@ class _Process:
 
 
 def member_command(
-    home_root: Path, name: str, host: str, port: int, peers: Sequence[str], team: TeamSpec
+    home_root: Path,
+    name: str,
+    host: str,
+    port: int,
+    peers: Sequence[str],
+    team: TeamSpec,
+    network: bool = False,
 ) -> list[str]:
-    """The command line of one member process."""
+    """The command line of one member process (no secret: those go in its environment)."""
     cmd = [
         sys.executable,
         "-m",
@@ -484,12 +503,18 @@ def member_command(
     ]
     for url in peers:
         cmd += ["--peer", url]
+    if network:
+        cmd.append("--network")
     return cmd
 
 
 @contextmanager
 def start_members(
-    home_root: Path, team: TeamSpec, emit: OnEvent, env: Mapping[str, str] | None = None
+    home_root: Path,
+    team: TeamSpec,
+    emit: OnEvent,
+    env: Mapping[str, str] | None = None,
+    network: bool = False,
 ) -> Iterator[list[_Process]]:
     """Start every member in its own process (``env`` added to its environment) and
     wait for its card; stop them all on the way out, whatever happened."""
@@ -507,7 +532,7 @@ def start_members(
                 log = Path(logs) / f"{name}.log"
                 with log.open("wb") as out:
                     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                        member_command(home_root, name, team.host, port, peers, team),
+                        member_command(home_root, name, team.host, port, peers, team, network),
                         stdin=subprocess.DEVNULL,
                         stdout=out,
                         stderr=subprocess.STDOUT,
@@ -591,21 +616,31 @@ def _flatten(
 
 
 def _run_p2p(
-    home_root: Path, team: TeamSpec, task: str, emit: OnEvent, env: Mapping[str, str]
+    home_root: Path,
+    team: TeamSpec,
+    task: str,
+    emit: OnEvent,
+    env: Mapping[str, str],
+    signer: Signer | None,
+    network: bool,
 ) -> TeamResult:
     from sahara_cli.agent.a2a import HOPS_KEY, VISITED_KEY, A2APeer, card_to_dict, discover
+    from sahara_cli.agent.a2a_auth import SECRET_ENV, Credentials, new_secret
 
     assert team.entry is not None
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    with start_members(home_root, team, emit, env) as procs:
+    secret = new_secret()  # this run's: members and runner sign with it, then it is gone
+    credentials = Credentials(secret, signer)
+    env = {**env, SECRET_ENV: secret}
+    with start_members(home_root, team, emit, env, network) as procs:
         timings["start"] = _since(started)
         cards = discover([p.url for p in procs])
         entry = next(p for p in procs if p.name == team.entry)
         emit(TeamEvent("ask", team.entry, task[:80]))
         t = time.perf_counter()
         try:
-            reply = A2APeer(entry.url, timeout=team.timeout).send(
+            reply = A2APeer(entry.url, timeout=team.timeout, credentials=credentials).send(
                 task, metadata={HOPS_KEY: team.hops, VISITED_KEY: []}
             )
         except TeamError as exc:

@@ -79,6 +79,14 @@ def run(
         ),
     ] = None,
     password_file: PasswordFileOption = None,
+    network: Annotated[
+        bool,
+        typer.Option(
+            "--network",
+            help="Let p2p members listen on the team's host beyond loopback "
+            "(every request among them is still signed with the run's team secret).",
+        ),
+    ] = False,
 ) -> None:
     """Run a task with a team: progress on stderr, the merged answer on stdout."""
     from sahara_cli.agent.team import load_team, run_team
@@ -110,6 +118,7 @@ def run(
         on_event=progress,
         agent_options=options,
         member_env=member_env,
+        network=network,
     )
     data = result.to_dict()
     output.result(data, _render(data))

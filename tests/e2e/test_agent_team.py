@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from sahara_cli.agent.team import TeamEvent, TeamSpec, run_team
@@ -17,6 +18,13 @@ from tests.agent_models import save_tiny_agent
 
 pytestmark = pytest.mark.e2e
 pytest_plugins = ("tests.agent_models",)  # the tiny_gguf fixture
+
+UNSIGNED = {
+    "jsonrpc": "2.0",
+    "id": "1",
+    "method": "SendMessage",
+    "params": {"message": {"messageId": "m1", "role": "ROLE_USER", "parts": [{"text": "hi"}]}},
+}
 
 
 @pytest.fixture
@@ -84,16 +92,20 @@ def test_p2p_team_talks_over_a2a_and_leaves_no_process(team_home: Path) -> None:
     team = TeamSpec(name="ring", mode="p2p", members=["m0", "m1", "m2"], hops=1)
     seen, on_event = events()
     live: list[list[int]] = []
+    unsigned: list[int] = []
 
     def watch(event: TeamEvent) -> None:
         on_event(event)
         if event.kind == "ready" and event.member == "m2":
             live.append(member_pids(team_home))
+        if event.kind == "ready":  # a caller without the run's team secret is refused
+            unsigned.append(httpx.post(event.detail + "/", json=UNSIGNED, timeout=60).status_code)
 
     result = run_team(team_home, team, "Which of you knows the answer?", on_event=watch)
 
     # Three processes served their cards at the well-known path; the cards were fetched.
     assert live and len(live[0]) == 3
+    assert unsigned == [401, 401, 401]
     assert sorted(c["name"] for c in result.cards) == ["m0", "m1", "m2"]
     for card in result.cards:
         url = result.members[card["name"]]
@@ -202,3 +214,6 @@ def test_an_unlocked_team_reads_private_vault_items(
         assert unlocked.exit_code == 0, unlocked.stderr
         names = {s["name"] for s in unlocked.json()["sources"]}
         assert "secret-recipe.md" in names, unlocked.json()["sources"]
+        # The run signs as the ID that owns the agents, so it sees the passages it used.
+        texts = [s.get("text", "") for s in unlocked.json()["sources"]]
+        assert any("saltbush" in t for t in texts), unlocked.json()["sources"]

@@ -1,10 +1,9 @@
 """One sahara agent (tiny random GGUF, real llama.cpp) served over A2A in-process, and
-reached with the official a2a-sdk client and with sahara's own A2APeer."""
+reached with the official a2a-sdk client and with sahara's own A2APeer, both signing
+with the team secret."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,42 +18,18 @@ from sahara_cli.agent.a2a import (
     HOPS_KEY,
     VISITED_KEY,
     A2APeer,
-    build_app,
     choose_peers,
     discover,
 )
+from sahara_cli.agent.a2a_auth import Credentials, SignedAuth, new_secret
 from sahara_cli.errors import TeamError
+from tests.a2a_serving import Served
 from tests.agent_models import save_tiny_agent
 
 pytest_plugins = ("tests.agent_models",)  # the tiny_gguf fixture
 
-
-class Served:
-    """``agent`` served over A2A by uvicorn in a thread, on a free port."""
-
-    def __init__(self, agent: Any, peers: list[str] | None = None) -> None:
-        import socket
-
-        import uvicorn
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        app = build_app(agent, self.url, peers=peers or [])
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert self.thread.is_alive(), "the A2A server did not start"
-            assert time.monotonic() < deadline, "the A2A server did not start in time"
-            time.sleep(0.02)
-
-    def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+SECRET = new_secret()
+MEMBER = Credentials(SECRET)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +44,7 @@ def agent(tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 @pytest.fixture(scope="module")
 def solo(agent: Any) -> Iterator[str]:
-    served = Served(agent)
+    served = Served(agent, secret=SECRET)
     yield served.url
     served.close()
 
@@ -94,12 +69,15 @@ def test_official_client_gets_the_answer_with_its_record(solo: str) -> None:
     from a2a.types import Role, SendMessageRequest
 
     async def ask() -> Any:
-        client = await create_client(solo, client_config=ClientConfig(streaming=False))
+        http = httpx.AsyncClient(auth=SignedAuth(MEMBER), timeout=60)
+        config = ClientConfig(streaming=False, httpx_client=http)
+        client = await create_client(solo, client_config=config)
         try:
             request = SendMessageRequest(message=new_text_message("hello", role=Role.ROLE_USER))
             return [event async for event in client.send_message(request)]
         finally:
             await client.close()
+            await http.aclose()
 
     events = asyncio.run(ask())
     assert len(events) == 1 and events[0].HasField("message")
@@ -116,7 +94,9 @@ def test_official_client_gets_the_answer_with_its_record(solo: str) -> None:
 
 
 def test_a2a_peer_sends_and_reads_the_payload(solo: str) -> None:
-    reply = A2APeer(solo).send("what is two and two", metadata={HOPS_KEY: 0, VISITED_KEY: []})
+    reply = A2APeer(solo, credentials=MEMBER).send(
+        "what is two and two", metadata={HOPS_KEY: 0, VISITED_KEY: []}
+    )
     assert reply.text.strip()
     assert reply.record["agent"] == "solo"
     assert reply.data["hops"] == 0 and isinstance(reply.data["hops"], int)
@@ -132,11 +112,11 @@ def test_discover_returns_cards_and_refuses_an_unreachable_url(solo: str) -> Non
 
 
 def test_unreachable_peer_is_an_exchange_error_not_a_failure(agent: Any) -> None:
-    served = Served(agent, peers=["http://127.0.0.1:9"])
+    served = Served(agent, secret=SECRET, peers=["http://127.0.0.1:9"])
     url = served.url
     try:
-        with_budget = A2APeer(url).send("hi", metadata={HOPS_KEY: 1})
-        without = A2APeer(url).send("hi", metadata={HOPS_KEY: 0})
+        with_budget = A2APeer(url, credentials=MEMBER).send("hi", metadata={HOPS_KEY: 1})
+        without = A2APeer(url, credentials=MEMBER).send("hi", metadata={HOPS_KEY: 0})
     finally:
         served.close()
     [exchange] = with_budget.exchanges
