@@ -620,6 +620,13 @@ class AgentAuthFailed(AgentError, PermissionDeniedError):
     code = "agent.auth_failed"
 
 
+class AgentMemoryLocked(AgentError, LockedError):
+    """An agent's feedback or memory summaries, sealed to its ID, without that ID's key."""
+
+    code = "agent.memory_locked"
+    default_hint = "Unlock the agent's ID: pass --password-file or set SAHARA_PASSWORD."
+
+
 class AgentNoLicense(AgentError, PermissionDeniedError):
     """A caller of a served agent without an API license with calls left."""
 

@@ -489,7 +489,12 @@ def open_agent(
         closers.extend([ctx.close, toolbox.close])
         if long_term is not None:
             closers.append(long_term.close)
-        feedback = FeedbackStore(agent_dir / "feedback.sqlite", _embedder_factory(ctx))
+        feedback = FeedbackStore(
+            agent_dir / "feedback.sqlite",
+            _embedder_factory(ctx),
+            public_key=signer.public_key if signer else agent_public_key(home_root, spec),
+            signer=signer,
+        )
         closers.append(feedback.close)
         from sahara_cli.agent.record import RecordStore
 
@@ -512,6 +517,27 @@ def open_agent(
     )
     out._closers = closers
     return out
+
+
+def agent_public_key(home_root: Path, spec: AgentSpec) -> bytes | None:
+    """The public key of the agent's ID (no password needed); None when the home has no
+    such ID. Feedback is sealed to it."""
+    from sahara_cli.config import load_config
+    from sahara_cli.errors import IdentityError
+    from sahara_cli.home import Home
+    from sahara_cli.identity.store import KeyStore
+
+    home = Home(home_root)
+    try:
+        store = KeyStore(
+            home.keystore_dir,
+            config_path=home.config_file,
+            default=load_config(home.config_file).config.identity.default,
+        )
+        info = store.resolve(spec.identity)
+    except IdentityError:
+        return None
+    return bytes.fromhex(info.public_key.removeprefix("0x")) if info.public_key else None
 
 
 def _embedder_factory(ctx: ToolContext) -> Callable[[], Any]:

@@ -77,9 +77,12 @@ def allowed_items(ctx: ToolContext) -> dict[str, Item]:
     }
 
 
-def search_hits(ctx: ToolContext, query: str, k: int) -> list[tuple[Hit, Item]]:
+def search_hits(
+    ctx: ToolContext, query: str, k: int, *, private: bool = True
+) -> list[tuple[Hit, Item]]:
     """The top ``k`` index hits among the allowed items, private texts opened when the
-    context may and its signer holds the item's key."""
+    context may and its signer holds the item's key. Without ``private`` only items
+    stored in clear are searched."""
     import dataclasses
 
     from sahara_cli.vault import crypto
@@ -89,6 +92,8 @@ def search_hits(ctx: ToolContext, query: str, k: int) -> list[tuple[Hit, Item]]:
     k = max(1, min(int(k), MAX_K))
     with ctx.lock:
         allowed = allowed_items(ctx)
+        if not private:
+            allowed = {cid: item for cid, item in allowed.items() if not item.encrypted}
         if not allowed:
             return []
         hits = ctx.index().search(query, k, items=list(allowed))
@@ -114,8 +119,12 @@ def _item_key(ctx: ToolContext, item: Item) -> bytes | None:
     return ctx.vault().data_key(item, signer.private_key)
 
 
-def vault_search(ctx: ToolContext, query: str, k: int = 4) -> dict[str, Any]:
-    hits = search_hits(ctx, query, k)
+def vault_search(
+    ctx: ToolContext, query: str, k: int = 4, *, private: bool = True
+) -> dict[str, Any]:
+    """The top ``k`` hits; without ``private``, encrypted items are left out altogether
+    (not even their names, CIDs or scores are listed)."""
+    hits = search_hits(ctx, query, k, private=private)
     return {
         "query": query,
         "hits": [

@@ -4,7 +4,11 @@ Agents outside sahara (any MCP client) get four tools:
 
 - ``vault_search``: semantic search over the home's vault index. Hits name their CID and
   asset id; the text of public items comes with them, the text of private items never
-  does (it leaves only through ``vault_read``).
+  does (it leaves only through ``vault_read``). Private items are listed at all (name,
+  CID, score) only to the owner: over stdio the local user who started the server, over
+  HTTP a caller whose ``Authorization: Bearer`` header carries an owner key signed by
+  the server's ID (:mod:`sahara_cli.agent.mcp_auth`, made by ``sahara mcp key``).
+  Anyone else searches the public items only; a bad or stale key is refused.
 - ``asset_lookup`` and ``license_check``: the asset registry and the Licensing contract
   of the configured node.
 - ``vault_read``: the plaintext of a registered vault item, for a caller who signs a
@@ -19,15 +23,23 @@ Agents outside sahara (any MCP client) get four tools:
 
 Over stdio nothing but MCP is written to stdout: the SDK points file descriptor 1 at
 stderr while it serves, and logs go to stderr.
+
+Over HTTP the server checks every request's ``Host`` header (and ``Origin``, when a
+browser sends one) against the address it listens on, the loopback names and the hosts
+it was told to allow, so a web page cannot reach it through DNS rebinding.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
+# Imported for real, not for type checking only: the SDK resolves the annotation of
+# vault_search's ``context`` to inject the request (and its headers). This module is
+# imported only by the commands that serve or list MCP tools.
+from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from sahara_cli.errors import SaharaError, UsageError, VaultError
@@ -44,7 +56,9 @@ log = logging.getLogger("sahara.agent.mcp")
 READ_LIMIT = 16 << 20  # plaintext bytes vault_read returns
 INSTRUCTIONS = (
     "Sahara vault and protocol tools. vault_search finds passages and names the asset "
-    "each came from; asset_lookup and license_check read the chain; vault_read returns "
+    "each came from (private items only for the owner: over HTTP, send "
+    "'Authorization: Bearer' with a key from 'sahara mcp key'); asset_lookup and "
+    "license_check read the chain; vault_read returns "
     "an asset's text to a caller whose signed read request (purpose mcp-read) proves a "
     "license."
 )
@@ -70,10 +84,32 @@ def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
 class SaharaMcp:
     """The tools of ``sahara mcp serve`` over one :class:`ToolContext`."""
 
-    def __init__(self, ctx: ToolContext, owner: Signer | None = None) -> None:
+    def __init__(
+        self, ctx: ToolContext, owner: Signer | None = None, *, local_owner: bool = False
+    ) -> None:
         self.ctx = ctx
         self.owner = owner
+        #: Every caller is the owner: true over stdio, where the caller is the local user
+        #: who started the server with this home's files at hand.
+        self.local_owner = local_owner
         self._key_server: KeyServer | None = None
+
+    def is_owner(self, context: Context[Any, Any] | None) -> bool:
+        """Whether the caller of this request may see the owner's private items: always
+        over stdio, over HTTP with a valid owner key (a bad key raises)."""
+        from sahara_cli.agent.mcp_auth import bearer, verify_owner_key
+
+        if self.local_owner:
+            return True
+        try:
+            headers = context.headers if context is not None else None
+        except ValueError:  # called outside a request (in process): no credentials
+            headers = None
+        token = bearer(headers)
+        if token is None or not self.ctx.address:
+            return False
+        verify_owner_key(token, self.ctx.address)
+        return True
 
     # -- the tools -------------------------------------------------------------------
 
@@ -81,12 +117,16 @@ class SaharaMcp:
         self,
         query: Annotated[str, Field(description="What to look for.", min_length=1)],
         k: Annotated[int, Field(description="How many hits.", ge=1, le=32)] = 4,
+        context: Context[Any, Any] | None = None,
     ) -> dict[str, Any]:
-        """Search the vault's text; each hit names its CID and asset id. Private text is
-        withheld: read it with vault_read and a signed, licensed request."""
+        """Search the vault's text; each hit names its CID and asset id. Private items are
+        listed only to the owner (over HTTP: 'Authorization: Bearer' with a key from
+        'sahara mcp key'), and their text is withheld even then: read it with vault_read
+        and a signed, licensed request."""
         from sahara_cli.agent.builtin_tools import vault_search
 
-        return vault_search(self.ctx, query, k)
+        private = self.is_owner(context)
+        return {**vault_search(self.ctx, query, k, private=private), "private": private}
 
     def asset_lookup(
         self, asset: Annotated[str, Field(description="Asset id (42) or content id (CID).")]
@@ -206,6 +246,7 @@ class SaharaMcp:
     # -- the server ------------------------------------------------------------------
 
     def server(self) -> MCPServer:
+        """The MCP server of these tools (over stdio, set :attr:`local_owner` first)."""
         from mcp.server import MCPServer
 
         from sahara_cli import __version__
@@ -239,13 +280,55 @@ def serve_stdio(server: MCPServer) -> None:
     anyio.run(server.run_stdio_async)
 
 
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+
+
+def _host_entries(name: str, port: int) -> list[str]:
+    """``name`` as Host header values: with ``port`` unless it names one (and bare too
+    on port 80, where clients leave the port out); IPv6 addresses in brackets."""
+    import re
+
+    if name.count(":") >= 2 and not name.startswith("["):
+        name = f"[{name}]"
+    if re.fullmatch(r"(\[[^\]]+\]|[^:\[\]]+):\d+", name):
+        return [name]
+    return [f"{name}:{port}", *([name] if port == 80 else [])]
+
+
+def transport_security(host: str, port: int, allowed_hosts: Sequence[str] = ()) -> Any:
+    """The ``Host``/``Origin`` check of the HTTP server (DNS-rebinding protection):
+    requests must name the listening address, a loopback name, or an allowed host, each
+    with this port (a name given with a port is taken as it is); a browser's ``Origin``
+    must be one of those over http or https. The SDK turns it on by itself only for
+    127.0.0.1, localhost and ::1; this turns it on for every address."""
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    names: list[str] = []
+    for name in (*LOOPBACK_NAMES, host, *allowed_hosts):
+        for entry in _host_entries(name.strip(), port):
+            if entry not in names:
+                names.append(entry)
+    origins = [f"{scheme}://{name}" for name in names for scheme in ("http", "https")]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=names, allowed_origins=origins
+    )
+
+
 async def serve_http(
-    server: MCPServer, host: str, port: int, *, on_ready: Callable[[], None] | None = None
+    server: MCPServer,
+    host: str,
+    port: int,
+    *,
+    allowed_hosts: Sequence[str] = (),
+    on_ready: Callable[[], None] | None = None,
 ) -> None:
-    """Serve streamable HTTP at ``http://host:port/mcp`` until cancelled or signalled."""
+    """Serve streamable HTTP at ``http://host:port/mcp`` until cancelled or signalled,
+    checking each request's Host and Origin (:func:`transport_security`)."""
     import uvicorn
 
-    app = server.streamable_http_app(host=host)
+    app = server.streamable_http_app(
+        host=host, transport_security=transport_security(host, port, allowed_hosts)
+    )
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     web = uvicorn.Server(config)
     if on_ready is not None:

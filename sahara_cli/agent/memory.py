@@ -7,16 +7,28 @@
 - **Feedback**: ``/good``, ``/bad`` and corrections, kept in SQLite with an embedding
   each; the closest corrected or approved answers are shown to the model as examples,
   and the whole set exports as a chat-format training set (JSONL).
+
+What the SQLite files hold of a conversation is sealed to the agent's ID, like the notes
+themselves: each memory summary (the start of a question) and each feedback row's
+question, answer and correction is encrypted under a fresh key wrapped to the ID's
+public key (:func:`~sahara_cli.vault.crypto.seal_to`). Sealing needs no password, so a
+locked agent still takes ratings; reading them back (examples, ``agent feedback list``
+and ``export``, ``/memory``) needs the ID unlocked. In clear stay the times, ratings,
+whether a row has a correction, and the question's embedding (as the vault index keeps
+private items' vectors). Rows written in clear by older versions are sealed the first
+time the store is opened with the ID's public key, in one transaction, and the file is
+vacuumed so that no old page keeps the text.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,7 +36,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from sahara_cli.agent.types import Message, Source
-from sahara_cli.errors import SaharaError, UsageError
+from sahara_cli.errors import AgentMemoryLocked, SaharaError, UsageError, VaultError
+from sahara_cli.vault.crypto import open_sealed, seal_to
 
 if TYPE_CHECKING:
     from sahara_cli.identity import Signer
@@ -32,7 +45,10 @@ if TYPE_CHECKING:
     from sahara_cli.vault.embed import Embedder
     from sahara_cli.vault.index import VaultIndex
 
+log = logging.getLogger("sahara.agent")
+
 Rating = Literal["good", "bad"]
+SUMMARY_CHARS = 200  # of the question, kept (sealed) beside each memory note
 MEMORY_ORIGIN = "memory"  # the vault origin of memory notes: never retrieved as data
 
 
@@ -77,8 +93,44 @@ def _connect(path: Path) -> sqlite3.Connection:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
-    setup_sqlite(conn)
+    # Deleted and overwritten cells are zeroed, so replaced text leaves no trace in the file.
+    setup_sqlite(conn, "PRAGMA secure_delete = ON")
     return conn
+
+
+def _add_column(conn: sqlite3.Connection, table: str, column: str, decl: str) -> None:
+    have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+    if column not in have:
+        try:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+        except sqlite3.OperationalError as exc:  # another process added it meanwhile
+            if "duplicate column" not in str(exc):
+                raise
+
+
+def _seal_clear_rows(
+    conn: sqlite3.Connection,
+    select: str,
+    update: str,
+    seal: Callable[[tuple[Any, ...]], tuple[Any, ...]],
+) -> int:
+    """Seal the rows an older version wrote in clear, in one transaction, then vacuum
+    the file so that no free page keeps their text; returns how many there were."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        rows = conn.execute(select).fetchall()
+        for row in rows:
+            conn.execute(update, seal(row))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    if rows:
+        try:
+            conn.execute("VACUUM")
+        except sqlite3.OperationalError as exc:  # busy: secure_delete zeroed the old cells
+            log.warning("could not vacuum after sealing %d rows: %s", len(rows), exc)
+    return len(rows)
 
 
 class LongTermMemory:
@@ -98,8 +150,17 @@ class LongTermMemory:
         self.conn = _connect(agent_dir / "memory.sqlite")
         self.conn.execute(
             "CREATE TABLE IF NOT EXISTS notes (cid TEXT PRIMARY KEY, at REAL NOT NULL,"
-            " summary TEXT NOT NULL)"
+            " summary TEXT NOT NULL, sealed TEXT)"
         )
+        _add_column(self.conn, "notes", "sealed", "TEXT")
+        if signer is not None:
+            public_key = signer.public_key
+            _seal_clear_rows(
+                self.conn,
+                "SELECT cid, summary FROM notes WHERE sealed IS NULL",
+                "UPDATE notes SET summary = '', sealed = ? WHERE cid = ?",
+                lambda row: (seal_to(public_key, row[1]), row[0]),
+            )
 
     @property
     def readable(self) -> bool:
@@ -131,9 +192,10 @@ class LongTermMemory:
             )
             key = self.vault.last_key(item) or self.vault.data_key(item, self.signer.private_key)
             index_item(self.index, item, path, key)
+        summary = seal_to(self.signer.public_key, user.strip()[:SUMMARY_CHARS])
         self.conn.execute(
-            "INSERT OR REPLACE INTO notes (cid, at, summary) VALUES (?, ?, ?)",
-            (item.cid, at, user.strip()[:200]),
+            "INSERT OR REPLACE INTO notes (cid, at, summary, sealed) VALUES (?, ?, '', ?)",
+            (item.cid, at, summary),
         )
         return item.cid
 
@@ -162,10 +224,22 @@ class LongTermMemory:
         return out
 
     def listing(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest notes with their summaries, opened with the agent's key."""
         rows = self.conn.execute(
-            "SELECT cid, at, summary FROM notes ORDER BY at DESC LIMIT ?", (limit,)
-        )
-        return [{"cid": cid, "at": at, "summary": summary} for cid, at, summary in rows]
+            "SELECT cid, at, summary, sealed FROM notes ORDER BY at DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [
+            {"cid": cid, "at": at, "summary": self._open(sealed) if sealed else summary}
+            for cid, at, summary, sealed in rows
+        ]
+
+    def _open(self, sealed: str) -> str:
+        if self.signer is None:
+            raise AgentMemoryLocked("memory summaries are sealed to the agent's ID")
+        try:
+            return open_sealed(self.signer.private_key, sealed)
+        except VaultError:
+            return "(sealed to another ID)"
 
     def close(self) -> None:
         self.conn.close()
@@ -199,17 +273,48 @@ class Feedback:
 
 
 class FeedbackStore:
-    """Lifelong learning from feedback: rated answers, retrieved as examples."""
+    """Lifelong learning from feedback: rated answers, retrieved as examples.
 
-    def __init__(self, path: Path, embedder: Callable[[], Embedder] | None = None) -> None:
+    Each row's question, answer and correction are sealed to the agent's ID
+    (``public_key``; see the module docstring); ``signer``, the unlocked ID, opens them.
+    Rows this store wrote or opened stay readable for its lifetime, so a locked chat
+    still learns from the corrections given in it.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        embedder: Callable[[], Embedder] | None = None,
+        *,
+        public_key: bytes | None = None,
+        signer: Signer | None = None,
+    ) -> None:
         self.conn = _connect(path)
         self.conn.execute(
             "CREATE TABLE IF NOT EXISTS feedback (id INTEGER PRIMARY KEY, at REAL NOT NULL,"
             " question TEXT NOT NULL, answer TEXT NOT NULL, rating TEXT NOT NULL,"
-            " correction TEXT, embedding BLOB)"
+            " correction TEXT, embedding BLOB, sealed TEXT, corrected INTEGER)"
         )
+        _add_column(self.conn, "feedback", "sealed", "TEXT")
+        _add_column(self.conn, "feedback", "corrected", "INTEGER")
+        self.signer = signer
+        self.public_key = (
+            public_key
+            if public_key is not None
+            else (signer.public_key if signer is not None else None)
+        )
+        self._opened: dict[int, Feedback] = {}
         self._embedder_factory = embedder
         self._embedder: Embedder | None = None
+        if self.public_key is not None:
+            key = self.public_key
+            _seal_clear_rows(
+                self.conn,
+                "SELECT id, question, answer, correction FROM feedback WHERE sealed IS NULL",
+                "UPDATE feedback SET question = '', answer = '', correction = NULL,"
+                " sealed = ?, corrected = ? WHERE id = ?",
+                lambda row: (_seal_feedback(key, *row[1:]), int(row[3] is not None), row[0]),
+            )
 
     def _embed(self, text: str) -> np.ndarray | None:
         if self._embedder_factory is None:
@@ -227,72 +332,137 @@ class FeedbackStore:
             raise UsageError(f"a rating is 'good' or 'bad', not {rating!r}")
         if correction is not None and not correction.strip():
             raise UsageError("a correction must not be empty")
+        if self.public_key is None:
+            raise AgentMemoryLocked(
+                "feedback is kept sealed to the agent's ID, and this agent has none",
+                hint="Create a Sahara ID ('sahara id create NAME') for the agent first.",
+            )
+        sealed = _seal_feedback(self.public_key, question, answer, correction)
         vector = self._embed(question)
         blob = vector.tobytes() if vector is not None else None
         at = time.time()
         cur = self.conn.execute(
-            "INSERT INTO feedback (at, question, answer, rating, correction, embedding)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (at, question, answer, rating, correction, blob),
+            "INSERT INTO feedback (at, question, answer, rating, correction, embedding,"
+            " sealed, corrected) VALUES (?, '', '', ?, NULL, ?, ?, ?)",
+            (at, rating, blob, sealed, int(correction is not None)),
         )
-        return Feedback(int(cur.lastrowid or 0), at, question, answer, rating, correction)
+        fb = Feedback(int(cur.lastrowid or 0), at, question, answer, rating, correction)
+        self._opened[fb.id] = fb
+        return fb
 
-    def _rows(self) -> Iterator[tuple[Any, ...]]:
-        yield from self.conn.execute(
-            "SELECT id, at, question, answer, rating, correction, embedding FROM feedback"
-            " ORDER BY id"
+    def _rows(self, targets_only: bool = False) -> list[tuple[Any, ...]]:
+        """The rows, oldest first; with ``targets_only`` those with an embedding and an
+        answer worth imitating (approved or corrected)."""
+        where = (
+            " WHERE embedding IS NOT NULL AND (rating = 'good' OR correction IS NOT NULL"
+            " OR corrected = 1)"
+            if targets_only
+            else ""
         )
+        sql = "SELECT id, at, question, answer, rating, correction, embedding, sealed FROM feedback"
+        return self.conn.execute(sql + where + " ORDER BY id").fetchall()
+
+    def _open(self, row: tuple[Any, ...]) -> Feedback | None:
+        """The row's feedback; None while it is sealed and the ID is locked."""
+        if row[7] is None:  # written in clear by an older version, not yet sealed
+            return Feedback(*row[:6])
+        known = self._opened.get(int(row[0]))
+        if known is not None:
+            return known
+        if self.signer is None:
+            return None
+        try:
+            data = json.loads(open_sealed(self.signer.private_key, row[7]))
+        except (VaultError, ValueError):
+            raise AgentMemoryLocked(
+                f"feedback #{row[0]} is sealed to another ID than {self.signer.address}",
+                hint="Unlock the ID the agent had when the answer was rated.",
+            ) from None
+        fb = Feedback(
+            int(row[0]), row[1], data["question"], data["answer"], row[4], data["correction"]
+        )
+        self._opened[fb.id] = fb
+        return fb
 
     def all(self) -> list[Feedback]:
-        return [Feedback(*row[:6]) for row in self._rows()]
+        """Every rated answer, opened; :class:`AgentMemoryLocked` while the ID is."""
+        out = []
+        for row in self._rows():
+            fb = self._open(row)
+            if fb is None:
+                raise AgentMemoryLocked("the agent's feedback is sealed to its ID")
+            out.append(fb)
+        return out
 
     def count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM feedback").fetchone()[0])
 
+    def counts(self) -> dict[str, int]:
+        """How many rated answers, approved and corrected (no key needed)."""
+        total, good, corrected = self.conn.execute(
+            "SELECT count(*), coalesce(sum(rating = 'good'), 0),"
+            " coalesce(sum(coalesce(corrected, correction IS NOT NULL)), 0) FROM feedback"
+        ).fetchone()
+        return {"total": int(total), "good": int(good), "corrected": int(corrected)}
+
     def examples(self, query: str, k: int) -> list[Feedback]:
-        """The ``k`` most similar questions that have a target answer."""
+        """The ``k`` most similar questions that have a target answer, among the rows
+        that can be opened (all of them with the ID unlocked)."""
         if k <= 0:
             return []
-        rows = [
-            row
-            for row in self._rows()
-            if row[6] is not None and (row[5] is not None or row[4] == "good")
-        ]
+        rows = self._rows(targets_only=True)
         if not rows:
             return []
         query_vec = self._embed(query)
         if query_vec is None:
-            return [Feedback(*row[:6]) for row in rows[-k:]]
-        matrix = np.stack([np.frombuffer(row[6], dtype=np.float32) for row in rows])
-        scores = matrix @ query_vec
-        order = np.argsort(-scores)[:k]
-        return [Feedback(*rows[int(i)][:6]) for i in order]
+            order = list(range(len(rows) - 1, -1, -1))
+        else:
+            matrix = np.stack([np.frombuffer(row[6], dtype=np.float32) for row in rows])
+            order = [int(i) for i in np.argsort(-(matrix @ query_vec))]
+        out: list[Feedback] = []
+        for i in order:
+            fb = self._open(rows[i])
+            if fb is not None and fb.target is not None:
+                out.append(fb)
+                if len(out) == k:
+                    break
+        return out if query_vec is not None else out[::-1]
 
     def export(self, out: Path, persona: str) -> dict[str, int]:
         """Write a chat-format JSONL training set; returns counts.
 
         Corrected answers give a preference pair too (``rejected`` is the original).
+        Every row is opened before the file is written, so a locked ID writes nothing.
         """
-        written = skipped = 0
+        records: list[dict[str, Any]] = []
+        skipped = 0
+        for fb in self.all():
+            target = fb.target
+            if target is None:
+                skipped += 1
+                continue
+            record: dict[str, Any] = {
+                "messages": [
+                    {"role": "system", "content": persona},
+                    {"role": "user", "content": fb.question},
+                    {"role": "assistant", "content": target},
+                ],
+                "rating": fb.rating,
+            }
+            if fb.correction:
+                record["rejected"] = fb.answer
+            records.append(record)
         with out.open("w", encoding="utf-8") as handle:
-            for fb in self.all():
-                target = fb.target
-                if target is None:
-                    skipped += 1
-                    continue
-                record: dict[str, Any] = {
-                    "messages": [
-                        {"role": "system", "content": persona},
-                        {"role": "user", "content": fb.question},
-                        {"role": "assistant", "content": target},
-                    ],
-                    "rating": fb.rating,
-                }
-                if fb.correction:
-                    record["rejected"] = fb.answer
+            for record in records:
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-                written += 1
-        return {"written": written, "skipped": skipped}
+        return {"written": len(records), "skipped": skipped}
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _seal_feedback(public_key: bytes, question: str, answer: str, correction: str | None) -> str:
+    text = json.dumps(
+        {"question": question, "answer": answer, "correction": correction}, ensure_ascii=False
+    )
+    return seal_to(public_key, text)

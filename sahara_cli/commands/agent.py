@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from sahara_cli.agent.brain import Agent
+    from sahara_cli.agent.memory import FeedbackStore
     from sahara_cli.agent.spec import AgentSpec
     from sahara_cli.agent.types import Answer
     from sahara_cli.identity import Signer
@@ -409,10 +410,11 @@ def _show_sources(agent: Agent, console: Console, _rest: str) -> None:
 
 
 def _show_feedback(agent: Agent, console: Console, _rest: str) -> None:
-    kept = agent.feedback.all() if agent.feedback is not None else []
-    good = sum(1 for f in kept if f.rating == "good")
-    corrected = sum(1 for f in kept if f.correction)
-    console.print(f"{len(kept)} rated answers: {good} good, {corrected} corrected")
+    counts = agent.feedback.counts() if agent.feedback is not None else {}
+    console.print(
+        f"{counts.get('total', 0)} rated answers: {counts.get('good', 0)} good, "
+        f"{counts.get('corrected', 0)} corrected"
+    )
 
 
 def _rate_good(agent: Agent, console: Console, _rest: str) -> None:
@@ -498,15 +500,24 @@ feedback_app = typer.Typer(help="Feedback an agent has learned from.", no_args_i
 app.add_typer(feedback_app, name="feedback")
 
 
-@feedback_app.command("list")
-def feedback_list(name: Name) -> None:
-    """List rated answers and corrections."""
+def _feedback(
+    st: AppState, name: str, password_file: Path | None
+) -> tuple[AgentSpec, FeedbackStore]:
+    """The agent's spec and its feedback store, opened with the agent's ID unlocked
+    (feedback is sealed to it)."""
     from sahara_cli.agent.memory import FeedbackStore
 
-    st = state()
     store = _store(st)
-    store.load(name)
-    fb = FeedbackStore(store.dir(name) / "feedback.sqlite")
+    spec = store.load(name)
+    signer, _info, _pw = st.unlock(spec.identity, password_file, role="the agent's ID ")
+    return spec, FeedbackStore(store.dir(name) / "feedback.sqlite", signer=signer)
+
+
+@feedback_app.command("list")
+def feedback_list(name: Name, password_file: PasswordFileOption = None) -> None:
+    """List rated answers and corrections (unlocks the agent's ID: they are sealed to it)."""
+    st = state()
+    _spec, fb = _feedback(st, name, password_file)
     try:
         rows = [f.to_dict() for f in fb.all()]
     finally:
@@ -526,14 +537,12 @@ def feedback_list(name: Name) -> None:
 def feedback_export(
     name: Name,
     out: Annotated[Path, typer.Option("--out", "-o", help="JSONL file to write.", dir_okay=False)],
+    password_file: PasswordFileOption = None,
 ) -> None:
-    """Export approved and corrected answers as a chat-format training set (JSONL)."""
-    from sahara_cli.agent.memory import FeedbackStore
-
+    """Export approved and corrected answers as a chat-format training set (JSONL);
+    unlocks the agent's ID, to which they are sealed."""
     st = state()
-    store = _store(st)
-    spec = store.load(name)
-    fb = FeedbackStore(store.dir(name) / "feedback.sqlite")
+    spec, fb = _feedback(st, name, password_file)
     try:
         counts = fb.export(out, spec.persona)
     except OSError as exc:  # no such folder, a directory, no permission

@@ -100,10 +100,23 @@ def serve(
         typer.Option("--addr", help="HOST:PORT to listen on with --transport http."),
     ] = DEFAULT_ADDR,
     scopes: Scopes = None,
+    allow_hosts: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            help="With --transport http, also accept requests whose Host header names "
+            "this host (NAME or NAME:PORT; repeatable). The listening address and the "
+            "loopback names are always accepted, any other Host is refused.",
+            show_default=False,
+        ),
+    ] = None,
     signer_name: IdOption = None,
     password_file: PasswordFileOption = None,
 ) -> None:
-    """Serve vault_search, asset_lookup, license_check and vault_read as MCP tools."""
+    """Serve vault_search, asset_lookup, license_check and vault_read as MCP tools.
+
+    Over HTTP, vault_search lists private items only to a caller with an owner key
+    ('sahara mcp key'); over stdio the local user who started it is the owner."""
     import asyncio
     import signal
 
@@ -116,6 +129,7 @@ def serve(
     if transport == "http":
         _check_port(host, port)
     tools = _mcp(st, signer_name, password_file, scopes)
+    tools.local_owner = transport == "stdio"
     reads = "with vault_read" if tools.owner is not None else "vault_read needs an unlocked ID"
     try:
         if transport == "stdio":
@@ -134,7 +148,10 @@ def serve(
                 sys.stderr.flush()
 
         async def main() -> None:
-            task = asyncio.ensure_future(serve_http(tools.server(), host, port, on_ready=ready))
+            serving = serve_http(
+                tools.server(), host, port, allowed_hosts=allow_hosts or [], on_ready=ready
+            )
+            task = asyncio.ensure_future(serving)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, task.cancel)
@@ -150,6 +167,36 @@ def serve(
     finally:
         tools.ctx.close()
     st.output.result({"stopped": True, "url": url}, lambda c: c.print("Stopped."))
+
+
+@app.command("key")
+def key(
+    ttl: Annotated[
+        str,
+        typer.Option("--ttl", help="How long the key stays valid (3600, 12h, 1d; 30d at most)."),
+    ] = "1d",
+    signer_name: IdOption = None,
+    password_file: PasswordFileOption = None,
+) -> None:
+    """Make an owner key: 'Authorization: Bearer KEY' shows your private items in
+    vault_search of 'sahara mcp serve --transport http' running as this ID."""
+    from sahara_cli.agent.mcp_auth import check_ttl, make_owner_key
+    from sahara_cli.commands._protocol import parse_duration
+
+    st = state()
+    seconds = check_ttl(parse_duration(ttl))
+    signer, info, _ = st.unlock(signer_name, password_file)
+    token = make_owner_key(signer, seconds)
+    data = {"owner_key": token, "address": info.address, "id": info.name, "ttl": seconds}
+
+    def render(console: Console) -> None:
+        console.print(token, markup=False, highlight=False, soft_wrap=True)
+        st.output.note(
+            f"Owner key of '{info.name}' ({info.address}), valid {ttl}: send it as "
+            "'Authorization: Bearer KEY' to 'sahara mcp serve --transport http'."
+        )
+
+    st.output.result(data, render)
 
 
 @app.command("tools")

@@ -281,3 +281,27 @@ def open_text(data_key: bytes, sealed: str) -> str:
     except (InvalidTag, ValueError):
         raise VaultDecryptFailed("sealed snippet fails authentication") from None
     return plain.decode("utf-8")
+
+
+# -- short texts sealed to an ID: a fresh data key per text, wrapped to the public key -------
+
+
+def seal_to(public_key: bytes, text: str) -> str:
+    """Seal ``text`` so that only the holder of ``public_key``'s private key opens it:
+    a fresh data key wrapped with :func:`wrap_key`, the text sealed under it
+    (:func:`seal_text`). Needs no password; returns ``base64(wrapped).sealed``."""
+    key = new_data_key()
+    wrapped = base64.b64encode(wrap_key(key, public_key)).decode("ascii")
+    return f"{wrapped}.{seal_text(key, text)}"
+
+
+def open_sealed(private_key: bytes, sealed: str) -> str:
+    """Open a text from :func:`seal_to` with the recipient's private key."""
+    head, dot, body = sealed.partition(".")
+    try:
+        wrapped = base64.b64decode(head, validate=True)
+    except ValueError:
+        raise VaultDecryptFailed("sealed text is malformed") from None
+    if not dot:
+        raise VaultDecryptFailed("sealed text is malformed")
+    return open_text(unwrap_key(wrapped, private_key), body)

@@ -192,6 +192,7 @@ def test_feedback_comes_back_as_examples_and_exports(
 ) -> None:
     spec = spec_for(tiny_gguf, memory={"long_term": False, "feedback_examples": 1})
     AgentStore(agent_home).save(spec, overwrite=True)
+    # Locked: the rating is sealed to the ID, and this session's own comes back.
     with open_agent(agent_home, "scout") as agent:
         agent.ask("What colour is a zebra?")
         agent.rate("bad", "Black and white stripes.")
@@ -212,6 +213,100 @@ def test_feedback_comes_back_as_examples_and_exports(
     assert exported["written"] == 1
     row = json.loads(out.read_text().splitlines()[0])
     assert row["messages"][-1]["content"] == "Black and white stripes."
+
+
+def _raw(path: Path) -> bytes:
+    """A SQLite file's bytes with whatever lies beside it (journal, WAL)."""
+    return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+
+
+def test_feedback_and_memory_summaries_are_not_kept_in_clear(
+    cli: Invoke, agent_home: Path, tiny_gguf: Path, tmp_path: Path
+) -> None:
+    from sahara_cli.identity.store import KeyStore
+
+    question = "Where do the okapis of the Ituri forest sleep at noon?"
+    correction = "In dense thickets near the Epulu river."
+    signer = KeyStore(agent_home / "keystore").unlock("main", PASSWORD)
+    spec = spec_for(
+        tiny_gguf,
+        memory={"long_term": True, "recall": 1, "feedback_examples": 1},
+        tools={"builtin": []},
+    )
+    AgentStore(agent_home).save(spec, overwrite=True)
+    with open_agent(agent_home, "scout", signer=signer) as agent:
+        answer = agent.ask(question)
+        agent.rate("bad", correction)
+        assert agent.long_term is not None
+        assert agent.long_term.listing()[0]["summary"] == question
+    agent_dir = AgentStore(agent_home).dir("scout")
+    for name in ("memory.sqlite", "feedback.sqlite"):
+        data = _raw(agent_dir / name)
+        for text in (question, question[:24], correction, answer.text.strip()):
+            if len(text) >= 12:
+                assert text.encode() not in data, f"{text!r} lies in clear in {name}"
+    # The owner still gets all of it back, with the agent's ID.
+    listed = cli("--json", "agent", "feedback", "list", "scout").json()["feedback"]
+    assert listed[0]["question"] == question and listed[0]["correction"] == correction
+    out = tmp_path / "train.jsonl"
+    assert (
+        cli("--json", "agent", "feedback", "export", "scout", "-o", str(out)).json()["written"] == 1
+    )
+    assert json.loads(out.read_text())["messages"][1]["content"] == question
+
+
+def test_feedback_and_summaries_of_older_versions_are_sealed(
+    cli: Invoke, agent_home: Path, tiny_gguf: Path, tmp_path: Path
+) -> None:
+    """Homes whose files an older version wrote in clear keep working; the text is
+    sealed the first time the agent (or 'agent feedback') opens them."""
+    import sqlite3
+
+    from sahara_cli.identity.store import KeyStore
+
+    agent_dir = AgentStore(agent_home).dir("scout")
+    agent_dir.mkdir(parents=True, exist_ok=True)
+    old = sqlite3.connect(agent_dir / "feedback.sqlite")
+    old.execute(
+        "CREATE TABLE feedback (id INTEGER PRIMARY KEY, at REAL NOT NULL, question TEXT NOT"
+        " NULL, answer TEXT NOT NULL, rating TEXT NOT NULL, correction TEXT, embedding BLOB)"
+    )
+    old.execute(
+        "INSERT INTO feedback VALUES (1, 1.0, 'What colour is an okapi rump?',"
+        " 'Plain brown everywhere.', 'bad', 'Striped black and white like a zebra.', NULL)"
+    )
+    old.commit()
+    old.close()
+    old = sqlite3.connect(agent_dir / "memory.sqlite")
+    old.execute(
+        "CREATE TABLE notes (cid TEXT PRIMARY KEY, at REAL NOT NULL, summary TEXT NOT NULL)"
+    )
+    old.execute("INSERT INTO notes VALUES ('bafyold', 1.0, 'Which forest do okapis roam?')")
+    old.commit()
+    old.close()
+
+    out = tmp_path / "train.jsonl"
+    assert (
+        cli("--json", "agent", "feedback", "export", "scout", "-o", str(out)).json()["written"] == 1
+    )
+    row = json.loads(out.read_text())
+    assert row["messages"][1:] == [
+        {"role": "user", "content": "What colour is an okapi rump?"},
+        {"role": "assistant", "content": "Striped black and white like a zebra."},
+    ]
+    data = _raw(agent_dir / "feedback.sqlite")
+    for text in ("okapi rump", "Plain brown", "Striped black"):
+        assert text.encode() not in data, f"{text!r} lies in clear in feedback.sqlite"
+
+    signer = KeyStore(agent_home / "keystore").unlock("main", PASSWORD)
+    spec = spec_for(tiny_gguf, memory={"long_term": True, "recall": 1})
+    AgentStore(agent_home).save(spec, overwrite=True)
+    with open_agent(agent_home, "scout", signer=signer) as agent:
+        assert agent.long_term is not None
+        assert agent.long_term.listing() == [
+            {"cid": "bafyold", "at": 1.0, "summary": "Which forest do okapis roam?"}
+        ]
+    assert b"okapis roam" not in _raw(agent_dir / "memory.sqlite")
 
 
 def test_feedback_export_to_a_missing_folder_is_a_clear_error(

@@ -269,6 +269,7 @@ SAMPLES = {
     ],
     # mcp commands
     ("mcp", "tools"): lambda tmp: ["mcp", "tools"],
+    ("mcp", "key"): lambda tmp: ["mcp", "key", "--ttl", "1h"],
     # agent commands
     ("agent", "create"): lambda tmp: ["agent", "create", "w1", "--template", "researcher"],
     ("agent", "templates"): lambda tmp: ["agent", "templates"],

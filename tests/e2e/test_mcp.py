@@ -178,30 +178,34 @@ def test_mcp_servers_that_cannot_be_used_fail_clearly(tmp_path: Path, server_fil
 
 
 @contextmanager
-def _http_server(argv: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run an MCP server over streamable HTTP on ``port``; yields its endpoint URL and
-    stops the server when the block ends."""
+def _http_server(
+    argv: list[str], port: int, env: dict[str, str] | None = None, address: str = "127.0.0.1"
+) -> Iterator[str]:
+    """Run an MCP server over streamable HTTP on ``address:port``; yields its endpoint
+    URL and stops the server when the block ends."""
     process = subprocess.Popen(
         argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     try:
-        _wait_port(port, process)
-        yield f"http://127.0.0.1:{port}/mcp"
+        _wait_port(address, port, process)
+        yield f"http://{address}:{port}/mcp"
     finally:
         process.terminate()
         process.wait(timeout=15)
 
 
-def _wait_port(port: int, process: subprocess.Popen[str], deadline: float = 30.0) -> None:
+def _wait_port(
+    address: str, port: int, process: subprocess.Popen[str], deadline: float = 30.0
+) -> None:
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         if process.poll() is not None:
             raise AssertionError(f"server exited: {process.stderr.read()}")  # type: ignore[union-attr]
         with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
+            if sock.connect_ex((address, port)) == 0:
                 return
         time.sleep(0.05)
-    raise AssertionError(f"nothing listens on {port} after {deadline} s")
+    raise AssertionError(f"nothing listens on {address}:{port} after {deadline} s")
 
 
 # -- sahara mcp serve through the official client -------------------------------------
@@ -360,8 +364,9 @@ def test_mcp_serve_refuses_a_bad_address(owner: CliHome) -> None:
 
 def test_sahara_mcp_serve_over_streamable_http(owner: CliHome) -> None:
     """`sahara mcp serve --transport http`, reached as any agent would reach it: the
-    SDK's streamable-HTTP client lists its tools and searches the vault."""
-    added = owner.ok("vault", "add", "okapi.md")["items"][0]
+    SDK's streamable-HTTP client lists its tools and searches the vault's public items
+    (private ones only with an owner key: tests/e2e/test_mcp_owner.py)."""
+    added = owner.ok("vault", "add", "okapi.md", "--public")["items"][0]
     port = free_port()
     argv = [sys.executable, "-m", "sahara_cli", "--no-prompt", "mcp", "serve"]
     argv += ["--transport", "http", "--addr", f"127.0.0.1:{port}"]
@@ -379,4 +384,4 @@ def test_sahara_mcp_serve_over_streamable_http(owner: CliHome) -> None:
         found = mcp.call("sahara", "vault_search", {"query": "okapi at dawn"})
         hits = found["hits"]
         assert hits and hits[0]["cid"] == added["cid"]
-        assert hits[0]["text"] is None  # private text stays sealed over MCP
+        assert MARKER in hits[0]["text"]  # a public item's text comes with its hit

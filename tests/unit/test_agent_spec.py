@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -108,7 +109,10 @@ class _Letters:
 
 
 def test_feedback_examples_and_export(tmp_path: Path) -> None:
-    fb = FeedbackStore(tmp_path / "fb.sqlite", _Letters)  # type: ignore[arg-type]
+    from sahara_cli.identity.keys import Signer
+
+    signer = Signer(os.urandom(32))
+    fb = FeedbackStore(tmp_path / "fb.sqlite", _Letters, signer=signer)  # type: ignore[arg-type]
     fb.add("zzz zebra", "wrong", "bad", "zebras are striped")
     fb.add("aaa apple", "apples are fruit", "good")
     fb.add("bbb", "meh", "bad")  # no correction: not an example, not exported
