@@ -246,3 +246,51 @@ def test_an_oversize_body_is_refused_before_it_is_sent(node: Any) -> None:
         assert answer.startswith(b"HTTP/1.1 413"), answer[:100]
         sock.settimeout(5)
         assert sock.recv(65536) == b""  # closed by the server, not left reading
+
+
+def test_the_validators_json_rpc_has_the_same_budget(tmp_path: Path) -> None:
+    """``node run --abci ... --rpc-addr`` serves JSON-RPC from the application process
+    with the same server code: its options reach it, and a loop is stopped there too."""
+    import asyncio
+
+    from sahara_cli.identity.keys import Signer
+    from sahara_cli.node.abci.__main__ import serve_rpc
+    from sahara_cli.node.abci.app import SaharaApp
+    from sahara_cli.node.abci.generated.tendermint.abci import types_pb2 as abci
+    from sahara_cli.node.genesis import dev_genesis, dev_keys
+    from sahara_cli.node.state import StateMachine
+    from sahara_cli.node.store import BlockStore
+
+    store = BlockStore(tmp_path / "chain")
+    app = SaharaApp(StateMachine(store), dev_genesis(validator=Signer(dev_keys(1)[0]).address))
+    app.init_chain(abci.RequestInitChain(time={"seconds": 1_700_000_000}, initial_height=1))
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    urls: list[str] = []
+    ready = threading.Event()
+
+    def announce(_what: str, where: str) -> None:
+        urls.append(where)
+        ready.set()
+
+    options = ServerOptions(max_steps=5_000)
+    comet = "http://127.0.0.1:1"  # eth_call never reaches CometBFT
+    serving = threading.Thread(
+        target=loop.run_until_complete,
+        args=(serve_rpc(app, "127.0.0.1", 0, comet, stop, announce, options),),
+    )
+    serving.start()
+    try:
+        assert ready.wait(30)
+        with httpx.Client(base_url=urls[0], timeout=20) as http:
+            reply = rpc(http, "eth_call", *loop_call())
+            assert reply["error"] == {
+                "code": -32000,
+                "message": "execution step limit exceeded (5000 steps)",
+            }
+            assert rpc(http, "eth_getBalance", DEV_ACCOUNT, "latest")["result"] != "0x0"
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        serving.join(30)
+        loop.close()
+        store.close()
