@@ -23,10 +23,14 @@ DEV_ACCOUNT = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
 LOOPER = "0x" + "10" * 20
 #: JUMPDEST PUSH1 0 JUMP: loops until the gas runs out (50M gas: millions of opcodes).
 LOOP_CODE = "0x5b600056"
-#: With calldata: return storage slot 0. Without: set slot 0 to 1, then loop forever.
-WRITE_THEN_LOOP = "36600d5760016000555b6009565b60005460005260206000f3"
-#: Init code that deploys the 25 bytes after it.
-DEPLOY_25 = "601980600b6000396000f3"
+#: With calldata: return storage slot 0 plus transient slot 0. Without: set both to 1,
+#: then loop forever.
+WRITE_THEN_LOOP = "366012576001600055600160005d5b600e565b60005460005c0160005260206000f3"
+
+
+def init_code(runtime: str) -> str:
+    """Init code that deploys ``runtime`` (hex, under 256 bytes)."""
+    return f"60{len(runtime) // 2:02x}80600b6000396000f3" + runtime
 
 
 def rpc(client: httpx.Client, method: str, *params: Any, timeout: float = 30) -> dict[str, Any]:
@@ -106,7 +110,7 @@ def test_the_step_cap_stops_a_loop_and_leaves_the_kept_state_clean(tmp_path: Pat
         client = NodeClient(LocalTransport(chain, options))
         deploy = client.call(
             "eth_sendTransaction",
-            {"from": DEV_ACCOUNT, "data": "0x" + DEPLOY_25 + WRITE_THEN_LOOP, "gas": "0x100000"},
+            {"from": DEV_ACCOUNT, "data": "0x" + init_code(WRITE_THEN_LOOP), "gas": "0x100000"},
         )
         contract = client.wait_for_receipt(deploy)["contractAddress"]
         read = {"to": contract, "data": "0x01"}
@@ -120,7 +124,7 @@ def test_the_step_cap_stops_a_loop_and_leaves_the_kept_state_clean(tmp_path: Pat
                 "code": -32000,
                 "message": "execution step limit exceeded (20000 steps)",
             }
-            # The aborted call's storage write was rolled back with it.
+            # The aborted call's storage and transient storage writes were rolled back.
             assert int(client.call("eth_call", read, "latest"), 16) == 0
         reply = client.transport(
             {"jsonrpc": "2.0", "id": 2, "method": "eth_estimateGas", "params": [loop]}
@@ -143,13 +147,12 @@ def test_traces_are_bounded_by_time_and_by_size(tmp_path: Path) -> None:
     expand = "62010000" + "51" + "50"  # PUSH3 0x10000 MLOAD POP
     body = "5b" * 64 + "00"
     runtime = bytes.fromhex(expand + body)
-    init = f"60{len(runtime):02x}80600b6000396000f3"
     options = ServerOptions(max_trace_bytes=1024 * 1024, max_steps=100_000)
     with dev_node(tmp_path) as (chain, _):
         client = NodeClient(LocalTransport(chain, options))
         deploy = client.call(
             "eth_sendTransaction",
-            {"from": DEV_ACCOUNT, "data": "0x" + init + runtime.hex(), "gas": "0x100000"},
+            {"from": DEV_ACCOUNT, "data": "0x" + init_code(runtime.hex()), "gas": "0x100000"},
         )
         contract = client.wait_for_receipt(deploy)["contractAddress"]
         tx = client.call(
@@ -172,7 +175,7 @@ def test_traces_are_bounded_by_time_and_by_size(tmp_path: Path) -> None:
         # A transaction that loops until its gas runs out: its trace hits the step cap.
         deploy_loop = client.call(
             "eth_sendTransaction",
-            {"from": DEV_ACCOUNT, "data": "0x600480600b6000396000f3" + LOOP_CODE[2:]},
+            {"from": DEV_ACCOUNT, "data": "0x" + init_code(LOOP_CODE[2:])},
         )
         looper = client.wait_for_receipt(deploy_loop)["contractAddress"]
         spin = {"from": DEV_ACCOUNT, "to": looper, "gas": "0x200000"}
