@@ -65,6 +65,24 @@ class NodeSection(_Section):
         0.0, ge=0, description="Seconds between blocks of the local node; 0 mines on every tx."
     )
     chain_id: int = Field(31313, gt=0, description="Chain id of a new local chain.")
+    rpc_execution_timeout: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="Seconds one eth_call, eth_estimateGas or debug_traceTransaction may run "
+        "on the node ('node run').",
+    )
+    rpc_max_steps: int = Field(
+        10_000_000,
+        ge=1_000,
+        description="EVM opcodes one eth_call, eth_estimateGas or debug_traceTransaction may "
+        "execute on the node ('node run').",
+    )
+    rpc_max_trace_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=65_536,
+        description="Bytes of struct logs one debug_traceTransaction may return ('node run').",
+    )
 
     @field_validator("rpc_url")
     @classmethod

@@ -146,8 +146,9 @@ def run(
     st = state()
     settings = _settings(st, rpc_addr, block_time, chain_id)
     host, port = parse_addr(settings.rpc_addr)
+    options = _rpc_options(settings)
     if abci is not None:
-        _run_abci(st, abci, (host, port, comet_rpc), dev, genesis, settings.chain_id)
+        _run_abci(st, abci, (host, port, comet_rpc), dev, genesis, settings.chain_id, options)
         return
     if genesis is not None:
         raise UsageError("--genesis goes with --abci (the solo node makes its own genesis)")
@@ -171,8 +172,20 @@ def run(
         allow_remote_signing=allow_remote_signing,
         cors=cors,
         ready=ready,
+        rpc_options=options,
     )
     st.output.note("node stopped")
+
+
+def _rpc_options(settings: Any) -> Any:
+    """The JSON-RPC server's limits from the ``node.rpc_*`` config keys."""
+    from sahara_cli.node.rpc.context import ServerOptions
+
+    return ServerOptions(
+        execution_timeout=settings.rpc_execution_timeout,
+        max_steps=settings.rpc_max_steps,
+        max_trace_bytes=settings.rpc_max_trace_bytes,
+    )
 
 
 def _run_abci(
@@ -182,6 +195,7 @@ def _run_abci(
     dev: bool,
     genesis_file: Path | None,
     chain_id: int,
+    options: Any = None,
 ) -> None:
     """The CometBFT application: chain data in <home>/node/abci, JSON-RPC at ``rpc``."""
     from sahara_cli.node.abci.__main__ import app_genesis, run_app
@@ -210,7 +224,7 @@ def _run_abci(
             st.output.note(f"  JSON-RPC at [bold]{where}[/] (transactions go to {rpc[2]})")
 
     try:
-        status = run_app(data, address, genesis, rpc, announce)
+        status = run_app(data, address, genesis, rpc, announce, options)
     except OSError as exc:  # the ABCI address taken or unusable, the database unopenable
         raise NodeError(
             f"cannot serve the ABCI application on {address}: {exc}",

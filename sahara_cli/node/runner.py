@@ -16,11 +16,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sahara_cli.errors import ConflictError, NodeError, NodeUnreachable, UsageError
 from sahara_cli.fsutil import atomic_write, ensure_private_dir
 from sahara_cli.identity.keys import Signer
+
+if TYPE_CHECKING:
+    from sahara_cli.node.rpc.context import ServerOptions
 
 SAH = 10**18
 VALIDATOR_TREASURY = 1_000_000 * SAH
@@ -115,8 +118,10 @@ def run_foreground(
     allow_remote_signing: bool = False,
     cors: list[str] | None = None,
     ready: Any = None,
+    rpc_options: ServerOptions | None = None,
 ) -> None:
-    """Run a node until SIGINT or SIGTERM; ``ready(info)`` is called once it serves."""
+    """Run a node until SIGINT or SIGTERM; ``ready(info)`` is called once it serves.
+    ``rpc_options``: the JSON-RPC server's limits (defaults when None)."""
     from sahara_cli.node.rpc.server import serve_in_thread
     from sahara_cli.node.service import Node, NodeConfig
 
@@ -146,7 +151,12 @@ def run_foreground(
         node.start()
         try:
             server = serve_in_thread(
-                node, host, port, allow_remote_signing=allow_remote_signing, cors_origins=cors or []
+                node,
+                host,
+                port,
+                options=rpc_options,
+                allow_remote_signing=allow_remote_signing,
+                cors_origins=tuple(cors or ()),
             )
         except OSError as exc:
             raise PortUnavailable(

@@ -135,3 +135,28 @@ def test_dev_node_without_any_id(tmp_path: Path) -> None:
         assert accounts[1]["address"] == BOB
     finally:
         ok(sahara(home, "node", "stop"))
+
+
+def test_the_rpc_execution_limits_come_from_the_config(tmp_path: Path) -> None:
+    import httpx
+
+    home = tmp_path / "limits"
+    port = free_port()
+    env = {"SAHARA_NODE_RPC_MAX_STEPS": "5000", "SAHARA_NODE_RPC_EXECUTION_TIMEOUT": "30"}
+    ok(sahara(home, "--json", "node", "start", "--dev", "--rpc-addr", f"127.0.0.1:{port}", env=env))
+    try:
+        looper = "0x" + "10" * 20
+        call = {"to": looper, "gas": "0xffffffffffff"}
+        request = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "eth_call",
+            "params": [call, "latest", {looper: {"code": "0x5b600056"}}],
+        }
+        reply = httpx.post(f"http://127.0.0.1:{port}", json=request, timeout=20).json()
+        assert reply["error"] == {
+            "code": -32000,
+            "message": "execution step limit exceeded (5000 steps)",
+        }
+    finally:
+        ok(sahara(home, "node", "stop"))

@@ -27,6 +27,7 @@ from sahara_cli.node.abci.app import SaharaApp
 from sahara_cli.node.abci.rpc import AppNode, ValidatorRPCServer
 from sahara_cli.node.abci.server import ABCIServer
 from sahara_cli.node.genesis import DEFAULT_CHAIN_ID, Genesis, dev_genesis, dev_keys
+from sahara_cli.node.rpc.context import ServerOptions
 from sahara_cli.node.state import StateMachine
 from sahara_cli.node.store import BlockStore
 
@@ -111,15 +112,17 @@ async def serve_rpc(
     comet_rpc: str,
     stop: asyncio.Event,
     announce: Announce = print_announce,
+    options: ServerOptions | None = None,
 ) -> None:
-    """Serves JSON-RPC on ``host:port`` from when block 0 exists until ``stop``."""
+    """Serves JSON-RPC on ``host:port`` from when block 0 exists until ``stop``, with
+    the limits of ``options`` (the solo node's defaults when None)."""
     while app.machine.genesis is None:  # InitChain has not come yet
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.1)
         if stop.is_set():
             return
     node = AppNode(app, comet_rpc)
-    server = ValidatorRPCServer(node)
+    server = ValidatorRPCServer(node, options)
     try:
         await server.start(host, port)
         announce("rpc", server.url)
@@ -134,6 +137,7 @@ async def serve(
     address: str,
     rpc: tuple[str, int, str] | None = None,
     announce: Announce = print_announce,
+    options: ServerOptions | None = None,
 ) -> int:
     """Serves ``app`` until SIGTERM or SIGINT; JSON-RPC too with ``rpc``:
     ``(host, port, CometBFT RPC URL)``. Returns the exit status: 1 when the JSON-RPC
@@ -147,7 +151,9 @@ async def serve(
     announce("abci", server.address)
     serving = asyncio.create_task(server.serve_forever())
     rpc_task = (
-        asyncio.create_task(serve_rpc(app, *rpc, stop, announce)) if rpc is not None else None
+        asyncio.create_task(serve_rpc(app, *rpc, stop, announce, options))
+        if rpc is not None
+        else None
     )
     try:
         if rpc_task is not None:
@@ -181,6 +187,7 @@ def run_app(
     genesis: Genesis | None,
     rpc: tuple[str, int, str] | None = None,
     announce: Announce = print_announce,
+    options: ServerOptions | None = None,
 ) -> int:
     """Opens (or creates) the chain database ``home/chain`` and serves the application
     on ``address`` until SIGTERM or SIGINT (JSON-RPC too with ``rpc``: ``(host, port,
@@ -190,7 +197,7 @@ def run_app(
         app = SaharaApp(StateMachine(store), genesis)
         # asyncio.run waits for the worker thread of a call in progress before it
         # returns: the store is closed after the last call into the state machine.
-        return asyncio.run(serve(app, address, rpc, announce))
+        return asyncio.run(serve(app, address, rpc, announce, options))
     finally:
         store.close()
 

@@ -55,7 +55,10 @@ def send_transaction(ctx: Context, args: CallArgs) -> bytes:
         gas = args.gas
         if gas is None:
             estimate_args = CallArgs(**{**args.__dict__, "nonce": None})
-            gas = execute.estimate_gas(view, head, estimate_args, None, ctx.options.gas_cap)
+            gas_cap = ctx.options.gas_cap
+            gas = execute.estimate_gas(
+                view, head, estimate_args, None, gas_cap, budget=ctx.budget()
+            )
         fees = None
         if args.gas_price is None:
             tip = args.max_priority_fee_per_gas

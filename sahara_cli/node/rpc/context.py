@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from sahara_cli.node.rpc.budget import Budget
 from sahara_cli.node.rpc.errors import ExecutionError
 from sahara_cli.node.rpc.params import BlockRef
 
@@ -49,26 +50,54 @@ class ServerOptions:
     max_log_range: int = 10_000
     max_log_results: int = 10_000
     filter_timeout: float = 300.0
-    #: Threads that run the py-evm heavy handlers off the event loop.
+    #: Threads that run the state-reading handlers off the event loop.
     workers: int = 4
+    #: Threads of their own for the handlers that run the EVM (eth_call,
+    #: eth_estimateGas, debug_traceTransaction, eth_sendTransaction's estimate), so
+    #: slow executions never hold up eth_getBalance and the other reads.
+    execution_workers: int = 4
     #: Gas cap of eth_call and eth_estimateGas (geth's --rpc.gascap).
     gas_cap: int = 50_000_000
+    #: Wall-clock seconds one EVM-running request may take (geth's --rpc.evmtimeout).
+    execution_timeout: float = 5.0
+    #: Opcodes one EVM-running request may execute, every frame and run included.
+    max_steps: int = 10_000_000
+    #: Bytes of struct logs one debug_traceTransaction may collect (JSON, approximately).
+    max_trace_bytes: int = 64 * MiB
+    #: Filters installed at once, in all and by one client (a WebSocket connection, or
+    #: the address HTTP requests come from).
+    max_filters: int = 10_000
+    max_filters_per_client: int = 1_000
+    #: Messages queued to one WebSocket client that does not read them before it is cut
+    #: off, and their bytes.
     max_ws_queue: int = 10_000
+    max_ws_queue_bytes: int = 64 * MiB
+    #: Requests of one WebSocket connection received and not yet answered; past it the
+    #: server reads no more from that connection until some are.
+    max_ws_pending: int = 256
 
 
 @dataclass(frozen=True)
 class MethodFlags:
     inline: bool = False  # cheap: runs on the event loop thread
+    execution: bool = False  # runs the EVM: on the execution workers, within a budget
     signing: bool = False  # uses the dev keys: refused on a remote interface
     dev: bool = False  # dev chains only, and refused on a remote interface
     needs_conn: bool = False  # WebSocket only (subscriptions)
 
 
 def method(
-    *, inline: bool = False, signing: bool = False, dev: bool = False, ws: bool = False
+    *,
+    inline: bool = False,
+    signing: bool = False,
+    dev: bool = False,
+    ws: bool = False,
+    execution: bool = False,
 ) -> Callable[[F], F]:
     """Mark a function as the handler of the JSON-RPC method of the same name."""
-    flags = MethodFlags(inline=inline, signing=signing or dev, dev=dev, needs_conn=ws)
+    flags = MethodFlags(
+        inline=inline, signing=signing or dev, dev=dev, needs_conn=ws, execution=execution
+    )
 
     def mark(fn: F) -> F:
         fn.__rpc__ = flags  # type: ignore[attr-defined]
@@ -146,13 +175,18 @@ class Shared:
 
 
 class Context:
-    """A handler's view of the server: shared state plus its connection, if any."""
+    """A handler's view of the server: shared state plus its connection, if any.
 
-    __slots__ = ("conn", "shared")
+    ``client`` names who is asking, for per-client limits: the WebSocket connection, or
+    for HTTP the address the request came from.
+    """
 
-    def __init__(self, shared: Shared, conn: Any = None) -> None:
+    __slots__ = ("client", "conn", "shared")
+
+    def __init__(self, shared: Shared, conn: Any = None, client: str = "") -> None:
         self.shared = shared
         self.conn = conn
+        self.client = client
 
     @property
     def node(self) -> Node:
@@ -168,6 +202,10 @@ class Context:
 
     def view(self) -> ChainView:
         return self.shared.view()
+
+    def budget(self) -> Budget:
+        """A fresh execution budget: the server's timeout and step cap, from now."""
+        return Budget(self.options.execution_timeout, self.options.max_steps)
 
     def header(self, view: ChainView, ref: BlockRef) -> BlockHeaderAPI:
         """The header ``ref`` names, or geth's -32000 "header not found"."""

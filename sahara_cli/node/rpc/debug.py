@@ -9,9 +9,11 @@ from sahara_cli.node.rpc.params import Hash
 from sahara_cli.node.rpc.tracer import TraceConfig, TraceOptions, trace_transaction
 
 
-@method()
+@method(execution=True)
 def debug_traceTransaction(
     ctx: Context, tx_hash: Hash, config: TraceOptions = TraceConfig()
 ) -> dict[str, Any]:
     """geth's default (struct-log) tracer: one entry per executed opcode."""
-    return trace_transaction(ctx.view(), tx_hash, config)
+    budget = ctx.budget()
+    max_bytes = ctx.options.max_trace_bytes
+    return trace_transaction(ctx.view(), tx_hash, config, budget=budget, max_bytes=max_bytes)

@@ -177,9 +177,12 @@ class Dispatcher:
         dev: bool,
         max_batch: int,
         max_batch_response: int = 25 * 1024 * 1024,
+        execution_executor: Executor | None = None,
     ) -> None:
         self.table = table
         self.executor = executor
+        #: Where the handlers that run the EVM go (see ``MethodFlags.execution``).
+        self.execution_executor = execution_executor or executor
         self.remote_refused = remote and not allow_remote_signing
         self.dev = dev
         self.max_batch = max_batch
@@ -260,4 +263,5 @@ class Dispatcher:
         if spec.flags.inline:
             return spec.fn(ctx, *args)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, functools.partial(spec.fn, ctx, *args))
+        executor = self.execution_executor if spec.flags.execution else self.executor
+        return await loop.run_in_executor(executor, functools.partial(spec.fn, ctx, *args))

@@ -90,6 +90,24 @@ class LimitExceeded(RPCError):
     rpc_code = LIMIT_EXCEEDED
 
 
+class BudgetExceeded(RPCError):
+    """An execution ran past its budget (:mod:`sahara_cli.node.rpc.budget`) and was
+    stopped: -32000 as geth answers a call it aborts. Deliberately not an
+    :class:`ExecutionError`, so nothing that tolerates a failed run (eth_estimateGas's
+    search) mistakes it for one."""
+
+    code = "node.rpc.budget_exceeded"
+    rpc_code = SERVER_ERROR
+
+
+class ExecutionTimeout(BudgetExceeded):
+    code = "node.rpc.execution_timeout"
+
+
+class StepLimitExceeded(BudgetExceeded):
+    code = "node.rpc.step_limit"
+
+
 class ExecutionReverted(RPCError):
     """eth_call / eth_estimateGas hit REVERT: code 3, the revert data as ``data``."""
 

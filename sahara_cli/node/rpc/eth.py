@@ -98,24 +98,28 @@ def eth_getProof(
 # -- execution ---------------------------------------------------------------------------
 
 
-@method()
+@method(execution=True)
 def eth_call(ctx: Context, call: Call, block: BlockId = LATEST, overrides: Overrides = None) -> str:
     execute.check_call_args(call)
+    budget = ctx.budget()
     view = ctx.view()
     warm = ctx.shared.caches.setdefault("warm_states", execute.WarmStates())
     header = ctx.header(view, block)
-    output = execute.call(view, header, call, overrides, ctx.options.gas_cap, warm)
+    gas_cap = ctx.options.gas_cap
+    output = execute.call(view, header, call, overrides, gas_cap, warm, budget=budget)
     return fmt.d(output)
 
 
-@method()
+@method(execution=True)
 def eth_estimateGas(
     ctx: Context, call: Call, block: BlockId = LATEST, overrides: Overrides = None
 ) -> str:
     execute.check_call_args(call)
+    budget = ctx.budget()
     view = ctx.view()
     header = ctx.header(view, block)
-    return fmt.q(execute.estimate_gas(view, header, call, overrides, ctx.options.gas_cap))
+    gas_cap = ctx.options.gas_cap
+    return fmt.q(execute.estimate_gas(view, header, call, overrides, gas_cap, budget=budget))
 
 
 # -- fees --------------------------------------------------------------------------------
@@ -150,7 +154,7 @@ def eth_sendRawTransaction(ctx: Context, raw: Data) -> str:
     return fmt.d(tx_hash)
 
 
-@method(signing=True)
+@method(signing=True, execution=True)
 def eth_sendTransaction(ctx: Context, call: Call) -> str:
     return fmt.d(accounts.send_transaction(ctx, call))
 
@@ -279,17 +283,19 @@ def eth_getLogs(ctx: Context, criteria: LogFilter) -> list[Json]:
 @method()
 def eth_newFilter(ctx: Context, criteria: LogFilter) -> str:
     head = ctx.shared.head_number()
-    return ctx.filters.install(Filter("logs", criteria=criteria, next_block=head + 1))
+    filt = Filter("logs", criteria=criteria, next_block=head + 1, client=ctx.client)
+    return ctx.filters.install(filt)
 
 
 @method(inline=True)
 def eth_newBlockFilter(ctx: Context) -> str:
-    return ctx.filters.install(Filter("blocks", next_block=ctx.shared.head_number() + 1))
+    head = ctx.shared.head_number()
+    return ctx.filters.install(Filter("blocks", next_block=head + 1, client=ctx.client))
 
 
 @method(inline=True)
 def eth_newPendingTransactionFilter(ctx: Context) -> str:
-    return ctx.filters.install(Filter("pending"))
+    return ctx.filters.install(Filter("pending", client=ctx.client))
 
 
 @method()

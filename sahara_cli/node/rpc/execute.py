@@ -4,16 +4,19 @@ A call runs as an unsigned transaction "spoofed" to come from ``from``, on a sta
 built from the header's state root with the header's block context, like geth. Without
 fee fields it is free (gas price 0, base fee 0) and only the value must be affordable.
 Nothing it writes reaches the disk: the state lives on the view's read-only database.
+Every run counts against the request's :class:`~sahara_cli.node.rpc.budget.Budget`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from eth_typing import Address
 
+from sahara_cli.node.rpc.budget import Budget, budget_vm_class
 from sahara_cli.node.rpc.errors import ExecutionError, ExecutionReverted, InvalidParams
 from sahara_cli.node.rpc.params import AccountOverride, CallArgs
 
@@ -101,10 +104,11 @@ def geth_text(message: str) -> str:
 def build_call_state(
     view: ChainView, header: BlockHeaderAPI, fee_given: bool
 ) -> tuple[Any, StateAPI]:
-    """A fresh py-evm state at ``header`` (base fee 0 unless the call names fees)."""
+    """A fresh py-evm state at ``header`` (base fee 0 unless the call names fees), whose
+    frames count against the running thread's budget."""
     vm: Any = view.chain.get_vm(header)
     exec_header = header if fee_given else header.copy(base_fee_per_gas=0)
-    state: StateAPI = vm.build_state(
+    state: StateAPI = budget_vm_class(type(vm)).build_state(
         vm.chaindb.db, exec_header, vm.chain_context, vm.previous_hashes
     )
     return vm, state
@@ -116,7 +120,9 @@ class WarmStates:
     Building a py-evm state costs little, but its first reads walk the trie from the
     root; a kept state has the accounts and code of earlier calls cached. Every call
     runs between ``snapshot`` and ``revert``, so the state never changes, and the
-    journal reverts the EIP-2929 warm/cold sets too. One call at a time uses them.
+    journal reverts the EIP-2929 warm/cold sets too, and a run stopped by its budget
+    unwinds to the same snapshot. One call at a time uses them; a call that finds them
+    busy builds its own state rather than wait.
     """
 
     def __init__(self, keep: int = 4) -> None:
@@ -261,6 +267,10 @@ def apply_overrides(state: StateAPI, overrides: dict[bytes, AccountOverride]) ->
             state.set_storage(account, slot, value)
 
 
+def within_budget(budget: Budget | None) -> contextlib.AbstractContextManager[Any]:
+    return budget if budget is not None else contextlib.nullcontext()
+
+
 def call(
     view: ChainView,
     header: BlockHeaderAPI,
@@ -268,15 +278,21 @@ def call(
     overrides: dict[bytes, AccountOverride] | None,
     gas_cap: int,
     warm_states: WarmStates | None = None,
+    *,
+    budget: Budget | None = None,
 ) -> bytes:
-    if warm_states is not None and not overrides:
-        with warm_states.lock:
-            warm = warm_states.get(view, header, args.fee_given)
-            executor = Executor(view, header, args, overrides, gas_cap, warm)
+    """eth_call: the output of ``args`` run at ``header``, within ``budget``."""
+    with within_budget(budget):
+        if warm_states is not None and not overrides and warm_states.lock.acquire(blocking=False):
+            try:
+                warm = warm_states.get(view, header, args.fee_given)
+                executor = Executor(view, header, args, overrides, gas_cap, warm)
+                computation = executor.run(executor.gas_limit(gas_cap))
+            finally:
+                warm_states.lock.release()
+        else:
+            executor = Executor(view, header, args, overrides, gas_cap)
             computation = executor.run(executor.gas_limit(gas_cap))
-    else:
-        executor = Executor(view, header, args, overrides, gas_cap)
-        computation = executor.run(executor.gas_limit(gas_cap))
     raise_for_computation(computation)
     return bytes(computation.output)
 
@@ -295,8 +311,22 @@ def estimate_gas(
     args: CallArgs,
     overrides: dict[bytes, AccountOverride] | None,
     gas_cap: int,
+    *,
+    budget: Budget | None = None,
 ) -> int:
-    """geth's estimator: run at the cap, then bisect until within 1.5% of the minimum."""
+    """geth's estimator: run at the cap, then bisect until within 1.5% of the minimum;
+    every run counts against one ``budget``."""
+    with within_budget(budget):
+        return _estimate(view, header, args, overrides, gas_cap)
+
+
+def _estimate(
+    view: ChainView,
+    header: BlockHeaderAPI,
+    args: CallArgs,
+    overrides: dict[bytes, AccountOverride] | None,
+    gas_cap: int,
+) -> int:
     executor = Executor(view, header, args, overrides, gas_cap)
     hi = executor.gas_limit(executor.block_gas_limit)
     if hi < 21_000:

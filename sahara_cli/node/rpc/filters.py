@@ -3,7 +3,9 @@
 Filters are polled: a filter remembers the next block it has not reported, and each
 ``eth_getFilterChanges`` reads the committed chain from there to the head. Pending
 transaction filters collect the hashes the RPC server announces. A filter nobody polled
-for ``timeout`` seconds is dropped (geth: 5 minutes).
+for ``timeout`` seconds is dropped (geth: 5 minutes). At most ``max_filters`` are
+installed at once, and ``max_per_client`` by one client (a WebSocket connection, or
+the address HTTP requests come from); past either the install is refused with -32005.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -126,29 +128,56 @@ class Filter:
     next_block: int = 0
     pending: deque[bytes] = field(default_factory=lambda: deque(maxlen=MAX_PENDING_PER_FILTER))
     last_poll: float = field(default_factory=time.monotonic)
+    client: str = ""  # who installed it (Context.client)
 
 
 class FilterManager:
     """Installed filters, shared by every connection; safe to use from any thread."""
 
-    def __init__(self, timeout: float = 300.0) -> None:
+    def __init__(
+        self, timeout: float = 300.0, max_filters: int = 10_000, max_per_client: int = 1_000
+    ) -> None:
         self.timeout = timeout
+        self.max_filters = max_filters
+        self.max_per_client = max_per_client
         self._lock = threading.Lock()
         self._filters: dict[str, Filter] = {}
+        self._per_client: Counter[str] = Counter()
 
     def __len__(self) -> int:
         return len(self._filters)
 
     def install(self, filt: Filter) -> str:
+        """Keep ``filt`` under a new id; LimitExceeded past the server's or client's cap."""
         filter_id = new_id()
         with self._lock:
             self._expire()
+            if len(self._filters) >= self.max_filters:
+                raise LimitExceeded(
+                    f"too many filters installed (max {self.max_filters}): uninstall some, "
+                    "or let idle ones expire"
+                )
+            if self._per_client[filt.client] >= self.max_per_client:
+                raise LimitExceeded(
+                    f"too many filters installed by this client (max {self.max_per_client}): "
+                    "uninstall some with eth_uninstallFilter"
+                )
             self._filters[filter_id] = filt
+            self._per_client[filt.client] += 1
         return filter_id
+
+    def _drop(self, filter_id: str) -> bool:
+        filt = self._filters.pop(filter_id, None)
+        if filt is None:
+            return False
+        self._per_client[filt.client] -= 1
+        if self._per_client[filt.client] <= 0:
+            del self._per_client[filt.client]
+        return True
 
     def uninstall(self, filter_id: str) -> bool:
         with self._lock:
-            return self._filters.pop(filter_id, None) is not None
+            return self._drop(filter_id)
 
     def add_pending(self, tx_hash: bytes) -> None:
         with self._lock:
@@ -159,7 +188,7 @@ class FilterManager:
     def _expire(self) -> None:
         cutoff = time.monotonic() - self.timeout
         for key in [k for k, f in self._filters.items() if f.last_poll < cutoff]:
-            del self._filters[key]
+            self._drop(key)
 
     def expire(self) -> None:
         with self._lock:

@@ -25,7 +25,13 @@ class LocalTransport:
     def __init__(self, node: Node, options: ServerOptions | None = None) -> None:
         opts = options or ServerOptions()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="sahara-rpc-local")
-        shared = Shared(node=node, options=opts, filters=FilterManager(opts.filter_timeout))
+        shared = Shared(
+            node=node,
+            options=opts,
+            filters=FilterManager(
+                opts.filter_timeout, opts.max_filters, opts.max_filters_per_client
+            ),
+        )
         self._ctx = Context(shared)
         self._dispatcher = Dispatcher(
             method_table(),

@@ -2,7 +2,8 @@
 
 Every connection has one outgoing queue drained by one writer task, so replies and
 notifications never interleave inside a frame, and a client too slow to read is cut off
-instead of growing the queue forever. New blocks come from the node's producer thread;
+(once ``max_queue`` messages or ``max_bytes`` bytes wait) instead of growing the queue
+forever. New blocks come from the node's producer thread;
 the server hands them to the event loop, and :class:`Hub` fans them out.
 
 A subscription starts delivering once the reply to its ``eth_subscribe`` is queued, so a
@@ -39,9 +40,13 @@ class Subscription:
 
 
 class Connection:
-    def __init__(self, ws: web.WebSocketResponse, max_queue: int) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, max_queue: int, max_bytes: int = 64 * 1024 * 1024
+    ) -> None:
         self.ws = ws
         self.queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=max_queue)
+        self.max_bytes = max_bytes
+        self.queued_bytes = 0
         self.subs: dict[str, Subscription] = {}
         self.closed = False
 
@@ -49,10 +54,14 @@ class Connection:
         if self.closed:
             return
         try:
+            if self.queued_bytes + len(text) > self.max_bytes:
+                raise asyncio.QueueFull
             self.queue.put_nowait(text)
         except asyncio.QueueFull:
             log.warning("closing a WebSocket client that does not keep up with its messages")
             self.close()
+            return
+        self.queued_bytes += len(text)
 
     def reply(self, text: str) -> None:
         """Queue a reply, then let the subscriptions it announces start delivering."""
@@ -67,6 +76,7 @@ class Connection:
             self.subs.clear()
             while not self.queue.empty():
                 self.queue.get_nowait()
+            self.queued_bytes = 0
             self.queue.put_nowait(None)
 
     def subscribe(self, kind: str, argument: Any) -> str:
@@ -96,6 +106,7 @@ class Connection:
             text = await self.queue.get()
             if text is None:
                 break
+            self.queued_bytes -= len(text)
             try:
                 await self.ws.send_str(text)
             except (ConnectionError, RuntimeError):

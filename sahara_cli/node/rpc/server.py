@@ -67,6 +67,7 @@ class RPCServer:
         self.port = 0
         self._runner: web.AppRunner | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._execution_executor: ThreadPoolExecutor | None = None
         self._unsubscribe: Any = None
         self._sweeper: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -85,10 +86,15 @@ class RPCServer:
         opts = self.options
         self._loop = asyncio.get_running_loop()
         self._executor = ThreadPoolExecutor(opts.workers, thread_name_prefix="sahara-rpc")
+        self._execution_executor = ThreadPoolExecutor(
+            opts.execution_workers, thread_name_prefix="sahara-rpc-evm"
+        )
         self.shared = Shared(
             node=self.node,
             options=opts,
-            filters=FilterManager(opts.filter_timeout),
+            filters=FilterManager(
+                opts.filter_timeout, opts.max_filters, opts.max_filters_per_client
+            ),
             remote=not is_loopback(host),
         )
         self.hub = Hub(self.shared)
@@ -101,11 +107,14 @@ class RPCServer:
             dev=self.node.dev,
             max_batch=opts.max_batch,
             max_batch_response=opts.max_batch_response,
+            execution_executor=self._execution_executor,
         )
-        self._http_ctx = Context(self.shared)
+        self._ws_serial = 0
         app = web.Application(client_max_size=opts.max_body)
-        app.router.add_route("*", "/", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        app.router.add_route("*", "/", self._handle, expect_handler=self._expect)
+        # lingering_time=0: after a reply that did not read the body (413, 415, 403) the
+        # connection closes; aiohttp would otherwise read and discard it for 10 s.
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, lingering_time=0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, reuse_address=True)
         try:
@@ -132,9 +141,10 @@ class RPCServer:
             await self.hub.close_all()
             await self._runner.cleanup()
             self._runner = None
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        for executor in (self._executor, self._execution_executor):
+            if executor is not None:  # running executions end within their budget
+                executor.shutdown(wait=True, cancel_futures=True)
+        self._executor = self._execution_executor = None
 
     # -- events from other threads -----------------------------------------------------
 
@@ -211,19 +221,37 @@ class RPCServer:
             return web.Response(status=204, headers=cors)
         return self._error(405, "method not allowed: send JSON-RPC with POST", {"Allow": "POST"})
 
-    async def _post(self, request: web.Request, cors: dict[str, str]) -> web.Response:
+    def _too_large(self, cors: dict[str, str]) -> web.Response:
+        """413 and ``Connection: close``: the server reads none of the rest of the body."""
         limit = self.options.max_body
+        response = self._error(413, f"request body too large: limit {limit} bytes", cors)
+        response.force_close()
+        return response
+
+    async def _expect(self, request: web.Request) -> web.StreamResponse | None:
+        """``Expect: 100-continue``: refuse a body declared too large before it is sent."""
+        length = request.content_length
+        if request.method == "POST" and length is not None and length > self.options.max_body:
+            return self._too_large(self._cors(request.headers.get("Origin")))
+        if request.headers.get("Expect", "").lower() != "100-continue":
+            raise web.HTTPExpectationFailed(text="unknown Expect header")
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return None
+
+    async def _post(self, request: web.Request, cors: dict[str, str]) -> web.Response:
         if request.content_type != JSON:
             return self._error(
                 415, "invalid content type, only application/json is supported", cors
             )
-        if request.content_length is not None and request.content_length > limit:
-            return self._error(413, f"request body too large: limit {limit} bytes", cors)
+        length = request.content_length
+        if length is not None and length > self.options.max_body:
+            return self._too_large(cors)
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return self._error(413, f"request body too large: limit {limit} bytes", cors)
-        reply = await self.dispatcher.handle_payload(body, self._http_ctx)
+            return self._too_large(cors)
+        ctx = Context(self.shared, client=request.remote or "")
+        reply = await self.dispatcher.handle_payload(body, ctx)
         return web.Response(body=(reply or "").encode(), content_type=JSON, headers=cors)
 
     # -- WebSocket ---------------------------------------------------------------------
@@ -233,8 +261,10 @@ class RPCServer:
             max_msg_size=self.options.max_body, heartbeat=WS_HEARTBEAT, timeout=WS_CLOSE_TIMEOUT
         )
         await ws.prepare(request)
-        conn = Connection(ws, self.options.max_ws_queue)
-        ctx = Context(self.shared, conn)
+        opts = self.options
+        conn = Connection(ws, opts.max_ws_queue, opts.max_ws_queue_bytes)
+        self._ws_serial += 1
+        ctx = Context(self.shared, conn, client=f"ws#{self._ws_serial}")
         self.hub.connections.add(conn)
         writer = asyncio.create_task(conn.writer())
         limit = asyncio.Semaphore(WS_CONCURRENCY)
@@ -252,6 +282,8 @@ class RPCServer:
                     task = asyncio.create_task(serve(msg.data))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
+                    while len(tasks) >= opts.max_ws_pending:  # read no more until some end
+                        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 elif msg.type == WSMsgType.ERROR:
                     break
                 if conn.closed:

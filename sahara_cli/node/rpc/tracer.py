@@ -7,6 +7,10 @@ Each step is recorded before its opcode runs (pc, op, gas, depth, stack, and on 
 memory and storage, as geth does); its gas cost is filled in when the opcode returns.
 For CALL and CREATE family opcodes the cost includes the gas handed to the callee, like
 geth's.
+
+A trace runs within the request's :class:`~sahara_cli.node.rpc.budget.Budget` (the
+replay of the transactions before it included), and the struct logs it collects are
+capped at ``max_bytes`` of JSON (memory and stack capture grow them by the step).
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
-from sahara_cli.node.rpc.errors import ExecutionError, InvalidParams
-from sahara_cli.node.rpc.execute import _VM_ERRORS
+from sahara_cli.node.rpc.budget import Budget, budget_vm_class
+from sahara_cli.node.rpc.errors import ExecutionError, InvalidParams, LimitExceeded
+from sahara_cli.node.rpc.execute import _VM_ERRORS, within_budget
 
 if TYPE_CHECKING:
     from eth.abc import ComputationAPI
@@ -24,6 +29,8 @@ if TYPE_CHECKING:
     from sahara_cli.node.state import ChainView
 
 SLOAD, SSTORE = 0x54, 0x55
+#: JSON bytes of one step besides its stack, memory, storage and return data.
+STEP_BYTES = 100
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,9 @@ def _word(value: int | bytes) -> int:
 @dataclass
 class StructLogger:
     config: TraceConfig
+    #: The struct logs' size cap, in bytes of JSON (0: none).
+    max_bytes: int = 0
+    size: int = 0
     active: bool = False
     steps: list[dict[str, Any]] = field(default_factory=list)
     storage: dict[bytes, dict[str, str]] = field(default_factory=dict)
@@ -92,13 +102,18 @@ class StructLogger:
             "depth": computation.msg.depth + 1,
         }
         values = computation._stack.values
-        if self.config.stack:
-            step["stack"] = [hex(_word(v)) for v in values]
-        if self.config.memory:
+        if self.config.memory:  # counted before it is copied out: it may be megabytes
+            length = len(computation._memory._bytes)
+            self._grow(length * 2 + length // 32 * 3)
             mem = bytes(computation._memory._bytes)
             step["memory"] = [mem[i : i + 32].hex() for i in range(0, len(mem), 32)]
+        size = STEP_BYTES
+        if self.config.stack:
+            step["stack"] = [hex(_word(v)) for v in values]
+            size += sum(len(word) + 3 for word in step["stack"])
         if self.config.return_data:
             step["returnData"] = "0x" + bytes(computation.return_data).hex()
+            size += len(step["returnData"])
         refund = computation._gas_meter.gas_refunded
         if refund:
             step["refund"] = refund
@@ -112,8 +127,18 @@ class StructLogger:
                 value = computation.state.get_storage(address, key)
             slots[f"{key:064x}"] = f"{value:064x}"
             step["storage"] = dict(slots)
+            size += 136 * len(slots)
+        self._grow(size)
         self.steps.append(step)
         return step
+
+    def _grow(self, size: int) -> None:
+        self.size += size
+        if self.max_bytes and self.size > self.max_bytes:
+            raise LimitExceeded(
+                f'trace larger than {self.max_bytes} bytes: pass a smaller "limit", '
+                "or disable memory and stack capture"
+            )
 
     def wrap(self, op: int, fn: Callable[..., None], name: str) -> Callable[..., None]:
         from eth.exceptions import Halt, Revert, VMError
@@ -175,8 +200,16 @@ def tracing_vm_class(vm_class: Any, logger: StructLogger) -> Any:
     return vm_class.configure(__name__="TracingVM", _state_class=traced_state)
 
 
-def trace_transaction(view: ChainView, tx_hash: bytes, config: TraceConfig) -> dict[str, Any]:
-    """Replay the block up to ``tx_hash`` on its parent's state and trace that one."""
+def trace_transaction(
+    view: ChainView,
+    tx_hash: bytes,
+    config: TraceConfig,
+    *,
+    budget: Budget | None = None,
+    max_bytes: int = 0,
+) -> dict[str, Any]:
+    """Replay the block up to ``tx_hash`` on its parent's state and trace that one,
+    within ``budget`` and ``max_bytes`` of struct logs."""
     from eth.vm.chain_context import ChainContext
 
     from sahara_cli.node.state import VM
@@ -190,8 +223,8 @@ def trace_transaction(view: ChainView, tx_hash: bytes, config: TraceConfig) -> d
     if header is None or parent is None:
         raise ExecutionError("genesis is not traceable")
     txs = view.transactions(header)
-    logger = StructLogger(config)
-    vm_class = tracing_vm_class(VM, logger)
+    logger = StructLogger(config, max_bytes)
+    vm_class = tracing_vm_class(budget_vm_class(VM), logger)
     replay_header = header.copy(state_root=parent.state_root, gas_used=0)
     vm = vm_class(
         header=replay_header,
@@ -199,12 +232,13 @@ def trace_transaction(view: ChainView, tx_hash: bytes, config: TraceConfig) -> d
         chain_context=ChainContext(view.chain_id),
         consensus_context=view.chain.consensus_context,
     )
-    vm.block_preprocessing(vm.get_block())
-    for tx in txs[:index]:
-        vm.apply_transaction(replay_header, tx)
-    logger.active = True
-    receipt, computation = vm.apply_transaction(replay_header, txs[index])
-    logger.active = False
+    with within_budget(budget):
+        vm.block_preprocessing(vm.get_block())
+        for tx in txs[:index]:
+            vm.apply_transaction(replay_header, tx)
+        logger.active = True
+        receipt, computation = vm.apply_transaction(replay_header, txs[index])
+        logger.active = False
     failed = computation.is_error
     output = bytes(computation.output)
     from eth.exceptions import Revert
