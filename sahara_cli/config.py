@@ -42,14 +42,15 @@ class IdentitySection(_Section):
     )
     scrypt_n: int = Field(
         262144,
-        description="scrypt work factor (N) for new keystores; a power of two, 2^10 or more.",
+        description="scrypt work factor (N) for new keystores; a power of two, 2^10 to 2^20.",
     )
 
     @field_validator("scrypt_n")
     @classmethod
     def _power_of_two(cls, value: int) -> int:
-        if value < 1024 or value & (value - 1):
-            raise ValueError("must be a power of two and at least 1024")
+        # 2^20 is the most a keystore may ask for when it is read back (keystore.MAX_SCRYPT_N).
+        if not 1024 <= value <= 1 << 20 or value & (value - 1):
+            raise ValueError("must be a power of two from 1024 to 1048576 (2^20)")
         return value
 
 

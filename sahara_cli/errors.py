@@ -215,6 +215,16 @@ class SecretInvalid(IdentityError, InvalidDataError):
     code = "identity.secret_invalid"
 
 
+class AddressInvalid(IdentityError, UsageError):
+    """An address a person typed that is not 0x and 40 hex digits, or fails its checksum."""
+
+    code = "identity.bad_address"
+    default_hint = (
+        "Copy the address again: 0x and 40 hex digits. Mixed case must match its EIP-55 "
+        "checksum; all-lowercase or all-uppercase carries none."
+    )
+
+
 class SignatureInvalid(IdentityError, InvalidDataError):
     code = "identity.bad_signature"
 

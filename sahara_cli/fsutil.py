@@ -34,6 +34,43 @@ def atomic_write(path: Path, data: bytes, *, mode: int = PRIVATE_FILE) -> None:
     fsync_dir(path.parent)
 
 
+def write_new(path: Path, data: bytes, *, mode: int = PRIVATE_FILE) -> None:
+    """Write ``data`` to ``path``, which must not exist: :class:`FileExistsError` if it does.
+
+    Like :func:`atomic_write`, readers never see half a file; unlike it, an existing file is
+    never replaced, even by a writer racing this one: the fsynced temporary file is
+    hard-linked to ``path`` (which fails when the name is taken) and then unlinked.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), mode)
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.link(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    fsync_dir(path.parent)
+
+
+def move_new(source: Path, target: Path) -> None:
+    """Move ``source`` to ``target`` unless ``target`` exists (:class:`FileExistsError`).
+
+    ``os.rename`` would replace a ``target`` that appeared after a check; a hard link
+    cannot. Both directories are fsynced. A crash between the link and the unlink leaves
+    the file under both names, never under neither.
+    """
+    os.link(source, target)
+    source.unlink()
+    fsync_dir(target.parent)
+    if source.parent != target.parent:
+        fsync_dir(source.parent)
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename or unlink in ``path`` durable (no-op where unsupported)."""
     try:

@@ -161,15 +161,15 @@ def retrieve(ctx: ToolContext, query: str, k: int) -> list[Source]:
 
 
 def _address(ctx: ToolContext, text: str | None) -> str:
-    from sahara_cli.identity.keys import is_address, to_checksum_address
+    from sahara_cli.identity.keys import looks_like_address, parse_address
 
     if text is None or not text.strip():
         if not ctx.address:
             raise ToolArgumentsInvalid("no address given and the agent has no Sahara ID")
         return ctx.address
     value = text.strip()
-    if is_address(value):
-        return to_checksum_address(value)
+    if looks_like_address(value):
+        return parse_address(value)
     from sahara_cli.config import load_config
     from sahara_cli.errors import IdentityError
     from sahara_cli.home import Home

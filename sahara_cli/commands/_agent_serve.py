@@ -63,13 +63,12 @@ def publish(
     from sahara_cli.agent.serve import publish_agent
     from sahara_cli.agent.spec import AgentStore
     from sahara_cli.commands._protocol import parse_bps
-    from sahara_cli.identity.keys import is_address, to_checksum_address
+    from sahara_cli.identity.keys import parse_address
     from sahara_cli.node.client import format_sah, parse_sah
 
     st = state()
     upstream = parse_bps(upstream_share, "--upstream-share")
-    if meter is not None and not is_address(meter):
-        raise UsageError(f"--meter {meter!r} is not a 0x address")
+    meter = parse_address(meter, "--meter") if meter is not None else None
     home = st.home.require()
     spec = AgentStore(home.root).load(name)
     price_text = price_per_call or spec.license.price_per_call
@@ -90,7 +89,7 @@ def publish(
         signer,
         price_per_call=price,
         upstream_bps=upstream,
-        meter=to_checksum_address(meter) if meter else None,
+        meter=meter,
     )
     result["price_per_call_sah"] = format_sah(price)
 

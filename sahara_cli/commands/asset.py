@@ -38,13 +38,12 @@ _CID = re.compile(
 )
 
 
-def parse_contributors(st: Any, specs: list[str], owner: str) -> tuple[list[Contribution], int]:
-    """``ADDR:BPS`` (or ``ID:BPS``, ``ADDR:20%``) entries; the owner keeps the rest.
+def contributor_weights(st: Any, specs: list[str]) -> dict[str, int]:
+    """``ADDR:BPS`` (or ``ID:BPS``, ``ADDR:20%``) entries as address to bps.
 
-    Returns the on-chain list (summing to 10,000 bps) and the owner's remainder.
+    Commands call it before they reach the node or ask for a password, so a mistyped
+    address (``identity.bad_address``) or weight fails first.
     """
-    from sahara_cli.protocol.client import Contribution
-
     entries: dict[str, int] = {}
     for spec in specs:
         who, sep, weight = spec.rpartition(":")
@@ -53,13 +52,24 @@ def parse_contributors(st: Any, specs: list[str], owner: str) -> tuple[list[Cont
                 f"--contributor {spec!r} is not ADDRESS:BPS",
                 hint="Write --contributor 0xabc...:2500 (2500 bps = 25%).",
             )
-        address = address_of(st, who)
+        address = address_of(st, who, "--contributor")
         bps = parse_bps(weight, "contributor weight")
         if bps == 0:
             raise UsageError(f"--contributor {spec!r} has a weight of zero")
         if address in entries:
             raise UsageError(f"contributor {address} is listed twice")
         entries[address] = bps
+    return entries
+
+
+def parse_contributors(st: Any, specs: list[str], owner: str) -> tuple[list[Contribution], int]:
+    """``ADDR:BPS`` (or ``ID:BPS``, ``ADDR:20%``) entries; the owner keeps the rest.
+
+    Returns the on-chain list (summing to 10,000 bps) and the owner's remainder.
+    """
+    from sahara_cli.protocol.client import Contribution
+
+    entries = contributor_weights(st, specs)
     total = sum(entries.values())
     if owner in entries:
         if total != 10_000:
@@ -218,6 +228,7 @@ def register(
     cid, plain, name = _content(path, source, name, commitment)
     upstream = parse_bps(upstream_share, "--upstream-share")
     st = state()
+    contributor_weights(st, contributors or [])  # bad addresses fail before anything else
     proto = protocol(st)
     parent_ids = [resolve_asset(proto, p) for p in parents or []]
     for parent in parent_ids:
@@ -307,7 +318,7 @@ def list_assets(
     if owner and mine:
         raise UsageError("give --owner or --mine, not both")
     st = state()
-    who = address_of(st, owner) if owner else (address_of(st, None) if mine else None)
+    who = address_of(st, owner, "--owner") if owner else (address_of(st, None) if mine else None)
     proto = protocol(st)
     assets = ProtocolIndex.for_home(proto, st.home.root).assets(owner=who, kind=kind)
     data = {"owner": who, "kind": kind, "assets": [a.to_dict() for a in assets]}
@@ -347,9 +358,9 @@ def update(
     if uri is None and meter is None:
         raise UsageError("nothing to change: give --uri and/or --meter")
     st = state()
+    meter_address = address_of(st, meter, "--meter") if meter is not None else None
     proto = protocol(st)
     asset_id = resolve_asset(proto, asset)
-    meter_address = address_of(st, meter) if meter is not None else None
     who = signer(st, signer_name, password_file)
     txs = []
     if uri is not None:

@@ -55,9 +55,9 @@ def add(
     if bps == 0:
         raise UsageError("--weight must be more than zero")
     st = state()
+    account = address_of(st, contributor, "--contributor")
     proto = protocol(st)
     asset_id = resolve_asset(proto, asset)
-    account = address_of(st, contributor)
     owner = proto.asset(asset_id).owner
     held = {c.account: c.weight_bps for c in proto.contributors(asset_id)}.get(owner, 0)
     if bps > held:

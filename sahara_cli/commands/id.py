@@ -399,12 +399,12 @@ def verify_message(
     hex_: Annotated[bool, typer.Option("--hex", help="MESSAGE is hex-encoded bytes.")] = False,
 ) -> None:
     """Recover the signer of an EIP-191 signature (and check it against --address)."""
-    from sahara_cli.identity.keys import is_address, personal_message_hash, recover_hash
+    from sahara_cli.identity.keys import parse_address, personal_message_hash, recover_hash
 
     if not signature:
         raise UsageError("--signature is required")
-    if address is not None and not is_address(address):
-        raise UsageError(f"--address {address!r} is not a 0x-prefixed 20-byte address")
+    if address is not None:
+        address = parse_address(address, "--address")
     digest = personal_message_hash(_message_bytes(message, file, hex_))
     recovered = recover_hash(digest, signature)
     st = state()

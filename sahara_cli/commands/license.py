@@ -379,7 +379,7 @@ def offer(
     lifetime = parse_duration(expires) if expires is not None else None
     terms_hash = _read_terms(terms) if terms is not None else None
     st = state()
-    partner_address = address_of(st, partner) if partner is not None else None
+    partner_address = address_of(st, partner, "--partner") if partner is not None else None
     proto = protocol(st)
     asset_id = resolve_asset(proto, asset)
     who = signer(st, signer_name, password_file)
@@ -792,7 +792,7 @@ def list_(
     if mine:
         who = st.keystore().resolve(id_name).address
     elif holder is not None:
-        who = address_of(st, holder)
+        who = address_of(st, holder, "--holder")
     proto = protocol(st)
     asset_id = resolve_asset(proto, asset) if asset is not None else None
     from sahara_cli.protocol.index import ProtocolIndex
@@ -859,7 +859,7 @@ def check(
     from sahara_cli.protocol.client import FOREVER, LICENSE_TYPES
 
     st = state()
-    address = address_of(st, user)
+    address = address_of(st, user, "--user")
     proto = protocol(st)
     asset_id = resolve_asset(proto, asset)
     owner = proto.asset(asset_id).owner.lower() == address.lower()

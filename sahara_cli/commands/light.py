@@ -167,8 +167,11 @@ def _account_doc(client: LightClient, acct: VerifiedAccount) -> dict[str, Any]:
 def _verified_account(
     st: AppState, remote: Remote, address: str, keys: Sequence[int], block: int | None
 ) -> dict[str, Any]:
+    from sahara_cli.identity.keys import parse_address
+
+    checked = parse_address(address, "ADDRESS")  # before anything reaches the network
     with _client(st, remote) as client:
-        return _account_doc(client, client.account(address, keys, block))
+        return _account_doc(client, client.account(checked, keys, block))
 
 
 def _verified_line(doc: dict[str, Any]) -> str:

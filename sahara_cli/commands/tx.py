@@ -55,11 +55,10 @@ def send(
     password_file: PasswordFileOption = None,
 ) -> None:
     """Sign a transaction with a Sahara ID (EIP-1559) and send it to the node."""
-    from sahara_cli.identity.keys import is_address, to_checksum_address
+    from sahara_cli.identity.keys import parse_address
     from sahara_cli.node.client import format_sah, parse_sah
 
-    if not is_address(to):
-        raise UsageError(f"--to {to!r} is not a 0x-prefixed 20-byte address")
+    to = parse_address(to, "--to")  # EIP-55 checked: a typo never receives the payment
     amount = parse_sah(value)
     try:
         payload = bytes.fromhex((data or "").removeprefix("0x"))
@@ -87,7 +86,7 @@ def send(
                 "type": 2,
                 "chainId": chain_id,
                 "nonce": nonce,
-                "to": to_checksum_address(to),
+                "to": to,
                 "value": amount,
                 "data": payload,
                 "gas": gas_limit,
@@ -102,7 +101,7 @@ def send(
     result: dict[str, Any] = {
         "hash": tx_hash,
         "from": signer.address,
-        "to": to_checksum_address(to),
+        "to": to,
         "value": str(amount),
         "value_sah": format_sah(amount),
         "nonce": nonce,
@@ -172,14 +171,11 @@ def balance(
     block: Annotated[str, typer.Option("--block", help="Block number or tag.")] = "latest",
 ) -> None:
     """Show the SAH balance of an address or Sahara ID."""
-    from sahara_cli.identity.keys import is_address, to_checksum_address
+    from sahara_cli.commands._protocol import address_of
     from sahara_cli.node.client import format_sah
 
     st = state()
-    if address is not None and is_address(address):
-        target = to_checksum_address(address)
-    else:
-        target = st.keystore().resolve(address).address
+    target = address_of(st, address, "ADDRESS")
     tag = (
         block
         if block in ("latest", "pending", "earliest", "safe", "finalized")

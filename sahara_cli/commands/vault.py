@@ -164,6 +164,9 @@ def add(
         raise UsageError("--name names one item; give one path with it")
     if not register and (contributors or parents or upstream_share != "0"):
         raise UsageError("--contributor, --parent and --upstream-share need --register")
+    from sahara_cli.commands.asset import contributor_weights
+
+    contributor_weights(st, contributors or [])  # a bad address fails before anything else
     for path in paths:
         if not path.exists():
             raise UsageError(f"{path} does not exist")
@@ -654,14 +657,14 @@ def share(
     password_file: PasswordFileOption = None,
 ) -> None:
     """Let another ID fetch an item's key without a license (your vault server releases it)."""
-    from sahara_cli.identity.keys import address_of_public_key, is_address, to_checksum_address
+    from sahara_cli.identity.keys import address_of_public_key, looks_like_address, parse_address
     from sahara_cli.vault import crypto
 
     st = state()
     public_key: bytes | None = None
     text = to.strip()
-    if is_address(text):
-        address = to_checksum_address(text)
+    if looks_like_address(text) and len(text.removeprefix("0x")) not in (66, 130):
+        address = parse_address(text, "--to")
         known = st.keystore().find_address(address)
         if known is not None and known.public_key:
             public_key = bytes.fromhex(known.public_key.removeprefix("0x"))

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sahara_cli.errors import SecretInvalid, SignatureInvalid
+from sahara_cli.errors import AddressInvalid, SecretInvalid, SignatureInvalid
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _HEX_KEY = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
@@ -41,7 +41,37 @@ def to_checksum_address(address: bytes | str) -> str:
 
 
 def is_address(value: str) -> bool:
+    """Whether ``value`` has the shape of an address (0x and 40 hex digits); no checksum."""
     return bool(_HEX_ADDRESS.match(value))
+
+
+def looks_like_address(text: str) -> bool:
+    """Whether ``text`` is meant as an address (``0x...``), well formed or not."""
+    return text.strip()[:2] in ("0x", "0X")
+
+
+def parse_address(text: str, what: str = "address") -> str:
+    """The EIP-55 form of an address that a person typed or pasted.
+
+    ``0x`` and 40 hex digits, surrounding spaces ignored. All-lowercase and all-uppercase
+    digits carry no checksum and are taken as they are; mixed case must be the address's
+    EIP-55 checksum, so a mistyped or altered digit is caught before anything is signed or
+    sent to it. ``what`` names the input in the error (``--to``, ``--meter``...).
+    Raises :class:`AddressInvalid` (``identity.bad_address``).
+    """
+    value = text.strip() if isinstance(text, str) else ""
+    if value[:2] == "0X":
+        value = "0x" + value[2:]
+    if not _HEX_ADDRESS.match(value):
+        raise AddressInvalid(f"{what} {text!r} is not an address (0x and 40 hex digits)")
+    digits = value[2:]
+    checksummed = to_checksum_address(value)
+    if digits not in (digits.lower(), digits.upper()) and value != checksummed:
+        raise AddressInvalid(
+            f"{what} {value} fails its EIP-55 checksum: a digit or its case is wrong",
+            details={"value": value},
+        )
+    return checksummed
 
 
 def parse_private_key(text: str) -> bytes:

@@ -17,7 +17,22 @@ from sahara_cli.errors import KeystoreInvalid, WrongPassword
 from sahara_cli.identity.keys import address_of_public_key, keccak256, public_key_of
 
 DEFAULT_SCRYPT_N = 262144
-_MAX_SCRYPT_N = 1 << 22
+
+# Bounds on what a keystore may ask of us before we run its key derivation. A file
+# outside them is refused at once (KeystoreInvalid), so a crafted keystore cannot make
+# import or unlock hang or exhaust memory. They accept every keystore that geth and clef
+# (scrypt n=2^18 r=8 p=1, or "light" n=2^12 r=8 p=6), eth-account/eth-keyfile (scrypt
+# n=2^18 r=1 p=8, pbkdf2 c=10^6), MetaMask/ethereumjs-wallet (scrypt n=2^18 r=8 p=1,
+# pbkdf2 c=262144), web3.js, ethers and Parity write, with room to spare.
+MAX_SCRYPT_N = 1 << 20
+MAX_SCRYPT_R = 16
+MAX_SCRYPT_P = 16
+#: n * r * p: the work (and, for n * r, memory: 128 bytes each) one derivation costs.
+#: 2^23 is four times geth's default; at most 1 GiB of memory.
+MAX_SCRYPT_WORK = 1 << 23
+MAX_PBKDF2_C = 10_000_000
+DKLEN_RANGE = (32, 64)
+MAX_SALT_BYTES = 256
 
 
 def _scrypt(password: bytes, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:
@@ -95,31 +110,83 @@ def validate(document: Any) -> dict[str, Any]:
     return {**document, "crypto": crypto}
 
 
-def decrypt(document: Any, password: str) -> bytes:
-    """The private key inside ``document``; :class:`WrongPassword` if the MAC disagrees."""
+def _int_param(params: Any, name: str, low: int, high: int) -> int:
+    if not isinstance(params, dict) or name not in params:
+        raise KeystoreInvalid(f"keystore kdfparams are malformed: no '{name}'")
+    value = params[name]
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise KeystoreInvalid(f"keystore kdfparams are malformed: '{name}' is not an integer")
+    try:
+        number = int(value)
+    except ValueError:
+        raise KeystoreInvalid(
+            f"keystore kdfparams are malformed: '{name}' is not an integer"
+        ) from None
+    if not low <= number <= high:
+        raise KeystoreInvalid(
+            f"keystore kdf parameter {name}={number} is outside {low}..{high}",
+            hint="sahara reads keystores within the limits listed in docs/identity.md.",
+        )
+    return number
+
+
+def kdf_params(document: Any) -> dict[str, Any]:
+    """The key-derivation parameters of ``document``, checked against the bounds above.
+
+    Raises :class:`KeystoreInvalid` at once, before any slow work, for a keystore that
+    asks for more than the bounds allow.
+    """
     doc = validate(document)
     kdf = doc["crypto"]["kdf"]
     params = _field(doc, "crypto", "kdfparams")
     salt = _hex(doc, "crypto", "kdfparams", "salt")
-    secret = password.encode("utf-8")
-    try:
-        dklen = int(params["dklen"])
-        if kdf == "scrypt":
-            n, r, p = int(params["n"]), int(params["r"]), int(params["p"])
-            if not 1 < n <= _MAX_SCRYPT_N or n & (n - 1):
-                raise KeystoreInvalid(f"keystore scrypt n={n} is not a power of two up to 2^22")
-            derived = _scrypt(secret, salt, n, r, p, dklen)
-        else:
-            if params.get("prf", "hmac-sha256") != "hmac-sha256":
-                raise KeystoreInvalid(f"unsupported pbkdf2 prf {params.get('prf')!r}")
-            derived = hashlib.pbkdf2_hmac("sha256", secret, salt, int(params["c"]), dklen)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise KeystoreInvalid(f"keystore kdfparams are malformed: {exc}") from exc
+    if len(salt) > MAX_SALT_BYTES:
+        raise KeystoreInvalid(f"keystore salt is {len(salt)} bytes (at most {MAX_SALT_BYTES})")
+    dklen = _int_param(params, "dklen", *DKLEN_RANGE)
+    out: dict[str, Any] = {"kdf": kdf, "salt": salt, "dklen": dklen}
+    if kdf == "scrypt":
+        n = _int_param(params, "n", 2, MAX_SCRYPT_N)
+        if n & (n - 1):
+            raise KeystoreInvalid(f"keystore scrypt n={n} is not a power of two")
+        r = _int_param(params, "r", 1, MAX_SCRYPT_R)
+        p = _int_param(params, "p", 1, MAX_SCRYPT_P)
+        if n * r * p > MAX_SCRYPT_WORK:
+            raise KeystoreInvalid(
+                f"keystore scrypt n*r*p = {n * r * p} is more than 2^23",
+                hint="sahara reads keystores within the limits listed in docs/identity.md.",
+            )
+        out |= {"n": n, "r": r, "p": p}
+    else:
+        prf = params.get("prf", "hmac-sha256")
+        if prf != "hmac-sha256":
+            raise KeystoreInvalid(f"unsupported pbkdf2 prf {prf!r}")
+        out["c"] = _int_param(params, "c", 1, MAX_PBKDF2_C)
+    return out
+
+
+def decrypt(document: Any, password: str) -> bytes:
+    """The private key inside ``document``; :class:`WrongPassword` if the MAC disagrees."""
+    doc = validate(document)
+    params = kdf_params(doc)
     ciphertext = _hex(doc, "crypto", "ciphertext")
+    if len(ciphertext) != 32:
+        raise KeystoreInvalid(
+            f"keystore ciphertext is {len(ciphertext)} bytes; a private key is 32"
+        )
     mac = _hex(doc, "crypto", "mac")
-    if len(derived) < 32 or not hmac.compare_digest(keccak256(derived[16:32] + ciphertext), mac):
-        raise WrongPassword("wrong password for this keystore")
     iv = _hex(doc, "crypto", "cipherparams", "iv")
+    if len(iv) != 16:
+        raise KeystoreInvalid(f"keystore iv is {len(iv)} bytes; aes-128-ctr needs 16")
+    secret = password.encode("utf-8")
+    salt, dklen = params["salt"], params["dklen"]
+    if params["kdf"] == "scrypt":
+        derived = _scrypt(secret, salt, params["n"], params["r"], params["p"], dklen)
+    else:
+        derived = hashlib.pbkdf2_hmac("sha256", secret, salt, params["c"], dklen)
+    if not hmac.compare_digest(keccak256(derived[16:32] + ciphertext), mac):
+        raise WrongPassword("wrong password for this keystore")
     key = _aes_ctr(derived[:16], iv, ciphertext)
     stated = str(doc.get("address", "")).lower().removeprefix("0x")
     actual = address_of_public_key(public_key_of(key))[2:].lower()

@@ -26,7 +26,7 @@ from sahara_cli.errors import (
     SaharaError,
     SecretInvalid,
 )
-from sahara_cli.fsutil import PRIVATE_FILE, atomic_write, ensure_private_dir, fsync_dir
+from sahara_cli.fsutil import PRIVATE_FILE, ensure_private_dir, fsync_dir, move_new, write_new
 from sahara_cli.identity import keystore
 from sahara_cli.identity.keys import (
     Signer,
@@ -144,6 +144,8 @@ class KeyStore:
         for name in self.names():
             try:
                 out.append(self.get(name))
+            except IdentityNotFound:  # deleted or renamed since the listing, or a dead link
+                continue
             except KeystoreInvalid as exc:
                 exc.details["name"] = name
                 out.append(exc)
@@ -226,7 +228,10 @@ class KeyStore:
             "hdPath": hd_path,
         }
         ensure_private_dir(self.directory)
-        atomic_write(path, (json.dumps(document, indent=2) + "\n").encode(), mode=PRIVATE_FILE)
+        try:  # never replaces a file of that name, even one written since the check above
+            write_new(path, (json.dumps(document, indent=2) + "\n").encode(), mode=PRIVATE_FILE)
+        except FileExistsError:
+            raise IdentityExists(f"a Sahara ID named '{name}' exists already") from None
         return self._info(path, document)
 
     def create(
@@ -326,15 +331,32 @@ class KeyStore:
         source = self._path(old)
         target = self._path(new)
         self.get(old)  # raises when missing or broken
-        if target.exists():
-            raise IdentityExists(f"a Sahara ID named '{new}' exists already")
-        source.rename(target)
-        fsync_dir(self.directory)
+        try:  # a link, not a rename: it cannot replace an ID that appears meanwhile
+            move_new(source, target)
+        except FileExistsError:
+            raise IdentityExists(f"a Sahara ID named '{new}' exists already") from None
+        except FileNotFoundError:
+            raise IdentityNotFound(f"no Sahara ID named '{old}'") from None
         if self.config_path is not None and self._file_default() == old:
             config_mod.set_value(self.config_path, "identity.default", new)
         if self.default == old:
             self.default = new
         return self.get(new)
+
+    def _keep(self, path: Path, name: str) -> Path:
+        """Move ``path`` into the trash directory under a name no other backup has."""
+        assert self.trash_dir is not None
+        ensure_private_dir(self.trash_dir)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        for attempt in range(1, 10_000):
+            suffix = "" if attempt == 1 else f"-{attempt}"
+            kept = self.trash_dir / f"{name}-{stamp}{suffix}.json"
+            try:
+                move_new(path, kept)
+            except FileExistsError:  # a backup of this name from the same second
+                continue
+            return kept
+        raise IdentityExists(f"too many backups of '{name}' in {self.trash_dir} this second")
 
     def delete(self, name: str) -> tuple[IdentityInfo, Path | None]:
         """Remove an ID; with a trash directory the file is moved there, not destroyed.
@@ -349,14 +371,14 @@ class KeyStore:
         except KeystoreInvalid:  # a broken file may still be deleted
             info = IdentityInfo(name, "", "", "", "unknown", None, path)
         kept: Path | None = None
-        if self.trash_dir is not None:
-            ensure_private_dir(self.trash_dir)
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-            kept = self.trash_dir / f"{name}-{stamp}.json"
-            path.rename(kept)
-        else:
-            path.unlink()
-        fsync_dir(self.directory)
+        try:
+            if self.trash_dir is not None:
+                kept = self._keep(path, name)
+            else:
+                path.unlink()
+                fsync_dir(self.directory)
+        except FileNotFoundError:  # deleted or renamed by another process meanwhile
+            raise IdentityNotFound(f"no Sahara ID named '{name}'") from None
         if self.config_path is not None and self._file_default() == name:
             config_mod.unset_value(self.config_path, "identity.default")
         if self.default == name:

@@ -105,10 +105,15 @@ class NodeClient:
         return int(self.call("eth_blockNumber"), 16)
 
     def balance(self, address: str, block: str = "latest") -> int:
-        return int(self.call("eth_getBalance", address, block), 16)
+        """Wei held by ``address`` (checked by :func:`sahara_cli.identity.keys.parse_address`)."""
+        from sahara_cli.identity.keys import parse_address
+
+        return int(self.call("eth_getBalance", parse_address(address), block), 16)
 
     def nonce(self, address: str, block: str = "pending") -> int:
-        return int(self.call("eth_getTransactionCount", address, block), 16)
+        from sahara_cli.identity.keys import parse_address
+
+        return int(self.call("eth_getTransactionCount", parse_address(address), block), 16)
 
     def base_fee(self) -> int:
         block = self.call("eth_getBlockByNumber", "latest", False)

@@ -444,13 +444,9 @@ class LightClient:
 
 
 def _address(text: str) -> bytes:
-    value = text.strip()
-    if len(value) != 42 or value[:2].lower() != "0x":
-        raise UsageError(f"not an address: {text!r} (0x and 40 hex digits)")
-    try:
-        return bytes.fromhex(value[2:])
-    except ValueError:
-        raise UsageError(f"not an address: {text!r} (0x and 40 hex digits)") from None
+    from sahara_cli.identity.keys import parse_address
+
+    return bytes.fromhex(parse_address(text)[2:])
 
 
 def _quantity(proof: dict[str, Any], key: str) -> int:

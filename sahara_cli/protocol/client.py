@@ -27,7 +27,7 @@ from sahara_cli.errors import (
     RecordNotFound,
     SaharaError,
 )
-from sahara_cli.identity.keys import Signer, keccak256, to_checksum_address
+from sahara_cli.identity.keys import Signer, keccak256, parse_address, to_checksum_address
 from sahara_cli.node.client import NodeClient, RPCError, format_sah
 from sahara_cli.protocol import artifacts
 
@@ -279,7 +279,9 @@ def _from_python(param: dict[str, Any], value: Any) -> Any:
             return tuple(_from_python(c, value[c["name"]]) for c in param["components"])
         return tuple(_from_python(c, v) for c, v in zip(param["components"], value, strict=True))
     if kind == "address" and isinstance(value, str):
-        return to_checksum_address(value)
+        # Addresses reach contracts from people too: a mixed-case one must carry its
+        # EIP-55 checksum (identity.bad_address), never be sent with a typo in it.
+        return parse_address(value, f"{param.get('name') or 'address'} argument")
     return value
 
 
@@ -322,10 +324,11 @@ class Contract:
         return converted[0] if len(converted) == 1 else converted
 
     def call(self, function: str, *args: Any, sender: str | None = None) -> Any:
-        request: dict[str, Any] = {
-            "to": self.address,
-            "data": "0x" + self.encode(function, *args).hex(),
-        }
+        return self.call_encoded(function, self.encode(function, *args), sender=sender)
+
+    def call_encoded(self, function: str, data: bytes, *, sender: str | None = None) -> Any:
+        """:meth:`call` with the call data encoded already."""
+        request: dict[str, Any] = {"to": self.address, "data": "0x" + data.hex()}
         if sender:
             request["from"] = sender
         try:
@@ -533,17 +536,19 @@ class Protocol:
         self._checked = True
 
     def _read(self, contract: Contract, function: str, *args: Any) -> Any:
+        data = contract.encode(function, *args)  # bad arguments fail before the node is asked
         self.ensure_deployed()
-        return contract.call(function, *args)
+        return contract.call_encoded(function, data)
 
     def _write(
         self, signer: Signer, contract: Contract, function: str, *args: Any, value: int = 0
     ) -> TxResult:
+        data = contract.encode(function, *args)  # bad arguments fail before the node is asked
         self.ensure_deployed()
         return self.sender.send(
             signer,
             contract.address,
-            contract.encode(function, *args),
+            data,
             value=value,
             action=f"{contract.name}.{function}",
         )

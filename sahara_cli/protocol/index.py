@@ -796,9 +796,9 @@ def _too_much(exc: RPCError) -> bool:
 
 
 def _address(text: str | None) -> str | None:
-    from sahara_cli.identity.keys import to_checksum_address
+    from sahara_cli.identity.keys import parse_address
 
-    return to_checksum_address(text) if text is not None else None
+    return parse_address(text) if text is not None else None
 
 
 def _where(*pairs: tuple[str, Any]) -> tuple[str, dict[str, Any]]:

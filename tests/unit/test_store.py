@@ -190,3 +190,70 @@ def test_password_files_use_their_first_line_only(tmp_path: Path) -> None:
     path.write_text("pass word\nsecond line\n")
     assert read_secret_file(path, "password", first_line=True) == "pass word"
     assert read_secret_file(path, "mnemonic") == "pass word\nsecond line"
+
+
+# -- no check-then-replace: an ID is never overwritten ------------------------------------
+
+
+def test_an_id_written_while_another_is_encrypted_is_not_overwritten(
+    store: KeyStore, tmp_path: Path
+) -> None:
+    # A second process (another KeyStore on the same directory) stores an ID named "t"
+    # after this one checked the name was free and while it derives its key.
+    other = KeyStore(store.directory, scrypt_n=1024)
+    other_key = bytes.fromhex(TEST_KEY_0[2:])
+
+    def meanwhile(_: str) -> None:
+        if not (store.directory / "t.json").exists():
+            other.import_private_key("t", other_key, "other pw")
+
+    with pytest.raises(IdentityExists, match="'t' exists already"):
+        store.create("t", "pw", progress=meanwhile)
+    assert Account.decrypt(json.loads((store.directory / "t.json").read_text()), "other pw") == (
+        other_key
+    )
+
+
+def test_an_id_renamed_while_another_is_encrypted_is_not_overwritten(store: KeyStore) -> None:
+    other = KeyStore(store.directory, scrypt_n=1024)
+    moved, _ = other.create("x", "other pw")
+
+    def meanwhile(_: str) -> None:
+        if (store.directory / "x.json").exists():
+            other.rename("x", "t")
+
+    with pytest.raises(IdentityExists):
+        store.create("t", "pw", progress=meanwhile)
+    assert store.get("t").address == moved.address
+    assert store.names() == ["t"]
+
+
+def test_rename_and_create_never_replace_a_taken_name(store: KeyStore) -> None:
+    # A dangling link makes Path.exists() say False: a check-then-rename replaces it.
+    store.create("a", "pw")
+    (store.directory / "b.json").symlink_to(store.directory / "gone.json")
+    with pytest.raises(IdentityExists):
+        store.rename("a", "b")
+    assert (store.directory / "b.json").is_symlink()
+    assert store.get("a").name == "a"
+    with pytest.raises(IdentityExists):
+        store.import_private_key("b", bytes.fromhex(TEST_KEY_0[2:]), "pw")
+    assert (store.directory / "b.json").is_symlink()
+
+
+def test_backups_of_the_same_name_never_overwrite_each_other(store: KeyStore) -> None:
+    # Four delete-and-recreate rounds take well under three seconds, so at least two
+    # deletes fall in the same second: each must keep its own backup.
+    addresses = []
+    kept = []
+    for _ in range(4):
+        info, _ = store.create("again", "pw")
+        addresses.append(info.address)
+        _, path = store.delete("again")
+        assert path is not None
+        kept.append(path)
+    assert len(set(kept)) == 4
+    backups = sorted((store.trash_dir or Path()).glob("again-*.json"))
+    assert len(backups) == 4
+    recovered = {"0x" + json.loads(p.read_text())["address"].lower() for p in backups}
+    assert recovered == {a.lower() for a in addresses}
