@@ -85,6 +85,7 @@ AUDIENCE_MAX = 256
 CID_MAX = 128
 ID_MAX = 2**63  # asset and chain ids
 MAX_BODY = 8 * 1024  # bytes of a POST /v1/keys body
+LOG_EVERY = 10.0  # seconds between log lines counting rate-limited requests
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _CID = re.compile(r"[A-Za-z0-9]+")
@@ -399,6 +400,8 @@ class KeyServer:
         self._proto_lock = threading.Lock()
         self._pending = 0
         self._executor: Any = None
+        self._limited = 0
+        self._limited_logged = -LOG_EVERY
 
     def proto(self) -> Protocol:
         """The one chain client of this server (made on first use, then shared)."""
@@ -436,11 +439,22 @@ class KeyServer:
     def _error(self, exc: SaharaError, status: int) -> web.Response:
         from aiohttp import web
 
-        self.log(f"refused: {exc.code}: {exc.message}")
+        if isinstance(exc, VaultRateLimited):
+            self._note_limited()  # a flood must not become a flood of log lines
+        else:
+            self.log(f"refused: {exc.code}: {exc.message}")
         headers = {}
         if "retry_after" in exc.details:
             headers["Retry-After"] = str(exc.details["retry_after"])
         return web.json_response({"error": exc.to_dict()}, status=status, headers=headers)
+
+    def _note_limited(self) -> None:
+        """Count a request refused over its rate; log the count at most every 10 s."""
+        self._limited += 1
+        now = time.monotonic()
+        if now - self._limited_logged >= LOG_EVERY:
+            self.log(f"refused {self._limited} requests over their rate limits")
+            self._limited, self._limited_logged = 0, now
 
     def _limit_ip(self, request: web.Request) -> web.Response | None:
         wait = self._by_ip.take(request.remote or "")
