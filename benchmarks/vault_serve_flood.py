@@ -138,6 +138,7 @@ class Server:
         env = env_for(world.home, src, world.env | {"SAHARA_VAULT_SERVE_ADDR": self.addr})
         self.process = subprocess.Popen(
             [sys.executable, "-m", "sahara_cli", "--no-prompt", "vault", "serve"],
+            cwd=src,  # -m puts the working directory first on sys.path
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
