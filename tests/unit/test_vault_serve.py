@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sahara_cli.errors import (
+    VaultItemNotFound,
     VaultLicenseExpired,
     VaultNoLicense,
     VaultRateLimited,
@@ -287,6 +288,44 @@ def test_the_chain_is_read_through_one_client(world: World) -> None:
             server.check(read_body(world, world.licensee), MCP_READ)
         assert len(made) == 1
     finally:
+        server.close()
+        vault.close()
+
+
+class SlowChain(Protocol):
+    """The real protocol client, whose asset lookups wait for a gate."""
+
+    def __init__(self, node: NodeClient) -> None:
+        super().__init__(node)
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def asset(self, asset_id: int) -> Any:
+        self.entered.set()
+        assert self.gate.wait(60)
+        return super().asset(asset_id)
+
+
+def test_a_slow_chain_read_holds_up_no_other_request(world: World) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    chain = SlowChain(world.node)
+    vault = world.vault()
+    server = KeyServer(vault, world.owner, lambda: chain, chain_id=world.chain_id)
+    pool = ThreadPoolExecutor(2)
+    try:
+        first = pool.submit(server.check, read_body(world, world.licensee), MCP_READ)
+        assert chain.entered.wait(30)  # the first request now waits on the chain
+        unknown = read_body(world, world.licensee, asset=world.asset + 1000)
+        second = pool.submit(server.check, unknown, MCP_READ)
+        with pytest.raises(VaultItemNotFound):  # answered from the catalogue meanwhile
+            second.result(timeout=15)
+        chain.gate.set()
+        item, _until = first.result(timeout=30)
+        assert item.cid == world.cid
+    finally:
+        chain.gate.set()
+        pool.shutdown()
         server.close()
         vault.close()
 
