@@ -111,6 +111,17 @@ class VaultSection(_Section):
         None,
         description="URL licensees reach 'vault serve' at; written into registered assets.",
     )
+    serve_rate_per_ip: float = Field(
+        20.0,
+        gt=0,
+        description="Requests a second 'vault serve' takes from one remote IP (bursts of 2x).",
+    )
+    serve_rate_per_address: float = Field(
+        5.0,
+        gt=0,
+        description="Key requests a second 'vault serve' takes from one Sahara address "
+        "(bursts of 2x).",
+    )
     embedder: Literal["minilm", "sentence-transformers"] = Field(
         "minilm",
         description="all-MiniLM-L6-v2 in numpy (fast start) or through sentence-transformers.",

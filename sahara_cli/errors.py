@@ -480,6 +480,14 @@ class VaultBusy(VaultError, ConflictError):
     default_hint = "Wait for the other command to finish, then try again."
 
 
+class VaultRateLimited(VaultError, ConflictError):
+    """A vault server refused a request over its per-IP or per-address rate (HTTP 429),
+    or while too many checks were pending (HTTP 503)."""
+
+    code = "vault.rate_limited"
+    default_hint = "Wait a few seconds and try again (the server limits requests per caller)."
+
+
 class VaultPortInUse(VaultError, ConflictError):
     code = "vault.port_in_use"
 

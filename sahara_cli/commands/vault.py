@@ -499,7 +499,7 @@ def _fetch_licensed(
 ) -> Item:
     """Ask the owner's vault server for the key (license-gated), then the blocks."""
     from sahara_cli.vault import crypto
-    from sahara_cli.vault.access import KeyClient, KeyRequest
+    from sahara_cli.vault.access import KeyClient
     from sahara_cli.vault.cid import CID
 
     proto = protocol(st)
@@ -514,9 +514,8 @@ def _fetch_licensed(
     # The server decides (the owner may have shared the asset without a license).
     client = KeyClient(url)
     try:
-        request = KeyRequest.new(who, asset_id, asset.cid, proto.node.chain_id())
         with st.output.status(f"Asking {url} for the key of asset #{asset_id}"):
-            answer = client.request_key(request.signed(who))
+            answer = client.ask_key(who, asset_id, asset.cid, proto.node.chain_id())
         wrapped = bytes.fromhex(answer["wrapped_key"])
         crypto.unwrap_key(wrapped, who.private_key)  # a key not for us: fail now
         if answer["cid"] != asset.cid:
@@ -830,7 +829,7 @@ def serve(
 
     from aiohttp import web
 
-    from sahara_cli.vault.access import KeyServer
+    from sahara_cli.vault.access import KeyServer, ServeLimits, server_audiences
 
     st = state()
     cfg = st.config().config
@@ -847,7 +846,17 @@ def serve(
     def log(message: str) -> None:
         st.output.note(f"{time.strftime('%H:%M:%S')} {message}")
 
-    server = KeyServer(vault, who, lambda: protocol(st), chain_id=chain_id, log=log)
+    server = KeyServer(
+        vault,
+        who,
+        lambda: proto,
+        chain_id=chain_id,
+        log=log,
+        audiences=server_audiences(listen, cfg.vault.public_url),
+        limits=ServeLimits(
+            per_ip=cfg.vault.serve_rate_per_ip, per_address=cfg.vault.serve_rate_per_address
+        ),
+    )
 
     async def main() -> None:
         runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
@@ -880,6 +889,7 @@ def serve(
     try:
         asyncio.run(main())
     finally:
+        server.close()
         vault.close()
     st.output.result({"stopped": True, "addr": listen}, lambda c: c.print("Stopped."))
 

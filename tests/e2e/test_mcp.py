@@ -323,7 +323,9 @@ def test_official_client_uses_sahara_mcp_serve(owner: CliHome, node_url: str) ->
             # A key request, as 'sahara vault get' sends to 'vault serve' (seen on the
             # wire, say), is no read request: refused as it is, without its purpose, or
             # relabelled, since the text it signed names the key release.
-            key_request = KeyRequest.new(licensee, asset, cid, chain_id).signed(licensee)
+            key_request = KeyRequest.new(
+                licensee, asset, cid, chain_id, audience="http://127.0.0.1:8547"
+            ).signed(licensee)
             assert key_request["purpose"] == "key-release"
             relabelled = {**key_request, "purpose": MCP_READ}
             unlabelled = {k: v for k, v in key_request.items() if k != "purpose"}
