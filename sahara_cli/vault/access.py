@@ -43,7 +43,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -418,11 +418,60 @@ class KeyServer:
     def app(self) -> web.Application:
         from aiohttp import web
 
-        app = web.Application(client_max_size=MAX_BODY)
+        @web.middleware
+        async def check_host(
+            request: web.Request, handler: Callable[[web.Request], Awaitable[Any]]
+        ) -> Any:
+            return await self._check_host(request, handler)
+
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[check_host])
         app.router.add_get("/v1/info", self._info)
         app.router.add_post("/v1/keys", self._keys)
         app.router.add_get("/v1/dag/{cid}", self._dag)
         return app
+
+    @property
+    def _hosts(self) -> frozenset[str] | None:
+        """``host:port`` of each audience: the Host headers this server answers to."""
+        if self.audiences is None:
+            return None
+        return frozenset(a.split("://", 1)[1].split("/", 1)[0] for a in self.audiences)
+
+    def _origin_refused(self, request: web.Request) -> str | None:
+        """Why the request's Host or Origin is not this server's (DNS rebinding, a web
+        page of another site), or None."""
+        hosts = self._hosts
+        if hosts is None:
+            return None
+        host = request.headers.get("Host", "")
+        try:
+            named = audience_of(f"{request.scheme}://{host}").split("://", 1)[1]
+        except VaultRequestInvalid:
+            named = ""
+        if named not in hosts:
+            return f"this server does not answer to the host {host[:80]!r}"
+        origin = request.headers.get("Origin")
+        if origin is not None:
+            try:
+                allowed = audience_of(origin) in self.audiences  # type: ignore[operator]
+            except VaultRequestInvalid:
+                allowed = False
+            if not allowed:
+                return f"requests from the web origin {origin[:80]!r} are not accepted"
+        return None
+
+    async def _check_host(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[Any]]
+    ) -> Any:
+        reason = self._origin_refused(request)
+        if reason is not None:
+            return self._error(
+                VaultRequestInvalid(
+                    reason, hint="Reach the server by its own address or vault.public_url."
+                ),
+                403,
+            )
+        return await handler(request)
 
     async def _info(self, request: web.Request) -> web.Response:
         from aiohttp import web

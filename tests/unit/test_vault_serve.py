@@ -432,3 +432,32 @@ def test_fuzzed_requests_never_crash_hang_or_release_a_key(
         assert error["code"].startswith("vault.") and error["message"]
         assert "wrapped_key" not in answer.text
         assert http.get(url + "/v1/info").status_code == 200
+
+
+# -- Host and Origin ----------------------------------------------------------------------
+
+
+def test_a_foreign_host_or_web_origin_is_refused(world: World) -> None:
+    """A browser page of another site, or a DNS name rebound to loopback, reaches the
+    server with a Host or Origin that is not the server's own: refused before anything
+    else (a key request signed for this server included)."""
+    with serving(world) as (url, _server):
+        port = url.rsplit(":", 1)[1]
+        good = key_body(world, world.licensee, url)
+        with httpx.Client(timeout=30) as http:
+            for headers in (
+                {"Host": f"rebound.example:{port}"},
+                {"Origin": "http://evil.example"},
+                {"Origin": "null"},
+            ):
+                refused = http.post(url + "/v1/keys", json=good, headers=headers)
+                assert refused.status_code == 403, headers
+                assert refused.json()["error"]["code"] == "vault.request_invalid"
+                assert "wrapped_key" not in refused.text
+                info = http.get(url + "/v1/info", headers=headers)
+                assert info.status_code == 403, headers
+            # Its own names still work, with or without its own Origin.
+            assert http.get(url + "/v1/info", headers={"Host": f"localhost:{port}"}).is_success
+            answer = http.post(url + "/v1/keys", json=good, headers={"Origin": url})
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["wrapped_key"]
