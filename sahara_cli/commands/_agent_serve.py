@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from sahara_cli.agent.serve_keys import check_ttl, decode_api_key
 from sahara_cli.agent.serve_wire import MAX_BODY
 from sahara_cli.commands._protocol import IdOption, PasswordFileOption, protocol
 from sahara_cli.commands._state import state
@@ -171,7 +170,7 @@ def key(
 ) -> None:
     """Make an API key for calling a served agent as your Sahara ID; 'key revoke KEY'
     ends one, at the server (--url) or in this home's agent (--agent)."""
-    from sahara_cli.agent.serve import make_api_key
+    from sahara_cli.agent.serve_keys import check_ttl, decode_api_key, make_api_key
     from sahara_cli.agent.spec import AgentStore
     from sahara_cli.commands._protocol import parse_duration, parse_id
     from sahara_cli.errors import AgentError
@@ -237,7 +236,12 @@ def key(
 def _revoke(token_or_id: str, url: str | None, agent_name: str | None) -> None:
     """``sahara agent key revoke KEY``: at the server (``--url``), or in this home's
     agent (``--agent``), which its server reads on every call."""
-    from sahara_cli.agent.serve_keys import KEY_PREFIX, RevokedKeys, revoke_at_server
+    from sahara_cli.agent.serve_keys import (
+        KEY_PREFIX,
+        RevokedKeys,
+        decode_api_key,
+        revoke_at_server,
+    )
     from sahara_cli.agent.spec import AgentStore
 
     st = state()

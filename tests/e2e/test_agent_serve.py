@@ -23,6 +23,7 @@ import pytest
 from tests.conftest import TEST_KEY_0
 from tests.e2e.cli_home import CliHome, dev_node
 from tests.e2e.nodes import free_port
+from tests.unit.test_agent_serve import longest_run
 
 pytestmark = pytest.mark.e2e
 
@@ -64,11 +65,11 @@ def address(home: Home, name: str | None = None) -> str:
 
 
 @pytest.fixture(scope="module")
-def published(home: Home) -> dict[str, Any]:
+def published(home: Home, secret: dict[str, Any]) -> dict[str, Any]:
     """The tiny model, registered by dev account 0 with dana as a 30% contributor; a
     public document registered by carol with dana as a 40% contributor; the agent
     'helper' over both, published by the home's default ID at 0.001 SAH a call with a
-    30% upstream share."""
+    30% upstream share. The vault also holds the agent's private note (``secret``)."""
     from sahara_cli.agent.models import ModelStore
     from sahara_cli.agent.spec import AgentSpec, AgentStore
     from sahara_cli.agent.tinymodel import write_tiny_gguf
@@ -535,12 +536,14 @@ def raw_post(url: str, head: str, body: bytes = b"", timeout: float = 30) -> tup
             for i in range(0, len(body), 65536):
                 sock.sendall(body[i : i + 65536])
         reply = b""
-        with contextlib.suppress(ConnectionResetError):
-            while chunk := sock.recv(65536):
-                reply += chunk
-    status_line, _, rest = reply.partition(b"\r\n")
-    _headers, _, payload = rest.partition(b"\r\n\r\n")
-    return int(status_line.split()[1]), json.loads(payload) if payload else None
+        while b"\r\n\r\n" not in reply and (chunk := sock.recv(65536)):
+            reply += chunk
+        head_text, _, payload = reply.partition(b"\r\n\r\n")
+        lines = head_text.decode().split("\r\n")
+        fields = dict(line.lower().split(": ", 1) for line in lines[1:])
+        while len(payload) < int(fields.get("content-length", 0)) and (chunk := sock.recv(65536)):
+            payload += chunk
+    return int(lines[0].split()[1]), json.loads(payload) if payload else None
 
 
 def test_oversize_bodies_are_refused_with_413_before_they_are_read(
@@ -666,8 +669,9 @@ class Parrot:
 
 
 @pytest.fixture(scope="module")
-def secret(home: Home, published: dict[str, Any]) -> dict[str, Any]:
-    """A private (encrypted) note of the agent's own ID in its vault."""
+def secret(home: Home) -> dict[str, Any]:
+    """A private (encrypted) note of the agent's own ID in its vault, added before any
+    process opens the search index (an open index does not see items added by others)."""
     (home.workdir / "heron.txt").write_text(SECRET)
     return dict(home.ok("vault", "add", "heron.txt", "--name", "secret-heron"))
 
@@ -680,13 +684,13 @@ def parrot_server(home: Home, published: dict[str, Any], **serve: Any) -> tuple[
     from sahara_cli.agent.spec import AgentStore
 
     spec = AgentStore(home.root).load("helper")
-    spec = spec.model_copy(
-        update={
-            "serve": spec.serve.model_copy(update=serve),
-            "vault": spec.vault.model_copy(update={"top_k": 4}),
-            "license": spec.license.model_copy(update={"policy": "owned-or-licensed"}),
-        }
-    )
+    update = {
+        "vault": spec.vault.model_copy(update={"top_k": 4}),
+        "license": spec.license.model_copy(update={"policy": "owned-or-licensed"}),
+    }
+    if serve:
+        update["serve"] = spec.serve.model_copy(update=serve)
+    spec = spec.model_copy(update=update)
     inner = open_runner("llama", home.workdir / "tiny.gguf", RunnerOptions(n_ctx=1024))
     agent = open_agent(
         home.root,
@@ -697,12 +701,6 @@ def parrot_server(home: Home, published: dict[str, Any], **serve: Any) -> tuple[
     )
     agent._closers.append(inner.close)
     return in_process(home, agent, home.protocol()), agent
-
-
-def longest_run(text: str, passage: str) -> int:
-    from tests.unit.test_agent_serve import longest_run as run
-
-    return run(text, passage)
 
 
 def test_private_text_reaches_callers_only_from_opted_in_scopes_and_never_verbatim(
