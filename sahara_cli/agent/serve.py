@@ -360,8 +360,11 @@ class AgentServer:
         else:
             try:
                 owner = self.protocol.asset(item.asset_id).owner.lower()
-                allowed = owner == me or self.protocol.has_access(
-                    item.asset_id, self.meter.address, "partnership"
+                allowed = owner == me or (
+                    self.protocol.has_access(item.asset_id, self.meter.address, "partnership")
+                    # valid by the wall clock too, not only by the last block's time
+                    and self.protocol.access_until(item.asset_id, self.meter.address, "partnership")
+                    > time.time()
                 )
             except SaharaError as exc:
                 self.log(f"private item {item.name} left out: {exc.message}")

@@ -522,9 +522,8 @@ def test_a_failed_record_still_returns_the_paid_answer(
 
 
 def raw_post(url: str, head: str, body: bytes = b"", timeout: float = 30) -> tuple[int, Any]:
-    """Send one HTTP request over a plain socket (headers as given, then ``body``) and
-    read the reply: its status and JSON body. The server may answer and close before the
-    whole body is sent."""
+    """One HTTP request over a plain socket (``head``, then ``body``, which the server may
+    refuse before it is all sent): the reply's status and JSON body."""
     import json
     import socket
     from urllib.parse import urlsplit
@@ -627,10 +626,8 @@ SECRET = (
 
 
 class Parrot:
-    """A model that does what a caller asks of it: it repeats the vault passages of its
-    system prompt word for word. The tiny random model cannot follow instructions, so
-    this stands in for a capable one; token counts and JSON steps are the real tiny
-    model's."""
+    """A model that obeys the caller: it repeats its prompt's vault passages word for word
+    (the tiny random model cannot follow instructions; counts and JSON are its own)."""
 
     kind = "parrot"
 
@@ -759,7 +756,7 @@ def test_third_party_private_data_is_served_only_under_a_partnership(
 ) -> None:
     """The agent's ID holds Full-Access to carol's private dataset: that is for its own
     use, and served answers never open it. A Partnership license (signed by both) lets
-    them, while it is valid. The scope must be opted in either way."""
+    them, until it expires. The scope must be opted in either way."""
     import hashlib
 
     from sahara_cli.agent.spec import ServeSpec
@@ -793,6 +790,11 @@ def test_third_party_private_data_is_served_only_under_a_partnership(
         )  # fmt: skip
         proto.accept(main, partnership)
         assert server.may_open(item)
+        snapshot = proto.node.call("sahara_dev_snapshot")
+        proto.node.call("sahara_dev_increaseTime", 7200)
+        proto.node.call("sahara_dev_mine")
+        assert not server.may_open(item)  # the partnership has expired
+        proto.node.call("sahara_dev_revert", snapshot)
         loaded.spec = loaded.spec.model_copy(update={"serve": ServeSpec()})
         assert not server.may_open(item)  # the scope is not opted in
     finally:
