@@ -652,6 +652,27 @@ class AgentNoLicense(AgentError, PermissionDeniedError):
     default_hint = "Buy calls with 'sahara license buy OFFER --calls N'."
 
 
+class AgentKeyRevoked(AgentAuthFailed):
+    """A caller of a served agent with an API key that was revoked."""
+
+    code = "agent.key_revoked"
+    default_hint = "Make a new key with 'sahara agent key NAME'."
+
+
+class AgentServerUnreachable(AgentError, UnreachableError):
+    """A served agent (``agent serve``) that did not answer at the URL given."""
+
+    code = "agent.server_unreachable"
+    default_hint = "Check the URL (it ends in /v1) and that 'sahara agent serve' runs there."
+
+
+class AgentRequestTooLarge(AgentError, UsageError):
+    """A request to a served agent whose body is larger than the server takes."""
+
+    code = "agent.request_too_large"
+    default_hint = "Send a shorter conversation."
+
+
 class TeamError(AgentError):
     """A team run in which a member failed or could not be reached."""
 

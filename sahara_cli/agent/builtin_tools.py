@@ -116,6 +116,8 @@ def _item_key(ctx: ToolContext, item: Item) -> bytes | None:
         return None
     if item.holder.lower() != signer.address.lower():
         return None
+    if ctx.may_open is not None and not ctx.may_open(item):
+        return None
     return ctx.vault().data_key(item, signer.private_key)
 
 

@@ -3,24 +3,33 @@
 ``sahara agent publish`` registers the agent as an asset (kind ``agent``, derived from
 its model's asset when the model is registered) and offers an API license at a price
 per call. Callers buy calls with ``sahara license buy`` and make an API key with
-``sahara agent key``: a token signed by their Sahara ID (EIP-191) that names their
-address, the agent's asset, the chain and an expiry. ``sahara agent serve`` answers
-``POST /v1/chat/completions`` (streaming too), ``GET /v1/models`` and ``GET /health``.
+``sahara agent key``: a token signed by their Sahara ID (EIP-191) that names a key id,
+their address, the agent's asset, the chain and an expiry (:mod:`serve_keys`).
+``sahara agent serve`` answers ``POST /v1/chat/completions`` (streaming too),
+``POST /v1/keys/revoke``, ``GET /v1/models`` and ``GET /health``. Request bodies over
+``max_body`` bytes are refused with 413 before they are read.
 
 Each answered call, one at a time (one model, one runner):
 
-1. the key's signature, chain, agent and expiry are checked (else 401);
+1. the key's signature, chain, agent, expiry, lifetime and revocation are checked
+   (else 401);
 2. the caller's oldest API license of the agent with calls left is found, from the
    ``Licensed`` events filtered by holder and read live (else 403; the agent's owner is
    served without a license and without metering);
 3. the agent prepares the reply (``Agent.prepare``: retrieval and tool calls, without
-   the owner's long-term memory or feedback); nothing is sent yet;
+   the owner's long-term memory or feedback; the caller's ``system`` messages become
+   user turns, never part of the agent's system prompt); private vault text is opened
+   only from the spec's ``serve.private_scopes`` and only when the agent's ID owns the
+   item or holds a valid Partnership license of its asset; nothing is sent yet;
 4. ``Licensing.meterWith(license, 1, sources)`` moves one call's price from the
    caller's prepayment to the agent's revenue, which the Attribution contract splits
    between the agent's owner, its model's contributors and the contributors of the vault
    assets the answer retrieved (the first four). If it fails (the caller refunded the
    license meanwhile, say), the caller gets the error and no answer;
-5. only then is the reply generated and sent (streamed or whole, ``Agent.finish``);
+5. only then is the reply generated and sent (streamed or whole, ``Agent.finish``),
+   through a :class:`~sahara_cli.agent.quote_guard.QuoteGuard` that redacts every run
+   of more than ``serve.max_quote_words`` words copied from a private passage (it holds
+   back that many words of a stream);
 6. the answer's provenance record goes on chain (``Provenance.record``) with the
    license, best effort: the call is paid for, so a failure here is logged, the local
    record stays pending (with the meter transaction and license), and the answer goes
@@ -34,28 +43,44 @@ caller pays for the answer, not for the vault's text.
 
 from __future__ import annotations
 
-import base64
 import contextlib
+import fnmatch
 import json
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sahara_cli.agent.serve_keys import (
+    DEFAULT_TTL,
+    KEY_HEADER,
+    KEY_PREFIX,
+    MAX_TTL,
+    ApiKey,
+    RevokedKeys,
+    decode_api_key,
+    make_api_key,
+    verify_api_key,
+)
+from sahara_cli.agent.serve_wire import (
+    MAX_BODY,
+    completion,
+    error_body,
+    http_status,
+    parse_request,
+    parse_sampling,
+    read_body,
+    usage,
+)
 from sahara_cli.errors import (
-    AgentAuthFailed,
     AgentError,
     AgentNoLicense,
-    NotFoundError,
     NotPermitted,
-    PermissionDeniedError,
     ProtocolReverted,
     SaharaError,
-    SignatureInvalid,
-    UnreachableError,
     UsageError,
 )
 
@@ -65,97 +90,39 @@ if TYPE_CHECKING:
     from starlette.responses import Response
 
     from sahara_cli.agent.brain import Agent, Turn
+    from sahara_cli.agent.quote_guard import QuoteGuard
     from sahara_cli.agent.spec import AgentSpec
     from sahara_cli.agent.types import Answer, Message
     from sahara_cli.identity.keys import Signer
     from sahara_cli.protocol.client import License, Protocol
+    from sahara_cli.vault.db import Item
 
-KEY_PREFIX = "sahara-"
-KEY_HEADER = "sahara agent api key"
-DEFAULT_TTL = 30 * 86400
+__all__ = [
+    "DEFAULT_TTL",
+    "KEY_HEADER",
+    "KEY_PREFIX",
+    "MAX_BODY",
+    "MAX_TTL",
+    "AgentServer",
+    "ApiKey",
+    "RevokedKeys",
+    "Served",
+    "completion",
+    "decode_api_key",
+    "error_body",
+    "http_status",
+    "make_api_key",
+    "parse_request",
+    "parse_sampling",
+    "publish_agent",
+    "serve_agent",
+    "usage",
+    "verify_api_key",
+]
+
 #: Default part of each call's revenue that flows to the model and the retrieved assets.
 DEFAULT_UPSTREAM_BPS = 2000
 MAX_SOURCES = 4
-
-
-# --- API keys ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ApiKey:
-    """What an API key states, signed by ``address``."""
-
-    address: str
-    agent: int
-    chain: int
-    expires: int
-
-    def message(self) -> bytes:
-        """The EIP-191 message the caller's ID signs."""
-        return (
-            f"{KEY_HEADER}\nagent: {self.agent}\naddress: {self.address}\n"
-            f"chain: {self.chain}\nexpires: {self.expires}"
-        ).encode()
-
-
-def make_api_key(signer: Signer, agent_asset: int, chain_id: int, ttl: int = DEFAULT_TTL) -> str:
-    """An API key for calling the agent ``agent_asset`` on chain ``chain_id`` as
-    ``signer``, valid for ``ttl`` seconds. It holds no secret: it proves who calls."""
-    if ttl <= 0:
-        raise UsageError("an API key needs a positive lifetime")
-    key = ApiKey(signer.address, int(agent_asset), int(chain_id), int(time.time()) + int(ttl))
-    payload = {
-        "address": key.address,
-        "agent": key.agent,
-        "chain": key.chain,
-        "expires": key.expires,
-        "signature": "0x" + signer.sign_message(key.message()).hex(),
-    }
-    raw = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-    return KEY_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def verify_api_key(
-    token: str, *, agent_asset: int, chain_id: int, now: float | None = None
-) -> ApiKey:
-    """The key's statement once its signature, agent, chain and expiry check out;
-    :class:`AgentAuthFailed` otherwise."""
-    from sahara_cli.identity.keys import personal_message_hash, recover_hash
-
-    if not token or not token.startswith(KEY_PREFIX):
-        raise AgentAuthFailed(
-            "not a sahara API key" if token else "no API key given",
-            hint="Make one with 'sahara agent key NAME' and send it as 'Authorization: Bearer'.",
-        )
-    body = token[len(KEY_PREFIX) :]
-    try:
-        data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-        key = ApiKey(
-            address=str(data["address"]),
-            agent=int(data["agent"]),
-            chain=int(data["chain"]),
-            expires=int(data["expires"]),
-        )
-        signature = str(data["signature"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise AgentAuthFailed(f"the API key is malformed ({type(exc).__name__})") from None
-    try:
-        signed_by = recover_hash(personal_message_hash(key.message()), signature)
-    except SignatureInvalid as exc:
-        raise AgentAuthFailed(f"the API key's signature is invalid: {exc.message}") from None
-    if signed_by.lower() != key.address.lower():
-        raise AgentAuthFailed("the API key is not signed by the address it names")
-    if key.chain != chain_id:
-        raise AgentAuthFailed(f"the API key is for chain {key.chain}, this is chain {chain_id}")
-    if key.agent != agent_asset:
-        raise AgentAuthFailed(
-            f"the API key is for agent asset {key.agent}, this server is asset {agent_asset}"
-        )
-    if key.expires <= (time.time() if now is None else now):
-        raise AgentAuthFailed(
-            "the API key has expired", hint="Make a new one with 'sahara agent key NAME'."
-        )
-    return ApiKey(signed_by, key.agent, key.chain, key.expires)
 
 
 # --- publishing ---------------------------------------------------------------------------
@@ -291,6 +258,14 @@ class Served:
     record: dict[str, Any]
     paid_sources: list[int]
     record_error: str | None = None
+    guard: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def finish_reason(self) -> str:
+        """``content_filter`` when the guard redacted something, else the runner's."""
+        if self.guard.get("redacted_spans"):
+            return "content_filter"
+        return self.answer.finish_reason or "stop"
 
     def extension(self) -> dict[str, Any]:
         """The ``sahara`` object of a response: what was paid and recorded, and which
@@ -310,6 +285,7 @@ class Served:
                 {k: v for k, v in c.to_dict().items() if k != "output"}
                 for c in self.answer.tool_calls
             ],
+            "guard": self.guard,
         }
 
 
@@ -324,7 +300,12 @@ class AgentServer:
         *,
         chain_id: int | None = None,
         log: Callable[[str], None] = lambda _m: None,
+        revoked: RevokedKeys | None = None,
+        max_body: int = MAX_BODY,
     ) -> None:
+        """Serve ``agent`` (it is the server's from now on: its vault search opens
+        private text only as the spec's ``serve`` section allows). ``revoked`` defaults
+        to the revoked keys beside the agent in its home."""
         if agent.spec.asset_id is None:
             raise AgentError(
                 f"agent {agent.spec.name!r} is not published",
@@ -351,6 +332,63 @@ class AgentServer:
         self._lock = threading.Lock()
         self._exists: dict[int, bool] = {}
         self._licenses: dict[str, list[int]] = {}
+        self.max_body = max_body
+        if revoked is None and agent.ctx is not None:
+            from sahara_cli.agent.spec import AgentStore
+
+            revoked = RevokedKeys(AgentStore(agent.ctx.home_root).dir(self.name))
+        self.revoked = revoked
+        self._opened: dict[str, str] = {}  # private items opened for the current call
+        if agent.ctx is not None:
+            agent.ctx.may_open = self.may_open
+
+    # -- what callers may be given ----------------------------------------------------
+
+    def may_open(self, item: Item) -> bool:
+        """Whether a served answer may use the private text of ``item``: its name is in
+        the spec's ``serve.private_scopes``, and the agent's ID owns it (its asset, or
+        its unregistered data) or holds a valid Partnership license of its asset. Any
+        other license (API, Full-Access, Long-term) is for the ID's own use, not for
+        reselling through answers. A chain that cannot be read says no."""
+        scopes = self.agent.spec.serve.private_scopes
+        if not any(fnmatch.fnmatchcase(item.name, pattern) for pattern in scopes):
+            return False
+        me = self.meter.address.lower()
+        allowed = False
+        if item.asset_id is None:
+            allowed = item.owner.lower() == me
+        else:
+            try:
+                owner = self.protocol.asset(item.asset_id).owner.lower()
+                allowed = owner == me or (
+                    self.protocol.has_access(item.asset_id, self.meter.address, "partnership")
+                    # valid by the wall clock too, not only by the last block's time
+                    and self.protocol.access_until(item.asset_id, self.meter.address, "partnership")
+                    > time.time()
+                )
+            except SaharaError as exc:
+                self.log(f"private item {item.name} left out: {exc.message}")
+        if allowed:
+            self._opened[item.cid] = item.name
+        return allowed
+
+    def _guard(self, turn: Turn) -> QuoteGuard:
+        """A quote guard over the private passages the prompt of ``turn`` holds: the
+        opened sources and the vault search results of its tool calls."""
+        from sahara_cli.agent.quote_guard import QuoteGuard
+
+        passages = [s.text for s in turn.sources if s.cid in self._opened]
+        for call in turn.calls:
+            output = call.output
+            if call.ok and isinstance(output, Mapping) and isinstance(output.get("hits"), list):
+                passages.extend(
+                    str(hit["text"])
+                    for hit in output["hits"]
+                    if isinstance(hit, Mapping)
+                    and hit.get("cid") in self._opened
+                    and hit.get("text")
+                )
+        return QuoteGuard(passages, self.agent.spec.serve.max_quote_words)
 
     # -- the steps of a call ----------------------------------------------------------
 
@@ -358,7 +396,20 @@ class AgentServer:
         token = ""
         if authorization and authorization.lower().startswith("bearer "):
             token = authorization[7:].strip()
-        return verify_api_key(token, agent_asset=self.asset_id, chain_id=self.chain_id)
+        return verify_api_key(
+            token, agent_asset=self.asset_id, chain_id=self.chain_id, revoked=self.revoked
+        )
+
+    def close(self) -> None:
+        """Let go of the revoked keys' file (the agent is closed by its opener)."""
+        if self.revoked is not None:
+            self.revoked.close()
+
+    def revoke(self, key: ApiKey) -> bool:
+        """Revoke the (authenticated) ``key``; False when it was revoked already."""
+        if self.revoked is None:
+            raise AgentError("this server keeps no revoked keys (the agent has no home)")
+        return self.revoked.revoke(key.key_id, address=key.address, expires=key.expires)
 
     def license_for(self, address: str) -> License | None:
         """The caller's oldest API license with calls left; None for the agent's owner."""
@@ -412,14 +463,16 @@ class AgentServer:
             lic = self.license_for(key.address)
             started = time.perf_counter()
             # The owner's long-term memory and feedback stay out of served answers.
+            self._opened = {}
             turn = self.agent.prepare(messages, sampling=sampling)
+            guard = self._guard(turn)
             sources = self._sources(turn)
             meter_tx = self._meter(key, lic, sources)
             license_id = lic.id if lic is not None else 0
             if on_metered is not None:
                 on_metered()
             metered = time.perf_counter()
-            answer = self.agent.finish(turn, on_delta)
+            answer = self.agent.finish(turn, on_delta, guard=guard)
             answered = time.perf_counter()
             record_error = self._commit(answer, license_id, meter_tx, sources)
             done = time.perf_counter()
@@ -428,7 +481,10 @@ class AgentServer:
             f"{metered - started:.2f} s, answered in {answered - metered:.2f} s, recorded in "
             f"{done - answered:.2f} s (record {answer.record.get('record_id') or 'pending'})"
         )
-        return Served(answer, license_id, meter_tx, answer.record, sources, record_error)
+        report = guard.report()
+        if guard.redacted_spans:
+            self.log(f"{key.address}: {report['reason']}")
+        return Served(answer, license_id, meter_tx, answer.record, sources, record_error, report)
 
     def _meter(self, key: ApiKey, lic: License | None, sources: list[int]) -> dict[str, Any] | None:
         """One call of ``lic`` metered (None: the owner, not metered); a license that has
@@ -480,6 +536,7 @@ class AgentServer:
         return Starlette(
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/keys/revoke", self._revoke, methods=["POST"]),
                 Route("/v1/models", self._models, methods=["GET"]),
                 Route("/health", self._health, methods=["GET"]),
             ]
@@ -519,8 +576,9 @@ class AgentServer:
 
         try:
             key = self.authenticate(request.headers.get("authorization"))
+            raw = await read_body(request, self.max_body)
             try:
-                body = await request.json()
+                body = json.loads(raw)
             except ValueError:
                 raise UsageError("the request body is not JSON") from None
             messages, stream, include_usage = parse_request(body)
@@ -542,7 +600,25 @@ class AgentServer:
         }
         if served.meter_tx is not None:
             headers["X-Sahara-Meter-Tx"] = served.meter_tx["hash"]
+        if served.guard.get("redacted_spans"):
+            headers["X-Sahara-Redacted"] = str(served.guard["redacted_spans"])
         return JSONResponse(doc, headers=headers)
+
+    async def _revoke(self, request: Request) -> Response:
+        """``POST /v1/keys/revoke`` with the key itself as the bearer: the key is revoked
+        for good (whoever holds a key may end it; a caller revokes a key that leaked)."""
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import JSONResponse
+
+        try:
+            key = self.authenticate(request.headers.get("authorization"))
+            # Only callers who may call (a license, or the owner) fill the revocation list.
+            await run_in_threadpool(self.license_for, key.address)
+            fresh = await run_in_threadpool(self.revoke, key)
+        except SaharaError as exc:
+            return self._error(exc)
+        self.log(f"{key.address} revoked API key {key.key_id}")
+        return JSONResponse({"revoked": True, "key_id": key.key_id, "already": not fresh})
 
     async def _stream(
         self,
@@ -614,8 +690,7 @@ class AgentServer:
                     yield f"data: {json.dumps(error_body(value))}\n\n"
                 else:
                     served: Served = value
-                    finish = served.answer.finish_reason or "stop"
-                    yield chunk([delta({}, finish)], sahara=served.extension())
+                    yield chunk([delta({}, served.finish_reason)], sahara=served.extension())
                     if include_usage:
                         yield chunk([], usage=usage(served.answer))
                 break
@@ -633,154 +708,6 @@ class AgentServer:
         return JSONResponse(error_body(exc), status_code=status)
 
 
-# --- the OpenAI wire format -----------------------------------------------------------------
-
-
-def parse_sampling(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The sampling settings a chat request may set: ``max_tokens`` (or
-    ``max_completion_tokens``), ``temperature``, ``top_p``, ``seed`` and ``stop``.
-    The agent caps ``max_tokens`` at its spec's (the owner's cost per call)."""
-    out: dict[str, Any] = {}
-    limit = body.get("max_completion_tokens", body.get("max_tokens"))
-    if limit is not None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise UsageError("'max_tokens' must be a positive integer")
-        out["max_tokens"] = limit
-    for name, low, high in (("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0)):
-        value = body.get(name)
-        if value is None:
-            continue
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not (low <= value <= high)
-        ):
-            raise UsageError(f"'{name}' must be a number from {low} to {high}")
-        if name == "top_p" and value == 0:
-            raise UsageError("'top_p' must be above 0")
-        out[name] = float(value)
-    seed = body.get("seed")
-    if seed is not None:
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise UsageError("'seed' must be an integer")
-        out["seed"] = seed
-    stop = body.get("stop")
-    if stop is not None:
-        stops = [stop] if isinstance(stop, str) else stop
-        if (
-            not isinstance(stops, list)
-            or len(stops) > 4
-            or not all(isinstance(x, str) and x for x in stops)
-        ):
-            raise UsageError("'stop' must be a string or a list of up to 4 strings")
-        out["stop"] = tuple(stops)
-    return out
-
-
-def parse_request(body: Any) -> tuple[list[Message], bool, bool]:
-    """Messages, ``stream`` and ``stream_options.include_usage`` of a chat request."""
-    from sahara_cli.agent.types import Message
-
-    if not isinstance(body, Mapping):
-        raise UsageError("the request body must be a JSON object")
-    raw = body.get("messages")
-    if not isinstance(raw, list) or not raw:
-        raise UsageError("'messages' must be a non-empty list")
-    if body.get("n", 1) not in (1, None):
-        raise UsageError("only n=1 is supported")
-    messages = []
-    for i, item in enumerate(raw):
-        if not isinstance(item, Mapping):
-            raise UsageError(f"messages[{i}] must be an object")
-        role = item.get("role")
-        if role == "developer":
-            role = "system"
-        if role not in ("system", "user", "assistant", "tool"):
-            raise UsageError(f"messages[{i}].role {role!r} is not supported")
-        messages.append(Message(role, _text(item.get("content"), i), item.get("name")))
-    options = body.get("stream_options") or {}
-    include_usage = bool(isinstance(options, Mapping) and options.get("include_usage"))
-    return messages, bool(body.get("stream", False)), include_usage
-
-
-def _text(content: Any, index: int) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if not isinstance(part, Mapping) or part.get("type") != "text":
-                raise UsageError(f"messages[{index}]: only text content parts are supported")
-            parts.append(str(part.get("text", "")))
-        return "".join(parts)
-    raise UsageError(f"messages[{index}].content must be text")
-
-
-def usage(answer: Answer) -> dict[str, int]:
-    return {
-        "prompt_tokens": answer.prompt_tokens,
-        "completion_tokens": answer.completion_tokens,
-        "total_tokens": answer.prompt_tokens + answer.completion_tokens,
-    }
-
-
-def completion(model: str, served: Served) -> dict[str, Any]:
-    """A ``chat.completion`` object for one served answer."""
-    return {
-        "id": "chatcmpl-" + uuid.uuid4().hex,
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": served.answer.text},
-                "finish_reason": served.answer.finish_reason or "stop",
-                "logprobs": None,
-            }
-        ],
-        "usage": usage(served.answer),
-        "sahara": served.extension(),
-    }
-
-
-def http_status(exc: SaharaError) -> int:
-    if isinstance(exc, AgentAuthFailed):
-        return 401
-    if isinstance(exc, PermissionDeniedError):
-        return 403
-    if isinstance(exc, UsageError):
-        return 400
-    if isinstance(exc, NotFoundError):
-        return 404
-    if isinstance(exc, UnreachableError):
-        return 503
-    return 500
-
-
-_ERROR_TYPES = {
-    401: "authentication_error",
-    403: "permission_error",
-    400: "invalid_request_error",
-    404: "not_found_error",
-}
-
-
-def error_body(exc: SaharaError) -> dict[str, Any]:
-    """An OpenAI-style error object carrying sahara's code and hint."""
-    return {
-        "error": {
-            "message": exc.message,
-            "type": _ERROR_TYPES.get(http_status(exc), "server_error"),
-            "param": None,
-            "code": exc.code,
-            "hint": exc.hint,
-        }
-    }
-
-
 # --- running it -----------------------------------------------------------------------------
 
 
@@ -794,11 +721,12 @@ def serve_agent(
     chain_id: int | None = None,
     on_ready: Callable[[str], None] | None = None,
     log: Callable[[str], None] = lambda _m: None,
+    max_body: int = MAX_BODY,
 ) -> None:
     """Serve ``agent`` at ``http://host:port/v1`` until interrupted (Ctrl-C, SIGTERM)."""
     import uvicorn
 
-    server = AgentServer(agent, protocol, meter, chain_id=chain_id, log=log)
+    server = AgentServer(agent, protocol, meter, chain_id=chain_id, log=log, max_body=max_body)
     config = uvicorn.Config(server.app(), host=host, port=port, log_level="warning", lifespan="off")
     web = uvicorn.Server(config)
     url = f"http://{host}:{port}/v1"
@@ -815,7 +743,10 @@ def serve_agent(
 
     import asyncio
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        server.close()
     if not web.started:
         from sahara_cli.errors import AgentPortInUse
 

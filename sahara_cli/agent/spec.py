@@ -12,6 +12,10 @@ runner = "llama"
 [tools]
 builtin = ["vault_search", "calculator"]
 
+[serve]           # what 'agent serve' callers get: private text only from these scopes
+private_scopes = []
+max_quote_words = 25
+
 [[mcp]]           # tools of an MCP server
 name = "files"
 transport = "stdio"
@@ -129,6 +133,17 @@ class LicenseSpec(_Strict):
     price_per_call: str | None = None  # for 'agent publish', e.g. "0.01" (SAHARA)
 
 
+class ServeSpec(_Strict):
+    """What ``agent serve`` may give callers who pay per call."""
+
+    # Item names or globs whose private (encrypted) text served answers may use; empty:
+    # none. Third-party items also need a valid Partnership license of their asset.
+    private_scopes: list[str] = Field(default_factory=list)
+    # The longest run of consecutive words a served answer may copy from a private
+    # passage; longer runs are redacted.
+    max_quote_words: int = Field(25, ge=1, le=1000)
+
+
 class LoopSpec(_Strict):
     max_steps: int = Field(3, ge=0, le=32)  # tool calls per message before answering
     # "auto": the model decides; "required": the first step must call a tool; "none":
@@ -149,6 +164,7 @@ class AgentSpec(_Strict):
     vault: VaultSpec = Field(default_factory=VaultSpec)
     license: LicenseSpec = Field(default_factory=LicenseSpec)
     loop: LoopSpec = Field(default_factory=LoopSpec)
+    serve: ServeSpec = Field(default_factory=ServeSpec)
     asset_id: int | None = None  # set by 'agent publish'
 
     @field_validator("name")

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from sahara_cli.node.client import NodeClient
     from sahara_cli.protocol.client import Protocol
     from sahara_cli.vault.core import Vault
+    from sahara_cli.vault.db import Item
     from sahara_cli.vault.index import VaultIndex
 
 log = logging.getLogger("sahara.agent")
@@ -522,6 +523,9 @@ class ToolContext:
     scopes: list[str] | None = None
     policy: str | None = None
     open_private: bool = True
+    #: When set, a private item's text is opened only if it returns True for the item
+    #: (``agent serve`` uses it: private text reaches callers only as the spec allows).
+    may_open: Callable[[Item], bool] | None = None
     node_timeout: float = 10.0
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _vault: Vault | None = field(default=None, init=False, repr=False)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from sahara_cli.agent.serve_wire import MAX_BODY
 from sahara_cli.commands._protocol import IdOption, PasswordFileOption, protocol
 from sahara_cli.commands._state import state
 from sahara_cli.errors import UsageError
@@ -131,23 +132,61 @@ def key(
     agent: Annotated[
         str,
         typer.Argument(
-            help="The agent's name in this home, or its asset id (#N or N).", show_default=False
+            help="The agent's name in this home, or its asset id (#N or N); or 'revoke'.",
+            show_default=False,
         ),
     ],
+    revoke_key: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[KEY]",
+            help="With 'revoke': the key to revoke (or, with --agent, its id).",
+            show_default=False,
+        ),
+    ] = None,
     ttl: Annotated[
-        str, typer.Option("--ttl", help="How long the key stays valid (3600, 12h, 30d, 1y).")
+        str,
+        typer.Option("--ttl", help="How long the key stays valid (3600, 12h, 30d; at most 365d)."),
     ] = "30d",
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="With 'revoke': the served agent's API (http://HOST:PORT/v1) to revoke it at.",
+            show_default=False,
+        ),
+    ] = None,
+    agent_name: Annotated[
+        str | None,
+        typer.Option(
+            "--agent",
+            help="With 'revoke': the agent of this home that refuses the key from now on.",
+            show_default=False,
+        ),
+    ] = None,
     signer_name: IdOption = None,
     password_file: PasswordFileOption = None,
 ) -> None:
-    """Make an API key for calling a served agent as your Sahara ID."""
-    from sahara_cli.agent.serve import make_api_key
+    """Make an API key for calling a served agent as your Sahara ID; 'key revoke KEY'
+    ends one, at the server (--url) or in this home's agent (--agent)."""
+    from sahara_cli.agent.serve_keys import check_ttl, decode_api_key, make_api_key
     from sahara_cli.agent.spec import AgentStore
     from sahara_cli.commands._protocol import parse_duration, parse_id
     from sahara_cli.errors import AgentError
 
     st = state()
+    if agent == "revoke" and revoke_key is not None:
+        _revoke(revoke_key, url, agent_name)
+        return
+    if agent == "revoke" and not AgentStore(st.home.require().root).exists("revoke"):
+        raise UsageError("'sahara agent key revoke' needs the KEY to revoke")
+    if revoke_key is not None or url is not None or agent_name is not None:
+        raise UsageError(
+            "KEY, --url and --agent are for 'sahara agent key revoke KEY'",
+            hint="Make a key with 'sahara agent key AGENT [--ttl 30d]'.",
+        )
     seconds = parse_duration(ttl)
+    check_ttl(seconds)
     raw = agent.strip().removeprefix("#")
     if raw.isdigit():
         asset_id = parse_id(raw, "agent asset id")
@@ -166,9 +205,12 @@ def key(
     signer, _info, _ = st.unlock(signer_name, password_file)
     chain_id = proto.node.chain_id()
     token = make_api_key(signer, asset_id, chain_id, seconds)
+    made, _signature = decode_api_key(token)
     licenses = proto.api_licenses(signer.address, asset_id)
     data = {
         "api_key": token,
+        "key_id": made.key_id,
+        "expires": made.expires,
         "address": signer.address,
         "agent_asset": asset_id,
         "agent": found.name,
@@ -180,11 +222,57 @@ def key(
 
     def render(console: Console) -> None:
         console.print(token, markup=False, highlight=False, soft_wrap=True)
+        st.output.note(f"key id {made.key_id} (revoke it with 'sahara agent key revoke KEY')")
         if not licenses and not data["owner"]:
             st.output.warn(
                 f"{signer.address} holds no API license with calls left for asset {asset_id}: "
                 "calls will be refused until it buys some."
             )
+
+    st.output.result(data, render)
+
+
+def _revoke(token_or_id: str, url: str | None, agent_name: str | None) -> None:
+    """``sahara agent key revoke KEY``: at the server (``--url``), or in this home's
+    agent (``--agent``), which its server reads on every call."""
+    from sahara_cli.agent.serve_keys import (
+        KEY_PREFIX,
+        RevokedKeys,
+        decode_api_key,
+        revoke_at_server,
+    )
+    from sahara_cli.agent.spec import AgentStore
+
+    st = state()
+    if (url is None) == (agent_name is None):
+        raise UsageError(
+            "say where to revoke the key: --url (the server's API) or --agent (an agent "
+            "of this home)",
+            hint="A caller: --url http://HOST:PORT/v1. The agent's owner: --agent NAME.",
+        )
+    if url is not None:
+        if not token_or_id.startswith(KEY_PREFIX):
+            raise UsageError("--url needs the whole key (it proves the key is yours)")
+        data = revoke_at_server(url, token_or_id)
+    else:
+        assert agent_name is not None
+        store = AgentStore(st.home.require().root)
+        store.load(agent_name)  # the agent exists
+        expires = address = None
+        key_id = token_or_id.strip()
+        if key_id.startswith(KEY_PREFIX):
+            stated, _signature = decode_api_key(key_id)
+            key_id, address, expires = stated.key_id, stated.address, stated.expires
+        revoked = RevokedKeys(store.dir(agent_name))
+        try:
+            fresh = revoked.revoke(key_id, address=address, expires=expires)
+        finally:
+            revoked.close()
+        data = {"revoked": True, "key_id": key_id, "already": not fresh, "agent": agent_name}
+
+    def render(console: Console) -> None:
+        again = " (it was revoked already)" if data.get("already") else ""
+        console.print(f"Revoked API key {data['key_id']}{again}.", highlight=False)
 
     st.output.result(data, render)
 
@@ -201,6 +289,14 @@ def serve(
         ),
     ] = None,
     addr: Annotated[str, typer.Option("--addr", help="HOST:PORT to listen on.")] = DEFAULT_ADDR,
+    max_body: Annotated[
+        int,
+        typer.Option(
+            "--max-body",
+            help="Largest request body taken, in bytes (larger: HTTP 413).",
+            min=1024,
+        ),
+    ] = MAX_BODY,
     password_file: PasswordFileOption = None,
 ) -> None:
     """Serve the agent at /v1/chat/completions (OpenAI-compatible), metered on chain."""
@@ -245,7 +341,16 @@ def serve(
         st.output.note(f"[dim]{message}[/]")
 
     try:
-        serve_agent(agent, host, real_port, protocol=proto, meter=signer, on_ready=ready, log=log)
+        serve_agent(
+            agent,
+            host,
+            real_port,
+            protocol=proto,
+            meter=signer,
+            on_ready=ready,
+            log=log,
+            max_body=max_body,
+        )
     except KeyboardInterrupt:
         pass
     finally:
