@@ -220,7 +220,7 @@ class LongTermMemory:
                 if key is None:
                     continue
                 text = crypto.open_text(key, hit.sealed)
-            out.append(Source(hit.cid, hit.name, hit.score, text or "", None, "memory"))
+            out.append(Source(hit.cid, hit.name, hit.score, text or "", None, "memory", True))
         return out
 
     def listing(self, limit: int = 20) -> list[dict[str, Any]]:
