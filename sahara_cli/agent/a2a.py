@@ -15,7 +15,10 @@ their replies as context. The budget and the visited list make loops impossible.
 
 Callers authenticate every request (a team secret, or the agent's own ID for its
 owner) and only the owner sees the private parts of a reply: see
-:mod:`sahara_cli.agent.a2a_auth`.
+:mod:`sahara_cli.agent.a2a_auth`. Any other caller is answered from public vault items
+only (:func:`sahara_cli.agent.tools.public_only`), and the agent asks its peers on such
+a caller's behalf with the team secret alone. A2A clients never use an HTTP proxy from
+the environment.
 
 ``python -m sahara_cli.agent.a2a --home H --agent NAME --port P --peer URL ...`` serves
 one agent of a home until stopped; teams start their peer-to-peer members this way.
