@@ -48,7 +48,15 @@ class PrivateAgent:
         self.asked.append(messages[-1].content)
         return Answer(
             text="I found the recipe.",
-            sources=[Source(cid="bafkreiquokka", name="recipe.md", score=0.9, text=PRIVATE_TEXT)],
+            sources=[
+                Source(
+                    cid="bafkreiquokka",
+                    name="recipe.md",
+                    score=0.9,
+                    text=PRIVATE_TEXT,
+                    private=True,
+                )
+            ],
             tool_calls=[ToolCall("calculator", {"expression": TOOL_ARGUMENT}, output=TOOL_OUTPUT)],
             record={"agent": self.spec.name},
         )

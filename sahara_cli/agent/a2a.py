@@ -15,7 +15,10 @@ their replies as context. The budget and the visited list make loops impossible.
 
 Callers authenticate every request (a team secret, or the agent's own ID for its
 owner) and only the owner sees the private parts of a reply: see
-:mod:`sahara_cli.agent.a2a_auth`.
+:mod:`sahara_cli.agent.a2a_auth`. Any other caller is answered from public vault items
+only (:func:`sahara_cli.agent.tools.public_only`), and the agent asks its peers on such
+a caller's behalf with the team secret alone. A2A clients never use an HTTP proxy from
+the environment.
 
 ``python -m sahara_cli.agent.a2a --home H --agent NAME --port P --peer URL ...`` serves
 one agent of a home until stopped; teams start their peer-to-peer members this way.
@@ -110,6 +113,7 @@ class Exchange:
     seconds: float = 0.0
     error: str | None = None
     data: dict[str, Any] = field(default_factory=dict)  # the peer's answer payload
+    error_type: str | None = None  # the error's class: all a caller but the owner sees
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -119,6 +123,7 @@ class Exchange:
             "answer": self.answer,
             "seconds": round(self.seconds, 4),
             "error": self.error,
+            "error_type": self.error_type,
             "data": self.data,
         }
 
@@ -132,6 +137,7 @@ class Exchange:
             seconds=float(data.get("seconds", 0.0)),
             error=data.get("error"),
             data=dict(data.get("data") or {}),
+            error_type=data.get("error_type"),
         )
 
 
@@ -249,7 +255,7 @@ class A2APeer:
     async def fetch_card(self) -> AgentCard:
         """The agent card at the well-known path (fetched once)."""
         if self._card is None:
-            async with httpx.AsyncClient(timeout=30.0) as http:
+            async with httpx.AsyncClient(timeout=30.0, trust_env=False) as http:
                 try:
                     self._card = await A2ACardResolver(http, self.url).get_agent_card()
                 except A2AClientError as exc:
@@ -264,7 +270,9 @@ class A2APeer:
             message.metadata.update(dict(metadata))
         request = SendMessageRequest(message=message)
         auth = SignedAuth(self.credentials) if self.credentials else None
-        async with httpx.AsyncClient(timeout=self.timeout, auth=auth) as http:
+        # trust_env=False: never through an HTTP proxy named in the environment (owner
+        # replies carry private text and tool output), and no credentials from .netrc.
+        async with httpx.AsyncClient(timeout=self.timeout, auth=auth, trust_env=False) as http:
             client = ClientFactory(ClientConfig(httpx_client=http, streaming=False)).create(card)
             try:
                 async for event in client.send_message(request):
@@ -429,6 +437,17 @@ class SaharaAgentExecutor(AgentExecutor):
         with self._lock:
             return func(*args)
 
+    def _answer(self, messages: list[ChatMessage], owner: bool) -> Answer:
+        """The agent's answer; for a caller other than the owner, built from public
+        vault items only (no private passage reaches the model, so none can be quoted)."""
+        from sahara_cli.agent.tools import public_only
+
+        with self._lock:
+            if owner:
+                return self.agent.respond(messages)
+            with public_only():
+                return self.agent.respond(messages)
+
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         caller = caller_of(context.call_context.state)
         owner = caller is not None and caller.owner
@@ -439,9 +458,9 @@ class SaharaAgentExecutor(AgentExecutor):
             hops, visited = route(_metadata(context.message))
             if self.url not in visited:
                 visited.append(self.url)
-            exchanges = await self._consult(task, hops, visited)
+            exchanges = await self._consult(task, hops, visited, owner)
             answer: Answer = await asyncio.to_thread(
-                self._locked, self.agent.respond, context_messages(task, exchanges)
+                self._answer, context_messages(task, exchanges), owner
             )
             text = answer.text
             data = {
@@ -472,16 +491,22 @@ class SaharaAgentExecutor(AgentExecutor):
 
         raise TaskNotCancelableError
 
-    async def _consult(self, task: str, hops: int, visited: list[str]) -> list[Exchange]:
+    async def _consult(
+        self, task: str, hops: int, visited: list[str], owner: bool
+    ) -> list[Exchange]:
         candidates = [u for u in self.peers if u not in visited]
         if hops <= 0 or not candidates:
             return []
-        peers = [A2APeer(u, timeout=self.timeout, credentials=self.credentials) for u in candidates]
+        # Peers are asked as this agent's caller may be answered: with its ID (so a peer
+        # with the same owner answers in full) only on the owner's behalf, otherwise
+        # with the team secret alone (a non-owner caller always signs with it).
+        credentials = self.credentials if owner else Credentials(self.credentials.secret)
+        peers = [A2APeer(u, timeout=self.timeout, credentials=credentials) for u in candidates]
         found = await asyncio.gather(*(p.fetch_card() for p in peers), return_exceptions=True)
         cards = [c for c in found if isinstance(c, AgentCard)]
         by_card = {id(c): p for c, p in zip(found, peers, strict=True) if isinstance(c, AgentCard)}
         exchanges = [
-            Exchange(peer=p.url, url=p.url, task=task, error=str(c))
+            Exchange(peer=p.url, url=p.url, task=task, error=str(c), error_type=type(c).__name__)
             for c, p in zip(found, peers, strict=True)
             if not isinstance(c, AgentCard)
         ]
@@ -500,7 +525,14 @@ class SaharaAgentExecutor(AgentExecutor):
             try:
                 reply = await peer.send_async(task, metadata=meta)
             except TeamError as exc:
-                return Exchange(card.name, peer.url, task, seconds=_since(started), error=str(exc))
+                return Exchange(
+                    card.name,
+                    peer.url,
+                    task,
+                    seconds=_since(started),
+                    error=str(exc),
+                    error_type=type(exc).__name__,
+                )
             return Exchange(
                 card.name, peer.url, task, reply.text, _since(started), None, reply.data
             )
@@ -621,10 +653,18 @@ def _keystore(home_root: Path) -> Any:
     )
 
 
-def unlock_from_env(home_root: Path, agent: str) -> Signer | None:
-    """The agent's ID, unlocked with ``SAHARA_PASSWORD`` when the environment has it
-    (a team runner passes it to its members); None leaves the agent on public data."""
-    password = os.environ.get("SAHARA_PASSWORD")
+def take_env_secrets() -> tuple[str | None, str | None]:
+    """The ID's password (``SAHARA_PASSWORD``) and the team secret (:data:`SECRET_ENV`)
+    a team runner handed this member, removed from the environment as they are read,
+    so that no child of the member (an IPFS daemon, a tool) inherits them."""
+    password = os.environ.pop("SAHARA_PASSWORD", None) or None
+    secret = os.environ.pop(SECRET_ENV, None) or None
+    return password, secret
+
+
+def unlock_with(home_root: Path, agent: str, password: str | None) -> Signer | None:
+    """The agent's ID, unlocked with ``password`` (a team runner passes it to its
+    members in ``SAHARA_PASSWORD``); None leaves the agent on public data."""
     if not password:
         return None
     from sahara_cli.agent.spec import AgentStore
@@ -666,15 +706,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
     parser.add_argument("--parent-pid", type=int, default=None)
     args = parser.parse_args(argv)
+    password, secret = take_env_secrets()
     if args.parent_pid is not None:
         _watch_parent(args.parent_pid)
     from sahara_cli.agent.brain import open_agent
 
     try:
         require_loopback(args.host, args.network)
-        signer = unlock_from_env(args.home, args.agent)
+        signer = unlock_with(args.home, args.agent, password)
+        del password
         owner = signer.address if signer is not None else owner_address(args.home, args.agent)
-        credentials = Credentials(os.environ.get(SECRET_ENV) or None, signer)
+        credentials = Credentials(secret, signer)
         if credentials.secret is None and owner is None:
             raise UsageError(
                 "no team secret and no owner ID: no one could call this agent",

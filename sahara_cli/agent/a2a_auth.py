@@ -25,12 +25,15 @@ and proves it with one or both of these headers (plus ``X-Sahara-Issued`` and
   owner may call with the signature alone.
 
 A request is refused (401) unless its MAC is valid or the owner signed it, its
-``issued`` time (milliseconds) is within :data:`WINDOW_MS` of the server's clock and not
-before the server started (a request recorded before a restart stays refused), and its
-nonce is new. The host is part of the text, so a request to one member cannot be
-replayed to another. Requests are bounded in size (:data:`MAX_BODY`) and in the time
-their body may take to arrive, and must name a Host the agent serves and no foreign
-Origin (no page in a browser can reach it through DNS rebinding or a cross-site post).
+``issued`` time (milliseconds) is at most :data:`WINDOW_MS` behind the server's clock,
+at most :data:`FUTURE_MS` ahead of it (clock skew) and not before the server started,
+and its nonce is new. Nonces live in memory only; the two time bounds make that enough:
+a request recorded before a restart was issued before the new process started, and
+one dated ahead could outlive a restart by :data:`FUTURE_MS` at most. The host is part
+of the text, so a request to one member cannot be replayed to another. Requests are
+bounded in size (:data:`MAX_BODY`) and in the time their body may take to arrive, and
+must name a Host the agent serves and no foreign Origin (no page in a browser can reach
+it through DNS rebinding or a cross-site post).
 """
 
 from __future__ import annotations
@@ -73,13 +76,15 @@ HEADER_SIGNATURE = "X-Sahara-Signature"
 TEXT_HEADER = "sahara a2a request"
 MAX_BODY = 256 * 1024  # bytes of one request
 BODY_TIMEOUT = 30.0  # seconds for a request's body to arrive
-WINDOW_MS = 120_000  # how far a request's issued time may be from the server's clock
+WINDOW_MS = 120_000  # how far a request's issued time may lie behind the server's clock
+FUTURE_MS = 5_000  # how far it may lie ahead (clock skew; a restart outlives no more)
 MAX_NONCES = 100_000  # nonces remembered at once (each for its window)
 MIN_SECRET = 32  # characters of a team secret
 
 _NONCE_RE = re.compile(r"[0-9a-f]{16,64}")
 _MAC_RE = re.compile(r"[0-9a-f]{64}")
 _ISSUED_RE = re.compile(r"[0-9]{1,15}")
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 _SIGN_HINT = "Sign each request with the team secret or the agent's own ID (docs/agents.md)."
 
@@ -213,6 +218,7 @@ class Verifier:
         secret: str | None,
         owner: str | None,
         window_ms: int = WINDOW_MS,
+        future_ms: int = FUTURE_MS,
         max_nonces: int = MAX_NONCES,
     ) -> None:
         parts = urlsplit(url)
@@ -221,6 +227,7 @@ class Verifier:
         self.key = check_secret(secret) if secret is not None else None
         self.owner = owner.lower() if owner else None
         self.window_ms = window_ms
+        self.future_ms = future_ms
         self.max_nonces = max_nonces
         self.started_ms = int(time.time() * 1000)
         self._nonces: dict[str, int] = {}  # nonce -> when it may be forgotten (ms)
@@ -275,10 +282,11 @@ class Verifier:
 
     def _fresh(self, issued: int, nonce: str) -> None:
         now = int(time.time() * 1000)
-        if abs(now - issued) > self.window_ms:
+        if now - issued > self.window_ms or issued - now > self.future_ms:
             raise AgentAuthFailed(
                 f"the request is stale or from the future (more than "
-                f"{self.window_ms // 1000} s from this agent's clock)",
+                f"{self.window_ms // 1000} s behind or {self.future_ms // 1000} s ahead of "
+                "this agent's clock)",
                 hint="Check the clocks of both machines.",
             )
         if issued < self.started_ms:
@@ -473,20 +481,26 @@ async def _refuse(send: Send, status: int, error: SaharaError, rpc_code: int = -
 # --- what a caller may see -------------------------------------------------------------
 
 #: Fields of a source and of a tool call a caller other than the owner gets.
-SOURCE_FIELDS = ("cid", "name", "score", "asset_id", "kind")
+SOURCE_FIELDS = ("cid", "name", "score", "asset_id", "kind", "private")
 TOOL_CALL_FIELDS = ("tool", "ok", "seconds")
+
+
+def _source_view(source: Mapping[str, Any]) -> dict[str, Any]:
+    """A source without its text, and without its name unless it is a public vault
+    item (an encrypted item's or a memory note's name can tell what it holds)."""
+    out = {k: source[k] for k in SOURCE_FIELDS if k in source}
+    if source.get("private") is not False or source.get("kind", "vault") != "vault":
+        out.pop("name", None)
+    return out
 
 
 def redact(data: Mapping[str, Any]) -> dict[str, Any]:
     """An answer payload as a caller other than the owner may see it: sources without
-    their text, tool calls without arguments, output or error, and the same for every
-    peer exchange inside it. ``redacted`` says so."""
+    their text (and private ones without their name), tool calls without arguments,
+    output or error, peer exchanges with only the class of their error, and the same
+    for every peer exchange inside it. ``redacted`` says so."""
     out = dict(data)
-    out["sources"] = [
-        {k: s[k] for k in SOURCE_FIELDS if k in s}
-        for s in data.get("sources") or []
-        if isinstance(s, Mapping)
-    ]
+    out["sources"] = [_source_view(s) for s in data.get("sources") or [] if isinstance(s, Mapping)]
     out["tool_calls"] = [
         {k: c[k] for k in TOOL_CALL_FIELDS if k in c}
         for c in data.get("tool_calls") or []
@@ -496,7 +510,13 @@ def redact(data: Mapping[str, Any]) -> dict[str, Any]:
     for e in data.get("exchanges") or []:
         if isinstance(e, Mapping):
             inner = e.get("data")
-            exchanges.append({**e, "data": redact(inner) if isinstance(inner, Mapping) else {}})
+            seen = {**e, "data": redact(inner) if isinstance(inner, Mapping) else {}}
+            if e.get("error") is not None:  # a peer's details (paths, its tool's words)
+                kind = e.get("error_type")
+                seen["error"] = (
+                    kind if isinstance(kind, str) and _NAME_RE.fullmatch(kind) else "error"
+                )
+            exchanges.append(seen)
     out["exchanges"] = exchanges
     out["redacted"] = True
     return out

@@ -27,7 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sahara_cli.agent.memory import FeedbackStore, LongTermMemory, ShortTermMemory
+from sahara_cli.agent.memory import (
+    FeedbackStore,
+    LongTermMemory,
+    ShortTermMemory,
+    seal_memory_summaries,
+)
 from sahara_cli.agent.perceptor import perceive
 from sahara_cli.agent.runner import GenerationParams, Runner, RunnerOptions, open_runner
 from sahara_cli.agent.spec import AgentSpec, AgentStore
@@ -532,10 +537,15 @@ def open_agent(
         closers.extend([ctx.close, toolbox.close])
         if long_term is not None:
             closers.append(long_term.close)
+        public_key = signer.public_key if signer else agent_public_key(home_root, spec)
+        if signer is None and public_key is not None:
+            # Summaries an older version kept in clear are sealed now, not at the next
+            # unlocked session (the unlocked one seals them as it opens its memory).
+            seal_memory_summaries(agent_dir / "memory.sqlite", public_key)
         feedback = FeedbackStore(
             agent_dir / "feedback.sqlite",
             _embedder_factory(ctx),
-            public_key=signer.public_key if signer else agent_public_key(home_root, spec),
+            public_key=public_key,
             signer=signer,
         )
         closers.append(feedback.close)

@@ -81,10 +81,12 @@ def search_hits(
     ctx: ToolContext, query: str, k: int, *, private: bool = True
 ) -> list[tuple[Hit, Item]]:
     """The top ``k`` index hits among the allowed items, private texts opened when the
-    context may and its signer holds the item's key. Without ``private`` only items
-    stored in clear are searched."""
+    context may and its signer holds the item's key. Without ``private``, or inside
+    :func:`~sahara_cli.agent.tools.public_only`, only items stored in clear are
+    searched."""
     import dataclasses
 
+    from sahara_cli.agent.tools import is_public_only
     from sahara_cli.vault import crypto
 
     if not query.strip():
@@ -92,7 +94,7 @@ def search_hits(
     k = max(1, min(int(k), MAX_K))
     with ctx.lock:
         allowed = allowed_items(ctx)
-        if not private:
+        if not private or is_public_only():
             allowed = {cid: item for cid, item in allowed.items() if not item.encrypted}
         if not allowed:
             return []
@@ -111,8 +113,10 @@ def search_hits(
 
 
 def _item_key(ctx: ToolContext, item: Item) -> bytes | None:
+    from sahara_cli.agent.tools import is_public_only
+
     signer = ctx.signer
-    if not ctx.open_private or signer is None or item.wrapped_key is None:
+    if not ctx.open_private or is_public_only() or signer is None or item.wrapped_key is None:
         return None
     if item.holder.lower() != signer.address.lower():
         return None
@@ -153,6 +157,7 @@ def retrieve(ctx: ToolContext, query: str, k: int) -> list[Source]:
             score=float(hit.score),
             text=hit.text,
             asset_id=hit.asset_id if hit.asset_id is not None else item.asset_id,
+            private=item.encrypted,
         )
         for hit, item in search_hits(ctx, query, k)
         if hit.text

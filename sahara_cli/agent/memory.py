@@ -17,7 +17,12 @@ and ``export``, ``/memory``) needs the ID unlocked. In clear stay the times, rat
 whether a row has a correction, and the question's embedding (as the vault index keeps
 private items' vectors). Rows written in clear by older versions are sealed the first
 time the store is opened with the ID's public key, in one transaction, and the file is
-vacuumed so that no old page keeps the text.
+vacuumed so that no old page keeps the text; opening an agent seals both files so, locked
+or not (:func:`seal_memory_summaries` for the memory of a locked one).
+
+A feedback row sealed to another ID (the agent's ID was replaced) is left out of the
+examples, with one warning per store, so chat goes on; listing and export refuse with
+:class:`~sahara_cli.errors.AgentMemoryLocked`, naming how many rows cannot be opened.
 """
 
 from __future__ import annotations
@@ -133,6 +138,33 @@ def _seal_clear_rows(
     return len(rows)
 
 
+def _seal_summaries(conn: sqlite3.Connection, public_key: bytes) -> int:
+    return _seal_clear_rows(
+        conn,
+        "SELECT cid, summary FROM notes WHERE sealed IS NULL",
+        "UPDATE notes SET summary = '', sealed = ? WHERE cid = ?",
+        lambda row: (seal_to(public_key, row[1]), row[0]),
+    )
+
+
+def seal_memory_summaries(path: Path, public_key: bytes) -> int:
+    """Seal the memory summaries an older version kept in clear in ``path`` (an
+    agent's ``memory.sqlite``) to ``public_key``, the agent ID's: no password needed,
+    so a locked agent seals them too. A missing file stays missing. Returns how many
+    there were."""
+    if not path.exists():
+        return 0
+    conn = _connect(path)
+    try:
+        have = {row[1] for row in conn.execute("PRAGMA table_info(notes)")}
+        if not have:
+            return 0
+        _add_column(conn, "notes", "sealed", "TEXT")
+        return _seal_summaries(conn, public_key)
+    finally:
+        conn.close()
+
+
 class LongTermMemory:
     """Notes of past exchanges kept as private vault items and recalled by search."""
 
@@ -154,13 +186,7 @@ class LongTermMemory:
         )
         _add_column(self.conn, "notes", "sealed", "TEXT")
         if signer is not None:
-            public_key = signer.public_key
-            _seal_clear_rows(
-                self.conn,
-                "SELECT cid, summary FROM notes WHERE sealed IS NULL",
-                "UPDATE notes SET summary = '', sealed = ? WHERE cid = ?",
-                lambda row: (seal_to(public_key, row[1]), row[0]),
-            )
+            _seal_summaries(self.conn, signer.public_key)
 
     @property
     def readable(self) -> bool:
@@ -220,7 +246,7 @@ class LongTermMemory:
                 if key is None:
                     continue
                 text = crypto.open_text(key, hit.sealed)
-            out.append(Source(hit.cid, hit.name, hit.score, text or "", None, "memory"))
+            out.append(Source(hit.cid, hit.name, hit.score, text or "", None, "memory", True))
         return out
 
     def listing(self, limit: int = 20) -> list[dict[str, Any]]:
@@ -304,6 +330,7 @@ class FeedbackStore:
             else (signer.public_key if signer is not None else None)
         )
         self._opened: dict[int, Feedback] = {}
+        self._unreadable: set[int] = set()  # rows sealed to another ID (logged once)
         self._embedder_factory = embedder
         self._embedder: Embedder | None = None
         if self.public_key is not None:
@@ -363,21 +390,20 @@ class FeedbackStore:
         return self.conn.execute(sql + where + " ORDER BY id").fetchall()
 
     def _open(self, row: tuple[Any, ...]) -> Feedback | None:
-        """The row's feedback; None while it is sealed and the ID is locked."""
+        """The row's feedback; None while it is sealed and the ID is locked, or when it
+        is sealed to another ID (counted in ``_unreadable``)."""
         if row[7] is None:  # written in clear by an older version, not yet sealed
             return Feedback(*row[:6])
         known = self._opened.get(int(row[0]))
         if known is not None:
             return known
-        if self.signer is None:
+        if self.signer is None or int(row[0]) in self._unreadable:
             return None
         try:
             data = json.loads(open_sealed(self.signer.private_key, row[7]))
-        except (VaultError, ValueError):
-            raise AgentMemoryLocked(
-                f"feedback #{row[0]} is sealed to another ID than {self.signer.address}",
-                hint="Unlock the ID the agent had when the answer was rated.",
-            ) from None
+        except (VaultError, ValueError, KeyError, TypeError):
+            self._unreadable.add(int(row[0]))
+            return None
         fb = Feedback(
             int(row[0]), row[1], data["question"], data["answer"], row[4], data["correction"]
         )
@@ -385,13 +411,23 @@ class FeedbackStore:
         return fb
 
     def all(self) -> list[Feedback]:
-        """Every rated answer, opened; :class:`AgentMemoryLocked` while the ID is."""
+        """Every rated answer, opened; :class:`AgentMemoryLocked` while the ID is, or
+        when some rows are sealed to another ID (the error says how many)."""
         out = []
-        for row in self._rows():
+        rows = self._rows()
+        for row in rows:
             fb = self._open(row)
-            if fb is None:
+            if fb is None and self.signer is None:
                 raise AgentMemoryLocked("the agent's feedback is sealed to its ID")
-            out.append(fb)
+            if fb is not None:
+                out.append(fb)
+        if len(out) < len(rows):
+            assert self.signer is not None
+            raise AgentMemoryLocked(
+                f"{len(rows) - len(out)} of {len(rows)} feedback rows are sealed to another "
+                f"ID than {self.signer.address}",
+                hint="Unlock the ID the agent had when those answers were rated.",
+            )
         return out
 
     def count(self) -> int:
@@ -420,12 +456,22 @@ class FeedbackStore:
             matrix = np.stack([np.frombuffer(row[6], dtype=np.float32) for row in rows])
             order = [int(i) for i in np.argsort(-(matrix @ query_vec))]
         out: list[Feedback] = []
+        unreadable = len(self._unreadable)
         for i in order:
             fb = self._open(rows[i])
             if fb is not None and fb.target is not None:
                 out.append(fb)
                 if len(out) == k:
                     break
+        if unreadable == 0 and self._unreadable:  # rows sealed to another ID: skipped
+            assert self.signer is not None
+            count = len(self._unreadable)
+            log.warning(
+                "%d feedback row%s sealed to another ID than %s: left out of the examples",
+                count,
+                " is" if count == 1 else "s are",
+                self.signer.address,
+            )
         return out if query_vec is not None else out[::-1]
 
     def export(self, out: Path, persona: str) -> dict[str, int]:

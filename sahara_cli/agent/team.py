@@ -556,7 +556,7 @@ def _wait_ready(procs: Sequence[_Process], timeout: float, emit: OnEvent) -> Non
 
     deadline = time.monotonic() + timeout
     waiting = list(procs)
-    with httpx.Client(timeout=2.0) as http:
+    with httpx.Client(timeout=2.0, trust_env=False) as http:  # direct, as A2APeer
         while waiting:
             for p in list(waiting):
                 if p.proc.poll() is not None:

@@ -25,6 +25,8 @@ For grammar-constrained calls there are three schemas: :meth:`ToolBox.call_schem
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
 import json
 import logging
@@ -33,7 +35,7 @@ import threading
 import time
 import types
 import typing
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Union
@@ -64,6 +66,28 @@ ENTRY_POINT_GROUP = "sahara.tools"
 ANSWER = "answer"  # the choice that ends the act loop in tool_choice_schema
 TOOL_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
 CHAIN_RECHECK = 30.0  # seconds before an unreachable node is tried again
+
+_PUBLIC_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "sahara_public_only", default=False
+)
+
+
+@contextlib.contextmanager
+def public_only() -> Iterator[None]:
+    """Within this block (this thread or task and what it starts), vault search and
+    retrieval leave encrypted items out altogether, whatever ID the context holds:
+    an agent answering someone other than its owner sees only what is stored in clear,
+    so its answer cannot quote private text."""
+    token = _PUBLIC_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _PUBLIC_ONLY.reset(token)
+
+
+def is_public_only() -> bool:
+    """Whether the code runs inside :func:`public_only`."""
+    return _PUBLIC_ONLY.get()
 
 
 @dataclass

@@ -48,6 +48,7 @@ class Source:
     text: str
     asset_id: int | None = None
     kind: Literal["vault", "memory", "feedback"] = "vault"
+    private: bool = False  # text of an encrypted item (or of memory): the owner's only
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -552,7 +552,11 @@ class KuboDaemon:
         return self.config_file.is_file()
 
     def _env(self) -> dict[str, str]:
-        return {**os.environ, "IPFS_PATH": str(self.repo), "IPFS_TELEMETRY": "off"}
+        """The environment of ``ipfs`` commands and of the daemon (which outlives the
+        process that starts it): sahara's own variables stay out, the ID's password
+        and an A2A team secret among them; Kubo reads none of them."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SAHARA_")}
+        return {**env, "IPFS_PATH": str(self.repo), "IPFS_TELEMETRY": "off"}
 
     def _missing_binary(self, exc: OSError) -> VaultKuboMissing:
         return VaultKuboMissing(f"cannot run Kubo's binary {self.ipfs_bin}: {exc.strerror or exc}")

@@ -80,8 +80,8 @@ def test_team_member_gets_the_answer_without_private_parts(keeper: Served) -> No
     reply = A2APeer(keeper.url, credentials=Credentials(SECRET)).send("the recipe?")
     assert reply.text == "I found the recipe."
     [source] = reply.data["sources"]
-    assert source["name"] == "recipe.md" and source["cid"] == "bafkreiquokka"
-    assert "text" not in source
+    assert source["cid"] == "bafkreiquokka" and source["private"] is True
+    assert "text" not in source and "name" not in source  # a private item's name too
     [call] = reply.data["tool_calls"]
     assert call["tool"] == "calculator" and "output" not in call and "arguments" not in call
     assert reply.data["redacted"] is True

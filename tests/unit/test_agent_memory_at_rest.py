@@ -21,6 +21,8 @@ from sahara_cli.errors import AgentMemoryLocked
 from sahara_cli.identity.keys import Signer
 from tests.unit.test_agent_spec import _Letters
 
+pytest_plugins = ("tests.agent_models",)
+
 QUESTION = "Where do the okapis of Ituri sleep at noon?"
 ANSWER = "Under the tallest mahogany trees, mostly."
 CORRECTION = "In dense thickets near the Epulu river."
@@ -114,3 +116,67 @@ def test_feedback_of_an_older_version_is_sealed_on_open(tmp_path: Path) -> None:
     ]
     assert fb.counts() == {"total": 2, "good": 1, "corrected": 1}
     fb.close()
+
+
+def test_a_row_sealed_to_another_id_does_not_break_examples(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "feedback.sqlite"
+    agent, stranger = Signer(os.urandom(32)), Signer(os.urandom(32))
+    # A row sealed to another ID (the agent's ID was replaced, or a file was copied in).
+    FeedbackStore(path, _Letters, public_key=stranger.public_key).add(  # type: ignore[arg-type]
+        "zzz zebra", "horses", "bad", "zebras are striped"
+    )
+    fb = FeedbackStore(path, _Letters, signer=agent)  # type: ignore[arg-type]
+    fb.add(QUESTION, ANSWER, "bad", CORRECTION)
+    fb.close()
+
+    fb = FeedbackStore(path, _Letters, signer=agent)  # type: ignore[arg-type]
+    with caplog.at_level("WARNING", logger="sahara.agent"):
+        for _turn in range(3):  # every chat turn asks for examples
+            assert [e.target for e in fb.examples("zebra okapi", 5)] == [CORRECTION]
+    warned = [r for r in caplog.records if "sealed to another ID" in r.getMessage()]
+    assert len(warned) == 1 and "1 feedback row" in warned[0].getMessage()
+    # Listing and export refuse, naming how many rows cannot be opened; nothing written.
+    with pytest.raises(AgentMemoryLocked, match="1 of 2 feedback rows are sealed to another ID"):
+        fb.all()
+    with pytest.raises(AgentMemoryLocked, match="1 of 2"):
+        fb.export(tmp_path / "out.jsonl", "persona")
+    assert not (tmp_path / "out.jsonl").exists()
+    fb.close()
+
+
+def test_memory_summaries_of_an_older_version_are_sealed_by_a_locked_agent(
+    initialised: Path, tiny_gguf: Path
+) -> None:
+    from sahara_cli.agent.brain import open_agent
+    from sahara_cli.agent.spec import AgentSpec, AgentStore
+    from sahara_cli.identity.store import KeyStore
+    from tests.conftest import PASSWORD
+
+    store = AgentStore(initialised)
+    store.save(
+        AgentSpec.model_validate(
+            {"name": "scout", "model": {"name": str(tiny_gguf), "n_ctx": 512},
+             "tools": {"builtin": []}, "vault": {"search": False}}
+        )
+    )  # fmt: skip
+    path = store.dir("scout") / "memory.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = sqlite3.connect(path)  # the table of an older version: summaries in clear
+    old.execute(
+        "CREATE TABLE notes (cid TEXT PRIMARY KEY, at REAL NOT NULL, summary TEXT NOT NULL)"
+    )
+    old.execute("INSERT INTO notes VALUES ('bafkreinote', 100.0, ?)", (QUESTION,))
+    old.commit()
+    old.close()
+    assert QUESTION.encode() in raw(path)
+
+    with open_agent(initialised, "scout") as agent:  # locked: no password given
+        assert agent.long_term is None
+    assert_no_text(path, QUESTION)
+
+    signer = KeyStore(initialised / "keystore").unlock(None, PASSWORD)
+    with open_agent(initialised, "scout", signer=signer) as agent:
+        assert agent.long_term is not None
+        assert [n["summary"] for n in agent.long_term.listing()] == [QUESTION]
