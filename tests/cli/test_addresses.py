@@ -53,6 +53,7 @@ def takes_an_address(param: click.Parameter) -> bool:
 NOT_ADDRESSES = {
     (("node", "start"), "allow_remote_signing"): "a flag about the listen address",
     (("node", "run"), "allow_remote_signing"): "a flag about the listen address",
+    (("mcp", "serve"), "allow_hosts"): "host names for the Host header check",
 }
 
 
