@@ -170,6 +170,8 @@ class WriterLock:
 
 
 WRITE_THREADS = 4
+#: A put_many batch of at least this many bytes is fsynced as soon as it is written.
+EARLY_SYNC_BYTES = 4 << 20
 
 
 class LocalBlockstore(Blockstore):
@@ -186,7 +188,7 @@ class LocalBlockstore(Blockstore):
         self._dirs: set[str] = set()
         # Written (or found) since the last sync: block files, and directories that
         # gained an entry. Guarded by _sync_mutex (the writer threads add to them).
-        self._unsynced_files: list[Path] = []
+        self._unsynced_files: set[Path] = set()
         self._unsynced_dirs: set[Path] = set()
         self._sync_mutex = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
@@ -230,7 +232,10 @@ class LocalBlockstore(Blockstore):
         or a CAR reader that checked each one): they are not hashed a second time.
 
         Files are written by a few threads: creating a file costs more than hashing
-        256 KiB, and the system calls run without the GIL.
+        256 KiB, and the system calls run without the GIL. A batch of many bytes is
+        fsynced at once, by the same threads: the vault writes batches from a thread of
+        their own, so the disk works while the next batch is hashed (and encrypted),
+        and the sync before the pin finds little left to do.
         """
         batch = list(blocks)
         if not batch:
@@ -244,6 +249,11 @@ class LocalBlockstore(Blockstore):
             self._pool = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="vault-write")
         for future in [self._pool.submit(self._store, cid, data) for cid, data in batch]:
             future.result()
+        if self.fsync and sum(len(data) for _, data in batch) >= EARLY_SYNC_BYTES:
+            paths = {self.path(cid) for cid, _ in batch}
+            list(self._pool.map(lambda p: _fsync_path(p, os.O_RDONLY), paths))
+            with self._sync_mutex:
+                self._unsynced_files -= paths
 
     def _store(self, cid: CID, data: bytes) -> None:
         key = block_key(cid)
@@ -296,7 +306,7 @@ class LocalBlockstore(Blockstore):
         if not self.fsync:
             return
         with self._sync_mutex:
-            self._unsynced_files.append(path)
+            self._unsynced_files.add(path)
             self._unsynced_dirs.add(path.parent)
 
     def sync(self) -> None:
@@ -304,7 +314,7 @@ class LocalBlockstore(Blockstore):
         directories that name them, then ``blocks/`` (which names the shards; a shard
         may have been made by a process that died before it synced)."""
         with self._sync_mutex:
-            files, self._unsynced_files = self._unsynced_files, []
+            files, self._unsynced_files = self._unsynced_files, set()
             dirs, self._unsynced_dirs = self._unsynced_dirs, set()
         if not files and not dirs:
             return
@@ -322,7 +332,7 @@ class LocalBlockstore(Blockstore):
                 _fsync_path(directory, os.O_RDONLY | os.O_DIRECTORY)
         except BaseException:
             with self._sync_mutex:  # not synced: try again at the next sync
-                self._unsynced_files.extend(files)
+                self._unsynced_files.update(files)
                 self._unsynced_dirs.update(dirs)
             raise
 
