@@ -504,6 +504,27 @@ class VaultUnsupportedInput(VaultError, InvalidDataError):
     code = "vault.unsupported_input"
 
 
+class VaultUnsafeSymlink(VaultError, InvalidDataError):
+    """An export would create a symlink that is absolute or leads out of the output."""
+
+    code = "vault.unsafe_symlink"
+    default_hint = "The DAG was crafted or comes from another machine; it is not exported."
+
+
+class VaultExportTooLarge(VaultError, InvalidDataError):
+    """An export would write more bytes or entries than its budget (a DAG that expands far
+    beyond its stored blocks, or beyond the free space of the output's file system)."""
+
+    code = "vault.export_too_large"
+    default_hint = "Nothing was kept at the output path. Check where the item came from."
+
+
+class VaultCidTaken(VaultError, ConflictError):
+    """The content id is registered on chain already, by another address."""
+
+    code = "vault.cid_taken"
+
+
 class VaultNotSetUp(VaultError, NotFoundError):
     """A key, repository or service the command needs was never created."""
 

@@ -154,6 +154,14 @@ def add(
     upstream_share: Annotated[
         str, typer.Option("--upstream-share", help="With --register: share paid on to parents.")
     ] = "0",
+    plain_commitment: Annotated[
+        bool,
+        typer.Option(
+            "--plain-commitment",
+            help="Commit to the plaintext's bare SHA-256, which anyone holding a copy can "
+            "check against the chain (default: salted, checkable only with the key).",
+        ),
+    ] = False,
     backend: Backend = None,
     signer_name: IdOption = None,
     password_file: PasswordFileOption = None,
@@ -164,6 +172,8 @@ def add(
         raise UsageError("--name names one item; give one path with it")
     if not register and (contributors or parents or upstream_share != "0"):
         raise UsageError("--contributor, --parent and --upstream-share need --register")
+    if plain_commitment and public:
+        raise UsageError("--plain-commitment is for private items; a public one's is plain")
     from sahara_cli.commands.asset import contributor_weights
 
     contributor_weights(st, contributors or [])  # a bad address fails before anything else
@@ -194,6 +204,7 @@ def add(
                     name=name,
                     hidden=hidden,
                     progress=advance,
+                    salted=not plain_commitment,
                 )
                 results.append((path, item, new))
         out = []
@@ -303,8 +314,12 @@ def register_item(
 
     if kind not in ASSET_KINDS:
         raise UsageError(f"--kind {kind!r} is not one of: {', '.join(ASSET_KINDS)}")
+    from sahara_cli.errors import ProtocolReverted
+    from sahara_cli.vault.registration import own_asset_for
+
     item = vault.ensure_commitment(item)
-    existing = proto.asset_by_cid(item.cid)
+    # Only an asset of ours finishes an earlier registration; another owner's is refused.
+    existing = own_asset_for(proto, item.cid, who.address)
     if existing is not None:
         vault.db.update(item.id, asset_id=existing, state="ready")
         return vault.db.by_id(item.id)
@@ -316,27 +331,35 @@ def register_item(
     entries, _ = parse_contributors(st, contributors, who.address)
     uri = served_uri(st, item)
     vault.db.update(item.id, state="registering")
-    with st.output.status(f"Registering {item.name}"):
-        asset_id, tx = proto.register(
-            who,
-            kind=kind,
-            cid=item.cid,
-            commitment=item.commitment,
-            name=item.name,
-            uri=uri,
-            parents=parent_ids,
-            contributors=entries,
-            upstream_bps=upstream,
-        )
+    try:
+        with st.output.status(f"Registering {item.name}"):
+            asset_id, tx = proto.register(
+                who,
+                kind=kind,
+                cid=item.cid,
+                commitment=item.commitment,
+                name=item.name,
+                uri=uri,
+                parents=parent_ids,
+                contributors=entries,
+                upstream_bps=upstream,
+            )
+    except ProtocolReverted:
+        vault.db.update(item.id, state="ready")  # nothing was registered for us
+        # Taken by someone else between the look-up and the transaction: say by whom.
+        own_asset_for(proto, item.cid, who.address)
+        raise
     registered(st, vault, item, asset_id, tx.hash)
     return vault.db.by_id(item.id)
 
 
-def reconcile(vault: Vault, proto: Protocol) -> None:
-    """Finish registrations a killed command left half done (by looking up the CID)."""
-    for item in vault.db.in_state("registering"):
-        asset_id = proto.asset_by_cid(item.cid)
-        vault.db.update(item.id, asset_id=asset_id, state="ready")
+def reconcile(st: AppState, vault: Vault, proto: Protocol) -> None:
+    """Finish registrations a killed command left half done (by looking up the CID);
+    say which items were not tied to an asset because another address owns it."""
+    from sahara_cli.vault.registration import reconcile as finish
+
+    for refused in finish(vault, proto):
+        st.output.warn(f"{refused.code}: {refused.message}")
 
 
 def _render_added(items: list[dict[str, Any]]) -> Any:
@@ -841,7 +864,7 @@ def serve(
     chain_id = proto.node.chain_id()
     who, info, _ = st.unlock(signer_name, password_file)
     vault = open_vault(st, backend)
-    reconcile(vault, proto)
+    reconcile(st, vault, proto)
 
     def log(message: str) -> None:
         st.output.note(f"{time.strftime('%H:%M:%S')} {message}")

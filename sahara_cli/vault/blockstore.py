@@ -6,7 +6,8 @@ Two implementations share it and one conformance test class
 (a real IPFS node over Kubo's HTTP RPC API).
 
 Blocks are immutable and addressed by their CID, so ``put`` is idempotent and safe to
-repeat after a crash. ``get`` always checks the bytes against the CID. Pins are
+repeat after a crash. ``get`` always checks the bytes against the CID. A block is
+durable once :meth:`Blockstore.sync` or :meth:`Blockstore.pin` returns. Pins are
 recursive: a pinned root keeps every block below it through ``gc``.
 """
 
@@ -46,6 +47,10 @@ class Blockstore(ABC):
         """Store many blocks; backends may batch (Kubo sends one CAR per batch)."""
         for cid, data in blocks:
             self.put(cid, data)
+
+    def sync(self) -> None:  # noqa: B027 - a backend that syncs on put has nothing to do
+        """Make every block put so far durable (fsynced). ``pin`` syncs before it
+        records the pin, so a pinned root never names a block a power cut can lose."""
 
     @abstractmethod
     def get(self, cid: CID) -> bytes:

@@ -2,15 +2,19 @@
 
 Data path of a private add (``Vault.add``)::
 
-    file ──read 1 MiB──┬─> sha256 (a worker thread)            -> commitment
+    file ──read 1 MiB──┬─> sha256 (a worker thread)            -> digest -> commitment
                        └─> Encryptor (AES-256-GCM segments) -> FileImporter (UnixFS,
                            256 KiB raw leaves, balanced DAG) -> blockstore (batched)
+
+The commitment of a private item is salted with a salt derived from its data key
+(``crypto.salted_commitment``), so the chain does not confirm a guessed plaintext; the
+plain digest stays in the catalogue, where it finds a plaintext added twice.
 
 then pin the root, then one catalogue row, then (text files) the search index. A public
 add skips the encryption and the separate hash, so it is one pass of sha256 over the
 file, and its CID is the one ``ipfs add --cid-version=1`` prints. A
 private directory is packed as a deterministic tar stream first (sorted names, zero
-times and owners), so its commitment is reproducible from the same tree.
+times and owners), so its digest is reproducible from the same tree.
 """
 
 from __future__ import annotations
@@ -31,9 +35,13 @@ from sahara_cli.errors import (
     UsageError,
     VaultCidInvalid,
     VaultDecryptFailed,
+    VaultError,
+    VaultExists,
+    VaultExportTooLarge,
     VaultItemNotFound,
     VaultNotSetUp,
 )
+from sahara_cli.fsutil import fsync_dir
 from sahara_cli.vault import crypto
 from sahara_cli.vault.blockstore import Blockstore
 from sahara_cli.vault.cid import CID, RAW
@@ -202,12 +210,15 @@ class Vault:
         hidden: bool = False,
         progress: Progress | None = None,
         origin: str = "added",
+        salted: bool = True,
     ) -> tuple[Item, bool]:
         """Store ``source``; returns the item and whether it was new.
 
         Adding the same plaintext twice for the same holder returns the first item.
         ``origin`` is "added", or "memory" for an agent's long-term memory notes (kept
-        out of what agents retrieve as data).
+        out of what agents retrieve as data). A private item's commitment is salted
+        (:func:`~sahara_cli.vault.crypto.salted_commitment`) unless ``salted=False``,
+        which keeps the plain SHA-256 of the plaintext that anyone can recompute.
         """
         progress = progress or (lambda _n: None)
         if not source.exists():
@@ -222,7 +233,9 @@ class Vault:
             if public:
                 result = self._add_public(source, is_dir, sink, hidden=hidden, progress=progress)
             else:
-                result = self._add_private(source, is_dir, sink, holder, progress=progress)
+                result = self._add_private(
+                    source, is_dir, sink, holder, progress=progress, salted=salted
+                )
             sink.flush()
         except PermissionError as exc:
             sink.abandon()
@@ -232,12 +245,12 @@ class Vault:
         except BaseException:
             sink.abandon()  # blocks written so far stay unpinned: the next gc takes them
             raise
-        cid, size, stored, commitment, wrapped = result
+        cid, size, stored, commitment, wrapped, digest = result
         known = self.db.by_cid(cid.encode())
         if known is not None:
             return known, False
         if not public:
-            twin = self.db.by_commitment(commitment, holder.address, True)
+            twin = self.db.by_digest(digest, holder.address, True)
             if twin is not None and twin.kind == ("directory" if is_dir else "file"):
                 # Same plaintext, already encrypted under another key: keep the first.
                 return twin, False
@@ -254,19 +267,21 @@ class Vault:
             owner=holder.address,
             origin=origin,
             wrapped_key=wrapped,
+            digest=digest or None,
         )
         return item, True
 
     def _add_public(
         self, source: Path, is_dir: bool, sink: _BlockSink, *, hidden: bool, progress: Progress
-    ) -> tuple[CID, int, int, str, bytes | None]:
+    ) -> tuple[CID, int, int, str, bytes | None, str]:
         from sahara_cli.vault import unixfs
 
         if is_dir:
             result = unixfs.import_directory(
                 source, sink.put, hidden=hidden, on_file=lambda _p, n: progress(n)
             )
-            return result.cid, result.size, result.size, _commitment_of_cid(result.cid), None
+            commitment = _commitment_of_cid(result.cid)
+            return result.cid, result.size, result.size, commitment, None, ""
         # No separate plaintext hash here: the CID already commits to the content, and
         # the SHA-256 an asset registers is computed when it is registered
         # (ensure_commitment). A one-block file's CID digest is that SHA-256 already.
@@ -278,11 +293,18 @@ class Vault:
                 progress(len(chunk))
         result = importer.finish()
         commitment = "0x" + result.cid.digest.hex() if result.cid.codec == RAW else ""
-        return result.cid, result.size, result.size, commitment, None
+        return result.cid, result.size, result.size, commitment, None, commitment
 
     def _add_private(
-        self, source: Path, is_dir: bool, sink: _BlockSink, holder: Holder, *, progress: Progress
-    ) -> tuple[CID, int, int, str, bytes | None]:
+        self,
+        source: Path,
+        is_dir: bool,
+        sink: _BlockSink,
+        holder: Holder,
+        *,
+        progress: Progress,
+        salted: bool,
+    ) -> tuple[CID, int, int, str, bytes | None, str]:
         from sahara_cli.vault import unixfs
 
         key = crypto.new_data_key()
@@ -326,7 +348,9 @@ class Vault:
         result = importer.finish()
         wrapped = crypto.wrap_key(key, holder.public_key)
         self._new_keys[result.cid.encode()] = key
-        return result.cid, plain_size, result.size, "0x" + digest.hexdigest(), wrapped
+        plain = "0x" + digest.hexdigest()
+        commitment = crypto.salted_commitment(key, plain) if salted else plain
+        return result.cid, plain_size, result.size, commitment, wrapped, plain
 
     # -- finding -----------------------------------------------------------------------
 
@@ -425,23 +449,42 @@ class Vault:
             raise UsageError(f"{dest} already exists", hint="Choose another path with -o.")
         parent = dest.parent
         parent.mkdir(parents=True, exist_ok=True)
+        from sahara_cli.vault import unixfs
+
+        budget = unixfs.disk_budget(parent)
+        if item.size > budget:
+            raise VaultExportTooLarge(
+                f"{item.cid} holds {item.size} bytes; the file system of {parent} can spare "
+                f"{budget} (its free space less {unixfs.DISK_RESERVE:.0%} of its size)",
+                hint="Free some space or write it elsewhere with -o.",
+            )
         tmp_dir = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=parent))
         try:
             staged = tmp_dir / "out"
             if item.kind == "directory" and not item.encrypted:
-                from sahara_cli.vault import unixfs
-
-                unixfs.export_to_path(CID.decode(item.cid), self._get, staged)
+                # An item added here knows its file bytes: the tree may not expand past
+                # them (an imported one records 0, and the disk budget alone holds).
+                unixfs.export_to_path(
+                    CID.decode(item.cid), self._get, staged, max_bytes=item.size or None
+                )
                 progress(item.size)
             else:
+                written = 0
                 with staged.open("wb") as handle:
 
                     def write(data: bytes) -> None:
+                        nonlocal written
+                        written += len(data)
+                        if written > budget:
+                            raise VaultExportTooLarge(
+                                f"{item.cid} expands to more than {budget} bytes, what the "
+                                f"file system of {parent} can spare"
+                            )
                         handle.write(data)
                         progress(len(data))
 
                     digest = self.stream(item, key, write)
-                if item.commitment and digest != item.commitment:
+                if item.commitment and not crypto.matches_commitment(item.commitment, digest, key):
                     raise VaultDecryptFailed(
                         f"content of {item.cid} does not match its commitment "
                         f"({digest} != {item.commitment})",
@@ -476,13 +519,21 @@ class Vault:
         from sahara_cli.vault import car, unixfs
 
         cid = CID.decode(item.cid)
-        tmp = out.with_name(f".{out.name}.partial")
+        tmp, fd = _create_partial(out)
         try:
-            with tmp.open("wb") as handle:
+            with os.fdopen(fd, "wb") as handle:
                 written = car.write_car(handle, [cid], unixfs.walk(cid, self._get))
+                handle.flush()
+                os.fsync(handle.fileno())
             tmp.replace(out)
+            fsync_dir(out.parent)
+        except OSError as exc:
+            raise VaultError(
+                f"cannot write {exc.filename or out}: {exc.strerror or exc}",
+                code="vault.write_failed",
+            ) from exc
         finally:
-            tmp.unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)  # ours: made with O_EXCL (gone once renamed)
         return {"path": str(out), "bytes": written, "root": item.cid}
 
     def import_car(self, path: Path, holder: Holder, name: str | None = None) -> list[Item]:
@@ -518,13 +569,16 @@ class Vault:
             # Encrypted: known only to the owner (and on chain, once registered). Public
             # files: filled in when registered (ensure_commitment).
             commitment = _commitment_of_cid(root) if info.type != "file" else ""
+            # A directory's size is what its root declares (the Tsize of its links): an
+            # export of it may not write more (a crafted DAG may repeat blocks).
+            size = info.cumulative_size if info.type == "directory" else info.size
             items.append(
                 self.db.insert(
                     cid=root.encode(),
                     name=name or path.stem,
                     kind="directory" if info.type == "directory" else "file",
-                    size=info.size,
-                    stored=info.size,
+                    size=size,
+                    stored=size,
                     encrypted=int(encrypted),
                     commitment=commitment,
                     holder=holder.address,
@@ -547,6 +601,28 @@ def _looks_encrypted(root: CID, get: Callable[[CID], bytes]) -> bool:
 def _commitment_of_cid(cid: CID) -> str:
     """Commitment of public DAGs other than single files: the root's sha256 digest."""
     return "0x" + cid.digest.hex()
+
+
+def _create_partial(out: Path) -> tuple[Path, int]:
+    """A new hidden file beside ``out`` to write into, then rename over it.
+
+    ``O_CREAT | O_EXCL`` with an unguessable name: a file or symlink someone planted
+    at a partial path is never opened, followed or overwritten (nor removed after).
+    """
+    import secrets
+
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(8):
+        tmp = out.with_name(f".{out.name}.{secrets.token_hex(8)}.partial")
+        try:
+            return tmp, os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise VaultError(
+                f"cannot write {out}: {exc.strerror or exc}", code="vault.write_failed"
+            ) from exc
+    raise VaultExists(f"cannot create a partial file beside {out}: every name tried exists")
 
 
 def _remove_tree(path: Path) -> None:

@@ -261,6 +261,36 @@ def unwrap_key(wrapped: bytes, private_key: bytes) -> bytes:
     return data_key
 
 
+# -- commitments: what the chain holds about a private item's plaintext ------------------------
+
+_COMMITMENT_INFO = b"sahara-vault/commitment-salt/v1"
+
+
+def commitment_salt(data_key: bytes) -> bytes:
+    """The item's commitment salt: derived from its data key, so whoever may decrypt the
+    item can check it, and revealing the salt reveals nothing of the key."""
+    return _hkdf(data_key, b"", _COMMITMENT_INFO)
+
+
+def salted_commitment(data_key: bytes, digest: str) -> str:
+    """``0x`` + SHA-256(salt || SHA-256(plaintext)), from the plaintext's ``digest``
+    (``0x`` + hex). Without the salt, a guess of the plaintext cannot be checked
+    against it."""
+    import hashlib
+
+    raw = bytes.fromhex(digest.removeprefix("0x"))
+    return "0x" + hashlib.sha256(commitment_salt(data_key) + raw).hexdigest()
+
+
+def matches_commitment(commitment: str, digest: str, data_key: bytes | None) -> bool:
+    """Whether a plaintext whose SHA-256 is ``digest`` is the one ``commitment`` names:
+    a plain commitment (public items, private ones added with --plain-commitment or
+    before salting) or one salted under ``data_key``."""
+    if commitment == digest:
+        return True
+    return data_key is not None and commitment == salted_commitment(data_key, digest)
+
+
 # -- snippets: short texts (index entries) sealed under an item's data key --------------------
 
 

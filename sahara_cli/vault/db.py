@@ -19,7 +19,7 @@ from typing import Any
 
 from sahara_cli.errors import VaultIndexError, VaultItemNotFound
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS items (
     size        INTEGER NOT NULL,       -- plaintext bytes
     stored      INTEGER NOT NULL,       -- bytes of the stored (maybe encrypted) content
     encrypted   INTEGER NOT NULL,
-    commitment  TEXT NOT NULL,          -- 0x + sha256 of the plaintext stream
+    commitment  TEXT NOT NULL,          -- what the chain holds: see vault.crypto.commitment
+    digest      TEXT,                   -- 0x + sha256 of the plaintext (here only: dedup)
     holder      TEXT NOT NULL,          -- address whose key the data key is wrapped to
     owner       TEXT NOT NULL,          -- address of the owner (the holder, or a licensor)
     origin      TEXT NOT NULL,          -- added | licensed | imported | memory
@@ -168,6 +169,11 @@ class VaultDB:
                 # blocks without a row are what an interrupted add leaves anyway.
                 "PRAGMA synchronous=NORMAL",
                 _SCHEMA,
+            )
+            self._migrate()
+            setup_sqlite(
+                self._conn,
+                "CREATE INDEX IF NOT EXISTS items_digest ON items(digest, holder)",
                 f"PRAGMA user_version={SCHEMA_VERSION}",
             )
         except sqlite3.DatabaseError as exc:
@@ -175,6 +181,18 @@ class VaultDB:
                 f"vault catalogue {path} cannot be opened: {exc}",
                 hint="Move the file away; 'sahara vault import' can re-add CAR exports.",
             ) from None
+
+    def _migrate(self) -> None:
+        """Version 1 catalogues have no ``digest`` column: their commitments are plain
+        SHA-256s, which :meth:`by_digest` falls back on."""
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(items)")}
+        if "digest" in columns:
+            return
+        try:
+            setup_sqlite(self._conn, "ALTER TABLE items ADD COLUMN digest TEXT")
+        except sqlite3.OperationalError as exc:
+            if "duplicate column" not in str(exc):  # another process added it just now
+                raise
 
     def close(self) -> None:
         self._conn.close()
@@ -240,10 +258,13 @@ class VaultDB:
     def by_name(self, name: str) -> Item | None:
         return self._one("name = ?", name)
 
-    def by_commitment(self, commitment: str, holder: str, encrypted: bool) -> Item | None:
+    def by_digest(self, digest: str, holder: str, encrypted: bool) -> Item | None:
+        """An item added by ``holder`` whose plaintext has this SHA-256 (rows written
+        before the digest was kept have it as their commitment)."""
         return self._one(
-            "commitment = ? AND lower(holder) = lower(?) AND encrypted = ? AND origin = 'added'",
-            commitment,
+            "coalesce(digest, commitment) = ? AND lower(holder) = lower(?) AND encrypted = ? "
+            "AND origin = 'added'",
+            digest,
             holder,
             int(encrypted),
         )

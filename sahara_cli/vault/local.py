@@ -13,10 +13,18 @@ Kubo, :meth:`LocalBlockstore.cids` yields CIDv1 ``raw`` for every block).
 
 Writes: the bytes go to a temporary file ``.tmp-…`` in the block's directory, which is
 renamed over ``<KEY>.data``. Readers see the whole block or no block; a writer killed
-half-way leaves a temporary file that every listing ignores and ``gc`` removes. Files
-are not fsynced by default (``fsync=True`` turns it on): a block lost or truncated by a
-power cut is caught by the hash check of ``get`` and is stored again by the next
-``put``, which rewrites a block whose file has the wrong size.
+half-way leaves a temporary file that every listing ignores and ``gc`` removes.
+
+Durability is batched: ``put`` does not fsync, it remembers the block. :meth:`sync`
+fsyncs every block remembered (a few threads at once, so the file system commits them
+together), then each shard directory that gained an entry, then ``blocks/`` when a
+shard was created; :meth:`~LocalBlockstore.pin` calls it before it records the pin, and
+the vault catalogues an item only after the pin. So a power cut never leaves a pinned
+or catalogued item with a block that was not on disk. A block that is on disk already
+when it is put again is read and hashed: a file left torn or zeroed by a power cut is
+rewritten rather than kept (and an intact one is fsynced at the next sync all the same,
+since the process that wrote it may have died before it synced). ``fsync=False`` turns
+the syncing off (for throw-away stores); ``get`` checks every block's hash either way.
 
 Pins live in SQLite rather than a JSON file: two ``sahara`` processes pinning at the
 same time each change one row in a transaction, where a JSON file rewritten whole would
@@ -48,7 +56,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sahara_cli.errors import VaultBackendError, VaultBlockCorrupt, VaultBlockNotFound, VaultBusy
-from sahara_cli.fsutil import atomic_write, ensure_private_dir
+from sahara_cli.fsutil import atomic_write, ensure_private_dir, fsync_dir
 from sahara_cli.vault.blockstore import Blockstore, GCResult, StoreStat
 from sahara_cli.vault.cid import CID, RAW, SHA2_256
 from sahara_cli.vault.db import setup_sqlite
@@ -162,6 +170,8 @@ class WriterLock:
 
 
 WRITE_THREADS = 4
+#: A put_many batch of at least this many bytes is fsynced as soon as it is written.
+EARLY_SYNC_BYTES = 4 << 20
 
 
 class LocalBlockstore(Blockstore):
@@ -169,13 +179,18 @@ class LocalBlockstore(Blockstore):
 
     name = "local"
 
-    def __init__(self, root: Path, *, fsync: bool = False, gc_wait: float = 10.0) -> None:
+    def __init__(self, root: Path, *, fsync: bool = True, gc_wait: float = 10.0) -> None:
         self.root = Path(root)
         self.blocks_dir = self.root / "blocks"
         self.pins_file = self.root / "pins.sqlite"
         self.fsync = fsync
         self.lock = WriterLock(self.root / "writers.lock", gc_wait=gc_wait)
         self._dirs: set[str] = set()
+        # Written (or found) since the last sync: block files, and directories that
+        # gained an entry. Guarded by _sync_mutex (the writer threads add to them).
+        self._unsynced_files: set[Path] = set()
+        self._unsynced_dirs: set[Path] = set()
+        self._sync_mutex = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
         self._db_mutex = threading.Lock()
@@ -195,6 +210,9 @@ class LocalBlockstore(Blockstore):
                 sharding = self.blocks_dir / "SHARDING"
                 if not sharding.exists():
                     atomic_write(sharding, SHARDING.encode(), mode=0o644)
+                    if self.fsync:  # a new store: its own entry and blocks/ are durable
+                        fsync_dir(self.root)
+                        fsync_dir(self.root.parent)
             except OSError as exc:
                 raise _os_error(f"cannot create the vault store {self.root}", exc) from exc
             self._ready = True
@@ -214,7 +232,10 @@ class LocalBlockstore(Blockstore):
         or a CAR reader that checked each one): they are not hashed a second time.
 
         Files are written by a few threads: creating a file costs more than hashing
-        256 KiB, and the system calls run without the GIL.
+        256 KiB, and the system calls run without the GIL. A batch of many bytes is
+        fsynced at once, by the same threads: the vault writes batches from a thread of
+        their own, so the disk works while the next batch is hashed (and encrypted),
+        and the sync before the pin finds little left to do.
         """
         batch = list(blocks)
         if not batch:
@@ -228,17 +249,22 @@ class LocalBlockstore(Blockstore):
             self._pool = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="vault-write")
         for future in [self._pool.submit(self._store, cid, data) for cid, data in batch]:
             future.result()
+        if self.fsync and sum(len(data) for _, data in batch) >= EARLY_SYNC_BYTES:
+            paths = {self.path(cid) for cid, _ in batch}
+            list(self._pool.map(lambda p: _fsync_path(p, os.O_RDONLY), paths))
+            with self._sync_mutex:
+                self._unsynced_files -= paths
 
     def _store(self, cid: CID, data: bytes) -> None:
         key = block_key(cid)
         shard = key[-3:-1]
         directory = self.blocks_dir / shard
         path = directory / (key + BLOCK_SUFFIX)
-        try:
-            if path.stat().st_size == len(data):
-                return  # content-addressed: the same bytes are there already
-        except FileNotFoundError:
-            pass
+        if self._intact(cid, path, len(data)):
+            # Content-addressed: the same bytes are there already. Sync them all the
+            # same: the process that wrote them may have died before its own sync.
+            self._written(path)
+            return
         tmp: Path | None = None
         try:
             if shard not in self._dirs:
@@ -250,17 +276,64 @@ class LocalBlockstore(Blockstore):
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]
-                if self.fsync:
-                    os.fsync(fd)
             finally:
                 os.close(fd)
             tmp.replace(path)
+            self._written(path)
         except BaseException as exc:
             if tmp is not None:
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()
             if isinstance(exc, OSError):
                 raise _os_error(f"cannot write block {cid} to {path}", exc) from exc
+            raise
+
+    @staticmethod
+    def _intact(cid: CID, path: Path, size: int) -> bool:
+        """Whether ``path`` holds exactly the block ``cid`` (read and hashed: a file of
+        the right size may still be torn, or zeros, after a power cut)."""
+        try:
+            with path.open("rb") as fh:
+                if os.fstat(fh.fileno()).st_size != size:
+                    return False
+                return cid.verify(fh.read())
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise _os_error(f"cannot read block {cid} from {path}", exc) from exc
+
+    def _written(self, path: Path) -> None:
+        if not self.fsync:
+            return
+        with self._sync_mutex:
+            self._unsynced_files.add(path)
+            self._unsynced_dirs.add(path.parent)
+
+    def sync(self) -> None:
+        """Make every block put since the last sync durable: the files, then the shard
+        directories that name them, then ``blocks/`` (which names the shards; a shard
+        may have been made by a process that died before it synced)."""
+        with self._sync_mutex:
+            files, self._unsynced_files = self._unsynced_files, set()
+            dirs, self._unsynced_dirs = self._unsynced_dirs, set()
+        if not files and not dirs:
+            return
+        dirs.add(self.blocks_dir)
+        try:
+            if len(files) < 4:
+                for path in files:
+                    _fsync_path(path, os.O_RDONLY)
+            else:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="vault-write")
+                list(self._pool.map(lambda p: _fsync_path(p, os.O_RDONLY), files))
+            # Shard directories first, blocks/ last.
+            for directory in sorted(dirs, key=lambda d: d == self.blocks_dir):
+                _fsync_path(directory, os.O_RDONLY | os.O_DIRECTORY)
+        except BaseException:
+            with self._sync_mutex:  # not synced: try again at the next sync
+                self._unsynced_files.update(files)
+                self._unsynced_dirs.update(dirs)
             raise
 
     def get(self, cid: CID) -> bytes:
@@ -383,6 +456,7 @@ class LocalBlockstore(Blockstore):
         self._prepare()
         for _ in self.walk(root):
             pass
+        self.sync()  # the blocks are on disk before the pin (and the item) is recorded
         with self._db_mutex:
             db = self._connect(create=True)
             assert db is not None
@@ -462,6 +536,21 @@ class LocalBlockstore(Blockstore):
                 self._db.close()
                 self._db = None
         self.lock.release()
+
+
+def _fsync_path(path: Path, flags: int) -> None:
+    try:
+        fd = os.open(path, flags | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return  # deleted since (gc took a block no pin holds): nothing to keep
+    except OSError as exc:
+        raise _os_error(f"cannot open {path} to sync it", exc) from exc
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        raise _os_error(f"cannot sync {path} to disk", exc) from exc
+    finally:
+        os.close(fd)
 
 
 def _os_error(what: str, exc: OSError) -> VaultBackendError:

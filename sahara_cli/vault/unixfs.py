@@ -22,15 +22,30 @@ What ``ipfs add -r`` does with special entries, mirrored here:
 
 Reading works over any ``get(cid) -> bytes`` (a blockstore's ``get``): files stream
 chunk by chunk in order, directories (basic or HAMT) list and export.
+
+Exporting treats the DAG as untrusted (it may come from a CAR file or another node):
+
+- entry names are single path components, so nothing is written outside the output;
+- a symlink whose target is absolute, or leads out of the output directory (counting
+  ``..`` from where the link sits, and again through other links once the tree is
+  written), is refused (``vault.unsafe_symlink``);
+- an output budget bounds what is written: file bytes (``max_bytes``, and never more
+  than the output's file system can spare: its free space less 1 % of its size) and
+  entries (``max_entries``, default 1,000,000), so a small DAG that links the same
+  blocks over and over (a "zip bomb") stops with ``vault.export_too_large``; a file
+  node that yields more bytes than it declares stops at once;
+- on any error the output path is removed again: it did not exist before.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import shutil
 import stat as stat_mod
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal
 
@@ -39,6 +54,8 @@ from sahara_cli.errors import (
     VaultBlockCorrupt,
     VaultError,
     VaultExists,
+    VaultExportTooLarge,
+    VaultUnsafeSymlink,
     VaultUnsupportedInput,
 )
 from sahara_cli.vault import dagpb
@@ -66,6 +83,11 @@ HAMT_HASH_MURMUR3 = 0x22
 EMPTY_FILE_CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 #: CID of the empty directory.
 EMPTY_DIR_CID = "bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354"
+
+#: Entries (files, directories, symlinks) one export may create by default.
+MAX_EXPORT_ENTRIES = 1_000_000
+#: Share of the output's file system an export leaves free.
+DISK_RESERVE = 0.01
 
 EntryType = Literal["file", "directory", "symlink"]
 
@@ -577,6 +599,7 @@ def iter_file(cid: CID, get: Get) -> Iterator[bytes]:
         block = get(child)
         if child.codec == RAW:
             produced += len(block)
+            _check_declared(cid, expected, produced)
             yield block
             continue
         cnode, cfs = _decode(child, block)
@@ -586,11 +609,20 @@ def iter_file(cid: CID, get: Get) -> Iterator[bytes]:
             )
         if cfs.data:
             produced += len(cfs.data)
+            _check_declared(cid, expected, produced)
             yield cfs.data
         stack.append((cnode.links, 0))
     if expected is not None and produced != expected:
         raise VaultBlockCorrupt(
             f"file {cid.encode()} declares {expected} bytes but its blocks hold {produced}"
+        )
+
+
+def _check_declared(cid: CID, expected: int | None, produced: int) -> None:
+    # Stop a file that yields more than it declares before the excess is written.
+    if expected is not None and produced > expected:
+        raise VaultBlockCorrupt(
+            f"file {cid.encode()} declares {expected} bytes but its blocks hold more"
         )
 
 
@@ -702,9 +734,29 @@ def _safe_name(name: str, parent: CID) -> str:
     return name
 
 
-def export_to_path(cid: CID, get: Get, dest: str | os.PathLike[str]) -> None:
+def disk_budget(directory: str | os.PathLike[str]) -> int:
+    """Bytes an export may write under ``directory``: its file system's free space less
+    :data:`DISK_RESERVE` of its size."""
+    try:
+        usage = shutil.disk_usage(directory)
+    except OSError:
+        return 1 << 62  # no figure: the other limits still hold
+    return max(0, usage.free - int(usage.total * DISK_RESERVE))
+
+
+def export_to_path(
+    cid: CID,
+    get: Get,
+    dest: str | os.PathLike[str],
+    *,
+    max_bytes: int | None = None,
+    max_entries: int = MAX_EXPORT_ENTRIES,
+) -> None:
     """Write the file, directory tree or symlink at ``cid`` to ``dest``, which must not
-    exist yet. Entry names are checked: nothing is written outside ``dest``."""
+    exist yet. Entry names are checked: nothing is written outside ``dest``, and no
+    symlink that leads out of it is made. At most ``max_bytes`` file bytes (and never
+    more than :func:`disk_budget`) and ``max_entries`` entries are written; on any
+    error ``dest`` is removed again."""
     target = Path(dest)
     if target.exists() or target.is_symlink():
         raise VaultExists(
@@ -712,32 +764,131 @@ def export_to_path(cid: CID, get: Get, dest: str | os.PathLike[str]) -> None:
             code="vault.exists",
             hint="Choose a new output path or remove the old one.",
         )
+    byte_limit = disk_budget(target.parent)
+    if max_bytes is not None:
+        byte_limit = min(byte_limit, max_bytes)
+    export = _Export(get, target, _Budget(cid, byte_limit, max_entries, target.parent))
     try:
-        _export(cid, get, target)
-    except RecursionError:
-        raise VaultBlockCorrupt(f"{cid.encode()} nests directories too deep to export") from None
-    except OSError as exc:
-        raise VaultError(
-            f"cannot write {exc.filename or target}: {exc.strerror or exc}",
-            code="vault.write_failed",
-        ) from exc
+        export.node(cid, target, 0)
+        export.check_links()
+    except BaseException as exc:
+        _remove(target)
+        if isinstance(exc, RecursionError):
+            raise VaultBlockCorrupt(
+                f"{cid.encode()} nests directories too deep to export"
+            ) from None
+        if isinstance(exc, OSError):
+            raise VaultError(
+                f"cannot write {exc.filename or target}: {exc.strerror or exc}",
+                code="vault.write_failed",
+            ) from exc
+        raise
 
 
-def _export(cid: CID, get: Get, target: Path) -> None:
-    if cid.codec == RAW:
-        with target.open("xb") as fh:
-            fh.write(get(cid))
-        return
-    node, fs = _decode(cid, get(cid))
-    if fs.type in (DataType.FILE, DataType.RAW):
-        with target.open("xb") as fh:
-            for piece in iter_file(cid, get):
-                fh.write(piece)
-    elif fs.type == DataType.SYMLINK:
-        target.symlink_to(os.fsdecode(fs.data or b""))
-    elif fs.type in (DataType.DIRECTORY, DataType.HAMT_SHARD):
-        target.mkdir()
-        for link in _dir_links(cid, node, fs, get):
-            _export(link.cid, get, target / _safe_name(link.name or "", cid))
-    else:
-        raise VaultBlockCorrupt(f"{cid.encode()} is a UnixFS {fs.type.name.lower()} node")
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+@dataclass
+class _Budget:
+    root: CID
+    max_bytes: int
+    max_entries: int
+    where: Path
+    bytes: int = 0
+    entries: int = 0
+
+    def entry(self) -> None:
+        self.entries += 1
+        if self.entries > self.max_entries:
+            raise VaultExportTooLarge(
+                f"{self.root.encode()} expands to more than {self.max_entries} entries",
+                details={"limit_entries": self.max_entries},
+            )
+
+    def data(self, count: int) -> None:
+        self.bytes += count
+        if self.bytes > self.max_bytes:
+            raise VaultExportTooLarge(
+                f"{self.root.encode()} expands to more than {self.max_bytes} bytes "
+                f"(the most this export may write under {self.where})",
+                details={"limit_bytes": self.max_bytes},
+            )
+
+
+@dataclass
+class _Export:
+    get: Get
+    top: Path
+    budget: _Budget
+    links: list[Path] = field(default_factory=list)
+
+    def node(self, cid: CID, target: Path, depth: int) -> None:
+        """Write ``cid`` at ``target``, whose folder is ``depth`` directories below the
+        output directory (the top path itself for a tree, the folder holding the top
+        path for a file or symlink)."""
+        get = self.get
+        self.budget.entry()
+        if cid.codec == RAW:
+            block = get(cid)
+            self.budget.data(len(block))
+            with target.open("xb") as fh:
+                fh.write(block)
+            return
+        node, fs = _decode(cid, get(cid))
+        if fs.type in (DataType.FILE, DataType.RAW):
+            with target.open("xb") as fh:
+                for piece in iter_file(cid, get):
+                    self.budget.data(len(piece))
+                    fh.write(piece)
+        elif fs.type == DataType.SYMLINK:
+            points_to = fs.data or b""
+            _check_link_target(cid, points_to, depth)
+            target.symlink_to(os.fsdecode(points_to))
+            self.links.append(target)
+        elif fs.type in (DataType.DIRECTORY, DataType.HAMT_SHARD):
+            target.mkdir()
+            # The top directory is the output directory: its entries sit at depth 0.
+            inner = 0 if target == self.top else depth + 1
+            for link in _dir_links(cid, node, fs, get):
+                self.node(link.cid, target / _safe_name(link.name or "", cid), inner)
+        else:
+            raise VaultBlockCorrupt(f"{cid.encode()} is a UnixFS {fs.type.name.lower()} node")
+
+    def check_links(self) -> None:
+        """Links may each stay inside yet lead out together (``d -> ..`` beside
+        ``e -> d/..``): resolve every one in the finished tree."""
+        if not self.links:
+            return
+        base = self.top if self.top.is_dir() and not self.top.is_symlink() else self.top.parent
+        root = os.path.realpath(base)
+        for link in self.links:
+            real = os.path.realpath(link)
+            if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
+                raise VaultUnsafeSymlink(
+                    f"the symlink {link.relative_to(base)} -> {link.readlink()} leads out of "
+                    "the output directory (through other links of the same DAG)"
+                )
+
+
+def _check_link_target(cid: CID, target: bytes, depth: int) -> None:
+    """Refuse a symlink target that is absolute or climbs above the output directory
+    from a link ``depth`` directories below it."""
+    text = os.fsdecode(target)
+    if not target or "\0" in text or text.startswith("/"):
+        raise VaultUnsafeSymlink(
+            f"symlink {cid.encode()} points to {text!r}: an absolute (or empty) target"
+        )
+    level = depth
+    for part in text.split("/"):
+        if part in ("", "."):
+            continue
+        level = level - 1 if part == ".." else level + 1
+        if level < 0:
+            raise VaultUnsafeSymlink(
+                f"symlink {cid.encode()} points to {text!r}, out of the output directory"
+            )

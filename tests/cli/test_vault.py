@@ -7,6 +7,7 @@ import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,7 +48,8 @@ def test_private_add_keeps_nothing_readable_and_gets_back(
     src = vault_home / "notes.txt"
     added = cli("--json", "vault", "add", str(src)).json()["items"][0]
     assert added["encrypted"] and added["new"] and added["kind"] == "file"
-    assert added["commitment"] == "0x" + hashlib.sha256(src.read_bytes()).hexdigest()
+    # Salted: the chain's commitment does not confirm a guess of the plaintext.
+    assert added["commitment"] != "0x" + hashlib.sha256(src.read_bytes()).hexdigest()
     assert added["chunks"] >= 1
     assert _grep(initialised, MARKER.encode()) == []
 
@@ -231,3 +233,79 @@ def test_a_registration_cut_short_is_finished_by_cid_not_repeated(
 
     with pytest.raises(AssetNotFound):  # nothing was registered a second time
         proto.asset(asset_id + 1)
+
+
+def _stranger(node_url: str) -> Any:
+    """A funded second ID: someone who registers another person's content id."""
+    from sahara_cli.identity.keys import Signer
+    from sahara_cli.node.client import NodeClient
+    from sahara_cli.node.genesis import dev_keys
+
+    stranger = Signer(dev_keys(2)[1])
+    NodeClient(node_url).call("sahara_dev_setBalance", stranger.address, hex(10**20))
+    return stranger
+
+
+def test_register_refuses_a_cid_someone_else_registered_first(
+    cli: Invoke, vault_home: Path, initialised: Path, node_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A public file's CID is anyone's to compute: a stranger registers it first. The
+    owner's `add --register` must not record the stranger's asset as its own."""
+    from sahara_cli.identity.store import KeyStore
+    from sahara_cli.node.client import NodeClient
+    from sahara_cli.protocol.client import Protocol
+
+    monkeypatch.setenv("SAHARA_NODE_RPC_URL", node_url)
+    client = NodeClient(node_url)
+    owner = KeyStore(initialised / "keystore").unlock("main", PASSWORD)
+    client.call("sahara_dev_setBalance", owner.address, hex(10**20))
+    stranger = _stranger(node_url)
+    src = vault_home / "blob.bin"
+    cid = cli("--json", "vault", "add", str(src), "--public", "--no-index").json()["items"][0]
+    proto = Protocol(client)
+    taken, _ = proto.register(
+        stranger, kind="dataset", cid=cid["cid"], commitment=b"\1" * 32, name="mine now"
+    )
+
+    result = cli("--json", "--no-prompt", "vault", "add", str(src), "--public", "--register")
+    assert result.exit_code == 7, result.stdout
+    error = result.error()
+    assert error["code"] == "vault.cid_taken"
+    assert stranger.address.lower() in error["message"].lower()
+    assert f"#{taken}" in error["message"]
+    listed = cli("--json", "vault", "ls").json()["items"]
+    assert [(i["cid"], i["asset_id"], i["state"]) for i in listed] == [(cid["cid"], None, "ready")]
+
+
+def test_reconcile_does_not_adopt_an_asset_someone_else_registered(
+    cli: Invoke, vault_home: Path, initialised: Path, node_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The owner's registration was cut short (or front-run and reverted); a stranger
+    holds an asset with the item's CID. Reconciling leaves the item unregistered and
+    names the stranger."""
+    from sahara_cli.node.client import NodeClient
+    from sahara_cli.protocol.client import Protocol
+    from sahara_cli.vault.backends import vault_root
+    from sahara_cli.vault.core import Vault
+    from sahara_cli.vault.local import LocalBlockstore
+    from sahara_cli.vault.registration import reconcile as finish
+
+    monkeypatch.setenv("SAHARA_NODE_RPC_URL", node_url)
+    stranger = _stranger(node_url)
+    proto = Protocol(NodeClient(node_url))
+    added = cli("--json", "vault", "add", str(vault_home / "notes.txt"), "--no-index").json()
+    item = added["items"][0]
+    taken, _ = proto.register(
+        stranger, kind="dataset", cid=item["cid"], commitment=b"\2" * 32, name="notes"
+    )
+    root = vault_root(initialised)
+    with Vault(root, LocalBlockstore(root)) as vault:
+        row = vault.db.by_cid(item["cid"])
+        assert row is not None
+        vault.db.update(row.id, state="registering")
+        refused = finish(vault, proto)
+        after = vault.db.by_id(row.id)
+        assert (after.asset_id, after.state) == (None, "ready")
+        assert [r.code for r in refused] == ["vault.cid_taken"]
+        assert stranger.address in refused[0].message and f"#{taken}" in refused[0].message
+        assert refused[0].details["owner"] == stranger.address

@@ -382,6 +382,53 @@ class TestLocalBlockstore(BlockstoreConformance):
         store.put(cid, data)
         assert store.get(cid) == data
 
+    def test_put_repairs_a_torn_block_of_the_right_size(self, store: LocalBlockstore) -> None:
+        """After a power cut a block file can hold its full length of zeros (the size was
+        written, the data never was): putting the same CID again rewrites it."""
+        cid, data = raw_block(3000)
+        store.put(cid, data)
+        store.path(cid).write_bytes(bytes(len(data)))
+        store.put(cid, data)
+        assert store.get(cid) == data
+        store.path(cid).write_bytes(bytes(len(data)))
+        store.put_many([(cid, data), *(raw_block(50) for _ in range(4))])
+        assert store.get(cid) == data
+
+    def test_pin_makes_every_block_and_directory_durable_first(
+        self, store: LocalBlockstore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Nothing is recorded (pinned, then catalogued) before the blocks under it and the
+        directory entries naming them have been fsynced, including a block that was
+        already on disk (written by a process killed before it synced)."""
+        synced: list[tuple[int, int]] = []
+        real_fsync = os.fsync
+
+        def spy(fd: int) -> None:
+            info = os.fstat(fd)
+            synced.append((info.st_dev, info.st_ino))
+            real_fsync(fd)
+
+        leaves = [raw_block(size) for size in (10, 2000, 70_000, 5, 300)]
+        early = leaves[0]
+        early_path = store.path(early[0])
+        early_path.parent.mkdir(parents=True)
+        early_path.write_bytes(early[1])  # on disk, never synced
+        root = node_block(*leaves)
+        monkeypatch.setattr(os, "fsync", spy)
+        store.put_many([*leaves[1:], root])
+        store.put(*early)
+        store.pin(root[0])
+        assert store.pins() == [root[0]]
+
+        def ident(path: Path) -> tuple[int, int]:
+            info = path.stat()
+            return info.st_dev, info.st_ino
+
+        needed = {ident(store.path(cid)) for cid, _ in [*leaves, root]}
+        needed |= {ident(store.path(cid).parent) for cid, _ in [*leaves, root]}
+        needed.add(ident(store.blocks_dir))
+        assert needed <= set(synced), "pin returned before every block was fsynced"
+
     def test_pins_persist(self, tmp_path: Path) -> None:
         root = tmp_path / "vault"
         cid, data = raw_block()

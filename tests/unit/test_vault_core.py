@@ -97,13 +97,41 @@ def test_commitments(vault: Vault, tmp_path: Path) -> None:
     small.write_text("one block")
     big = _file(tmp_path / "big.bin", 600_000)
     sha = {p: "0x" + hashlib.sha256(p.read_bytes()).hexdigest() for p in (small, big)}
-    private, _ = vault.add(big, OWNER)
-    assert private.commitment == sha[big]
+    plain, _ = vault.add(big, OWNER, salted=False)
+    assert plain.commitment == sha[big]  # --plain-commitment: anyone can recompute it
     one, _ = vault.add(small, OWNER, public=True)
     assert one.commitment == sha[small]  # a one-block CID is the file's SHA-256
     many, _ = vault.add(big, OWNER, public=True)
     assert many.commitment == ""  # filled in when registered
     assert vault.ensure_commitment(many).commitment == sha[big]
+
+
+def test_a_private_commitment_does_not_confirm_a_guessed_plaintext(
+    vault: Vault, tmp_path: Path
+) -> None:
+    """Whoever guesses the plaintext of a private item (a form with few possible values)
+    must not be able to confirm the guess from the chain's commitment; whoever holds the
+    data key (the owner, a licensee) checks the plaintext against it."""
+    from sahara_cli.vault import crypto
+
+    src = tmp_path / "salary.txt"
+    src.write_text("salary: 120000")
+    item, _ = vault.add(src, OWNER)
+    guess = "0x" + hashlib.sha256(b"salary: 120000").hexdigest()
+    assert item.commitment != guess
+    assert len(bytes.fromhex(item.commitment.removeprefix("0x"))) == 32
+    key = vault.data_key(item, OWNER_KEY)
+    assert key is not None and item.commitment == crypto.salted_commitment(key, guess)
+    out = tmp_path / "back.txt"
+    vault.write_out(item, key, out)  # checked against the salted commitment
+    assert out.read_text() == "salary: 120000"
+    # Each add salts anew (a new data key), yet the same plaintext is still found twice.
+    again, new = vault.add(src, OWNER)
+    assert not new and again.id == item.id
+    other = tmp_path / "other.txt"
+    other.write_text("salary: 120000")
+    _, salted_twin_new = vault.add(other, OWNER, salted=False)
+    assert not salted_twin_new
 
 
 def test_private_directory_commitment_is_reproducible(vault: Vault, tmp_path: Path) -> None:
@@ -113,8 +141,8 @@ def test_private_directory_commitment_is_reproducible(vault: Vault, tmp_path: Pa
         (tree / "a.txt").write_text("alpha")
         (tree / "sub" / "b.txt").write_text("beta")
         os.utime(tree / "a.txt", (1, 1 if name == "one" else 99999))
-    first, _ = vault.add(tmp_path / "one", OWNER, recursive=True)
-    second, new = vault.add(tmp_path / "two", OWNER, recursive=True)
+    first, _ = vault.add(tmp_path / "one", OWNER, recursive=True, salted=False)
+    second, new = vault.add(tmp_path / "two", OWNER, recursive=True, salted=False)
     assert first.commitment == second.commitment and not new
 
 
@@ -147,3 +175,117 @@ def test_a_changed_ciphertext_byte_fails_before_any_output(vault: Vault, tmp_pat
         vault.write_out(vault.db.by_id(item.id), key, out)
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.txt")] == []
+
+
+def test_car_export_never_writes_through_a_planted_partial_file(
+    vault: Vault, tmp_path: Path
+) -> None:
+    """Someone who can write beside the output planted a symlink where the export used to
+    put its partial file: the export neither follows it nor removes it."""
+    src = tmp_path / "a.txt"
+    src.write_text("public words " * 100)
+    item, _ = vault.add(src, OWNER, public=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    out = tmp_path / "out.car"
+    planted = tmp_path / ".out.car.partial"
+    planted.symlink_to(victim)
+    data = vault.export_car(item, out)
+    assert victim.read_text() == "keep me"
+    assert planted.is_symlink() and planted.readlink() == victim
+    assert not out.is_symlink() and out.stat().st_size == data["bytes"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")] == [planted.name]
+    from sahara_cli.vault import car
+
+    with out.open("rb") as handle:
+        roots, blocks = car.read_car(handle)
+        assert [r.encode() for r in roots] == [item.cid] and len(list(blocks)) == 1
+
+
+def test_an_imported_dag_cannot_expand_past_what_its_root_declares(
+    vault: Vault, tmp_path: Path
+) -> None:
+    """A CAR of 2 MiB of blocks whose directory links one 2 MiB file 32 times while
+    declaring 1 byte for each: 'vault get' stops at the declared size, leaves nothing."""
+    from sahara_cli.errors import VaultError
+    from sahara_cli.vault import car, dagpb, unixfs
+    from sahara_cli.vault.cid import CID, DAG_PB, RAW
+
+    chunk = unixfs.CHUNK_SIZE
+    leaf = os.urandom(chunk)
+    leaf_cid = CID.of(RAW, leaf)
+    node = dagpb.encode_node(
+        dagpb.PBNode(
+            tuple(dagpb.PBLink(leaf_cid, "", chunk) for _ in range(8)),
+            dagpb.encode_unixfs(
+                dagpb.UnixFSData(dagpb.DataType.FILE, filesize=8 * chunk, blocksizes=(chunk,) * 8)
+            ),
+        )
+    )
+    file_cid = CID.of(DAG_PB, node)
+    root_block = dagpb.encode_node(
+        dagpb.PBNode(
+            tuple(dagpb.PBLink(file_cid, f"f{i:02d}", 1) for i in range(32)),
+            dagpb.encode_unixfs(dagpb.UnixFSData(dagpb.DataType.DIRECTORY)),
+        )
+    )
+    root = CID.of(DAG_PB, root_block)
+    blocks = {root: root_block, file_cid: node, leaf_cid: leaf}
+    bomb = tmp_path / "bomb.car"
+    with bomb.open("wb") as handle:
+        car.write_car(handle, [root], unixfs.walk(root, blocks.__getitem__))
+    (item,) = vault.import_car(bomb, OWNER)
+    out = tmp_path / "out"
+    with pytest.raises(VaultError) as caught:
+        vault.write_out(item, None, out)
+    assert caught.value.code == "vault.export_too_large"
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+def test_a_catalogue_from_before_salting_opens_and_still_finds_twins(tmp_path: Path) -> None:
+    """Version 1 catalogues have no digest column; their commitments are plain SHA-256s."""
+    import sqlite3
+
+    from sahara_cli.vault.db import VaultDB
+
+    path = tmp_path / "vault.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        """CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, cid TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL, kind TEXT NOT NULL, size INTEGER NOT NULL, stored INTEGER NOT NULL,
+        encrypted INTEGER NOT NULL, commitment TEXT NOT NULL, holder TEXT NOT NULL,
+        owner TEXT NOT NULL, origin TEXT NOT NULL, wrapped_key BLOB, asset_id INTEGER,
+        state TEXT NOT NULL DEFAULT 'ready', register_tx TEXT, source TEXT,
+        chunks INTEGER NOT NULL DEFAULT 0, indexed INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL);
+        INSERT INTO items (cid, name, kind, size, stored, encrypted, commitment, holder, owner,
+        origin, created_at) VALUES ('bafyold', 'old.txt', 'file', 3, 40, 1, '0xabc', '0xAA',
+        '0xAA', 'added', 1.0);
+        PRAGMA user_version=1;"""
+    )
+    old.close()
+    db = VaultDB(path)
+    try:
+        found = db.by_digest("0xabc", "0xaa", True)
+        assert found is not None and found.cid == "bafyold"
+        db.insert(
+            cid="bafynew",
+            name="new.txt",
+            kind="file",
+            size=3,
+            stored=40,
+            encrypted=1,
+            commitment="0xsalted",
+            holder="0xAA",
+            owner="0xAA",
+            origin="added",
+            digest="0xdef",
+        )
+        found = db.by_digest("0xdef", "0xAA", True)
+        assert found is not None and found.cid == "bafynew"
+    finally:
+        db.close()
+    again = VaultDB(path)  # opening it again migrates nothing a second time
+    assert again.by_cid("bafyold") is not None
+    again.close()

@@ -524,7 +524,7 @@ def test_export_does_not_follow_a_symlink_planted_by_the_dag(tmp_path: Path) -> 
     store = Store()
     outside = tmp_path / "outside"
     outside.mkdir()
-    link = unixfs.symlink_block(str(outside))
+    link = unixfs.symlink_block("../outside")
     link_cid = CID.of(DAG_PB, link)
     store[link_cid] = link
     leaf = add_bytes(b"payload", store)[0]
@@ -537,9 +537,155 @@ def test_export_does_not_follow_a_symlink_planted_by_the_dag(tmp_path: Path) -> 
     )
     cid = CID.of(DAG_PB, block)
     store[cid] = block
-    with pytest.raises(VaultError, match="cannot write"):
+    with pytest.raises(VaultError):
         unixfs.export_to_path(cid, store.read, tmp_path / "out")
     assert list(outside.iterdir()) == []
+    assert not (tmp_path / "out").exists()
+
+
+def _dir(store: Store, *entries: tuple[str, CID, int]) -> CID:
+    """A basic directory block with exactly these links (duplicates allowed)."""
+    block = dagpb.encode_node(
+        PBNode(
+            tuple(PBLink(cid, name, tsize) for name, cid, tsize in entries),
+            dagpb.encode_unixfs(UnixFSData(DataType.DIRECTORY)),
+        )
+    )
+    cid = CID.of(DAG_PB, block)
+    store[cid] = block
+    return cid
+
+
+def _link(store: Store, target: str) -> CID:
+    block = unixfs.symlink_block(target)
+    cid = CID.of(DAG_PB, block)
+    store[cid] = block
+    return cid
+
+
+@pytest.mark.parametrize(
+    ("where", "target"),
+    [
+        ("top", "/etc/passwd"),
+        ("top", "../victim"),
+        ("top", "sub/../../victim"),
+        ("sub", "../../victim"),
+        ("sub", "/tmp"),
+        ("sub", "./../x/../../victim"),
+    ],
+)
+def test_export_refuses_symlinks_that_are_absolute_or_leave_the_output(
+    tmp_path: Path, where: str, target: str
+) -> None:
+    store = Store()
+    leaf = add_bytes(b"payload", store)[0]
+    link = _link(store, target)
+    if where == "top":
+        root = _dir(store, ("f", leaf.cid, 7), ("link", link, 10))
+    else:
+        sub = _dir(store, ("link", link, 10))
+        root = _dir(store, ("f", leaf.cid, 7), ("sub", sub, 20))
+    out = tmp_path / "out"
+    with pytest.raises(VaultError) as caught:
+        unixfs.export_to_path(root, store.read, out)
+    assert caught.value.code == "vault.unsafe_symlink"
+    assert target in caught.value.message
+    assert not out.exists() and not out.is_symlink()  # nothing half-made is left
+
+
+def test_export_refuses_links_that_leave_the_output_only_together(tmp_path: Path) -> None:
+    """``sub/d -> ..`` and ``sub/e -> d/../..`` each stay inside when read as text, but
+    ``sub/e`` resolves to the folder above the output."""
+    store = Store()
+    sub = _dir(store, ("d", _link(store, ".."), 2), ("e", _link(store, "d/../.."), 7))
+    root = _dir(store, ("sub", sub, 9))
+    out = tmp_path / "out"
+    with pytest.raises(VaultError) as caught:
+        unixfs.export_to_path(root, store.read, out)
+    assert caught.value.code == "vault.unsafe_symlink"
+    assert not out.exists()
+
+
+def test_export_keeps_symlinks_that_stay_inside(tmp_path: Path) -> None:
+    store = Store()
+    leaf = add_bytes(b"payload", store)[0]
+    sub = _dir(store, ("up", _link(store, "../f"), 4), ("self", _link(store, "."), 1))
+    root = _dir(store, ("f", leaf.cid, 7), ("sub", sub, 9), ("l", _link(store, "sub/../f"), 8))
+    out = tmp_path / "out"
+    unixfs.export_to_path(root, store.read, out)
+    assert (out / "sub" / "up").read_bytes() == b"payload"
+    assert (out / "l").read_bytes() == b"payload"
+    assert (out / "sub" / "self").readlink() == Path()
+    # A symlink exported on its own may point beside itself, not above.
+    unixfs.export_to_path(_link(store, "f"), store.read, tmp_path / "alone")
+    assert (tmp_path / "alone").readlink() == Path("f")
+
+
+def _bomb(store: Store, files: int, leaves: int, *, honest: bool = True) -> CID:
+    """A directory of ``files`` links to one file of ``leaves`` links to one 256 KiB leaf:
+    a few hundred KiB of blocks that export to files x leaves x 256 KiB."""
+    leaf = data(C, b"bomb")
+    leaf_cid = CID.of(RAW, leaf)
+    store[leaf_cid] = leaf
+    node = dagpb.encode_node(
+        PBNode(
+            tuple(PBLink(leaf_cid, "", C) for _ in range(leaves)),
+            dagpb.encode_unixfs(
+                UnixFSData(DataType.FILE, filesize=leaves * C, blocksizes=(C,) * leaves)
+            ),
+        )
+    )
+    file_cid = CID.of(DAG_PB, node)
+    store[file_cid] = node
+    size = leaves * C + len(node) if honest else 1
+    return _dir(store, *((f"f{i:04d}", file_cid, size) for i in range(files)))
+
+
+def test_export_budget_stops_a_dag_that_expands_past_its_bytes(tmp_path: Path) -> None:
+    store = Store()
+    bomb = _bomb(store, 64, 8)  # 128 MiB from 2 MiB of blocks
+    out = tmp_path / "out"
+    with pytest.raises(VaultError) as caught:
+        unixfs.export_to_path(bomb, store.read, out, max_bytes=8 << 20)
+    assert caught.value.code == "vault.export_too_large"
+    assert "8388608 bytes" in caught.value.message
+    assert not out.exists()
+    # Within the budget it exports.
+    small = _bomb(store, 3, 2)
+    unixfs.export_to_path(small, store.read, tmp_path / "ok", max_bytes=6 * C)
+    assert sorted(p.stat().st_size for p in (tmp_path / "ok").iterdir()) == [2 * C] * 3
+
+
+def test_export_budget_stops_a_dag_that_expands_past_its_entries(tmp_path: Path) -> None:
+    """100 links to one directory of 100 empty files: 10,101 entries from two blocks."""
+    store = Store()
+    empty = add_bytes(b"", store)[0].cid
+    inner = _dir(store, *((f"e{i:03d}", empty, 0) for i in range(100)))
+    root = _dir(store, *((f"d{i:03d}", inner, 4000) for i in range(100)))
+    out = tmp_path / "out"
+    with pytest.raises(VaultError) as caught:
+        unixfs.export_to_path(root, store.read, out, max_entries=500)
+    assert caught.value.code == "vault.export_too_large"
+    assert not out.exists()
+
+
+def test_a_file_that_yields_more_than_it_declares_stops_at_once() -> None:
+    store = Store()
+    leaf = data(C, b"x")
+    leaf_cid = CID.of(RAW, leaf)
+    store[leaf_cid] = leaf
+    node = dagpb.encode_node(
+        PBNode(
+            tuple(PBLink(leaf_cid, "", C) for _ in range(4)),
+            dagpb.encode_unixfs(UnixFSData(DataType.FILE, filesize=C, blocksizes=(C,))),
+        )
+    )
+    cid = CID.of(DAG_PB, node)
+    store[cid] = node
+    pieces = unixfs.iter_file(cid, store.read)
+    assert next(pieces) == leaf
+    with pytest.raises(VaultBlockCorrupt, match="declares"):
+        next(pieces)
 
 
 def test_special_files_and_bad_names_are_refused(tmp_path: Path) -> None:
