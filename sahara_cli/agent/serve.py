@@ -204,7 +204,10 @@ def publish_agent(
     if asset_id is None:
         cid = agent_content_id(spec, signer.address)
         existing = protocol.asset_by_cid(cid)
-        if existing is not None and protocol.asset(existing).owner == signer.address:
+        if (
+            existing is not None
+            and protocol.asset(existing).owner.lower() == signer.address.lower()
+        ):
             asset_id = existing
         else:
             commitment = _sha256(spec.model_dump_json(exclude={"asset_id"}).encode())

@@ -24,7 +24,7 @@ from sahara_cli.commands._protocol import (
     when,
 )
 from sahara_cli.commands._state import state
-from sahara_cli.errors import UsageError
+from sahara_cli.errors import ProtocolReverted, UsageError
 
 if TYPE_CHECKING:
     from sahara_cli.protocol.client import Asset, Contribution, Protocol
@@ -254,20 +254,39 @@ def register(
                     hint=f"See it with 'sahara asset show {item.asset_id}'.",
                 )
             cid, plain = item.cid, bytes.fromhex(item.commitment.removeprefix("0x"))
+            # Only an asset of ours may carry this item; a CID another address
+            # registered first is refused, naming it (vault.cid_taken).
+            from sahara_cli.vault.registration import own_asset_for
+
+            mine = own_asset_for(proto, cid, who.address)
+            if mine is not None:
+                vault.db.update(item.id, asset_id=mine, state="ready")
+                raise UsageError(
+                    f"{path} is already registered as asset #{mine}",
+                    hint=f"See it with 'sahara asset show {mine}'.",
+                )
             uri = uri or vault_cmd.served_uri(st, item)
             vault.db.update(item.id, state="registering")
-        with st.output.status("Registering the asset"):
-            asset_id, tx = proto.register(
-                who,
-                kind=kind,
-                cid=cid,
-                commitment=plain,
-                name=name,
-                uri=uri,
-                parents=parent_ids,
-                contributors=entries,
-                upstream_bps=upstream,
-            )
+        try:
+            with st.output.status("Registering the asset"):
+                asset_id, tx = proto.register(
+                    who,
+                    kind=kind,
+                    cid=cid,
+                    commitment=plain,
+                    name=name,
+                    uri=uri,
+                    parents=parent_ids,
+                    contributors=entries,
+                    upstream_bps=upstream,
+                )
+        except ProtocolReverted:
+            if item is not None and vault is not None:
+                vault.db.update(item.id, state="ready")  # nothing was registered for us
+                from sahara_cli.vault.registration import own_asset_for
+
+                own_asset_for(proto, cid, who.address)  # taken meanwhile: say by whom
+            raise
         data = {**asset_dict(proto, proto.asset(asset_id)), "transaction": tx.to_dict()}
         if item is not None and vault is not None:
             vault_cmd.registered(st, vault, item, asset_id, tx.hash)
