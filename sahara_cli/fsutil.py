@@ -11,12 +11,8 @@ PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = PRIVATE_FILE) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
-
-    The bytes go to a temporary file in the same directory, are fsynced, get ``mode``,
-    and replace ``path`` with ``os.replace``; the directory is fsynced after.
-    """
+def _fsynced_temp(path: Path, data: bytes, mode: int) -> Path:
+    """A temporary file beside ``path`` holding ``data``, with ``mode``, fsynced."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
@@ -26,6 +22,21 @@ def atomic_write(path: Path, data: bytes, *, mode: int = PRIVATE_FILE) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    return tmp
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = PRIVATE_FILE) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
+
+    The bytes go to a temporary file in the same directory, are fsynced, get ``mode``,
+    and replace ``path`` with ``os.replace``; the directory is fsynced after.
+    """
+    tmp = _fsynced_temp(path, data, mode)
+    try:
         tmp.replace(path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -41,15 +52,8 @@ def write_new(path: Path, data: bytes, *, mode: int = PRIVATE_FILE) -> None:
     never replaced, even by a writer racing this one: the fsynced temporary file is
     hard-linked to ``path`` (which fails when the name is taken) and then unlinked.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
+    tmp = _fsynced_temp(path, data, mode)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), mode)
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
         os.link(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
