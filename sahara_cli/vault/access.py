@@ -113,6 +113,20 @@ def audience_of(url: str) -> str:
     return f"{scheme}://{host}:{port}{parts.path.rstrip('/')}"
 
 
+def rate_key(remote: str) -> str:
+    """The rate-limit key of a remote address: an IPv4 address as it is, an IPv6 one by
+    its /64 (one host commonly holds a whole /64, so per-address buckets would be free)."""
+    import ipaddress
+
+    try:
+        address = ipaddress.ip_address(remote)
+    except ValueError:
+        return remote
+    if address.version == 6 and address.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address.ipv4_mapped or address) if address.version == 6 else str(address)
+
+
 _LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 _ANY_INTERFACE = ("0.0.0." + "0", "::", "")  # a listen address, not a name to reach it by
 
@@ -430,30 +444,42 @@ class KeyServer:
         app.router.add_get("/v1/dag/{cid}", self._dag)
         return app
 
-    @property
-    def _hosts(self) -> frozenset[str] | None:
-        """``host:port`` of each audience: the Host headers this server answers to."""
+    def _host_allowed(self, host: str) -> bool:
+        """Whether a Host header names this server: ``name:port`` of one of its
+        audiences, or a bare ``name`` of an audience on its scheme's default port (the
+        Host a client sends to ``https://name`` through a proxy that ends TLS)."""
+        from urllib.parse import urlsplit
+
         if self.audiences is None:
-            return None
-        return frozenset(a.split("://", 1)[1].split("/", 1)[0] for a in self.audiences)
+            return True
+        try:
+            parts = urlsplit(f"//{host}")
+            name, port = (parts.hostname or "").lower(), parts.port
+        except ValueError:
+            return False
+        if not name or "/" in host or "@" in host:
+            return False
+        for audience in self.audiences:
+            aud = urlsplit(audience)
+            if aud.hostname != name:
+                continue
+            default = 443 if aud.scheme == "https" else 80
+            if port == aud.port or (port is None and aud.port == default):
+                return True
+        return False
 
     def _origin_refused(self, request: web.Request) -> str | None:
         """Why the request's Host or Origin is not this server's (DNS rebinding, a web
         page of another site), or None."""
-        hosts = self._hosts
-        if hosts is None:
+        if self.audiences is None:
             return None
         host = request.headers.get("Host", "")
-        try:
-            named = audience_of(f"{request.scheme}://{host}").split("://", 1)[1]
-        except VaultRequestInvalid:
-            named = ""
-        if named not in hosts:
+        if not self._host_allowed(host):
             return f"this server does not answer to the host {host[:80]!r}"
         origin = request.headers.get("Origin")
         if origin is not None:
             try:
-                allowed = audience_of(origin) in self.audiences  # type: ignore[operator]
+                allowed = audience_of(origin) in self.audiences
             except VaultRequestInvalid:
                 allowed = False
             if not allowed:
@@ -506,7 +532,7 @@ class KeyServer:
             self._limited, self._limited_logged = 0, now
 
     def _limit_ip(self, request: web.Request) -> web.Response | None:
-        wait = self._by_ip.take(request.remote or "")
+        wait = self._by_ip.take(rate_key(request.remote or ""))
         if not wait:
             return None
         return self._error(_rate_limited(f"requests from {request.remote}", wait), 429)

@@ -461,3 +461,56 @@ def test_a_foreign_host_or_web_origin_is_refused(world: World) -> None:
             answer = http.post(url + "/v1/keys", json=good, headers={"Origin": url})
             assert answer.status_code == 200, answer.text
             assert answer.json()["wrapped_key"]
+
+
+def test_a_server_behind_a_tls_proxy_answers_to_its_public_name(world: World) -> None:
+    """With vault.public_url = https://NAME, a proxy that ends TLS passes Host: NAME
+    (no port) over plain HTTP: that is the server's own name, not a foreign one."""
+    from aiohttp import web
+
+    port = free_port()
+    server = KeyServer(
+        world.vault(),
+        world.owner,
+        lambda: world.proto,
+        chain_id=world.chain_id,
+        audiences=server_audiences(f"127.0.0.1:{port}", "https://vault.example.org"),
+        limits=GENEROUS,
+    )
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        with httpx.Client(timeout=30) as http:
+            for host in ("vault.example.org", "vault.example.org:443", "VAULT.example.org"):
+                answer = http.get(url + "/v1/info", headers={"Host": host})
+                assert answer.status_code == 200, (host, answer.text)
+            for host in ("vault.example.org:80", "vault.example.org:8547", "other.example"):
+                refused = http.get(url + "/v1/info", headers={"Host": host})
+                assert refused.status_code == 403, host
+            body = key_body(world, world.licensee, "https://vault.example.org")
+            answer = http.post(
+                url + "/v1/keys",
+                json=body,
+                headers={"Host": "vault.example.org", "Origin": "https://vault.example.org"},
+            )
+            assert answer.status_code == 200, answer.text
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(20)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(20)
+        loop.close()
+        server.close()
+
+
+def test_ipv6_callers_share_a_rate_per_64() -> None:
+    from sahara_cli.vault.access import rate_key
+
+    assert rate_key("2001:db8:1:2::1") == rate_key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert rate_key("2001:db8:1:3::1") != rate_key("2001:db8:1:2::1")
+    assert rate_key("203.0.113.7") == "203.0.113.7" == rate_key("::ffff:203.0.113.7")
+    assert rate_key("") == ""
