@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -54,11 +55,33 @@ def write_new(path: Path, data: bytes, *, mode: int = PRIVATE_FILE) -> None:
     """
     tmp = _fsynced_temp(path, data, mode)
     try:
-        os.link(tmp, path)
+        _link(tmp, path)
+    except _NoLinks:
+        # A file system without hard links: create the name exclusively, then fill it.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     fsync_dir(path.parent)
+
+
+class _NoLinks(Exception):
+    """The file system has no hard links (exFAT, some FUSE and SMB mounts)."""
+
+
+def _link(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS):
+            raise _NoLinks(str(exc)) from exc
+        raise
 
 
 def move_new(source: Path, target: Path) -> None:
@@ -68,8 +91,15 @@ def move_new(source: Path, target: Path) -> None:
     cannot. Both directories are fsynced. A crash between the link and the unlink leaves
     the file under both names, never under neither.
     """
-    os.link(source, target)
-    source.unlink()
+    try:
+        _link(source, target)
+    except _NoLinks:
+        # Without hard links a rename is all there is: check first, the best it can do.
+        if target.exists() or target.is_symlink():
+            raise FileExistsError(errno.EEXIST, "file exists", str(target)) from None
+        source.rename(target)
+    else:
+        source.unlink()
     fsync_dir(target.parent)
     if source.parent != target.parent:
         fsync_dir(source.parent)

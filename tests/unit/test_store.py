@@ -257,3 +257,30 @@ def test_backups_of_the_same_name_never_overwrite_each_other(store: KeyStore) ->
     assert len(backups) == 4
     recovered = {"0x" + json.loads(p.read_text())["address"].lower() for p in backups}
     assert recovered == {a.lower() for a in addresses}
+
+
+def test_ids_are_kept_on_a_file_system_without_hard_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """exFAT, some FUSE and SMB mounts refuse os.link (EPERM): creating, renaming and
+    deleting an ID still work there, and a taken name is still refused."""
+    import errno
+    import os
+
+    from sahara_cli.errors import IdentityExists
+    from sahara_cli.identity.store import KeyStore
+
+    def no_links(*_args: object, **_kwargs: object) -> None:
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    store = KeyStore(tmp_path / "keystore", scrypt_n=2)
+    store.create("alice", "pw")
+    with pytest.raises(IdentityExists):
+        store.create("alice", "pw")
+    store.create("bob", "pw")
+    with pytest.raises(IdentityExists):
+        store.rename("alice", "bob")
+    store.rename("alice", "carol")
+    store.delete("carol")
+    assert [i.name for i in store.list()] == ["bob"]
