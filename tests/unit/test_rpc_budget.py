@@ -187,6 +187,12 @@ def test_traces_are_bounded_by_time_and_by_size(tmp_path: Path) -> None:
         }
 
 
+def ws_request(ws: Any, method: str, *params: Any) -> dict[str, Any]:
+    ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}))
+    reply: dict[str, Any] = json.loads(ws.recv(timeout=10))
+    return reply
+
+
 def test_filters_are_capped_per_client(tmp_path: Path) -> None:
     from websockets.sync.client import connect
 
@@ -199,13 +205,52 @@ def test_filters_are_capped_per_client(tmp_path: Path) -> None:
         assert all("result" in r for r in replies)
         refused = rpc(http, "eth_newBlockFilter")["error"]
         assert refused["code"] == -32005 and "too many filters" in refused["message"]
-        # Another client (a WebSocket connection) still gets its own.
+        # A WebSocket connection from the same address counts against the same cap...
         with connect(handle.ws_url) as ws:
-            ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_newBlockFilter"}))
-            assert json.loads(ws.recv(timeout=10))["result"].startswith("0x")
+            assert ws_request(ws, "eth_newBlockFilter")["error"]["code"] == -32005
+        # ...while another address still gets its own.
+        with connect(handle.ws_url, source_address=("127.0.0.2", 0)) as ws:
+            assert ws_request(ws, "eth_newBlockFilter")["result"].startswith("0x")
         # Uninstalling frees a place.
         assert rpc(http, "eth_uninstallFilter", replies[0]["result"])["result"] is True
         assert rpc(http, "eth_newBlockFilter")["result"].startswith("0x")
+
+
+def test_a_websocket_client_cannot_fill_the_filter_table_by_reconnecting(tmp_path: Path) -> None:
+    from websockets.sync.client import connect
+
+    with (
+        dev_node(tmp_path, max_filters=20, max_filters_per_client=8) as (_chain, handle),
+        httpx.Client(base_url=handle.url, timeout=30) as http,
+    ):
+        left_behind = []
+        for _ in range(4):  # 32 filters in all, 8 per connection
+            with connect(handle.ws_url, source_address=("127.0.0.2", 0)) as ws:
+                for _ in range(8):
+                    reply = ws_request(ws, "eth_newFilter", {})
+                    assert reply["result"].startswith("0x"), reply
+                left_behind.append(reply["result"])
+        # The filters of a closed connection are gone (polled over HTTP: not found)...
+        deadline = time.monotonic() + 10
+        while True:
+            reply = rpc(http, "eth_getFilterChanges", left_behind[-1])
+            if "error" in reply or time.monotonic() > deadline:
+                break
+        assert reply["error"]["message"] == "filter not found"
+        assert all("error" in rpc(http, "eth_getFilterChanges", f) for f in left_behind)
+        # ...so they did not use up the server's table: another client still installs its own.
+        assert rpc(http, "eth_newBlockFilter")["result"].startswith("0x")
+        # Two connections open at once from one address share that address's cap.
+        with (
+            connect(handle.ws_url, source_address=("127.0.0.2", 0)) as first,
+            connect(handle.ws_url, source_address=("127.0.0.2", 0)) as second,
+        ):
+            for _ in range(5):
+                assert ws_request(first, "eth_newBlockFilter")["result"].startswith("0x")
+            for _ in range(3):
+                assert ws_request(second, "eth_newBlockFilter")["result"].startswith("0x")
+            refused = ws_request(second, "eth_newBlockFilter")["error"]
+            assert refused["code"] == -32005 and "by this client" in refused["message"]
 
 
 def test_a_websocket_client_cannot_queue_unbounded_requests(tmp_path: Path) -> None:
@@ -297,3 +342,102 @@ def test_the_validators_json_rpc_has_the_same_budget(tmp_path: Path) -> None:
         serving.join(30)
         loop.close()
         store.close()
+
+
+# -- precompiles ---------------------------------------------------------------------------
+
+BLAKE2F = "0x" + "00" * 19 + "09"
+
+
+def blake2f_input(rounds: int) -> str:
+    """EIP-152's input: rounds, state h, message m, offsets t, final flag."""
+    return (
+        "0x"
+        + (rounds.to_bytes(4, "big") + b"\x11" * 64 + b"\x22" * 128 + bytes(16) + b"\x01").hex()
+    )
+
+
+def test_a_precompile_counts_against_the_step_cap(tmp_path: Path) -> None:
+    # blake2f with 400,000 rounds: about 3 s of py-evm, refused before it starts.
+    call = {"to": BLAKE2F, "data": blake2f_input(400_000)}
+    with (
+        dev_node(tmp_path, execution_timeout=1.0, max_steps=1_000) as (_chain, handle),
+        httpx.Client(base_url=handle.url) as http,
+    ):
+        for method in ("eth_call", "eth_estimateGas"):
+            started = time.monotonic()
+            reply = rpc(http, method, call, "latest", timeout=60)
+            assert reply.get("error") == {
+                "code": -32000,
+                "message": "execution step limit exceeded (1000 steps)",
+            }, (method, reply)
+            assert time.monotonic() - started < 1.5, method
+        # Called from a contract (a few dozen opcodes), it is refused just the same.
+        started = time.monotonic()
+        reply = rpc(http, "eth_call", *_blake2f_caller(400_000), timeout=60)
+        assert reply["error"]["message"] == "execution step limit exceeded (1000 steps)"
+        assert time.monotonic() - started < 1.5
+        # while a small one fits.
+        small = rpc(http, "eth_call", *_blake2f_caller(12))["result"]
+        assert len(small) == 2 + 128
+
+
+def _blake2f_caller(rounds: int) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """eth_call params: code at LOOPER that calls blake2f with ``rounds`` and returns its
+    output (the precompile runs in a frame of its own, below a contract's)."""
+    data = bytes.fromhex(blake2f_input(rounds)[2:])
+    code = b""
+    for offset in range(0, len(data), 32):  # MSTORE each 32-byte word of the input
+        word = data[offset : offset + 32].ljust(32, b"\0")
+        code += b"\x7f" + word + b"\x61" + offset.to_bytes(2, "big") + b"\x52"
+    # STATICCALL(GAS, 0x09, 0, 213, 224, 64) POP; RETURN(224, 64)
+    code += bytes.fromhex("604060e060d5600060095afa50" + "604060e0f3")
+    return {"to": LOOPER}, "latest", {LOOPER: {"code": "0x" + code.hex()}}
+
+
+def test_a_late_precompile_result_is_not_returned(tmp_path: Path) -> None:
+    # Within the step cap but past the timeout: the run ends, the result is dropped.
+    call = {"to": BLAKE2F, "data": blake2f_input(500_000)}
+    with (
+        dev_node(tmp_path, execution_timeout=0.2) as (_chain, handle),
+        httpx.Client(base_url=handle.url) as http,
+    ):
+        for method in ("eth_call", "eth_estimateGas"):
+            started = time.monotonic()
+            reply = rpc(http, method, call, "latest", timeout=120)
+            assert reply.get("error") == {
+                "code": -32000,
+                "message": "execution timeout (0.2s)",
+            }, (method, reply)
+            assert time.monotonic() - started < 60, method
+
+
+def test_ordinary_precompile_calls_still_work(node: Any) -> None:
+    import hashlib
+
+    from eth_keys import keys
+
+    key = keys.PrivateKey(b"\x01" * 32)
+    digest = hashlib.sha256(b"message").digest()
+    sig = key.sign_msg_hash(digest)
+    ecrecover_input = digest + (sig.v + 27).to_bytes(32, "big")
+    ecrecover_input += sig.r.to_bytes(32, "big") + sig.s.to_bytes(32, "big")
+    eip152 = (
+        "0000000c48c9bdf267e6096a3ba7ca8485ae67bb2bf894fe72f36e3cf1361d5f3af54fa5d182e6ad7f52"
+        "0e511f6c3e2b8c68059b6bbd41fbabd9831f79217e1319cde05b616263"
+        + "00" * 125
+        + "03"
+        + "00" * 15
+        + "01"
+    )
+    cases = {
+        "01": (ecrecover_input, bytes(12) + key.public_key.to_canonical_address()),
+        "02": (b"message", digest),
+        "04": (b"\x01\x02\x03" * 1000, b"\x01\x02\x03" * 1000),
+        "09": (bytes.fromhex(eip152), hashlib.blake2b(b"abc").digest()),
+    }
+    with httpx.Client(base_url=node.url) as http:
+        for address, (data, expected) in cases.items():
+            call = {"to": "0x" + "00" * 19 + address, "data": "0x" + data.hex()}
+            assert rpc(http, "eth_call", call, "latest")["result"] == "0x" + expected.hex()
+            assert int(rpc(http, "eth_estimateGas", call, "latest")["result"], 16) > 21_000

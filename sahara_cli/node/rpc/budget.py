@@ -10,6 +10,15 @@ each frame a code stream that counts the opcodes it hands the interpreter and, e
 no frame swallows it as a failure, the whole execution unwinds, the caller reverts its
 throwaway state to its snapshot, and the worker thread is free again at once.
 
+A precompile runs no opcodes, and one call to it can cost seconds of Python (blake2f with
+many rounds, the bn128 and BLS12-381 pairings of py_ecc). So a precompile frame is charged
+steps in proportion to the gas it consumes, at :data:`PRECOMPILE_STEPS_PER_GAS` (its
+measured Python time per gas, in opcodes of py-evm's cheapest loop): the charge is made
+when the precompile consumes its gas, before its work starts, and a charge that does not
+fit under the cap is refused with the step-limit error. The clock is read after every
+precompile and when the whole execution ends, so a result that arrives after the
+deadline is never returned.
+
 The count costs one attribute increment and one comparison per opcode (a few per cent of
 py-evm's own cost per opcode; see ``docs/node.md``). Only RPC executions use this VM:
 blocks are built and replayed on the plain one.
@@ -18,15 +27,41 @@ blocks are built and replayed on the plain one.
 from __future__ import annotations
 
 import functools
+import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sahara_cli.node.rpc.errors import ExecutionTimeout, StepLimitExceeded
 
 #: Opcodes between two looks at the clock (about a millisecond of py-evm).
 CHECK_EVERY = 1_000
+
+#: Steps charged per gas a precompile consumes, by address: about twice its Python time
+#: per gas over the time of one opcode, as measured with py-evm 0.12 (``docs/node.md``).
+#: blake2f's gas is its rounds; the pairings are the slowest per gas.
+PRECOMPILE_STEPS_PER_GAS: dict[int, float] = {
+    0x01: 0.25,  # ecrecover (coincurve)
+    0x02: 0.1,  # sha256
+    0x03: 0.1,  # ripemd160
+    0x04: 0.25,  # identity
+    0x05: 0.1,  # modexp (Python's pow)
+    0x06: 3.0,  # bn128 add (py_ecc)
+    0x07: 4.0,  # bn128 mul
+    0x08: 6.0,  # bn128 pairing
+    0x09: 10.0,  # blake2f, per round
+    0x0A: 0.25,  # KZG point evaluation (ckzg)
+    0x0B: 1.0,  # BLS12-381 G1 add (py_ecc)
+    0x0C: 2.0,  # G1 multi-scalar multiplication
+    0x0D: 3.0,  # G2 add
+    0x0E: 4.0,  # G2 multi-scalar multiplication
+    0x0F: 18.0,  # pairing check
+    0x10: 2.0,  # map field element to G1
+    0x11: 7.0,  # map field element to G2
+}
+#: For a precompile of a later fork not in the table.
+DEFAULT_STEPS_PER_GAS = 10.0
 
 _active = threading.local()
 
@@ -51,14 +86,24 @@ class Budget:
             raise ExecutionTimeout(f"execution timeout ({self.timeout:g}s)")
         self.next_check = min(self.steps + CHECK_EVERY, self.max_steps + 1)
 
+    def charge(self, steps: int) -> None:
+        """Count ``steps`` of work about to start (a precompile's), refusing it with the
+        step-limit error when it would not fit under the cap."""
+        if self.steps + steps > self.max_steps:
+            raise StepLimitExceeded(f"execution step limit exceeded ({self.max_steps} steps)")
+        self.steps += steps
+        self.check()
+
     def __enter__(self) -> Budget:
         """Executions started in this thread until the ``with`` ends count against it."""
         _active.budget = self
         self.check()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         _active.budget = None
+        if exc_type is None:  # a result that comes after the deadline is not returned
+            self.check()
 
 
 def active() -> Budget | None:
@@ -108,18 +153,61 @@ def budget_vm_class(vm_class: Any) -> Any:
     return _budget_vm_class(vm_class)
 
 
+def _charged(precompile: Callable[[Any], Any], steps_per_gas: float) -> Callable[[Any], Any]:
+    """``precompile``, charging the frame's budget for the gas it consumes before its work
+    starts, and reading the clock when it is done."""
+    from eth.exceptions import VMError
+
+    def run(computation: Any) -> Any:
+        budget: Budget | None = computation.budget
+        if budget is None:
+            return precompile(computation)
+        consume = computation.consume_gas
+
+        def consume_and_charge(amount: int, reason: str) -> None:
+            consume(amount, reason)  # one that cannot pay fails with out of gas, as before
+            budget.charge(math.ceil(amount * steps_per_gas))
+
+        computation.consume_gas = consume_and_charge
+        try:
+            result = precompile(computation)
+        except VMError:
+            budget.check()
+            raise
+        finally:
+            del computation.consume_gas
+        budget.check()
+        return result
+
+    return run
+
+
 @functools.cache
 def _budget_vm_class(vm_class: Any) -> Any:
     stream_class = _code_stream_class()
     state_class = vm_class.get_state_class()
     base = state_class.computation_class
+    precompiles = {
+        address: _charged(
+            fn, PRECOMPILE_STEPS_PER_GAS.get(int.from_bytes(address), DEFAULT_STEPS_PER_GAS)
+        )
+        for address, fn in base.get_precompiles().items()
+    }
 
     def __init__(self: Any, state: Any, message: Any, transaction_context: Any) -> None:
         base.__init__(self, state, message, transaction_context)
         budget = active()
+        self.budget = budget
         if budget is not None:
             self.code = stream_class(message.code, budget)
 
-    computation = type("BudgetComputation", (base,), {"__init__": __init__})
+    def charged_precompiles(_self: Any) -> dict[Any, Callable[[Any], Any]]:
+        return precompiles
+
+    computation = type(
+        "BudgetComputation",
+        (base,),
+        {"__init__": __init__, "precompiles": property(charged_precompiles)},
+    )
     budget_state = state_class.configure(__name__="BudgetState", computation_class=computation)
     return vm_class.configure(__name__="BudgetVM", _state_class=budget_state)

@@ -64,8 +64,8 @@ class ServerOptions:
     max_steps: int = 10_000_000
     #: Bytes of struct logs one debug_traceTransaction may collect (JSON, approximately).
     max_trace_bytes: int = 64 * MiB
-    #: Filters installed at once, in all and by one client (a WebSocket connection, or
-    #: the address HTTP requests come from).
+    #: Filters installed at once, in all and by one client (the address requests come
+    #: from, HTTP and WebSocket alike; a WebSocket connection's go when it closes).
     max_filters: int = 10_000
     max_filters_per_client: int = 1_000
     #: Messages queued to one WebSocket client that does not read them before it is cut
@@ -177,8 +177,8 @@ class Shared:
 class Context:
     """A handler's view of the server: shared state plus its connection, if any.
 
-    ``client`` names who is asking, for per-client limits: the WebSocket connection, or
-    for HTTP the address the request came from.
+    ``client`` names who is asking, for per-client limits: the address the request came
+    from, over HTTP or WebSocket.
     """
 
     __slots__ = ("client", "conn", "shared")

@@ -283,19 +283,21 @@ def eth_getLogs(ctx: Context, criteria: LogFilter) -> list[Json]:
 @method()
 def eth_newFilter(ctx: Context, criteria: LogFilter) -> str:
     head = ctx.shared.head_number()
-    filt = Filter("logs", criteria=criteria, next_block=head + 1, client=ctx.client)
+    filt = Filter("logs", criteria=criteria, next_block=head + 1, client=ctx.client, owner=ctx.conn)
     return ctx.filters.install(filt)
 
 
 @method(inline=True)
 def eth_newBlockFilter(ctx: Context) -> str:
     head = ctx.shared.head_number()
-    return ctx.filters.install(Filter("blocks", next_block=head + 1, client=ctx.client))
+    return ctx.filters.install(
+        Filter("blocks", next_block=head + 1, client=ctx.client, owner=ctx.conn)
+    )
 
 
 @method(inline=True)
 def eth_newPendingTransactionFilter(ctx: Context) -> str:
-    return ctx.filters.install(Filter("pending", client=ctx.client))
+    return ctx.filters.install(Filter("pending", client=ctx.client, owner=ctx.conn))
 
 
 @method()

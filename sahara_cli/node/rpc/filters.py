@@ -4,8 +4,10 @@ Filters are polled: a filter remembers the next block it has not reported, and e
 ``eth_getFilterChanges`` reads the committed chain from there to the head. Pending
 transaction filters collect the hashes the RPC server announces. A filter nobody polled
 for ``timeout`` seconds is dropped (geth: 5 minutes). At most ``max_filters`` are
-installed at once, and ``max_per_client`` by one client (a WebSocket connection, or
-the address HTTP requests come from); past either the install is refused with -32005.
+installed at once, and ``max_per_client`` by one client (the address the requests come
+from, over HTTP and WebSocket alike); past either the install is refused with -32005.
+The filters installed over a WebSocket connection are uninstalled when it closes, so a
+client that reconnects gets no new allowance and leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -128,7 +130,8 @@ class Filter:
     next_block: int = 0
     pending: deque[bytes] = field(default_factory=lambda: deque(maxlen=MAX_PENDING_PER_FILTER))
     last_poll: float = field(default_factory=time.monotonic)
-    client: str = ""  # who installed it (Context.client)
+    client: str = ""  # who installed it (Context.client), for the per-client cap
+    owner: object = None  # the WebSocket connection it goes with, if any
 
 
 class FilterManager:
@@ -178,6 +181,14 @@ class FilterManager:
     def uninstall(self, filter_id: str) -> bool:
         with self._lock:
             return self._drop(filter_id)
+
+    def uninstall_owned(self, owner: object) -> int:
+        """Uninstall the filters installed over the connection ``owner``; how many."""
+        with self._lock:
+            owned = [k for k, f in self._filters.items() if f.owner is owner]
+            for key in owned:
+                self._drop(key)
+        return len(owned)
 
     def add_pending(self, tx_hash: bytes) -> None:
         with self._lock:

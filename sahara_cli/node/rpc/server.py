@@ -109,7 +109,6 @@ class RPCServer:
             max_batch_response=opts.max_batch_response,
             execution_executor=self._execution_executor,
         )
-        self._ws_serial = 0
         app = web.Application(client_max_size=opts.max_body)
         app.router.add_route("*", "/", self._handle, expect_handler=self._expect)
         # lingering_time=0: after a reply that did not read the body (413, 415, 403) the
@@ -263,8 +262,9 @@ class RPCServer:
         await ws.prepare(request)
         opts = self.options
         conn = Connection(ws, opts.max_ws_queue, opts.max_ws_queue_bytes)
-        self._ws_serial += 1
-        ctx = Context(self.shared, conn, client=f"ws#{self._ws_serial}")
+        # Filters count against the address, as over HTTP: a client that reconnects gets
+        # no fresh allowance. They go with the connection (subscriptions too).
+        ctx = Context(self.shared, conn, client=request.remote or "")
         self.hub.connections.add(conn)
         writer = asyncio.create_task(conn.writer())
         limit = asyncio.Semaphore(WS_CONCURRENCY)
@@ -291,6 +291,7 @@ class RPCServer:
         finally:
             self.hub.connections.discard(conn)
             conn.close()
+            self.shared.filters.uninstall_owned(conn)
             for task in tasks:
                 task.cancel()
             await writer
