@@ -37,8 +37,9 @@ Each answered call, one at a time (one model, one runner):
 
 The response carries the record and both transactions in a ``sahara`` object (and the
 ``X-Sahara-*`` headers, for non-streaming calls). Sources are named (content id, name,
-asset id, score, kind), never quoted, and tool calls come without their output: the
-caller pays for the answer, not for the vault's text.
+asset id, score, kind), never quoted, and tool calls are named only by tool, success
+and time (no arguments, error or output): the caller pays for the answer, not for the
+vault's text.
 """
 
 from __future__ import annotations
@@ -249,6 +250,10 @@ def _sha256(data: bytes) -> bytes:
 
 #: What a caller learns of each source: never its text.
 SOURCE_FIELDS = ("cid", "name", "asset_id", "score", "kind")
+#: What a caller learns of each tool call: which tool, whether it worked, how long it
+#: took. Never its arguments (the model writes them after reading private passages, so
+#: they can carry them out), its error (which may quote them) or its output.
+TOOL_CALL_FIELDS = ("tool", "ok", "seconds")
 
 
 @dataclass
@@ -285,7 +290,7 @@ class Served:
                 {name: getattr(s, name) for name in SOURCE_FIELDS} for s in self.answer.sources
             ],
             "tool_calls": [
-                {k: v for k, v in c.to_dict().items() if k != "output"}
+                {name: getattr(c, name) for name in TOOL_CALL_FIELDS}
                 for c in self.answer.tool_calls
             ],
             "guard": self.guard,

@@ -258,14 +258,15 @@ def _revoke(token_or_id: str, url: str | None, agent_name: str | None) -> None:
         assert agent_name is not None
         store = AgentStore(st.home.require().root)
         store.load(agent_name)  # the agent exists
-        expires = address = None
+        expires = None
         key_id = token_or_id.strip()
         if key_id.startswith(KEY_PREFIX):
             stated, _signature = decode_api_key(key_id)
-            key_id, address, expires = stated.key_id, stated.address, stated.expires
+            key_id, expires = stated.key_id, stated.expires
         revoked = RevokedKeys(store.dir(agent_name))
         try:
-            fresh = revoked.revoke(key_id, address=address, expires=expires)
+            # The owner ends the id whoever's key states it (no address).
+            fresh = revoked.revoke(key_id, expires=expires)
         finally:
             revoked.close()
         data = {"revoked": True, "key_id": key_id, "already": not fresh, "agent": agent_name}

@@ -211,7 +211,7 @@ def test_a_key_has_an_id_and_a_revoked_key_stays_revoked_after_a_restart(
     assert key.key_id != decode(other)["id"]
     store = RevokedKeys(folder)
     assert store.revoke(key.key_id, address=key.address, expires=key.expires)
-    assert not store.revoke(key.key_id)  # once is enough
+    assert not store.revoke(key.key_id, address=key.address)  # once is enough
     store.close()
     restarted = RevokedKeys(folder)
     with pytest.raises(AgentKeyRevoked, match=key.key_id) as refused:
@@ -356,3 +356,114 @@ def test_a_callers_system_message_never_becomes_the_agents_system_prompt(
             [Message("system", injected), Message("user", "Hi")], trust_system=True
         )
         assert injected in trusted.messages[0].content
+
+
+# --- what a caller learns of tool calls -------------------------------------------------------
+
+
+def test_a_caller_learns_only_which_tools_ran_never_their_arguments_or_errors() -> None:
+    """The model writes a tool call's arguments after reading the private passages, so
+    they (and the argument step's error, which quotes them) never reach the caller."""
+    from sahara_cli.agent.serve import Served
+    from sahara_cli.agent.types import Answer, ToolCall
+
+    leaked = ToolCall("vault_search", {"query": PRIVATE}, ok=True, output={"hits": []}, seconds=0.5)
+    failed = ToolCall(
+        "chain_balance", {"address": PRIVATE[:60]}, ok=False, error=f"not an address: {PRIVATE}"
+    )
+    served = Served(Answer("ok", tool_calls=[leaked, failed]), 3, None, {}, [])
+    extension = served.extension()
+    assert extension["tool_calls"] == [
+        {"tool": "vault_search", "ok": True, "seconds": 0.5},
+        {"tool": "chain_balance", "ok": False, "seconds": 0.0},
+    ]
+    assert "saffron" not in json.dumps(extension)
+
+
+# --- revocation is per key id and address ------------------------------------------------------
+
+OTHER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+
+
+def key_with_id(signer: Signer, key_id: str) -> str:
+    """A key of ``signer`` that states ``key_id`` (anyone may pick any id)."""
+    from sahara_cli.agent.serve_keys import ApiKey
+
+    stated = ApiKey(key_id, signer.address, 7, CHAIN, int(time.time()) + 60)
+    return encode(
+        {
+            "id": stated.key_id,
+            "address": stated.address,
+            "agent": stated.agent,
+            "chain": stated.chain,
+            "expires": stated.expires,
+            "signature": "0x" + signer.sign_message(stated.message()).hex(),
+        }
+    )
+
+
+def test_a_caller_cannot_revoke_someone_elses_key_by_its_id(tmp_path: object) -> None:
+    """Key ids are shown and logged: a key of one's own that states a victim's id and is
+    revoked at the server revokes only that (address, id), never the victim's key."""
+    from pathlib import Path
+
+    from sahara_cli.agent.serve_keys import RevokedKeys
+    from sahara_cli.errors import AgentKeyRevoked
+
+    victim = make_api_key(SIGNER, 7, CHAIN, ttl=60)
+    victim_key = verify_api_key(victim, agent_asset=7, chain_id=CHAIN)
+    attacker = Signer(bytes.fromhex(OTHER_KEY[2:]))
+    forged = key_with_id(attacker, victim_key.key_id)
+    forged_key = verify_api_key(forged, agent_asset=7, chain_id=CHAIN)
+    assert forged_key.key_id == victim_key.key_id and forged_key.address == attacker.address
+    store = RevokedKeys(Path(str(tmp_path)) / "agent")
+    # What POST /v1/keys/revoke does with the attacker's own key.
+    assert store.revoke(forged_key.key_id, address=forged_key.address, expires=forged_key.expires)
+    assert verify_api_key(victim, agent_asset=7, chain_id=CHAIN, revoked=store) == victim_key
+    with pytest.raises(AgentKeyRevoked):
+        verify_api_key(forged, agent_asset=7, chain_id=CHAIN, revoked=store)
+    # The victim revokes their own; the owner's local revoke (no address) ends an id for all.
+    assert store.revoke(victim_key.key_id, address=victim_key.address, expires=victim_key.expires)
+    with pytest.raises(AgentKeyRevoked):
+        verify_api_key(victim, agent_asset=7, chain_id=CHAIN, revoked=store)
+    other = key_with_id(attacker, "cd" * 16)
+    assert store.revoke("cd" * 16)
+    with pytest.raises(AgentKeyRevoked):
+        verify_api_key(other, agent_asset=7, chain_id=CHAIN, revoked=store)
+    store.close()
+
+
+def test_revocations_of_an_older_store_still_hold_for_every_address(tmp_path: object) -> None:
+    import sqlite3
+    from pathlib import Path
+
+    from sahara_cli.agent.serve_keys import REVOKED_FILE, RevokedKeys
+    from sahara_cli.errors import AgentKeyRevoked
+
+    folder = Path(str(tmp_path)) / "agent"
+    folder.mkdir(mode=0o700)
+    key_id = "ef" * 16
+    old = sqlite3.connect(folder / REVOKED_FILE)
+    with old:
+        old.execute(
+            "CREATE TABLE revoked (key_id TEXT PRIMARY KEY, address TEXT,"
+            " expires INTEGER NOT NULL, revoked_at INTEGER NOT NULL)"
+        )
+        old.execute(
+            "INSERT INTO revoked VALUES (?, ?, ?, ?)",
+            (key_id, TEST_ADDRESS_0, int(time.time()) + 3600, int(time.time())),
+        )
+    old.close()
+    store = RevokedKeys(folder)
+    attacker = Signer(bytes.fromhex(OTHER_KEY[2:]))
+    for signer in (SIGNER, attacker):
+        with pytest.raises(AgentKeyRevoked):
+            verify_api_key(
+                key_with_id(signer, key_id), agent_asset=7, chain_id=CHAIN, revoked=store
+            )
+    assert verify_api_key(
+        key_with_id(SIGNER, "01" * 16), agent_asset=7, chain_id=CHAIN, revoked=store
+    )
+    assert not store.revoke(key_id)  # it is there already, for every address
+    store.close()
+    RevokedKeys(folder).close()  # opening a migrated store again is fine
