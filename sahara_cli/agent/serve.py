@@ -382,21 +382,30 @@ class AgentServer:
 
     def _guard(self, turn: Turn) -> QuoteGuard:
         """A quote guard over the private passages the prompt of ``turn`` holds: the
-        opened sources and the vault search results of its tool calls."""
+        opened sources and the vault search results of its tool calls, the chunks of
+        each item together (a quote may span two of them)."""
         from sahara_cli.agent.quote_guard import QuoteGuard
 
-        passages = [s.text for s in turn.sources if s.cid in self._opened]
+        chunks: dict[str, list[str]] = {}  # each item's chunks, read alone and joined
+
+        def add(cid: str, text: str) -> None:
+            if text not in chunks.setdefault(cid, []):
+                chunks[cid].append(text)
+
+        for source in turn.sources:
+            if source.cid in self._opened:
+                add(source.cid, source.text)
         for call in turn.calls:
             output = call.output
             if call.ok and isinstance(output, Mapping) and isinstance(output.get("hits"), list):
-                passages.extend(
-                    str(hit["text"])
-                    for hit in output["hits"]
-                    if isinstance(hit, Mapping)
-                    and hit.get("cid") in self._opened
-                    and hit.get("text")
-                )
-        return QuoteGuard(passages, self.agent.spec.serve.max_quote_words)
+                for hit in output["hits"]:
+                    if (
+                        isinstance(hit, Mapping)
+                        and hit.get("cid") in self._opened
+                        and hit.get("text")
+                    ):
+                        add(str(hit["cid"]), str(hit["text"]))
+        return QuoteGuard(list(chunks.values()), self.agent.spec.serve.max_quote_words)
 
     # -- the steps of a call ----------------------------------------------------------
 

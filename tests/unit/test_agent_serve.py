@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -467,3 +468,139 @@ def test_revocations_of_an_older_store_still_hold_for_every_address(tmp_path: ob
     assert not store.revoke(key_id)  # it is there already, for every address
     store.close()
     RevokedKeys(folder).close()  # opening a migrated store again is fine
+
+
+# --- the quote guard against disguised quotes ------------------------------------------------
+
+PRIVATE_CJK = (
+    "里斯本的仓库在蓝色门后存放着四十箱藏红花\uff0c夜班警卫在十一点换班\uff0c北门会有九分钟不上锁\uff0c"
+    "而来自波尔图的货车卸下铜线和给审计员的密封账本以及一份手写的名单。"
+)
+CJK_CHARS = [c for c in PRIVATE_CJK if c.isalnum()]
+
+
+def plain_words(text: str) -> list[str]:
+    """A reader's words of ``text``: compatibility forms, accents, invisible characters
+    and case undone, ``_`` a separator, each CJK character a word of its own."""
+    import re
+    import unicodedata
+
+    folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
+    kept = "".join(c for c in folded if unicodedata.category(c) not in {"Mn", "Me", "Cf"})
+    spaced = re.sub(r"([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff])", r" \1 ", kept)
+    return re.findall(r"[^\W_]+", spaced)
+
+
+def longest_plain_run(text: str, passage: str) -> int:
+    """The most consecutive reader's words ``text`` shares with ``passage``."""
+    a, b = plain_words(text), plain_words(passage)
+    best, prev = 0, [0] * (len(b) + 1)
+    for x in a:
+        cur = [0] * (len(b) + 1)
+        for j, y in enumerate(b, 1):
+            if x == y:
+                cur[j] = prev[j - 1] + 1
+                best = max(best, cur[j])
+        prev = cur
+    return best
+
+
+def fullwidth(text: str) -> str:
+    return "".join(
+        "\u3000" if c == " " else chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text
+    )
+
+
+def accented(text: str, *, composed: bool) -> str:
+    import unicodedata
+
+    marked = "".join(c + "\u0301" if c in "aeiouAEIOU" else c for c in text)
+    return unicodedata.normalize("NFC" if composed else "NFD", marked)
+
+
+#: Ways to write words so that each still reads as the private passage's words.
+DISGUISES: dict[str, Callable[[list[str]], str]] = {
+    "underscores": "_".join,
+    "zero-width spaces": lambda ws: " ".join(w[:1] + "\u200b" + w[1:] for w in ws),
+    "soft hyphens": lambda ws: " ".join(w[:2] + "\u00ad" + w[2:] for w in ws),
+    "fullwidth": lambda ws: fullwidth(" ".join(ws)),
+    "combining accents": lambda ws: accented(" ".join(ws), composed=False),
+    "precomposed accents": lambda ws: accented(" ".join(ws), composed=True),
+    "ligatures": lambda ws: " ".join(ws).replace("fi", "\ufb01").replace("ff", "\ufb00"),
+}
+PLAIN_WORDS = [w for w in PRIVATE.replace(",", "").split()]
+
+
+@pytest.mark.parametrize("disguise", sorted(DISGUISES))
+def test_the_quote_guard_sees_through_disguised_quotes(disguise: str) -> None:
+    from sahara_cli.agent.quote_guard import MARKER, QuoteGuard
+
+    quote = DISGUISES[disguise](PLAIN_WORDS[:35])
+    assert longest_plain_run(quote, PRIVATE) == 35
+    answer = "Sure. " + quote + ". That is all I know."
+    guard = QuoteGuard([PRIVATE], 25)
+    assert guard.filter(answer) == "Sure. " + MARKER + ". That is all I know."
+    assert guard.redacted_words == 35
+    short = "It says: " + DISGUISES[disguise](PLAIN_WORDS[3:28]) + "."
+    assert QuoteGuard([PRIVATE], 25).filter(short) == short
+
+
+def test_the_quote_guard_counts_each_cjk_character_as_a_word() -> None:
+    from sahara_cli.agent.quote_guard import MARKER, QuoteGuard
+
+    guard = QuoteGuard([PRIVATE_CJK], 25)
+    assert guard.active
+    quote = PRIVATE_CJK[:40]  # 38 characters and two commas
+    assert guard.filter("他说\uff1a" + quote + "。就这些。") == "他说\uff1a" + MARKER + "。就这些。"
+    short = "他说\uff1a" + "".join(CJK_CHARS[30:55]) + "。"
+    assert QuoteGuard([PRIVATE_CJK], 25).filter(short) == short
+    # Written in a disguise, too (fullwidth forms and invisible characters between).
+    hidden = "\u200b".join(PRIVATE_CJK[:40])
+    assert QuoteGuard([PRIVATE_CJK], 25).filter(hidden) == MARKER
+
+
+def test_a_quote_across_two_adjacent_chunks_of_one_item_is_redacted() -> None:
+    """Chunks of one item do not overlap: a run of up to 50 words could sit on the join
+    of two of them, 25 in each, unless the guard reads them joined."""
+    from sahara_cli.agent.quote_guard import MARKER, QuoteGuard
+
+    first, second = " ".join(PLAIN_WORDS[:20]), " ".join(PLAIN_WORDS[20:])
+    quote = " ".join(PLAIN_WORDS[5:40])  # 15 words of one chunk, 20 of the next
+    for order in ([first, second], [second, first]):  # in whatever order they were found
+        assert QuoteGuard([order], 25).filter(quote) == MARKER
+    # Chunks of different items are not joined: the run is in no passage.
+    assert QuoteGuard([first, second], 25).filter(quote) == quote
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("disguise", sorted(DISGUISES))
+def test_a_disguised_streamed_answer_is_redacted_like_the_whole_and_never_leaks(
+    disguise: str, seed: int
+) -> None:
+    import random
+
+    from sahara_cli.agent.quote_guard import QuoteGuard
+
+    dress = DISGUISES[disguise]
+    answer = (
+        "First, "
+        + dress(PLAIN_WORDS[:30])
+        + "; then, in other words, the gate. Again: "
+        + dress(PLAIN_WORDS[10:45])
+        + " - end. 然后\uff1a"
+        + PRIVATE_CJK[:45]
+    )
+    passages = [PRIVATE, PRIVATE_CJK]
+    whole = QuoteGuard(passages, 25).filter(answer)
+    rng = random.Random(seed)
+    guard, sent, i = QuoteGuard(passages, 25), "", 0
+    while i < len(answer):
+        step = rng.randint(1, 12)
+        sent += guard.feed(answer[i : i + step])
+        i += step
+        for passage in passages:  # nothing long ever went out
+            assert longest_plain_run(sent, passage) <= 25, sent
+    sent += guard.close()
+    assert sent == whole
+    assert guard.redacted_spans == 3 and sent.startswith("First, [redacted")
+    assert sent.endswith("然后\uff1a[redacted: quotes a private passage]")
