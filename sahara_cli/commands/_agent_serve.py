@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from sahara_cli.agent.serve_wire import MAX_BODY
+from sahara_cli.agent.serve_wire import MAX_BODY, MAX_PENDING
 from sahara_cli.commands._protocol import IdOption, PasswordFileOption, protocol
 from sahara_cli.commands._state import state
 from sahara_cli.errors import UsageError
@@ -298,6 +298,14 @@ def serve(
             min=1024,
         ),
     ] = MAX_BODY,
+    max_pending: Annotated[
+        int,
+        typer.Option(
+            "--max-pending",
+            help="Calls in flight at once, streamed or not (more: HTTP 503 at once).",
+            min=1,
+        ),
+    ] = MAX_PENDING,
     password_file: PasswordFileOption = None,
 ) -> None:
     """Serve the agent at /v1/chat/completions (OpenAI-compatible), metered on chain."""
@@ -351,6 +359,7 @@ def serve(
             on_ready=ready,
             log=log,
             max_body=max_body,
+            max_pending=max_pending,
         )
     except KeyboardInterrupt:
         pass

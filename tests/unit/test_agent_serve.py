@@ -386,11 +386,11 @@ def test_a_caller_learns_only_which_tools_ran_never_their_arguments_or_errors() 
 OTHER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 
 
-def key_with_id(signer: Signer, key_id: str) -> str:
+def key_with_id(signer: Signer, key_id: str, *, agent: int = 7, chain: int = CHAIN) -> str:
     """A key of ``signer`` that states ``key_id`` (anyone may pick any id)."""
     from sahara_cli.agent.serve_keys import ApiKey
 
-    stated = ApiKey(key_id, signer.address, 7, CHAIN, int(time.time()) + 60)
+    stated = ApiKey(key_id, signer.address, agent, chain, int(time.time()) + 60)
     return encode(
         {
             "id": stated.key_id,
