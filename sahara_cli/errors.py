@@ -680,6 +680,13 @@ class AgentKeyRevoked(AgentAuthFailed):
     default_hint = "Make a new key with 'sahara agent key NAME'."
 
 
+class AgentBusy(AgentError, ConflictError):
+    """A served agent with as many calls in flight as it takes (HTTP 503)."""
+
+    code = "agent.busy"
+    default_hint = "Wait a little and try again (the agent answers one call at a time)."
+
+
 class AgentServerUnreachable(AgentError, UnreachableError):
     """A served agent (``agent serve``) that did not answer at the URL given."""
 

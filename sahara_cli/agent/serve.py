@@ -37,8 +37,9 @@ Each answered call, one at a time (one model, one runner):
 
 The response carries the record and both transactions in a ``sahara`` object (and the
 ``X-Sahara-*`` headers, for non-streaming calls). Sources are named (content id, name,
-asset id, score, kind), never quoted, and tool calls come without their output: the
-caller pays for the answer, not for the vault's text.
+asset id, score, kind), never quoted, and tool calls are named only by tool, success
+and time (no arguments, error or output): the caller pays for the answer, not for the
+vault's text.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ from sahara_cli.agent.serve_keys import (
 )
 from sahara_cli.agent.serve_wire import (
     MAX_BODY,
+    MAX_PENDING,
     completion,
     error_body,
     http_status,
@@ -76,6 +78,7 @@ from sahara_cli.agent.serve_wire import (
     usage,
 )
 from sahara_cli.errors import (
+    AgentBusy,
     AgentError,
     AgentNoLicense,
     NotPermitted,
@@ -102,6 +105,7 @@ __all__ = [
     "KEY_HEADER",
     "KEY_PREFIX",
     "MAX_BODY",
+    "MAX_PENDING",
     "MAX_TTL",
     "AgentServer",
     "ApiKey",
@@ -249,6 +253,10 @@ def _sha256(data: bytes) -> bytes:
 
 #: What a caller learns of each source: never its text.
 SOURCE_FIELDS = ("cid", "name", "asset_id", "score", "kind")
+#: What a caller learns of each tool call: which tool, whether it worked, how long it
+#: took. Never its arguments (the model writes them after reading private passages, so
+#: they can carry them out), its error (which may quote them) or its output.
+TOOL_CALL_FIELDS = ("tool", "ok", "seconds")
 
 
 @dataclass
@@ -285,7 +293,7 @@ class Served:
                 {name: getattr(s, name) for name in SOURCE_FIELDS} for s in self.answer.sources
             ],
             "tool_calls": [
-                {k: v for k, v in c.to_dict().items() if k != "output"}
+                {name: getattr(c, name) for name in TOOL_CALL_FIELDS}
                 for c in self.answer.tool_calls
             ],
             "guard": self.guard,
@@ -305,10 +313,15 @@ class AgentServer:
         log: Callable[[str], None] = lambda _m: None,
         revoked: RevokedKeys | None = None,
         max_body: int = MAX_BODY,
+        max_pending: int = MAX_PENDING,
     ) -> None:
         """Serve ``agent`` (it is the server's from now on: its vault search opens
         private text only as the spec's ``serve`` section allows). ``revoked`` defaults
-        to the revoked keys beside the agent in its home."""
+        to the revoked keys beside the agent in its home. At most ``max_pending`` calls,
+        streamed or not, are in flight at once (each holds a thread while it waits for
+        the one model); the next is refused at once (:class:`AgentBusy`, HTTP 503)."""
+        if max_pending < 1:
+            raise UsageError("max_pending must be at least 1")
         if agent.spec.asset_id is None:
             raise AgentError(
                 f"agent {agent.spec.name!r} is not published",
@@ -336,6 +349,8 @@ class AgentServer:
         self._exists: dict[int, bool] = {}
         self._licenses: dict[str, list[int]] = {}
         self.max_body = max_body
+        self.max_pending = max_pending
+        self._pending = threading.BoundedSemaphore(max_pending)
         if revoked is None and agent.ctx is not None:
             from sahara_cli.agent.spec import AgentStore
 
@@ -377,21 +392,30 @@ class AgentServer:
 
     def _guard(self, turn: Turn) -> QuoteGuard:
         """A quote guard over the private passages the prompt of ``turn`` holds: the
-        opened sources and the vault search results of its tool calls."""
+        opened sources and the vault search results of its tool calls, the chunks of
+        each item together (a quote may span two of them)."""
         from sahara_cli.agent.quote_guard import QuoteGuard
 
-        passages = [s.text for s in turn.sources if s.cid in self._opened]
+        chunks: dict[str, list[str]] = {}  # each item's chunks, read alone and joined
+
+        def add(cid: str, text: str) -> None:
+            if text not in chunks.setdefault(cid, []):
+                chunks[cid].append(text)
+
+        for source in turn.sources:
+            if source.cid in self._opened:
+                add(source.cid, source.text)
         for call in turn.calls:
             output = call.output
             if call.ok and isinstance(output, Mapping) and isinstance(output.get("hits"), list):
-                passages.extend(
-                    str(hit["text"])
-                    for hit in output["hits"]
-                    if isinstance(hit, Mapping)
-                    and hit.get("cid") in self._opened
-                    and hit.get("text")
-                )
-        return QuoteGuard(passages, self.agent.spec.serve.max_quote_words)
+                for hit in output["hits"]:
+                    if (
+                        isinstance(hit, Mapping)
+                        and hit.get("cid") in self._opened
+                        and hit.get("text")
+                    ):
+                        add(str(hit["cid"]), str(hit["text"]))
+        return QuoteGuard(list(chunks.values()), self.agent.spec.serve.max_quote_words)
 
     # -- the steps of a call ----------------------------------------------------------
 
@@ -413,6 +437,33 @@ class AgentServer:
         if self.revoked is None:
             raise AgentError("this server keeps no revoked keys (the agent has no home)")
         return self.revoked.revoke(key.key_id, address=key.address, expires=key.expires)
+
+    def admit(self) -> None:
+        """Take one of the ``max_pending`` places for a call (give it back with
+        :meth:`release`); :class:`AgentBusy` when all are taken."""
+        if not self._pending.acquire(blocking=False):
+            raise AgentBusy(
+                f"agent {self.name!r} has {self.max_pending} calls in flight; try again shortly"
+            )
+
+    def release(self) -> None:
+        self._pending.release()
+
+    def may_revoke(self, address: str) -> None:
+        """Whether ``address`` may add its keys to the revoked list: the owner, or an
+        address that holds or held an API license of this agent (with calls left or
+        not, so a caller whose calls ran out can still end a leaked key);
+        :class:`AgentNoLicense` otherwise. Rows are pruned once their key expires."""
+        if address.lower() == self.owner.lower():
+            return
+        if self._licenses.get(address):
+            return
+        if not self.protocol.api_licenses(address, self.asset_id, with_calls=False):
+            raise AgentNoLicense(
+                f"{address} never held an API license of agent {self.name!r} "
+                f"(asset {self.asset_id}), so it has no key here to revoke",
+                details={"asset": self.asset_id},
+            )
 
     def license_for(self, address: str) -> License | None:
         """The caller's oldest API license with calls left; None for the agent's owner."""
@@ -588,9 +639,13 @@ class AgentServer:
             sampling = parse_sampling(body)
             # A caller without a license is refused at once, without waiting for the lock.
             await run_in_threadpool(self.license_for, key.address)
+            self.admit()
             if stream:
                 return await self._stream(key, messages, include_usage, sampling)
-            served = await run_in_threadpool(self.answer, key, messages, sampling=sampling)
+            try:
+                served = await run_in_threadpool(self.answer, key, messages, sampling=sampling)
+            finally:
+                self.release()
         except SaharaError as exc:
             return self._error(exc)
         except Exception as exc:  # the server stays up; the caller learns why
@@ -615,8 +670,9 @@ class AgentServer:
 
         try:
             key = self.authenticate(request.headers.get("authorization"))
-            # Only callers who may call (a license, or the owner) fill the revocation list.
-            await run_in_threadpool(self.license_for, key.address)
+            # Only callers who are or were licensed (or the owner) fill the revocation
+            # list, calls left or not: a leaked key can be ended once the calls ran out.
+            await run_in_threadpool(self.may_revoke, key.address)
             fresh = await run_in_threadpool(self.revoke, key)
         except SaharaError as exc:
             return self._error(exc)
@@ -675,8 +731,14 @@ class AgentServer:
                 put("error", exc)
             except Exception as exc:
                 put("error", AgentError(f"the agent failed: {exc}"))
+            finally:
+                self.release()  # the place taken in _chat
 
-        threading.Thread(target=work, name="sahara-agent-call", daemon=True).start()
+        try:
+            threading.Thread(target=work, name="sahara-agent-call", daemon=True).start()
+        except BaseException:
+            self.release()
+            raise
         kind, value = await queue.get()
         if kind == "error":
             return self._error(value)
@@ -725,11 +787,20 @@ def serve_agent(
     on_ready: Callable[[str], None] | None = None,
     log: Callable[[str], None] = lambda _m: None,
     max_body: int = MAX_BODY,
+    max_pending: int = MAX_PENDING,
 ) -> None:
     """Serve ``agent`` at ``http://host:port/v1`` until interrupted (Ctrl-C, SIGTERM)."""
     import uvicorn
 
-    server = AgentServer(agent, protocol, meter, chain_id=chain_id, log=log, max_body=max_body)
+    server = AgentServer(
+        agent,
+        protocol,
+        meter,
+        chain_id=chain_id,
+        log=log,
+        max_body=max_body,
+        max_pending=max_pending,
+    )
     config = uvicorn.Config(server.app(), host=host, port=port, log_level="warning", lifespan="off")
     web = uvicorn.Server(config)
     url = f"http://{host}:{port}/v1"

@@ -3,9 +3,9 @@
 A key is a token signed by the caller's Sahara ID (EIP-191) that states a random key
 id, the caller's address, the agent's asset, the chain and an expiry at most
 :data:`MAX_TTL` away. It holds no secret: it proves who calls. A key is revoked by its
-id; the ids go into a SQLite file beside the agent (``revoked_keys.sqlite``), which
-the server reads on every call, so a revocation holds at once, in a running server and
-after a restart.
+id and address (the owner may revoke an id for every address); revocations go into a
+SQLite file beside the agent (``revoked_keys.sqlite``), which the server reads on every
+call, so a revocation holds at once, in a running server and after a restart.
 """
 
 from __future__ import annotations
@@ -157,14 +157,23 @@ def verify_api_key(
             f"the API key is valid for longer than {MAX_TTL // 86400} days",
             hint="Make one with 'sahara agent key NAME --ttl 365d' or less.",
         )
-    if revoked is not None and revoked.is_revoked(key.key_id):
+    if revoked is not None and revoked.is_revoked(key.key_id, signed_by):
         raise AgentKeyRevoked(f"the API key {key.key_id} has been revoked")
     return ApiKey(key.key_id, signed_by, key.agent, key.chain, key.expires)
 
 
-class RevokedKeys:
-    """The ids of revoked keys of one agent, in ``<agent dir>/revoked_keys.sqlite``.
+#: The address of a revocation that holds for a key id whoever's key states it.
+EVERY_ADDRESS = "*"
 
+
+class RevokedKeys:
+    """Revoked keys of one agent, in ``<agent dir>/revoked_keys.sqlite``, each a key id
+    and the address whose key it is.
+
+    Anyone may make a key that states any id (ids are shown and logged), so a key
+    revoked at the server ends only that address's key with that id. The owner's local
+    ``agent key revoke ID --agent NAME`` revokes the id for every address
+    (:data:`EVERY_ADDRESS`), as do the rows of a store made before addresses counted.
     Each revocation is one committed SQLite transaction, so it holds across restarts
     and is seen at once by every process that reads the file. A row is dropped once
     the key it names has expired (no expired key is accepted anyway).
@@ -180,17 +189,29 @@ class RevokedKeys:
         with self._lock, self._db:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(
-                "CREATE TABLE IF NOT EXISTS revoked (key_id TEXT PRIMARY KEY, address TEXT,"
-                " expires INTEGER NOT NULL, revoked_at INTEGER NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS revocations (key_id TEXT NOT NULL,"
+                " address TEXT NOT NULL, expires INTEGER NOT NULL, revoked_at INTEGER NOT NULL,"
+                " PRIMARY KEY (key_id, address))"
             )
+            old = self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'revoked'"
+            ).fetchone()
+            if old is not None:  # a store of ids alone: each id held for every address
+                self._db.execute(
+                    "INSERT OR IGNORE INTO revocations (key_id, address, expires, revoked_at)"
+                    " SELECT key_id, ?, expires, revoked_at FROM revoked",
+                    (EVERY_ADDRESS,),
+                )
+                self._db.execute("DROP TABLE revoked")
         with contextlib.suppress(OSError):
             self.path.chmod(0o600)
 
     def revoke(
         self, key_id: str, *, address: str | None = None, expires: int | None = None
     ) -> bool:
-        """Revoke ``key_id`` (until ``expires``, default the longest a key can live);
-        False when it was revoked already."""
+        """Revoke ``address``'s key ``key_id`` (without ``address``: the id, whoever's
+        key states it) until ``expires`` (default the longest a key can live); False
+        when it was revoked already."""
         if not KEY_ID_RE.match(key_id):
             raise UsageError(
                 f"{key_id!r} is not an API key id (32 hex digits)",
@@ -198,18 +219,28 @@ class RevokedKeys:
             )
         now = int(time.time())
         until = expires if expires is not None else now + MAX_TTL + CLOCK_SKEW
+        who = address.lower() if address else EVERY_ADDRESS
         with self._lock, self._db:
-            self._db.execute("DELETE FROM revoked WHERE expires < ?", (now - CLOCK_SKEW,))
-            cursor = self._db.execute(
-                "INSERT OR IGNORE INTO revoked (key_id, address, expires, revoked_at)"
+            self._db.execute("DELETE FROM revocations WHERE expires < ?", (now - CLOCK_SKEW,))
+            if self._revoked(key_id, who):
+                return False
+            self._db.execute(
+                "INSERT INTO revocations (key_id, address, expires, revoked_at)"
                 " VALUES (?, ?, ?, ?)",
-                (key_id, address, max(until, now), now),
+                (key_id, who, max(until, now), now),
             )
-            return cursor.rowcount == 1
+            return True
 
-    def is_revoked(self, key_id: str) -> bool:
+    def is_revoked(self, key_id: str, address: str) -> bool:
+        """Whether ``address``'s key ``key_id`` is revoked."""
         with self._lock:
-            row = self._db.execute("SELECT 1 FROM revoked WHERE key_id = ?", (key_id,)).fetchone()
+            return self._revoked(key_id, address.lower())
+
+    def _revoked(self, key_id: str, who: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM revocations WHERE key_id = ? AND address IN (?, ?)",
+            (key_id, who, EVERY_ADDRESS),
+        ).fetchone()
         return row is not None
 
     def close(self) -> None:

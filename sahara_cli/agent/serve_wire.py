@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from sahara_cli.errors import (
     AgentAuthFailed,
+    AgentBusy,
     AgentRequestTooLarge,
     NotFoundError,
     PermissionDeniedError,
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
 
 #: The largest request body a served agent reads (``agent serve --max-body``).
 MAX_BODY = 1024 * 1024
+#: Calls of ``agent serve`` in flight at once (answered, or waiting for the one model),
+#: streamed or not; the next is refused at once with HTTP 503.
+MAX_PENDING = 16
 
 
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
@@ -165,6 +169,8 @@ def http_status(exc: SaharaError) -> int:
         return 401
     if isinstance(exc, AgentRequestTooLarge):
         return 413
+    if isinstance(exc, AgentBusy):
+        return 503
     if isinstance(exc, PermissionDeniedError):
         return 403
     if isinstance(exc, UsageError):

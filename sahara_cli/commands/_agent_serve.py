@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from sahara_cli.agent.serve_wire import MAX_BODY
+from sahara_cli.agent.serve_wire import MAX_BODY, MAX_PENDING
 from sahara_cli.commands._protocol import IdOption, PasswordFileOption, protocol
 from sahara_cli.commands._state import state
 from sahara_cli.errors import UsageError
@@ -258,14 +258,15 @@ def _revoke(token_or_id: str, url: str | None, agent_name: str | None) -> None:
         assert agent_name is not None
         store = AgentStore(st.home.require().root)
         store.load(agent_name)  # the agent exists
-        expires = address = None
+        expires = None
         key_id = token_or_id.strip()
         if key_id.startswith(KEY_PREFIX):
             stated, _signature = decode_api_key(key_id)
-            key_id, address, expires = stated.key_id, stated.address, stated.expires
+            key_id, expires = stated.key_id, stated.expires
         revoked = RevokedKeys(store.dir(agent_name))
         try:
-            fresh = revoked.revoke(key_id, address=address, expires=expires)
+            # The owner ends the id whoever's key states it (no address).
+            fresh = revoked.revoke(key_id, expires=expires)
         finally:
             revoked.close()
         data = {"revoked": True, "key_id": key_id, "already": not fresh, "agent": agent_name}
@@ -297,6 +298,14 @@ def serve(
             min=1024,
         ),
     ] = MAX_BODY,
+    max_pending: Annotated[
+        int,
+        typer.Option(
+            "--max-pending",
+            help="Calls in flight at once, streamed or not (more: HTTP 503 at once).",
+            min=1,
+        ),
+    ] = MAX_PENDING,
     password_file: PasswordFileOption = None,
 ) -> None:
     """Serve the agent at /v1/chat/completions (OpenAI-compatible), metered on chain."""
@@ -350,6 +359,7 @@ def serve(
             on_ready=ready,
             log=log,
             max_body=max_body,
+            max_pending=max_pending,
         )
     except KeyboardInterrupt:
         pass

@@ -616,6 +616,106 @@ def test_a_revoked_key_gets_401_at_once_and_after_a_restart(
     assert code == 2 and "--url" in error["message"]
 
 
+def test_a_caller_revokes_only_its_own_keys_even_with_no_calls_left(
+    home: Home, published: dict[str, Any], loaded: Any
+) -> None:
+    """A key of one's own that states a victim's key id revokes only that key, never the
+    victim's; a caller whose calls are used up can still revoke its leaked key; an
+    address that never held a license of the agent cannot grow the list."""
+    from sahara_cli.agent.serve_keys import decode_api_key
+    from tests.unit.test_agent_serve import key_with_id
+
+    callers(home, "victim", "spent")
+    proto = home.protocol()
+    client = in_process(home, loaded, proto)
+    buy(home, published, "victim", 1)
+    victim = api_key(home, published, "victim")
+    victim_id = decode_api_key(victim)[0].key_id
+
+    def bearer(key: str) -> dict[str, str]:
+        return {"Authorization": "Bearer " + key}
+
+    # "spent" buys one call and uses it.
+    buy(home, published, "spent", 1)
+    leaked = api_key(home, published, "spent")
+    question = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
+    assert client.post("/v1/chat/completions", headers=bearer(leaked), json=question).is_success
+    assert (
+        client.post("/v1/chat/completions", headers=bearer(leaked), json=question).status_code
+        == 403
+    )
+    # A key of spent's own with the victim's id: revoked, and the victim's key holds.
+    # (The key is signed like one of 'agent key': the same message, spent's ID.)
+    spent = unlock(home, "spent")
+    forged = key_with_id(spent, victim_id, agent=published["asset_id"], chain=proto.node.chain_id())
+    reply = client.post("/v1/keys/revoke", headers=bearer(forged))
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["key_id"] == victim_id
+    assert client.get("/v1/models", headers=bearer(victim)).status_code == 200
+    assert client.get("/v1/models", headers=bearer(forged)).status_code == 401
+    # Spent's calls are used up, yet its leaked key can be ended.
+    reply = client.post("/v1/keys/revoke", headers=bearer(leaked))
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["revoked"] and not reply.json()["already"]
+    assert client.get("/v1/models", headers=bearer(leaked)).status_code == 401
+    # An address that never held a license of the agent cannot add to the list.
+    stranger = api_key(home, published, "stranger")
+    reply = client.post("/v1/keys/revoke", headers=bearer(stranger))
+    assert reply.status_code == 403 and reply.json()["error"]["code"] == "agent.no_license"
+
+
+def test_streamed_calls_in_flight_are_bounded_and_the_rest_get_503(
+    home: Home, published: dict[str, Any], loaded: Any
+) -> None:
+    """Every streamed call used to start a thread of its own, without bound, while it
+    waited for the one model. Past ``max_pending`` calls in flight, the next is refused
+    at once with 503; the places come back when the calls end."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sahara_cli.agent.serve_wire import MAX_PENDING
+    from sahara_cli.errors import ProtocolReverted
+    from sahara_cli.protocol.client import Protocol
+
+    callers(home, "crowd")
+    buy(home, published, "crowd", 1)
+    gate = threading.Event()
+
+    class HeldMeter(Protocol):
+        """A stand-in Protocol: metering waits for the gate, then is refused (the
+        calls end without an answer, quickly)."""
+
+        def meter_with(self, signer: Any, license_id: int, calls: int, sources: Any) -> Any:
+            gate.wait(120)
+            raise ProtocolReverted("held for the test")
+
+    client = in_process(home, loaded, HeldMeter(home.protocol().node))
+    headers = {"Authorization": "Bearer " + api_key(home, published, "crowd")}
+    question = {"messages": [{"role": "user", "content": "Hi"}], "stream": True}
+    extra = 4
+    with ThreadPoolExecutor(MAX_PENDING + extra) as pool:
+        calls = [
+            pool.submit(client.post, "/v1/chat/completions", headers=headers, json=question)
+            for _ in range(MAX_PENDING + extra)
+        ]
+        deadline = time.monotonic() + 60
+        busy: list[Any] = []
+        while time.monotonic() < deadline and len(busy) < extra:
+            busy = [c.result() for c in calls if c.done()]
+            time.sleep(0.05)
+        gate.set()
+        assert len(busy) == extra, "no call was refused while all places were taken"
+        for reply in busy:
+            assert reply.status_code == 503, reply.text
+            assert reply.json()["error"]["code"] == "agent.busy"
+        held = [c.result(timeout=120) for c in calls if c.result() not in busy]
+    assert len(held) == MAX_PENDING
+    assert all(r.status_code == 403 for r in held)  # metered: refused by the stand-in
+    # The places came back: a call now goes through to metering again.
+    reply = client.post("/v1/chat/completions", headers=headers, json=question)
+    assert reply.status_code == 403 and reply.json()["error"]["code"] == "agent.no_license"
+
+
 # --- what a served answer may hold of the vault ---------------------------------------------
 
 SECRET = (

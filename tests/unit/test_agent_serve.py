@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -211,7 +212,7 @@ def test_a_key_has_an_id_and_a_revoked_key_stays_revoked_after_a_restart(
     assert key.key_id != decode(other)["id"]
     store = RevokedKeys(folder)
     assert store.revoke(key.key_id, address=key.address, expires=key.expires)
-    assert not store.revoke(key.key_id)  # once is enough
+    assert not store.revoke(key.key_id, address=key.address)  # once is enough
     store.close()
     restarted = RevokedKeys(folder)
     with pytest.raises(AgentKeyRevoked, match=key.key_id) as refused:
@@ -356,3 +357,250 @@ def test_a_callers_system_message_never_becomes_the_agents_system_prompt(
             [Message("system", injected), Message("user", "Hi")], trust_system=True
         )
         assert injected in trusted.messages[0].content
+
+
+# --- what a caller learns of tool calls -------------------------------------------------------
+
+
+def test_a_caller_learns_only_which_tools_ran_never_their_arguments_or_errors() -> None:
+    """The model writes a tool call's arguments after reading the private passages, so
+    they (and the argument step's error, which quotes them) never reach the caller."""
+    from sahara_cli.agent.serve import Served
+    from sahara_cli.agent.types import Answer, ToolCall
+
+    leaked = ToolCall("vault_search", {"query": PRIVATE}, ok=True, output={"hits": []}, seconds=0.5)
+    failed = ToolCall(
+        "chain_balance", {"address": PRIVATE[:60]}, ok=False, error=f"not an address: {PRIVATE}"
+    )
+    served = Served(Answer("ok", tool_calls=[leaked, failed]), 3, None, {}, [])
+    extension = served.extension()
+    assert extension["tool_calls"] == [
+        {"tool": "vault_search", "ok": True, "seconds": 0.5},
+        {"tool": "chain_balance", "ok": False, "seconds": 0.0},
+    ]
+    assert "saffron" not in json.dumps(extension)
+
+
+# --- revocation is per key id and address ------------------------------------------------------
+
+OTHER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+
+
+def key_with_id(signer: Signer, key_id: str, *, agent: int = 7, chain: int = CHAIN) -> str:
+    """A key of ``signer`` that states ``key_id`` (anyone may pick any id)."""
+    from sahara_cli.agent.serve_keys import ApiKey
+
+    stated = ApiKey(key_id, signer.address, agent, chain, int(time.time()) + 60)
+    return encode(
+        {
+            "id": stated.key_id,
+            "address": stated.address,
+            "agent": stated.agent,
+            "chain": stated.chain,
+            "expires": stated.expires,
+            "signature": "0x" + signer.sign_message(stated.message()).hex(),
+        }
+    )
+
+
+def test_a_caller_cannot_revoke_someone_elses_key_by_its_id(tmp_path: object) -> None:
+    """Key ids are shown and logged: a key of one's own that states a victim's id and is
+    revoked at the server revokes only that (address, id), never the victim's key."""
+    from pathlib import Path
+
+    from sahara_cli.agent.serve_keys import RevokedKeys
+    from sahara_cli.errors import AgentKeyRevoked
+
+    victim = make_api_key(SIGNER, 7, CHAIN, ttl=60)
+    victim_key = verify_api_key(victim, agent_asset=7, chain_id=CHAIN)
+    attacker = Signer(bytes.fromhex(OTHER_KEY[2:]))
+    forged = key_with_id(attacker, victim_key.key_id)
+    forged_key = verify_api_key(forged, agent_asset=7, chain_id=CHAIN)
+    assert forged_key.key_id == victim_key.key_id and forged_key.address == attacker.address
+    store = RevokedKeys(Path(str(tmp_path)) / "agent")
+    # What POST /v1/keys/revoke does with the attacker's own key.
+    assert store.revoke(forged_key.key_id, address=forged_key.address, expires=forged_key.expires)
+    assert verify_api_key(victim, agent_asset=7, chain_id=CHAIN, revoked=store) == victim_key
+    with pytest.raises(AgentKeyRevoked):
+        verify_api_key(forged, agent_asset=7, chain_id=CHAIN, revoked=store)
+    # The victim revokes their own; the owner's local revoke (no address) ends an id for all.
+    assert store.revoke(victim_key.key_id, address=victim_key.address, expires=victim_key.expires)
+    with pytest.raises(AgentKeyRevoked):
+        verify_api_key(victim, agent_asset=7, chain_id=CHAIN, revoked=store)
+    other = key_with_id(attacker, "cd" * 16)
+    assert store.revoke("cd" * 16)
+    with pytest.raises(AgentKeyRevoked):
+        verify_api_key(other, agent_asset=7, chain_id=CHAIN, revoked=store)
+    store.close()
+
+
+def test_revocations_of_an_older_store_still_hold_for_every_address(tmp_path: object) -> None:
+    import sqlite3
+    from pathlib import Path
+
+    from sahara_cli.agent.serve_keys import REVOKED_FILE, RevokedKeys
+    from sahara_cli.errors import AgentKeyRevoked
+
+    folder = Path(str(tmp_path)) / "agent"
+    folder.mkdir(mode=0o700)
+    key_id = "ef" * 16
+    old = sqlite3.connect(folder / REVOKED_FILE)
+    with old:
+        old.execute(
+            "CREATE TABLE revoked (key_id TEXT PRIMARY KEY, address TEXT,"
+            " expires INTEGER NOT NULL, revoked_at INTEGER NOT NULL)"
+        )
+        old.execute(
+            "INSERT INTO revoked VALUES (?, ?, ?, ?)",
+            (key_id, TEST_ADDRESS_0, int(time.time()) + 3600, int(time.time())),
+        )
+    old.close()
+    store = RevokedKeys(folder)
+    attacker = Signer(bytes.fromhex(OTHER_KEY[2:]))
+    for signer in (SIGNER, attacker):
+        with pytest.raises(AgentKeyRevoked):
+            verify_api_key(
+                key_with_id(signer, key_id), agent_asset=7, chain_id=CHAIN, revoked=store
+            )
+    assert verify_api_key(
+        key_with_id(SIGNER, "01" * 16), agent_asset=7, chain_id=CHAIN, revoked=store
+    )
+    assert not store.revoke(key_id)  # it is there already, for every address
+    store.close()
+    RevokedKeys(folder).close()  # opening a migrated store again is fine
+
+
+# --- the quote guard against disguised quotes ------------------------------------------------
+
+PRIVATE_CJK = (
+    "里斯本的仓库在蓝色门后存放着四十箱藏红花\uff0c夜班警卫在十一点换班\uff0c北门会有九分钟不上锁\uff0c"
+    "而来自波尔图的货车卸下铜线和给审计员的密封账本以及一份手写的名单。"
+)
+CJK_CHARS = [c for c in PRIVATE_CJK if c.isalnum()]
+
+
+def plain_words(text: str) -> list[str]:
+    """A reader's words of ``text``: compatibility forms, accents, invisible characters
+    and case undone, ``_`` a separator, each CJK character a word of its own."""
+    import re
+    import unicodedata
+
+    folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
+    kept = "".join(c for c in folded if unicodedata.category(c) not in {"Mn", "Me", "Cf"})
+    spaced = re.sub(r"([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff])", r" \1 ", kept)
+    return re.findall(r"[^\W_]+", spaced)
+
+
+def longest_plain_run(text: str, passage: str) -> int:
+    """The most consecutive reader's words ``text`` shares with ``passage``."""
+    a, b = plain_words(text), plain_words(passage)
+    best, prev = 0, [0] * (len(b) + 1)
+    for x in a:
+        cur = [0] * (len(b) + 1)
+        for j, y in enumerate(b, 1):
+            if x == y:
+                cur[j] = prev[j - 1] + 1
+                best = max(best, cur[j])
+        prev = cur
+    return best
+
+
+def fullwidth(text: str) -> str:
+    return "".join(
+        "\u3000" if c == " " else chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text
+    )
+
+
+def accented(text: str, *, composed: bool) -> str:
+    import unicodedata
+
+    marked = "".join(c + "\u0301" if c in "aeiouAEIOU" else c for c in text)
+    return unicodedata.normalize("NFC" if composed else "NFD", marked)
+
+
+#: Ways to write words so that each still reads as the private passage's words.
+DISGUISES: dict[str, Callable[[list[str]], str]] = {
+    "underscores": "_".join,
+    "zero-width spaces": lambda ws: " ".join(w[:1] + "\u200b" + w[1:] for w in ws),
+    "soft hyphens": lambda ws: " ".join(w[:2] + "\u00ad" + w[2:] for w in ws),
+    "fullwidth": lambda ws: fullwidth(" ".join(ws)),
+    "combining accents": lambda ws: accented(" ".join(ws), composed=False),
+    "precomposed accents": lambda ws: accented(" ".join(ws), composed=True),
+    "ligatures": lambda ws: " ".join(ws).replace("fi", "\ufb01").replace("ff", "\ufb00"),
+}
+PLAIN_WORDS = [w for w in PRIVATE.replace(",", "").split()]
+
+
+@pytest.mark.parametrize("disguise", sorted(DISGUISES))
+def test_the_quote_guard_sees_through_disguised_quotes(disguise: str) -> None:
+    from sahara_cli.agent.quote_guard import MARKER, QuoteGuard
+
+    quote = DISGUISES[disguise](PLAIN_WORDS[:35])
+    assert longest_plain_run(quote, PRIVATE) == 35
+    answer = "Sure. " + quote + ". That is all I know."
+    guard = QuoteGuard([PRIVATE], 25)
+    assert guard.filter(answer) == "Sure. " + MARKER + ". That is all I know."
+    assert guard.redacted_words == 35
+    short = "It says: " + DISGUISES[disguise](PLAIN_WORDS[3:28]) + "."
+    assert QuoteGuard([PRIVATE], 25).filter(short) == short
+
+
+def test_the_quote_guard_counts_each_cjk_character_as_a_word() -> None:
+    from sahara_cli.agent.quote_guard import MARKER, QuoteGuard
+
+    guard = QuoteGuard([PRIVATE_CJK], 25)
+    assert guard.active
+    quote = PRIVATE_CJK[:40]  # 38 characters and two commas
+    assert guard.filter("他说\uff1a" + quote + "。就这些。") == "他说\uff1a" + MARKER + "。就这些。"
+    short = "他说\uff1a" + "".join(CJK_CHARS[30:55]) + "。"
+    assert QuoteGuard([PRIVATE_CJK], 25).filter(short) == short
+    # Written in a disguise, too (fullwidth forms and invisible characters between).
+    hidden = "\u200b".join(PRIVATE_CJK[:40])
+    assert QuoteGuard([PRIVATE_CJK], 25).filter(hidden) == MARKER
+
+
+def test_a_quote_across_two_adjacent_chunks_of_one_item_is_redacted() -> None:
+    """Chunks of one item do not overlap: a run of up to 50 words could sit on the join
+    of two of them, 25 in each, unless the guard reads them joined."""
+    from sahara_cli.agent.quote_guard import MARKER, QuoteGuard
+
+    first, second = " ".join(PLAIN_WORDS[:20]), " ".join(PLAIN_WORDS[20:])
+    quote = " ".join(PLAIN_WORDS[5:40])  # 15 words of one chunk, 20 of the next
+    for order in ([first, second], [second, first]):  # in whatever order they were found
+        assert QuoteGuard([order], 25).filter(quote) == MARKER
+    # Chunks of different items are not joined: the run is in no passage.
+    assert QuoteGuard([first, second], 25).filter(quote) == quote
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("disguise", sorted(DISGUISES))
+def test_a_disguised_streamed_answer_is_redacted_like_the_whole_and_never_leaks(
+    disguise: str, seed: int
+) -> None:
+    import random
+
+    from sahara_cli.agent.quote_guard import QuoteGuard
+
+    dress = DISGUISES[disguise]
+    answer = (
+        "First, "
+        + dress(PLAIN_WORDS[:30])
+        + "; then, in other words, the gate. Again: "
+        + dress(PLAIN_WORDS[10:45])
+        + " - end. 然后\uff1a"
+        + PRIVATE_CJK[:45]
+    )
+    passages = [PRIVATE, PRIVATE_CJK]
+    whole = QuoteGuard(passages, 25).filter(answer)
+    rng = random.Random(seed)
+    guard, sent, i = QuoteGuard(passages, 25), "", 0
+    while i < len(answer):
+        step = rng.randint(1, 12)
+        sent += guard.feed(answer[i : i + step])
+        i += step
+        for passage in passages:  # nothing long ever went out
+            assert longest_plain_run(sent, passage) <= 25, sent
+    sent += guard.close()
+    assert sent == whole
+    assert guard.redacted_spans == 3 and sent.startswith("First, [redacted")
+    assert sent.endswith("然后\uff1a[redacted: quotes a private passage]")
