@@ -246,43 +246,26 @@ def _stranger(node_url: str) -> Any:
     return stranger
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["vault", "add", "{src}", "--public", "--register"],
+        ["asset", "register", "{src}", "--kind", "dataset", "--public"],
+    ],
+    ids=["vault add --register", "asset register"],
+)
 def test_register_refuses_a_cid_someone_else_registered_first(
-    cli: Invoke, vault_home: Path, initialised: Path, node_url: str, monkeypatch: pytest.MonkeyPatch
+    cli: Invoke,
+    vault_home: Path,
+    initialised: Path,
+    node_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
 ) -> None:
     """A public file's CID is anyone's to compute: a stranger registers it first. The
-    owner's `add --register` must not record the stranger's asset as its own."""
-    from sahara_cli.identity.store import KeyStore
-    from sahara_cli.node.client import NodeClient
-    from sahara_cli.protocol.client import Protocol
-
-    monkeypatch.setenv("SAHARA_NODE_RPC_URL", node_url)
-    client = NodeClient(node_url)
-    owner = KeyStore(initialised / "keystore").unlock("main", PASSWORD)
-    client.call("sahara_dev_setBalance", owner.address, hex(10**20))
-    stranger = _stranger(node_url)
-    src = vault_home / "blob.bin"
-    cid = cli("--json", "vault", "add", str(src), "--public", "--no-index").json()["items"][0]
-    proto = Protocol(client)
-    taken, _ = proto.register(
-        stranger, kind="dataset", cid=cid["cid"], commitment=b"\1" * 32, name="mine now"
-    )
-
-    result = cli("--json", "--no-prompt", "vault", "add", str(src), "--public", "--register")
-    assert result.exit_code == 7, result.stdout
-    error = result.error()
-    assert error["code"] == "vault.cid_taken"
-    assert stranger.address.lower() in error["message"].lower()
-    assert f"#{taken}" in error["message"]
-    listed = cli("--json", "vault", "ls").json()["items"]
-    assert [(i["cid"], i["asset_id"], i["state"]) for i in listed] == [(cid["cid"], None, "ready")]
-
-
-def test_asset_register_refuses_a_cid_someone_else_registered_first(
-    cli: Invoke, vault_home: Path, initialised: Path, node_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`asset register FILE` adds the file to the vault and registers its CID: a stranger
-    who registered that CID first is named, and the item stays unregistered (not stuck
-    half-registered for the next `vault serve` to sort out)."""
+    owner's registration (`vault add --register`, `asset register FILE`) must not record
+    the stranger's asset as its own, must name the stranger, and must leave the item
+    unregistered (not stuck half-registered for the next `vault serve`)."""
     from sahara_cli.identity.store import KeyStore
     from sahara_cli.node.client import NodeClient
     from sahara_cli.protocol.client import Protocol
@@ -299,12 +282,12 @@ def test_asset_register_refuses_a_cid_someone_else_registered_first(
     )
 
     monkeypatch.setenv("SAHARA_PASSWORD", PASSWORD)
-    result = cli("--json", "--no-prompt", "asset", "register", str(src), "--kind", "dataset",
-                 "--public")  # fmt: skip
+    result = cli("--json", "--no-prompt", *[arg.format(src=src) for arg in command])
     assert result.exit_code == 7, (result.stdout, result.stderr)
     error = result.error()
     assert error["code"] == "vault.cid_taken"
-    assert stranger.address.lower() in error["message"].lower() and f"#{taken}" in error["message"]
+    assert stranger.address.lower() in error["message"].lower()
+    assert f"#{taken}" in error["message"]
     listed = cli("--json", "vault", "ls").json()["items"]
     assert [(i["cid"], i["asset_id"], i["state"]) for i in listed] == [(cid["cid"], None, "ready")]
 

@@ -107,7 +107,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 @contextmanager
 def serving(
-    world: World, limits: ServeLimits = GENEROUS, port: int | None = None
+    world: World,
+    limits: ServeLimits = GENEROUS,
+    port: int | None = None,
+    public_url: str | None = None,
 ) -> Iterator[tuple[str, KeyServer]]:
     """A KeyServer of the world's vault on 127.0.0.1 (its own event loop thread)."""
     from aiohttp import web
@@ -119,7 +122,7 @@ def serving(
         world.owner,
         lambda: world.proto,
         chain_id=world.chain_id,
-        audiences=server_audiences(f"127.0.0.1:{port}"),
+        audiences=server_audiences(f"127.0.0.1:{port}", public_url),
         limits=limits,
     )
     loop = asyncio.new_event_loop()
@@ -466,45 +469,23 @@ def test_a_foreign_host_or_web_origin_is_refused(world: World) -> None:
 def test_a_server_behind_a_tls_proxy_answers_to_its_public_name(world: World) -> None:
     """With vault.public_url = https://NAME, a proxy that ends TLS passes Host: NAME
     (no port) over plain HTTP: that is the server's own name, not a foreign one."""
-    from aiohttp import web
-
-    port = free_port()
-    server = KeyServer(
-        world.vault(),
-        world.owner,
-        lambda: world.proto,
-        chain_id=world.chain_id,
-        audiences=server_audiences(f"127.0.0.1:{port}", "https://vault.example.org"),
-        limits=GENEROUS,
-    )
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
-    loop.run_until_complete(runner.setup())
-    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{port}"
-        with httpx.Client(timeout=30) as http:
-            for host in ("vault.example.org", "vault.example.org:443", "VAULT.example.org"):
-                answer = http.get(url + "/v1/info", headers={"Host": host})
-                assert answer.status_code == 200, (host, answer.text)
-            for host in ("vault.example.org:80", "vault.example.org:8547", "other.example"):
-                refused = http.get(url + "/v1/info", headers={"Host": host})
-                assert refused.status_code == 403, host
-            body = key_body(world, world.licensee, "https://vault.example.org")
-            answer = http.post(
-                url + "/v1/keys",
-                json=body,
-                headers={"Host": "vault.example.org", "Origin": "https://vault.example.org"},
-            )
-            assert answer.status_code == 200, answer.text
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(20)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(20)
-        loop.close()
-        server.close()
+    with (
+        serving(world, public_url="https://vault.example.org") as (url, _server),
+        httpx.Client(timeout=30) as http,
+    ):
+        for host in ("vault.example.org", "vault.example.org:443", "VAULT.example.org"):
+            answer = http.get(url + "/v1/info", headers={"Host": host})
+            assert answer.status_code == 200, (host, answer.text)
+        for host in ("vault.example.org:80", "vault.example.org:8547", "other.example"):
+            refused = http.get(url + "/v1/info", headers={"Host": host})
+            assert refused.status_code == 403, host
+        body = key_body(world, world.licensee, "https://vault.example.org")
+        answer = http.post(
+            url + "/v1/keys",
+            json=body,
+            headers={"Host": "vault.example.org", "Origin": "https://vault.example.org"},
+        )
+        assert answer.status_code == 200, answer.text
 
 
 def test_ipv6_callers_share_a_rate_per_64() -> None:
