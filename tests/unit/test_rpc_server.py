@@ -490,3 +490,22 @@ def test_a_batch_stops_running_once_its_replies_are_too_large(tmp_path: Path) ->
         assert "result" in replies[0]
         assert error_of(replies[-1]) == (-32005, "response too large")
         assert node.view().head().block_number == 0  # the refused request did not run
+
+
+def test_a_refusal_before_the_body_is_read_closes_the_connection_openly(
+    client: httpx.Client, server: Any
+) -> None:
+    """A request refused before its body is read (a foreign Host, a wrong content type)
+    ends its connection: the reply says ``Connection: close``, so a client's next
+    request goes on a new connection instead of failing on a reset one."""
+    payload = '{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}' + " " * 200_000
+    headers = {"Content-Type": "application/json"}
+    for _ in range(5):
+        evil = client.post("/", content=payload, headers={**headers, "Host": "attacker.example"})
+        assert evil.status_code == 403
+        assert evil.headers.get("connection", "").lower() == "close"
+        wrong = client.post("/", content=payload, headers={"Content-Type": "text/plain"})
+        assert wrong.status_code == 415
+        assert wrong.headers.get("connection", "").lower() == "close"
+        ok = client.post("/", content=payload, headers=headers)
+        assert ok.status_code == 200 and ok.json()["result"]

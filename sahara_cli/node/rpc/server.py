@@ -196,6 +196,15 @@ class RPCServer:
         return web.Response(status=status, text=body, content_type=JSON, headers=headers)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        response = await self._answer(request)
+        if request.body_exists and response.status >= 400:
+            # Refused, its body maybe unread: the server closes the connection rather
+            # than read the rest (lingering_time=0), so say so, or the client would
+            # send its next request on a connection that is going away.
+            response.force_close()
+        return response
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         if not self._host_allowed(request):
             return self._error(403, "invalid host specified")
         origin = request.headers.get("Origin")
