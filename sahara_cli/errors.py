@@ -611,6 +611,13 @@ class ModelDownloadFailed(AgentError, UnreachableError):
     code = "agent.model_download_failed"
 
 
+class AgentRateLimited(AgentError, ConflictError):
+    """An agent server (``agent serve``, ``mcp serve``, an A2A member) refused a caller
+    over its per-address rate (HTTP 429)."""
+
+    code = "agent.rate_limited"
+
+
 class ModelHashMismatch(AgentError, InvalidDataError):
     """A pulled model file is not the one its hub or ``--sha256`` names; nothing is kept."""
 

@@ -71,6 +71,7 @@ from sahara_cli.agent.a2a_auth import (
     redact,
     require_loopback,
 )
+from sahara_cli.agent.limits import DEFAULT_RATE_PER_IP
 from sahara_cli.agent.types import Answer
 from sahara_cli.agent.types import Message as ChatMessage
 from sahara_cli.errors import AgentRequestInvalid, SaharaError, TeamError, UsageError
@@ -604,10 +605,14 @@ def serve_a2a(
     max_peers: int = 3,
     timeout: float = DEFAULT_TIMEOUT,
     log_level: str = "warning",
+    rate_per_ip: float | None = DEFAULT_RATE_PER_IP,
 ) -> None:
     """Serve ``agent`` over A2A on ``host:port`` until interrupted; beyond loopback
-    only with ``network``."""
+    only with ``network``; at most ``rate_per_ip`` requests a second from one address
+    (None: no limit)."""
     import uvicorn
+
+    from sahara_cli.agent.limits import limited
 
     require_loopback(host, network)
     url = public_url or f"http://{host}:{port}"
@@ -620,7 +625,9 @@ def serve_a2a(
         max_peers=max_peers,
         timeout=timeout,
     )
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    uvicorn.run(
+        limited(app, rate_per_ip), host=host, port=port, log_level=log_level, access_log=False
+    )
 
 
 # --- one member process --------------------------------------------------------------
@@ -704,6 +711,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--peer", action="append", default=[], help="a peer's base URL")
     parser.add_argument("--max-peers", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
+    parser.add_argument(
+        "--rate-per-ip",
+        type=float,
+        default=DEFAULT_RATE_PER_IP,
+        help="requests a second one address may make (bursts of twice that)",
+    )
     parser.add_argument("--parent-pid", type=int, default=None)
     args = parser.parse_args(argv)
     password, secret = take_env_secrets()
@@ -737,6 +750,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             network=args.network,
             max_peers=args.max_peers,
             timeout=args.timeout,
+            rate_per_ip=args.rate_per_ip if args.rate_per_ip > 0 else None,
         )
     finally:
         agent.close()

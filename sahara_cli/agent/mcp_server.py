@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
+from sahara_cli.agent.limits import DEFAULT_RATE_PER_IP
 from sahara_cli.errors import SaharaError, UsageError, VaultError
 
 if TYPE_CHECKING:
@@ -321,15 +322,21 @@ async def serve_http(
     *,
     allowed_hosts: Sequence[str] = (),
     on_ready: Callable[[], None] | None = None,
+    rate_per_ip: float | None = DEFAULT_RATE_PER_IP,
 ) -> None:
     """Serve streamable HTTP at ``http://host:port/mcp`` until cancelled or signalled,
-    checking each request's Host and Origin (:func:`transport_security`)."""
+    checking each request's Host and Origin (:func:`transport_security`) and taking at
+    most ``rate_per_ip`` requests a second from one address (None: no limit)."""
     import uvicorn
+
+    from sahara_cli.agent.limits import limited
 
     app = server.streamable_http_app(
         host=host, transport_security=transport_security(host, port, allowed_hosts)
     )
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        limited(app, rate_per_ip), host=host, port=port, log_level="warning", lifespan="on"
+    )
     web = uvicorn.Server(config)
     if on_ready is not None:
         import asyncio

@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sahara_cli.agent.limits import DEFAULT_RATE_PER_IP
 from sahara_cli.agent.serve_keys import (
     DEFAULT_TTL,
     KEY_HEADER,
@@ -788,9 +789,13 @@ def serve_agent(
     log: Callable[[str], None] = lambda _m: None,
     max_body: int = MAX_BODY,
     max_pending: int = MAX_PENDING,
+    rate_per_ip: float | None = DEFAULT_RATE_PER_IP,
 ) -> None:
-    """Serve ``agent`` at ``http://host:port/v1`` until interrupted (Ctrl-C, SIGTERM)."""
+    """Serve ``agent`` at ``http://host:port/v1`` until interrupted (Ctrl-C, SIGTERM),
+    taking at most ``rate_per_ip`` requests a second from one address (None: no limit)."""
     import uvicorn
+
+    from sahara_cli.agent.limits import limited
 
     server = AgentServer(
         agent,
@@ -801,7 +806,8 @@ def serve_agent(
         max_body=max_body,
         max_pending=max_pending,
     )
-    config = uvicorn.Config(server.app(), host=host, port=port, log_level="warning", lifespan="off")
+    app = limited(server.app(), rate_per_ip)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
     web = uvicorn.Server(config)
     url = f"http://{host}:{port}/v1"
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from sahara_cli.agent.limits import DEFAULT_RATE_PER_IP
 from sahara_cli.agent.serve_wire import MAX_BODY, MAX_PENDING
 from sahara_cli.commands._protocol import IdOption, PasswordFileOption, protocol
 from sahara_cli.commands._state import state
@@ -306,6 +307,15 @@ def serve(
             min=1,
         ),
     ] = MAX_PENDING,
+    rate_per_ip: Annotated[
+        float,
+        typer.Option(
+            "--rate-per-ip",
+            help="Requests a second one address may make, in bursts of twice that "
+            "(more: HTTP 429); 0 for no limit.",
+            min=0,
+        ),
+    ] = DEFAULT_RATE_PER_IP,
     password_file: PasswordFileOption = None,
 ) -> None:
     """Serve the agent at /v1/chat/completions (OpenAI-compatible), metered on chain."""
@@ -360,6 +370,7 @@ def serve(
             log=log,
             max_body=max_body,
             max_pending=max_pending,
+            rate_per_ip=rate_per_ip or None,
         )
     except KeyboardInterrupt:
         pass

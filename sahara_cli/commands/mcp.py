@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from sahara_cli.agent.limits import DEFAULT_RATE_PER_IP
 from sahara_cli.commands._protocol import IdOption, PasswordFileOption
 from sahara_cli.commands._state import PASSWORD_ENV, AppState, state
 from sahara_cli.errors import UsageError
@@ -110,6 +111,15 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    rate_per_ip: Annotated[
+        float,
+        typer.Option(
+            "--rate-per-ip",
+            help="With --transport http, requests a second one address may make, in "
+            "bursts of twice that (more: HTTP 429); 0 for no limit.",
+            min=0,
+        ),
+    ] = DEFAULT_RATE_PER_IP,
     signer_name: IdOption = None,
     password_file: PasswordFileOption = None,
 ) -> None:
@@ -149,7 +159,12 @@ def serve(
 
         async def main() -> None:
             serving = serve_http(
-                tools.server(), host, port, allowed_hosts=allow_hosts or [], on_ready=ready
+                tools.server(),
+                host,
+                port,
+                allowed_hosts=allow_hosts or [],
+                on_ready=ready,
+                rate_per_ip=rate_per_ip or None,
             )
             task = asyncio.ensure_future(serving)
             loop = asyncio.get_running_loop()

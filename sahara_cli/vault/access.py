@@ -58,6 +58,7 @@ from sahara_cli.errors import (
     VaultRequestInvalid,
 )
 from sahara_cli.vault.keyclient import KeyClient
+from sahara_cli.vault.ratelimit import rate_key
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -111,20 +112,6 @@ def audience_of(url: str) -> str:
         host = f"[{host}]"
     port = port or (443 if scheme == "https" else 80)
     return f"{scheme}://{host}:{port}{parts.path.rstrip('/')}"
-
-
-def rate_key(remote: str) -> str:
-    """The rate-limit key of a remote address: an IPv4 address as it is, an IPv6 one by
-    its /64 (one host commonly holds a whole /64, so per-address buckets would be free)."""
-    import ipaddress
-
-    try:
-        address = ipaddress.ip_address(remote)
-    except ValueError:
-        return remote
-    if address.version == 6 and address.ipv4_mapped is None:
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
-    return str(address.ipv4_mapped or address) if address.version == 6 else str(address)
 
 
 _LOOPBACK = ("127.0.0.1", "localhost", "[::1]")

@@ -1,4 +1,4 @@
-"""Token buckets per caller (a remote IP, a Sahara address), for the vault servers.
+"""Token buckets per caller (a remote IP, a Sahara address), for the servers.
 
 Each key gets a bucket of ``burst`` tokens that refills at ``rate`` tokens a second; a
 request takes one. Buckets are kept for the most recently seen ``max_keys`` keys; an
@@ -56,3 +56,17 @@ class RateLimiter:
 def burst_of(rate: float) -> int:
     """The default burst of a rate: two seconds' worth, at least one request."""
     return max(1, math.ceil(2 * rate))
+
+
+def rate_key(remote: str) -> str:
+    """The rate-limit key of a remote address: an IPv4 address as it is, an IPv6 one by
+    its /64 (one host commonly holds a whole /64, so per-address buckets would be free)."""
+    import ipaddress
+
+    try:
+        address = ipaddress.ip_address(remote)
+    except ValueError:
+        return remote
+    if address.version == 6 and address.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address.ipv4_mapped or address) if address.version == 6 else str(address)
