@@ -54,6 +54,8 @@ NOT_ADDRESSES = {
     (("node", "start"), "allow_remote_signing"): "a flag about the listen address",
     (("node", "run"), "allow_remote_signing"): "a flag about the listen address",
     (("mcp", "serve"), "allow_hosts"): "host names for the Host header check",
+    (("agent", "serve"), "rate_per_ip"): "a rate per remote network address",
+    (("mcp", "serve"), "rate_per_ip"): "a rate per remote network address",
 }
 
 
