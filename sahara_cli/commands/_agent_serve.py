@@ -322,7 +322,7 @@ def serve(
     from sahara_cli.agent.brain import open_agent
     from sahara_cli.agent.serve import serve_agent
     from sahara_cli.agent.spec import AgentStore
-    from sahara_cli.commands.mcp import _check_port
+    from sahara_cli.commands._serve import check_port
     from sahara_cli.errors import AgentError
 
     st = state()
@@ -334,7 +334,7 @@ def serve(
             f"agent {name!r} is not published",
             hint=f"Publish it with 'sahara agent publish {name} --price-per-call X'.",
         )
-    _check_port(host, real_port)
+    check_port(host, real_port)
     proto = protocol(st)
     signer, _info, _ = st.unlock(spec.identity, password_file, role="the agent's ID ")
     cfg = st.config().config

@@ -15,7 +15,7 @@ from sahara_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from sahara_cli.identity.keys import Signer
-    from sahara_cli.protocol.client import Protocol, TxResult
+    from sahara_cli.protocol.client import Contribution, Protocol, TxResult
 
 IdOption = Annotated[
     str | None,
@@ -146,3 +146,55 @@ def when(timestamp: int | None) -> str:
     if timestamp is None:
         return "never"
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def contributor_weights(st: Any, specs: list[str]) -> dict[str, int]:
+    """``ADDR:BPS`` (or ``ID:BPS``, ``ADDR:20%``) entries as address to bps.
+
+    Commands call it before they reach the node or ask for a password, so a mistyped
+    address (``identity.bad_address``) or weight fails first.
+    """
+    entries: dict[str, int] = {}
+    for spec in specs:
+        who, sep, weight = spec.rpartition(":")
+        if not sep or not who:
+            raise UsageError(
+                f"--contributor {spec!r} is not ADDRESS:BPS",
+                hint="Write --contributor 0xabc...:2500 (2500 bps = 25%).",
+            )
+        address = address_of(st, who, "--contributor")
+        bps = parse_bps(weight, "contributor weight")
+        if bps == 0:
+            raise UsageError(f"--contributor {spec!r} has a weight of zero")
+        if address in entries:
+            raise UsageError(f"contributor {address} is listed twice")
+        entries[address] = bps
+    return entries
+
+
+def parse_contributors(st: Any, specs: list[str], owner: str) -> tuple[list[Contribution], int]:
+    """``ADDR:BPS`` (or ``ID:BPS``, ``ADDR:20%``) entries; the owner keeps the rest.
+
+    Returns the on-chain list (summing to 10,000 bps) and the owner's remainder.
+    """
+    from sahara_cli.protocol.client import Contribution
+
+    entries = contributor_weights(st, specs)
+    total = sum(entries.values())
+    if owner in entries:
+        if total != 10_000:
+            raise UsageError(
+                f"contributor weights sum to {total} bps, not 10000",
+                hint="With the owner listed, the weights must add up to 10000 bps (100%).",
+            )
+        remainder = 0
+    else:
+        if total > 10_000:
+            raise UsageError(
+                f"contributor weights sum to {total} bps, more than 10000",
+                hint="The owner keeps what the contributors do not take; 10000 bps is 100%.",
+            )
+        remainder = 10_000 - total
+        if entries and remainder:
+            entries = {owner: remainder, **entries}
+    return [Contribution(a, w) for a, w in entries.items()], remainder

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from sahara_cli.agent.limits import DEFAULT_RATE_PER_IP
 from sahara_cli.commands._protocol import IdOption, PasswordFileOption
+from sahara_cli.commands._serve import check_port
 from sahara_cli.commands._state import PASSWORD_ENV, AppState, state
 from sahara_cli.errors import UsageError
 
@@ -42,24 +43,6 @@ def _parse_addr(addr: str) -> tuple[str, int]:
     if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise UsageError(f"--addr {addr!r} is not HOST:PORT", hint="For example 127.0.0.1:8765.")
     return host.strip("[]"), int(port_text)
-
-
-def _check_port(host: str, port: int) -> None:
-    import socket
-
-    from sahara_cli.errors import AgentPortInUse
-
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise UsageError(f"cannot resolve {host}: {exc}") from None
-    family, kind, proto, _, address = infos[0]
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            raise AgentPortInUse(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
 def _mcp(
@@ -137,7 +120,7 @@ def serve(
         raise UsageError(f"--transport {transport!r} is not stdio or http")
     host, port = _parse_addr(addr)
     if transport == "http":
-        _check_port(host, port)
+        check_port(host, port)
     tools = _mcp(st, signer_name, password_file, scopes)
     tools.local_owner = transport == "stdio"
     reads = "with vault_read" if tools.owner is not None else "vault_read needs an unlocked ID"

@@ -11,7 +11,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sahara_cli.commands._protocol import IdOption, PasswordFileOption, parse_bps, protocol
+from sahara_cli.commands._protocol import (
+    IdOption,
+    PasswordFileOption,
+    contributor_weights,
+    parse_bps,
+    protocol,
+)
 from sahara_cli.commands._state import AppState, state
 from sahara_cli.errors import UsageError, VaultItemNotFound
 from sahara_cli.units import human_size
@@ -174,8 +180,6 @@ def add(
         raise UsageError("--contributor, --parent and --upstream-share need --register")
     if plain_commitment and public:
         raise UsageError("--plain-commitment is for private items; a public one's is plain")
-    from sahara_cli.commands.asset import contributor_weights
-
     contributor_weights(st, contributors or [])  # a bad address fails before anything else
     for path in paths:
         if not path.exists():
@@ -308,8 +312,7 @@ def register_item(
     upstream: int,
 ) -> Item:
     """Register a vault item on chain; a crash mid-way is reconciled by its CID."""
-    from sahara_cli.commands._protocol import resolve_asset
-    from sahara_cli.commands.asset import parse_contributors
+    from sahara_cli.commands._protocol import parse_contributors, resolve_asset
     from sahara_cli.protocol.client import ASSET_KINDS
 
     if kind not in ASSET_KINDS:
