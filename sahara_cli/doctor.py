@@ -19,6 +19,7 @@ from typing import Any, Literal
 from sahara_cli.errors import SaharaError
 from sahara_cli.fsutil import PRIVATE_DIR, PRIVATE_FILE, loose_bits
 from sahara_cli.home import Home
+from sahara_cli.results import Result
 
 Status = Literal["ok", "warn", "fail", "skip"]
 DISTRIBUTION = "sahara-cli"
@@ -256,3 +257,10 @@ def run_checks(home: Home) -> list[Check]:
             checks.extend(check_vault(home, loaded))
             checks.extend(check_agents(home))
     return checks
+
+
+class DoctorReport(Result):
+    """``sahara doctor``: every check and whether all passed (warnings do not fail)."""
+
+    ok: bool
+    checks: list[Check]

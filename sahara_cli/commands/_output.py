@@ -12,16 +12,48 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console
 
 from sahara_cli.errors import SaharaError
 
 Render = Callable[[Console], None]
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The attribute on a command's callback that names its result model.
+RESULT_ATTR = "__sahara_result__"
+
+
+def returns(model: str) -> Callable[[F], F]:
+    """Declare the typed result a command prints (its ``--json`` document's schema).
+
+    ``model`` is ``"package.module:ClassName"``, a pydantic model of the library, named
+    rather than imported so that ``sahara --help`` loads no pydantic. Put it under
+    ``@app.command(...)``; ``sahara schema COMMAND`` and ``docs/schemas/`` read it, and the
+    app walk validates each command's ``--json`` output against it.
+    """
+    if ":" not in model:
+        raise ValueError(f"name the result model as 'module:Class', not {model!r}")
+
+    def mark(callback: F) -> F:
+        setattr(callback, RESULT_ATTR, model)
+        return callback
+
+    return mark
+
+
+def dump(value: Any) -> Any:
+    """A typed result as JSON-ready data (``model_dump(mode="json")``); other data as is."""
+    model_dump = getattr(value, "model_dump", None)
+    return (
+        model_dump(mode="json") if callable(model_dump) and not isinstance(value, type) else value
+    )
 
 
 def _default(value: Any) -> Any:
+    if hasattr(value, "model_dump") and not isinstance(value, type):
+        return dump(value)
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, bytes):
@@ -51,7 +83,12 @@ class Output:
         return Console(file=sys.stderr, highlight=False, soft_wrap=True)
 
     def result(self, data: Any, render: Render | None = None) -> None:
-        """Print a command's result: ``data`` as JSON, or ``render`` for people."""
+        """Print a command's result: ``data`` as JSON, or ``render`` for people.
+
+        ``data`` is the command's typed result (a :class:`~sahara_cli.results.Result`);
+        ``--json`` prints its ``model_dump(mode="json")``.
+        """
+        data = dump(data)
         if self.json_mode:
             if self._emitted:
                 raise RuntimeError("a command printed two JSON documents")

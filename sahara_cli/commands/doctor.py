@@ -6,17 +6,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sahara_cli.commands._output import returns
 from sahara_cli.commands._state import state
 
 _STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 
 
+@returns("sahara_cli.doctor:DoctorReport")
 def doctor() -> None:
     """Check Python, packages, the home and its permissions, the config and the node.
 
     Exits 1 when a check fails; warnings do not change the exit status.
     """
-    from sahara_cli.doctor import run_checks
+    from sahara_cli.doctor import DoctorReport, run_checks
 
     st = state()
     checks = run_checks(st.home)
@@ -38,6 +40,6 @@ def doctor() -> None:
             f"[bold red]{len(failed)} check(s) failed[/]" if failed else "[green]all good[/]"
         )
 
-    st.output.result({"ok": not failed, "checks": [c.to_dict() for c in checks]}, render)
+    st.output.result(DoctorReport(ok=not failed, checks=checks), render)
     if failed:
         raise typer.Exit(1)

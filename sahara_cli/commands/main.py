@@ -24,6 +24,7 @@ from sahara_cli.commands import market as market_cmd
 from sahara_cli.commands import mcp as mcp_cmd
 from sahara_cli.commands import model as model_cmd
 from sahara_cli.commands import node as node_cmd
+from sahara_cli.commands import schema as schema_cmd
 from sahara_cli.commands import tx as tx_cmd
 from sahara_cli.commands import vault as vault_cmd
 from sahara_cli.commands._state import AppState
@@ -116,6 +117,7 @@ app.add_typer(vault_cmd.app, name="vault")
 app.add_typer(model_cmd.app, name="model")
 app.add_typer(agent_cmd.app, name="agent")
 app.add_typer(mcp_cmd.app, name="mcp")
+app.command("schema")(schema_cmd.schema)
 
 GLOBAL_FLAGS = ("--json", "--no-prompt", "--debug")
 
