@@ -3,39 +3,16 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from sahara_cli.config import load_config, set_value, write_defaults
 from sahara_cli.errors import PasswordRequired
 from sahara_cli.fsutil import ensure_private_dir
 from sahara_cli.home import Home
-from sahara_cli.identity.store import IdentityInfo, KeyStore, Progress
-
-
-@dataclass
-class InitResult:
-    home: Path
-    created: bool
-    config_file: Path
-    identity: IdentityInfo | None = None
-    mnemonic: str | None = None
-    backup: Path | None = None
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "home": str(self.home),
-            "address": self.identity.address if self.identity else None,
-            "created": self.created,
-            "config_file": str(self.config_file),
-            "id": self.identity.to_dict() if self.identity else None,
-            "mnemonic": self.mnemonic,
-            "backup": str(self.backup) if self.backup else None,
-            "notes": self.notes,
-        }
+from sahara_cli.identity.results import InitReport
+from sahara_cli.identity.store import KeyStore, Progress
 
 
 def is_initialised(home: Home) -> bool:
@@ -63,17 +40,21 @@ def init_home(
     force: bool = False,
     scrypt_n: int | None = None,
     progress: Progress | None = None,
-) -> InitResult:
+) -> InitReport:
     """Create ``home`` with a config file and (unless ``create_id`` is False) a first ID.
 
     An initialised home is left alone (``created=False``) unless ``force``, which first
     moves the old config and keystores to a backup directory.
     """
     if is_initialised(home) and not force:
-        return InitResult(
+        return InitReport(
             home=home.root,
             created=False,
             config_file=home.config_file,
+            address=None,
+            identity=None,
+            mnemonic=None,
+            backup=None,
             notes=[f"{home.root} is already initialised; nothing changed (use --force to redo)"],
         )
     # Settings from the environment (e.g. SAHARA_IDENTITY_SCRYPT_N) are checked before
@@ -85,10 +66,11 @@ def init_home(
     backup = _backup(home) if force and is_initialised(home) else None
     ensure_private_dir(home.keystore_dir)
     write_defaults(home.config_file)
-    result = InitResult(home=home.root, created=True, config_file=home.config_file, backup=backup)
-    if backup:
-        result.notes.append(f"previous config and keys moved to {backup}")
+    notes = [f"previous config and keys moved to {backup}"] if backup else []
+    identity = phrase = None
     if create_id:
+        from sahara_cli.identity.manage import describe
+
         assert password is not None
         store = KeyStore(
             home.keystore_dir,
@@ -99,7 +81,14 @@ def init_home(
             id_name, password, with_mnemonic=with_mnemonic, progress=progress
         )
         set_value(home.config_file, "identity.default", info.name)
-        result.identity = store.get(info.name)
-        result.identity = IdentityInfo(**{**result.identity.__dict__, "is_default": True})
-        result.mnemonic = phrase
-    return result
+        identity = describe(replace(store.get(info.name), is_default=True))
+    return InitReport(
+        home=home.root,
+        created=True,
+        config_file=home.config_file,
+        address=identity.address if identity else None,
+        identity=identity,
+        mnemonic=phrase,
+        backup=backup,
+        notes=notes,
+    )

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sahara_cli.errors import ConfigInvalid, ConfigKeyUnknown, ConfigValueInvalid
 from sahara_cli.fsutil import atomic_write
+from sahara_cli.results import Result
 
 ENV_PREFIX = "SAHARA_"
 HEADER = (
@@ -332,3 +333,81 @@ def unset_value(path: Path, key: str) -> bool:
     del section[info.name]
     _write(path, tree)
     return True
+
+
+# -- the results of 'sahara config', and the workflows that make them -------------------
+
+#: The value of one key, as TOML and JSON hold it.
+Value = str | int | float | bool | None
+
+
+class ConfigReport(Result):
+    """``config show``: every key's effective value, and where each comes from."""
+
+    path: Path = Field(description="the config file")
+    exists: bool = Field(description="whether the config file exists")
+    values: Config = Field(description="effective values, by section")
+    sources: dict[str, str] = Field(
+        description="dotted key -> 'default', 'file', 'env:SAHARA_...' or 'flag'"
+    )
+
+
+class ConfigValue(Result):
+    """``config get``: the effective value of one key and its source."""
+
+    key: str
+    value: Value
+    source: str = Field(description="'default', 'file', 'env:SAHARA_...' or 'flag'")
+
+
+class ConfigChange(Result):
+    """``config set``: the value written, converted to the key's type."""
+
+    key: str
+    value: Value
+    path: Path
+
+
+class ConfigRemoval(Result):
+    """``config unset``: whether the key was in the file."""
+
+    key: str
+    removed: bool
+    path: Path
+
+
+class ConfigLocation(Result):
+    """``config path``: where the config file is (or would be)."""
+
+    path: Path
+    exists: bool
+
+
+def show_config(loaded: LoadedConfig, path: Path) -> ConfigReport:
+    """Every key of ``loaded`` with its value and source; ``path`` is the home's file."""
+    return ConfigReport(
+        path=path,
+        exists=path.exists(),
+        values=loaded.config,
+        sources={info.key: source for info, _, source in loaded.items()},
+    )
+
+
+def get_setting(loaded: LoadedConfig, key: str) -> ConfigValue:
+    """The effective value of ``key`` (raises ``config.unknown_key``)."""
+    value = loaded.get(key)
+    return ConfigValue(key=key, value=value, source=loaded.sources.get(key, "default"))
+
+
+def set_setting(path: Path, key: str, raw: str) -> ConfigChange:
+    """Check ``raw`` for ``key`` and write it to the file at ``path`` (see :func:`set_value`)."""
+    return ConfigChange(key=key, value=set_value(path, key, raw), path=path)
+
+
+def unset_setting(path: Path, key: str) -> ConfigRemoval:
+    """Remove ``key`` from the file at ``path`` so its default applies."""
+    return ConfigRemoval(key=key, removed=unset_value(path, key), path=path)
+
+
+def config_location(path: Path) -> ConfigLocation:
+    return ConfigLocation(path=path, exists=path.exists())

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from sahara_cli.commands._output import Render, returns
 from sahara_cli.commands._state import state
-from sahara_cli.errors import FileUnreadable, SignatureMismatch, UsageError
+from sahara_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    pass
+    from sahara_cli.identity.results import Identity
 
 app = typer.Typer(help="Manage Sahara IDs: keys, keystores and signatures.", no_args_is_help=True)
 
@@ -38,7 +38,10 @@ SignerOption = Annotated[
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
-def _render_info(info: Any, title: str) -> Any:
+MNEMONIC_NOTE = "[bold yellow]Mnemonic (shown once; write it down and keep it offline):[/]"
+
+
+def _render_info(info: Identity, title: str) -> Render:
     def render(console: Console) -> None:
         table = Table(show_header=False, title=title, title_justify="left", box=None)
         table.add_column(style="bold")
@@ -49,40 +52,16 @@ def _render_info(info: Any, title: str) -> Any:
             "public key", info.public_key or "[dim]unknown (imported without metadata)[/]"
         )
         table.add_row("origin", info.origin + (f" ({info.hd_path})" if info.hd_path else ""))
-        table.add_row("created", info.created or "-")
+        created = info.created_at.isoformat(timespec="seconds") if info.created_at else "-"
+        table.add_row("created", created)
         table.add_row("keystore", str(info.path))
         console.print(table)
 
     return render
 
 
-def _read_json(file: Path, what: str) -> Any:
-    try:
-        return json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileUnreadable(f"{what} {file} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FileUnreadable(f"cannot read {what} {file} as JSON: {exc}") from exc
-
-
-def _message_bytes(message: str | None, file: Path | None, hex_: bool) -> bytes:
-    if (message is None) == (file is None):
-        raise UsageError("give either MESSAGE or --file, not both or neither")
-    if file is not None:
-        try:
-            return file.read_bytes()
-        except OSError as exc:
-            raise FileUnreadable(f"cannot read {file}: {exc.strerror or exc}") from exc
-    assert message is not None
-    if hex_:
-        try:
-            return bytes.fromhex(message.removeprefix("0x"))
-        except ValueError as exc:
-            raise UsageError("--hex given but MESSAGE is not hex") from exc
-    return message.encode("utf-8")
-
-
 @app.command("create")
+@returns("sahara_cli.identity.results:CreatedIdentity")
 def create(
     name: IdName,
     mnemonic: Annotated[
@@ -95,32 +74,28 @@ def create(
     password_file: PasswordFile = None,
 ) -> None:
     """Create a new Sahara ID with a random key (or a new mnemonic)."""
+    from sahara_cli.identity.manage import create_identity
+
     st = state()
     store = st.keystore()
     password = st.password(password_file, purpose=f"encrypt the new ID '{name}'", new=True)
     with st.output.status("Encrypting keystore") as progress:
-        info, phrase = store.create(
-            name, password, with_mnemonic=mnemonic, words=words, progress=progress
+        created = create_identity(
+            store, name, password, with_mnemonic=mnemonic, words=words, progress=progress
         )
-    if store.default is None:
-        info = store.use(info.name)
-    data: dict[str, Any] = info.to_dict()
-    if phrase is not None:
-        data["mnemonic"] = phrase
 
     def render(console: Console) -> None:
-        _render_info(info, f"Created Sahara ID '{info.name}'")(console)
-        if phrase is not None:
+        _render_info(created, f"Created Sahara ID '{created.name}'")(console)
+        if created.mnemonic is not None:
             console.print()
-            console.print(
-                "[bold yellow]Mnemonic (shown once; write it down and keep it offline):[/]"
-            )
-            console.print(f"  {phrase}", markup=False)
+            console.print(MNEMONIC_NOTE)
+            console.print(f"  {created.mnemonic}", markup=False)
 
-    st.output.result(data, render)
+    st.output.result(created, render)
 
 
 @app.command("import")
+@returns("sahara_cli.identity.results:Identity")
 def import_(
     name: IdName,
     private_key_file: Annotated[
@@ -149,37 +124,27 @@ def import_(
 
     Secrets are read from files or prompts, never from the command line.
     """
-    from sahara_cli.identity.store import read_secret_file
+    from sahara_cli.identity.manage import check_import_source, import_identity
 
-    sources = [s for s in (private_key_file, mnemonic_file, keystore_file) if s is not None]
-    if len(sources) != 1:
-        raise UsageError("give exactly one of --private-key-file, --mnemonic-file, --keystore")
-    if path is not None and mnemonic_file is None:
-        raise UsageError("--path only applies to --mnemonic-file")
+    check_import_source(private_key_file, mnemonic_file, keystore_file, path)
     st = state()
     store = st.keystore()
     with st.output.status("Importing") as progress:
-        if keystore_file is not None:
-            document = _read_json(keystore_file, "keystore file")
-            password = st.password(password_file, purpose=f"open {keystore_file.name}")
-            info = store.import_keystore(name, document, password, progress=progress)
-        elif private_key_file is not None:
-            from sahara_cli.identity.keys import parse_private_key
-
-            key = parse_private_key(read_secret_file(private_key_file, "private key"))
-            password = st.password(password_file, purpose=f"encrypt the ID '{name}'", new=True)
-            info = store.import_private_key(name, key, password, progress=progress)
-        else:
-            assert mnemonic_file is not None
-            phrase = read_secret_file(mnemonic_file, "mnemonic")
-            password = st.password(password_file, purpose=f"encrypt the ID '{name}'", new=True)
-            info = store.import_mnemonic(name, phrase, password, path=path, progress=progress)
-    if store.default is None:
-        info = store.use(info.name)
-    st.output.result(info.to_dict(), _render_info(info, f"Imported Sahara ID '{info.name}'"))
+        info = import_identity(
+            store,
+            name,
+            lambda purpose, new: st.password(password_file, purpose=purpose, new=new),
+            private_key_file=private_key_file,
+            mnemonic_file=mnemonic_file,
+            keystore_file=keystore_file,
+            hd_path=path,
+            progress=progress,
+        )
+    st.output.result(info, _render_info(info, f"Imported Sahara ID '{info.name}'"))
 
 
 @app.command("export")
+@returns("sahara_cli.identity.results:IdentityExport")
 def export(
     name: OptionalId = None,
     private_key: Annotated[
@@ -198,48 +163,41 @@ def export(
     password_file: PasswordFile = None,
 ) -> None:
     """Export an ID as keystore v3 JSON, or (after confirmation) its private key."""
-    from sahara_cli.fsutil import atomic_write
+    import json
+
+    from sahara_cli.identity.manage import export_identity
 
     st = state()
     store = st.keystore()
     info = store.resolve(name)
     if private_key:
         st.confirm(f"Print the unencrypted private key of '{info.name}'?", yes=yes)
-        signer, _, _ = st.unlock(info.name, password_file)
-        secret = "0x" + signer.private_key.hex()
-        data: dict[str, Any] = {"name": info.name, "address": info.address, "private_key": secret}
-        text = secret + "\n"
-    else:
-        password = st.password(password_file, purpose=f"unlock '{info.name}'")
-        with st.output.status("Checking password") as progress:
-            document = store.export(info.name, password, progress=progress)
-        data = {"name": info.name, "address": info.address, "keystore": document}
-        text = json.dumps(document, indent=2) + "\n"
-    if output is not None:
-        atomic_write(output, text.encode())
-        data = {k: v for k, v in data.items() if k not in ("private_key", "keystore")}
-        data["output"] = str(output)
-        st.output.result(data, lambda c: c.print(f"Wrote {info.name} to {output} (mode 0600)"))
+    password = st.password(password_file, purpose=f"unlock '{info.name}'")
+    status = f"Unlocking {info.name}" if private_key else "Checking password"
+    with st.output.status(status) as progress:
+        exported = export_identity(
+            store, info.name, password, private_key=private_key, output=output, progress=progress
+        )
+    if exported.output is not None:
+        note = f"Wrote {exported.name} to {exported.output} (mode 0600)"
+        st.output.result(exported, lambda c: c.print(note))
         return
-    st.output.result(data, lambda c: c.print(text.rstrip("\n"), markup=False, highlight=False))
+    text = exported.private_key or json.dumps(exported.keystore, indent=2)
+    st.output.result(exported, lambda c: c.print(text, markup=False, highlight=False))
 
 
 @app.command("list")
+@returns("sahara_cli.identity.results:IdentityList")
 def list_() -> None:
     """List the IDs in this home."""
-    from sahara_cli.identity.store import IdentityInfo
+    from sahara_cli.identity.manage import list_identities
+    from sahara_cli.identity.results import Identity
 
     st = state()
-    items = st.keystore().list()
-    rows = [
-        i.to_dict()
-        if isinstance(i, IdentityInfo)
-        else {"name": i.details["name"], "error": i.to_dict()}
-        for i in items
-    ]
+    listed = list_identities(st.keystore())
 
     def render(console: Console) -> None:
-        if not rows:
+        if not listed.ids:
             console.print("No Sahara IDs yet. Create one with [bold]sahara id create NAME[/].")
             return
         table = Table()
@@ -247,18 +205,20 @@ def list_() -> None:
         table.add_column("address", no_wrap=True)
         table.add_column("origin")
         table.add_column("created", style="dim")
-        for item in items:
-            if isinstance(item, IdentityInfo):
+        for item in listed.ids:
+            if isinstance(item, Identity):
                 mark = " [green]*[/]" if item.is_default else ""
-                table.add_row(item.name + mark, item.address, item.origin, item.created)
+                created = item.created_at.isoformat(timespec="seconds") if item.created_at else ""
+                table.add_row(item.name + mark, item.address, item.origin, created)
             else:
-                table.add_row(item.details["name"], f"[red]{item.message}[/]", "", "")
+                table.add_row(item.name, f"[red]{item.error.message}[/]", "", "")
         console.print(table)
 
-    st.output.result({"ids": rows}, render)
+    st.output.result(listed, render)
 
 
 @app.command("show")
+@returns("sahara_cli.identity.results:IdentityDetails")
 def show(
     name: OptionalId = None,
     chain: Annotated[
@@ -270,95 +230,84 @@ def show(
     ] = True,
 ) -> None:
     """Show an ID's address, public key and keystore, and its on-chain receipts."""
+    from sahara_cli.identity.manage import show_identity
+
     st = state()
-    info = st.keystore().resolve(name)
-    data = info.to_dict()
-    standing = _chain_standing(st, info.address) if chain else None
+    store = st.keystore()
+    reader = None
     if chain:
-        data["chain"] = standing
-    base = _render_info(info, f"Sahara ID '{info.name}'")
+        from sahara_cli.protocol.standing import standing_reader
+
+        node = st.config().config.node
+        reader = standing_reader(node.rpc_url, timeout=min(node.timeout, 2.0))
+    details = show_identity(store, name, standing=reader)
+    base = _render_info(details, f"Sahara ID '{details.name}'")
 
     def render(console: Console) -> None:
         base(console)
-        if standing is None:
+        if details.chain is None:
             return
         console.print(
-            f"[bold]reputation[/] {standing['reputation']} "
+            f"[bold]reputation[/] {details.chain.reputation} "
             f"[dim](bps of contribution held; 10000 = one whole asset)[/]"
         )
         receipts = Table(title="receipts", title_justify="left", box=None)
         for column in ("receipt", "asset", "role", "share"):
             receipts.add_column(column)
-        for r in standing["receipts"]:
+        for r in details.chain.receipts:
             receipts.add_row(
-                f"#{r['id']}", f"#{r['asset']}", r["role"], f"{r['share_bps'] / 100:g}%"
+                f"#{r.receipt_id}", f"#{r.asset_id}", r.role, f"{r.share_bps / 100:g}%"
             )
         console.print(receipts)
 
-    st.output.result(data, render)
-
-
-def _chain_standing(st: Any, address: str) -> dict[str, Any] | None:
-    """Receipts and reputation of ``address``, or None when no sahara node answers."""
-    from sahara_cli.errors import SaharaError
-    from sahara_cli.node.client import NodeClient
-    from sahara_cli.protocol.client import Protocol
-
-    cfg = st.config().config.node
-    client = NodeClient(cfg.rpc_url, timeout=min(cfg.timeout, 2.0))
-    try:
-        proto = Protocol(client)
-        proto.ensure_deployed()
-        receipts = proto.receipts_of(address)
-        return {
-            "rpc_url": cfg.rpc_url,
-            "reputation": proto.reputation(address),
-            "receipts": [r.to_dict() for r in receipts],
-        }
-    except SaharaError:
-        return None
-    finally:
-        client.close()
+    st.output.result(details, render)
 
 
 @app.command("use")
+@returns("sahara_cli.identity.results:Identity")
 def use(name: IdName) -> None:
     """Make NAME the default ID."""
+    from sahara_cli.identity.manage import use_identity
+
     st = state()
-    info = st.keystore().use(name)
+    info = use_identity(st.keystore(), name)
     st.output.result(
-        info.to_dict(),
-        lambda c: c.print(f"Default ID is now [bold]{info.name}[/] ({info.address})"),
+        info, lambda c: c.print(f"Default ID is now [bold]{info.name}[/] ({info.address})")
     )
 
 
 @app.command("rename")
+@returns("sahara_cli.identity.results:RenamedIdentity")
 def rename(
     old: IdName, new: Annotated[str, typer.Argument(help="New name.", show_default=False)]
 ) -> None:
     """Rename an ID (the default follows it)."""
+    from sahara_cli.identity.manage import rename_identity
+
     st = state()
-    info = st.keystore().rename(old, new)
-    st.output.result(
-        {"old": old, **info.to_dict()},
-        lambda c: c.print(f"Renamed [bold]{old}[/] to [bold]{info.name}[/]"),
-    )
+    info = rename_identity(st.keystore(), old, new)
+    st.output.result(info, lambda c: c.print(f"Renamed [bold]{old}[/] to [bold]{info.name}[/]"))
 
 
 @app.command("delete")
+@returns("sahara_cli.identity.results:DeletedIdentity")
 def delete(name: IdName, yes: Yes = False) -> None:
     """Delete an ID (its keystore is moved to <home>/backups/deleted-ids)."""
+    from sahara_cli.identity.manage import delete_identity, peek_identity
+
     st = state()
     store = st.keystore()
-    info = store.get(name) if (store.directory / f"{name}.json").exists() else None
+    info = peek_identity(store, name)
     label = f"'{name}' ({info.address})" if info else f"'{name}'"
     st.confirm(f"Delete the Sahara ID {label}?", yes=yes)
-    deleted, kept = store.delete(name)
-    data = {"name": name, "address": deleted.address, "moved_to": str(kept) if kept else None}
-    st.output.result(data, lambda c: c.print(f"Deleted {label}; keystore kept at {kept}"))
+    deleted = delete_identity(store, name)
+    st.output.result(
+        deleted, lambda c: c.print(f"Deleted {label}; keystore kept at {deleted.moved_to}")
+    )
 
 
 @app.command("sign-message")
+@returns("sahara_cli.identity.results:MessageSignature")
 def sign_message(
     message: Annotated[str | None, typer.Argument(help="Text to sign.", show_default=False)] = None,
     file: Annotated[
@@ -369,20 +318,16 @@ def sign_message(
     password_file: PasswordFile = None,
 ) -> None:
     """Sign a message with EIP-191 (personal_sign)."""
-    from sahara_cli.identity.keys import personal_message_hash
+    from sahara_cli.identity.signing import message_bytes, sign_message
 
-    data_bytes = _message_bytes(message, file, hex_)
+    data = message_bytes(message, file, hex_=hex_)
     signer, _, _ = state().unlock(signer_name, password_file)
-    signature = "0x" + signer.sign_message(data_bytes).hex()
-    data = {
-        "address": signer.address,
-        "message_hash": "0x" + personal_message_hash(data_bytes).hex(),
-        "signature": signature,
-    }
-    state().output.result(data, lambda c: c.print(signature))
+    signed = sign_message(signer, data)
+    state().output.result(signed, lambda c: c.print(signed.signature))
 
 
 @app.command("verify-message")
+@returns("sahara_cli.identity.results:SignatureCheck")
 def verify_message(
     message: Annotated[
         str | None, typer.Argument(help="The signed text.", show_default=False)
@@ -399,24 +344,20 @@ def verify_message(
     hex_: Annotated[bool, typer.Option("--hex", help="MESSAGE is hex-encoded bytes.")] = False,
 ) -> None:
     """Recover the signer of an EIP-191 signature (and check it against --address)."""
-    from sahara_cli.identity.keys import parse_address, personal_message_hash, recover_hash
+    from sahara_cli.identity.keys import parse_address
+    from sahara_cli.identity.signing import message_bytes, verify_message
 
     if not signature:
         raise UsageError("--signature is required")
-    if address is not None:
-        address = parse_address(address, "--address")
-    digest = personal_message_hash(_message_bytes(message, file, hex_))
-    recovered = recover_hash(digest, signature)
-    st = state()
-    if address is not None and recovered.lower() != address.lower():
-        raise SignatureMismatch(
-            f"signed by {recovered}, not by {address}", details={"recovered": recovered}
-        )
-    data = {"recovered": recovered, "valid": True, "expected": address}
-    st.output.result(data, lambda c: c.print(f"[green]valid[/] signature by {recovered}"))
+    expected = parse_address(address, "--address") if address is not None else None
+    check = verify_message(message_bytes(message, file, hex_=hex_), signature, expected)
+    state().output.result(
+        check, lambda c: c.print(f"[green]valid[/] signature by {check.recovered}")
+    )
 
 
 @app.command("sign-typed-data")
+@returns("sahara_cli.identity.results:TypedDataSignature")
 def sign_typed_data(
     file: Annotated[
         Path,
@@ -426,11 +367,9 @@ def sign_typed_data(
     password_file: PasswordFile = None,
 ) -> None:
     """Sign an EIP-712 typed-data document (eth_signTypedData_v4)."""
-    from sahara_cli.identity.keys import typed_data_hash
+    from sahara_cli.identity.signing import read_typed_data, sign_typed_data
 
-    document = _read_json(file, "typed-data file")
-    digest = typed_data_hash(document)  # validates before asking for a password
+    document = read_typed_data(file)  # checked before a password is asked
     signer, _, _ = state().unlock(signer_name, password_file)
-    signature = "0x" + signer.sign_typed_data(document).hex()
-    data = {"address": signer.address, "hash": "0x" + digest.hex(), "signature": signature}
-    state().output.result(data, lambda c: c.print(signature))
+    signed = sign_typed_data(signer, document)
+    state().output.result(signed, lambda c: c.print(signed.signature))

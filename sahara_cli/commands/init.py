@@ -8,9 +8,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from sahara_cli.commands._output import returns
 from sahara_cli.commands._state import state
 
 
+@returns("sahara_cli.identity.results:InitReport")
 def init(
     name: Annotated[str, typer.Option("--name", help="Name of the first Sahara ID.")] = "main",
     no_id: Annotated[
@@ -68,4 +70,4 @@ def init(
             )
             console.print(f"  {result.mnemonic}", markup=False)
 
-    st.output.result(result.to_dict(), render)
+    st.output.result(result, render)

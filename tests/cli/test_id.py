@@ -28,7 +28,8 @@ def test_create_list_show_use(cli: Invoke, initialised: Path, pw: None) -> None:
     created = cli("--json", "--no-prompt", "id", "create", "bob")
     assert created.exit_code == 0, created.stderr
     bob = created.json()
-    assert bob["is_default"] is False and "mnemonic" not in bob
+    assert bob["is_default"] is False and bob["mnemonic"] is None
+    assert bob["origin"] == "generated" and bob["created_at"].endswith("Z")
     names = [i["name"] for i in cli("--json", "id", "list").json()["ids"]]
     assert names == ["bob", "main"]
     assert cli("--json", "id", "show").json()["name"] == "main"
@@ -129,7 +130,8 @@ def test_export_private_key_needs_confirmation(
     written = cli(
         "--json", "--no-prompt", "id", "export", "--private-key", "--yes", "-o", str(out)
     ).json()
-    assert "private_key" not in written
+    assert written["private_key"] is None and written["keystore"] is None
+    assert written["output"] == str(out)
     assert out.stat().st_mode & 0o777 == 0o600
     key = out.read_text().strip()
     assert Account.from_key(key).address == written["address"]

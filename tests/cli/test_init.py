@@ -20,7 +20,8 @@ def test_init_creates_home_config_and_first_id(
     doc = result.json()
     assert doc["created"] is True
     assert doc["address"].startswith("0x") and len(doc["address"]) == 42
-    assert doc["id"]["name"] == "main" and doc["id"]["is_default"] is True
+    assert doc["identity"]["name"] == "main" and doc["identity"]["is_default"] is True
+    assert doc["identity"]["address"] == doc["address"]
     assert (home / "config.toml").exists()
     assert home.stat().st_mode & 0o777 == 0o700
     keystore = json.loads((home / "keystore" / "main.json").read_text())
@@ -75,7 +76,7 @@ def test_init_force_recovers_from_a_broken_config(
 def test_init_without_id(cli: Invoke, home: Path) -> None:
     result = cli("--json", "--no-prompt", "init", "--no-id")
     assert result.exit_code == 0
-    assert result.json()["id"] is None
+    assert result.json()["identity"] is None and result.json()["address"] is None
     assert cli("--json", "id", "list").json() == {"ids": []}
 
 

@@ -114,7 +114,7 @@ def test_life_of_an_asset_pays_everyone_to_the_wei(home: CliHome) -> None:
 
     standing = home.ok("id", "show")["chain"]
     assert standing["reputation"] == 7000 + 10000
-    assert [r["asset"] for r in standing["receipts"]] == [1, 2]
+    assert [r["asset_id"] for r in standing["receipts"]] == [1, 2]
 
 
 def test_bad_input_gives_one_clear_error(home: CliHome) -> None:

@@ -137,3 +137,35 @@ def test_written_file_keeps_the_header(file: Path) -> None:
     set_value(file, "log.level", "debug")
     assert file.read_text().startswith("# sahara configuration.")
     assert load_config(file, environ={}).get("log.level") == "debug"
+
+
+def test_config_workflows_return_typed_results(file: Path) -> None:
+    from sahara_cli.config import (
+        config_location,
+        get_setting,
+        set_setting,
+        show_config,
+        unset_setting,
+    )
+
+    assert config_location(file).model_dump(mode="json") == {"path": str(file), "exists": False}
+    changed = set_setting(file, "node.timeout", "30")
+    assert (changed.key, changed.value, changed.path) == ("node.timeout", 30.0, file)
+    assert changed.model_dump(mode="json")["value"] == 30.0
+    loaded = load_config(file, environ={"SAHARA_LOG_LEVEL": "debug"})
+    report = show_config(loaded, file)
+    assert report.exists and report.values.node.timeout == 30.0
+    assert report.sources["node.timeout"] == "file"
+    assert report.sources["log.level"] == "env:SAHARA_LOG_LEVEL"
+    assert report.sources["node.rpc_url"] == "default"
+    document = report.model_dump(mode="json")
+    assert document["values"]["identity"]["scrypt_n"] == 262144
+    assert set(document["sources"]) == {info.key for info in iter_keys()}
+    got = get_setting(loaded, "identity.default")
+    assert (got.value, got.source) == (None, "default")
+    assert get_setting(loaded, "vault.index").value is True
+    with pytest.raises(ConfigKeyUnknown):
+        get_setting(loaded, "node.colour")
+    assert unset_setting(file, "node.timeout").removed is True
+    assert unset_setting(file, "node.timeout").removed is False
+    assert load_config(file, environ={}).sources["node.timeout"] == "default"
