@@ -85,8 +85,7 @@ def test_background_node_life_cycle(home: Path) -> None:
     ok(sahara(home, "--json", "node", "start", "--dev", "--rpc-addr", f"127.0.0.1:{port}"))
     try:
         assert (
-            ok(sahara(home, "--json", "tx", "show", sent["hash"], env=env))["receipt"]["status"]
-            == "0x1"
+            ok(sahara(home, "--json", "tx", "show", sent["hash"], env=env))["status"] == "success"
         )
     finally:
         ok(sahara(home, "node", "stop"))
