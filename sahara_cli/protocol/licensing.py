@@ -43,6 +43,7 @@ from sahara_cli.protocol.license_results import (
 if TYPE_CHECKING:
     from sahara_cli.identity.keys import Signer
     from sahara_cli.protocol.client import License, Offer, Protocol
+    from sahara_cli.results import Transaction
 
 BPS = 10_000
 
@@ -311,7 +312,7 @@ def accept(proto: Protocol, signer: Signer, priced: Quote) -> PurchaseResult:
     return _purchased(proto, license_id, priced, transaction_of(tx))
 
 
-def _purchased(proto: Protocol, license_id: int, priced: Quote, tx: object) -> PurchaseResult:
+def _purchased(proto: Protocol, license_id: int, priced: Quote, tx: Transaction) -> PurchaseResult:
     lic = proto.get_license(license_id)
     return PurchaseResult.model_validate(
         LicenseInfo.fields_of(lic, chain_now(proto)) | {"cost_wei": priced.cost_wei, "tx": tx}
