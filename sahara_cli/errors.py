@@ -384,6 +384,18 @@ class ProtocolIndexError(ProtocolError, InvalidDataError):
     default_hint = "The index is a cache of chain events: delete the file to rebuild it."
 
 
+class NothingToClaim(ProtocolReverted):
+    """``claim`` with no revenue credited to the account (the contract would revert)."""
+
+    default_hint = "Revenue is credited when licenses of your assets are bought or metered."
+
+
+class TxReverted(NodeError):
+    """A transaction was mined and reverted (its fee is spent)."""
+
+    code = "node.tx_reverted"
+
+
 # -- vault ----------------------------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ from sahara_cli.errors import UsageError
 if TYPE_CHECKING:
     from sahara_cli.identity.keys import Signer
     from sahara_cli.protocol.client import Contribution, Protocol, TxResult
+    from sahara_cli.results import Transaction
 
 IdOption = Annotated[
     str | None,
@@ -113,14 +114,16 @@ def resolve_asset(proto: Protocol, text: str) -> int:
     return found
 
 
-def tx_rows(tx: TxResult) -> dict[str, Any]:
-    from sahara_cli.node.client import format_sah
+def tx_rows(tx: TxResult | Transaction) -> dict[str, Any]:
+    """The rows people see for a sent transaction (a typed result's or the client's)."""
+    from sahara_cli.results import format_sah
 
+    fee = tx.fee_wei if hasattr(tx, "fee_wei") else tx.fee
     return {
         "transaction": tx.hash,
         "block": tx.block,
         "gas used": tx.gas_used,
-        "fee": f"{format_sah(tx.fee)} SAH",
+        "fee": f"{format_sah(fee)} SAH",
     }
 
 

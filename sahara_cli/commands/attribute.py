@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.tree import Tree
 
+from sahara_cli.commands._output import returns
 from sahara_cli.commands._protocol import (
     IdOption,
     PasswordFileOption,
@@ -23,17 +24,16 @@ from sahara_cli.commands._state import state
 from sahara_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    from sahara_cli.protocol.client import Protocol
+    from sahara_cli.protocol.attribution import AttributionNode
 
 app = typer.Typer(
     help="Record contributors of assets and see how revenue flows.", no_args_is_help=True
 )
-
-#: How far up the derived-from graph revenue flows (the Attribution contract's MAX_DEPTH).
-MAX_DEPTH = 3
+_RESULTS = "sahara_cli.protocol.attribution"
 
 
 @app.command("add")
+@returns(f"{_RESULTS}:ContributorAdded")
 def add(
     asset: Annotated[str, typer.Argument(help="Asset id or content id.", show_default=False)],
     contributor: Annotated[
@@ -51,6 +51,8 @@ def add(
     password_file: PasswordFileOption = None,
 ) -> None:
     """Give a contributor a revenue weight of an asset you own; mints their receipt."""
+    from sahara_cli.protocol.attribution import add_contributor, preflight_add
+
     bps = parse_bps(weight, "--weight")
     if bps == 0:
         raise UsageError("--weight must be more than zero")
@@ -58,71 +60,44 @@ def add(
     account = address_of(st, contributor, "--contributor")
     proto = protocol(st)
     asset_id = resolve_asset(proto, asset)
-    owner = proto.asset(asset_id).owner
-    held = {c.account: c.weight_bps for c in proto.contributors(asset_id)}.get(owner, 0)
-    if bps > held:
-        raise UsageError(
-            f"the owner holds {held} bps of asset #{asset_id}; cannot give {bps}",
-            hint="Weights always sum to 10000 bps; a contributor's weight comes from the owner's.",
-        )
+    preflight_add(proto, asset_id, bps)  # before the password is asked
     who = signer(st, signer_name, password_file)
-    tx = proto.add_contributor(who, asset_id, account, bps)
-    contributors = [
-        {"account": c.account, "weight_bps": c.weight_bps} for c in proto.contributors(asset_id)
-    ]
-    data = {"asset": asset_id, "contributors": contributors, "transaction": tx.to_dict()}
+    added = add_contributor(proto, who, asset_id, account, bps)
 
     def render(console: Console) -> None:
-        console.print(f"{account} now holds a weight in asset [bold]#{asset_id}[/]")
-        table(tx_rows(tx))(console)
+        console.print(f"{added.account} now holds a weight in asset [bold]#{asset_id}[/]")
+        table(tx_rows(added.tx))(console)
 
-    st.output.result(data, render)
-
-
-def attribution_tree(proto: Protocol, asset_id: int, depth: int = 0) -> dict[str, Any]:
-    """The asset, its contributors and (up to the contract's depth) its parents."""
-    asset = proto.asset(asset_id)
-    node: dict[str, Any] = {
-        "asset": asset.id,
-        "name": asset.name,
-        "kind": asset.kind,
-        "owner": asset.owner,
-        "upstream_bps": proto.upstream_bps(asset.id),
-        "contributors": [
-            {"account": c.account, "weight_bps": c.weight_bps} for c in proto.contributors(asset.id)
-        ],
-        "parents": [],
-    }
-    if depth < MAX_DEPTH:
-        node["parents"] = [attribution_tree(proto, p, depth + 1) for p in asset.parents]
-    elif asset.parents:
-        node["parents_beyond_depth"] = asset.parents
-    return node
+    st.output.result(added, render)
 
 
-def _tree(node: dict[str, Any], into: Tree | None = None) -> Tree:
-    label = f"[bold]#{node['asset']}[/] {node['name']} ({node['kind']})"
+def _tree(node: AttributionNode, into: Tree | None = None) -> Tree:
+    label = f"[bold]#{node.asset_id}[/] {node.name} ({node.kind})"
     branch = Tree(label) if into is None else into.add(label)
-    for c in node["contributors"]:
-        branch.add(f"{c['account']}  {c['weight_bps'] / 100:g}%")
-    if node["parents"]:
-        up = branch.add(f"[dim]parents get {node['upstream_bps'] / 100:g}% of revenue[/]")
-        for parent in node["parents"]:
+    for c in node.contributors:
+        branch.add(f"{c.account}  {c.weight_bps / 100:g}%")
+    if node.parents:
+        up = branch.add(f"[dim]parents get {node.upstream_bps / 100:g}% of revenue[/]")
+        for parent in node.parents:
             _tree(parent, up)
     return branch
 
 
 @app.command("show")
+@returns(f"{_RESULTS}:AttributionNode")
 def show(
     asset: Annotated[str, typer.Argument(help="Asset id or content id.", show_default=False)],
 ) -> None:
     """Show the contributors of an asset and, as a tree, those of its parents."""
+    from sahara_cli.protocol.attribution import attribution_tree
+
     st = state()
     proto = protocol(st)
-    data = attribution_tree(proto, resolve_asset(proto, asset))
-    st.output.result(data, lambda c: c.print(_tree(data)))
+    tree = attribution_tree(proto, resolve_asset(proto, asset))
+    st.output.result(tree, lambda c: c.print(_tree(tree)))
 
 
+@returns(f"{_RESULTS}:ClaimResult")
 def claim(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would be paid; send nothing.")
@@ -130,42 +105,27 @@ def claim(
     signer_name: IdOption = None,
     password_file: PasswordFileOption = None,
 ) -> None:
-    """Claim all revenue credited to your Sahara ID by the assets you contributed to."""
-    from sahara_cli.node.client import format_sah
-    from sahara_cli.protocol.index import ProtocolIndex
+    """Claim all revenue credited to your Sahara ID by the assets you contributed to.
+
+    With nothing to claim it fails with protocol.reverted (exit 7) and sends nothing.
+    """
+    from sahara_cli.protocol import attribution
 
     st = state()
     proto = protocol(st)
     address = address_of(st, signer_name)
-    claimable = proto.claimable(address)
-    credits = ProtocolIndex.for_home(proto, st.home.root).credits(address)
-    data: dict[str, Any] = {
-        "address": address,
-        "claimable": str(claimable),
-        "claimable_sah": format_sah(claimable),
-        "claimed_before": str(proto.claimed(address)),
-        "credited_by_asset": [
-            {**c, "amount": str(c["amount"]), "amount_sah": format_sah(int(c["amount"]))}
-            for c in credits
-        ],
-        "dry_run": dry_run,
-    }
-    if not dry_run and claimable == 0:
-        raise UsageError(
-            f"nothing to claim for {address}",
-            hint="Revenue is credited when licenses of your assets are bought or metered.",
-        )
+    found = attribution.claimable(proto, address, st.home.root)
     if not dry_run:
+        attribution.preflight_claim(found)
         who = signer(st, signer_name, password_file)
-        paid, tx = proto.claim(who)
-        data |= {"paid": str(paid), "paid_sah": format_sah(paid), "transaction": tx.to_dict()}
+        found = attribution.claim(proto, who, st.home.root, preview=found)
 
     def render(console: Console) -> None:
-        if dry_run:
-            console.print(f"Claimable: [bold]{format_sah(claimable)} SAH[/]  {address}")
+        if found.dry_run:
+            console.print(f"Claimable: [bold]{found.claimable_sah} SAH[/]  {address}")
         else:
-            console.print(f"Claimed [bold]{data['paid_sah']} SAH[/] to {address}")
-        for c in data["credited_by_asset"]:
-            console.print(f"  #{c['asset']} {c.get('name', '')}: {c['amount_sah']} SAH credited")
+            console.print(f"Claimed [bold]{found.paid_sah} SAH[/] to {address}")
+        for c in found.credited_by_asset:
+            console.print(f"  #{c.asset_id} {c.name}: {c.amount_sah} SAH credited")
 
-    st.output.result(data, render)
+    st.output.result(found, render)

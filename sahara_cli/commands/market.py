@@ -2,99 +2,40 @@
 
 The marketplace is the set of open offers of the Licensing contract. ``list`` and
 ``search`` read them from the local index of protocol events (``<home>/index/``, brought
-up to date with the chain on every call); ``show`` reads one offer from the chain itself.
+up to date with the chain on every call); ``show`` reads one offer from the chain itself
+(see :mod:`sahara_cli.protocol.market`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from sahara_cli.commands._protocol import parse_id, protocol, resolve_asset, table, when
-from sahara_cli.commands._state import AppState, state
-from sahara_cli.errors import AssetNotFound, UsageError
+from sahara_cli.commands._license_view import utc
+from sahara_cli.commands._output import returns
+from sahara_cli.commands._protocol import parse_id, protocol, resolve_asset, table
+from sahara_cli.commands._state import state
 
 if TYPE_CHECKING:
-    from sahara_cli.protocol.client import Asset, Offer, Protocol
-    from sahara_cli.protocol.index import ProtocolIndex
+    from sahara_cli.protocol.license_results import MarketOffer
 
 app = typer.Typer(help="Browse and search license offers.", no_args_is_help=True)
 
+_RESULTS = "sahara_cli.protocol.license_results"
 MAX_LIMIT = 1_000
-#: 9999-12-31 23:59:59 UTC, the last time datetime can show.
-LAST_DATE = 253_402_300_799
-_UNITS = (("y", 365 * 86400), ("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60))
 
 
-@contextmanager
-def _index(st: AppState, proto: Protocol) -> Iterator[ProtocolIndex]:
-    """The home's index of this chain, synced (with a spinner: the first sync is long)."""
-    from sahara_cli.protocol.index import ProtocolIndex
-
-    index = ProtocolIndex.for_home(proto, st.home.require().root)
-    try:
-        with st.output.status("Reading protocol events") as progress:
-            index.sync(progress)
-        yield index
-    finally:
-        index.close()
+def _price(offer: MarketOffer) -> str:
+    return f"{offer.price_sah} SAH" + (" / call" if offer.type == "api" else "")
 
 
-def _now(proto: Protocol) -> int:
-    """The latest block's timestamp: offers expire by the chain's clock, not this one's."""
-    block = proto.node.call("eth_getBlockByNumber", "latest", False)
-    return int(block["timestamp"], 16)
-
-
-def _duration(seconds: int) -> str:
-    """Seconds for people: 30d, 12h, 90m, 45s."""
-    for unit, size in _UNITS:
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-def _until(timestamp: int) -> str:
-    """An offer's valid_until for people: 0 is never, and so is a time past year 9999."""
-    if not timestamp or timestamp > LAST_DATE:
-        return "never"
-    return when(timestamp)
-
-
-def _price(offer: Offer) -> str:
-    from sahara_cli.node.client import format_sah
-
-    return f"{format_sah(offer.price)} SAH" + (" / call" if offer.type == "api" else "")
-
-
-def _term(offer: Offer) -> str:
-    """How long a license bought from this offer lasts."""
-    if offer.type == "api":
-        return "prepaid calls"
-    return _duration(offer.duration) if offer.duration else "no expiry"
-
-
-def offer_doc(offer: Offer, asset: Asset, now: int) -> dict[str, Any]:
-    """An offer as JSON: its fields, its asset's name and kind, its term and status."""
-    from sahara_cli.protocol.index import offer_status
-
-    return {
-        **offer.to_dict(),
-        "asset_name": asset.name,
-        "asset_kind": asset.kind,
-        "lasts": _term(offer),
-        "status": offer_status(offer, now),
-    }
-
-
-def _offers_table(docs: list[dict[str, Any]], empty: str) -> Any:
+def _offers_table(offers: Sequence[MarketOffer], empty: str) -> Any:
     def render(console: Console) -> None:
-        if not docs:
+        if not offers:
             console.print(empty)
             return
         grid = Table(box=None)
@@ -103,16 +44,16 @@ def _offers_table(docs: list[dict[str, Any]], empty: str) -> Any:
             grid.add_column(
                 column, overflow="fold", no_wrap=not wraps, min_width=12 if wraps else None
             )
-        for doc in docs:
+        for offer in offers:
             grid.add_row(
-                f"#{doc['id']}",
-                f"#{doc['asset']} {doc['asset_name']}",
-                doc["asset_kind"],
-                doc["type"],
-                f"{doc['price_sah']} SAH" + (" / call" if doc["type"] == "api" else ""),
-                "-" if doc["type"] == "api" else doc["lasts"],
-                str(doc["sold"]),
-                doc["status"],
+                f"#{offer.offer_id}",
+                f"#{offer.asset_id} {offer.asset_name}",
+                offer.asset_kind,
+                offer.type,
+                _price(offer),
+                "-" if offer.type == "api" else offer.lasts,
+                str(offer.sold),
+                offer.status,
             )
         console.print(grid)
 
@@ -120,6 +61,7 @@ def _offers_table(docs: list[dict[str, Any]], empty: str) -> Any:
 
 
 @app.command("list")
+@returns(f"{_RESULTS}:OfferList")
 def list_offers(
     asset: Annotated[
         str | None,
@@ -135,21 +77,25 @@ def list_offers(
     ] = False,
 ) -> None:
     """List the license offers that can be bought now, oldest first."""
+    from sahara_cli.protocol.market import list_offers as listed
+
     st = state()
     proto = protocol(st)
     asset_id = resolve_asset(proto, asset) if asset is not None else None
-    with _index(st, proto) as index:
-        if asset_id is not None and index.asset(asset_id) is None:
-            raise AssetNotFound(f"no asset {asset_id} on this chain")
-        found = index.listings(asset=asset_id, open_only=not show_all)
-        now, block = index.now, index.block
-    docs = [offer_doc(m.offer, m.asset, now) for m in found]
-    data = {"asset": asset_id, "all": show_all, "block": block, "count": len(docs), "offers": docs}
+    with st.output.status("Reading protocol events") as progress:
+        found = listed(
+            proto,
+            st.home.require().root,
+            asset_id=asset_id,
+            include_closed=show_all,
+            progress=progress,
+        )
     empty = "No offers." if show_all else "No open offers."
-    st.output.result(data, _offers_table(docs, empty))
+    st.output.result(found, _offers_table(found.offers, empty))
 
 
 @app.command("search")
+@returns(f"{_RESULTS}:OfferSearch")
 def search(
     query: Annotated[
         str,
@@ -167,51 +113,47 @@ def search(
     ] = False,
 ) -> None:
     """Search the offers by words, best matches first (a word may be a prefix: 'lla')."""
-    if not 1 <= limit <= MAX_LIMIT:
-        raise UsageError(f"--limit must be 1 to {MAX_LIMIT}, got {limit}")
-    if not any(ch.isalnum() for ch in query):
-        raise UsageError(
-            f"nothing to search for in {query!r}", hint="Search for words: llama, dataset, api."
-        )
+    from sahara_cli.protocol.market import search_offers
+
     st = state()
     proto = protocol(st)
-    with _index(st, proto) as index:
-        found = index.search(query, limit=limit, open_only=not show_all)
-        now, block = index.now, index.block
-    docs = [offer_doc(m.offer, m.asset, now) | {"score": m.score} for m in found]
-    data = {"query": query, "all": show_all, "block": block, "count": len(docs), "offers": docs}
-    st.output.result(data, _offers_table(docs, f"No offers match {query!r}."))
+    with st.output.status("Reading protocol events") as progress:
+        found = search_offers(
+            proto,
+            st.home.require().root,
+            query,
+            limit=limit,
+            include_closed=show_all,
+            progress=progress,
+        )
+    st.output.result(found, _offers_table(found.offers, f"No offers match {query!r}."))
 
 
 @app.command("show")
+@returns(f"{_RESULTS}:OfferDetails")
 def show(
     offer: Annotated[str, typer.Argument(help="Offer id (12 or #12).", show_default=False)],
 ) -> None:
     """Show one offer, read from the chain: its asset, price, terms and sales."""
+    from sahara_cli.protocol.market import offer_details
+
     offer_id = parse_id(offer, "offer id")
     st = state()
-    proto = protocol(st)
-    found = proto.get_offer(offer_id)
-    asset = proto.asset(found.asset)
-    now = _now(proto)
-    data = {
-        "offer": offer_doc(found, asset, now),
-        "asset": asset.to_dict(),
-    }
-    doc = data["offer"]
+    found = offer_details(protocol(st), offer_id)
+    partnership = found.type == "partnership"
     rows = {
-        "offer": f"#{found.id}  {doc['status']}",
-        "asset": f"#{asset.id}  {asset.name}  ({asset.kind})",
-        "owner": asset.owner,
-        "content id": asset.cid,
+        "offer": f"#{found.offer_id}  {found.status}",
+        "asset": f"#{found.asset_id}  {found.asset_name}  ({found.asset_kind})",
+        "owner": found.asset_owner,
+        "content id": found.asset_cid,
         "type": found.type,
         "price": _price(found),
-        "license lasts": doc["lasts"],
-        "revenue share": f"{found.share_bps / 100:g}%" if found.type == "partnership" else None,
-        "terms": found.terms if found.type == "partnership" else None,
-        "partner": found.partner or ("anyone" if found.type == "partnership" else None),
+        "license lasts": found.lasts,
+        "revenue share": f"{found.share_bps / 100:g}%" if partnership else None,
+        "terms": found.terms if partnership else None,
+        "partner": found.partner or ("anyone" if partnership else None),
         "sold": found.sold,
-        "listed": when(found.created),
-        "offer expires": _until(found.valid_until),
+        "listed": utc(found.created_at),
+        "offer expires": utc(found.expires_at),
     }
-    st.output.result(data, table(rows, title="offer"))
+    st.output.result(found, table(rows, title="offer"))

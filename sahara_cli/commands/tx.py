@@ -8,15 +8,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sahara_cli.commands._output import returns
 from sahara_cli.commands._protocol import IdOption, PasswordFileOption
 from sahara_cli.commands._state import AppState, state
-from sahara_cli.errors import NodeError, UsageError
+from sahara_cli.errors import UsageError
 
 app = typer.Typer(help="Send and inspect transactions.", no_args_is_help=True)
-
-
-class TxReverted(NodeError):
-    code = "node.tx_reverted"
+_RESULTS = "sahara_cli.node.wallet"
 
 
 def _client(st: AppState) -> Any:
@@ -32,7 +30,7 @@ def _table(rows: dict[str, Any], title: str | None = None) -> Any:
         table.add_column(style="bold", no_wrap=True)
         table.add_column(overflow="fold")
         for key, value in rows.items():
-            if value is not None and not isinstance(value, (list, dict)):
+            if value is not None:
                 table.add_row(key, str(value))
         console.print(table)
 
@@ -40,6 +38,7 @@ def _table(rows: dict[str, Any], title: str | None = None) -> Any:
 
 
 @app.command("send")
+@returns(f"{_RESULTS}:Transfer")
 def send(
     to: Annotated[str, typer.Option("--to", help="Recipient address.", show_default=False)],
     value: Annotated[str, typer.Option("--value", help="Amount in SAH, e.g. 1.5.")] = "0",
@@ -56,7 +55,8 @@ def send(
 ) -> None:
     """Sign a transaction with a Sahara ID (EIP-1559) and send it to the node."""
     from sahara_cli.identity.keys import parse_address
-    from sahara_cli.node.client import format_sah, parse_sah
+    from sahara_cli.node import wallet
+    from sahara_cli.node.client import parse_sah
 
     to = parse_address(to, "--to")  # EIP-55 checked: a typo never receives the payment
     amount = parse_sah(value)
@@ -68,101 +68,59 @@ def send(
     client = _client(st)
     signer, _, _ = st.unlock(signer_name, password_file)
     with st.output.status("Signing and sending") as progress:
-        chain_id = client.chain_id()
-        nonce = client.nonce(signer.address)
-        tip = client.max_priority_fee()
-        max_fee = 2 * client.base_fee() + tip
-        call = {
-            "from": signer.address,
-            "to": to,
-            "value": hex(amount),
-            "data": "0x" + payload.hex(),
-        }
-        gas_limit = gas or client.estimate_gas(call)
-        from eth_account import Account
-
-        signed = Account.sign_transaction(
-            {
-                "type": 2,
-                "chainId": chain_id,
-                "nonce": nonce,
-                "to": to,
-                "value": amount,
-                "data": payload,
-                "gas": gas_limit,
-                "maxFeePerGas": max_fee,
-                "maxPriorityFeePerGas": tip,
-            },
-            signer.private_key,
+        sent = wallet.send(
+            client, signer, to, amount, data=payload, gas=gas, wait=wait, progress=progress
         )
-        tx_hash = client.send_raw(bytes(signed.raw_transaction))
-        progress(f"Waiting for {tx_hash}")
-        receipt = client.wait_for_receipt(tx_hash) if wait else None
-    result: dict[str, Any] = {
-        "hash": tx_hash,
-        "from": signer.address,
-        "to": to,
-        "value": str(amount),
-        "value_sah": format_sah(amount),
-        "nonce": nonce,
-        "gas": gas_limit,
-        "receipt": receipt,
+    rows: dict[str, Any] = {
+        "hash": sent.hash,
+        "from": sent.sender,
+        "to": sent.to,
+        "value_sah": sent.value_sah,
+        "nonce": sent.nonce,
+        "gas": sent.gas,
     }
-    if receipt is not None:
-        fee = int(receipt["gasUsed"], 16) * int(receipt["effectiveGasPrice"], 16)
-        result |= {
-            "status": int(receipt["status"], 16),
-            "block": int(receipt["blockNumber"], 16),
-            "gas_used": int(receipt["gasUsed"], 16),
-            "fee_sah": format_sah(fee),
+    if sent.tx is not None:
+        rows |= {
+            "status": 1 if sent.tx.status == "success" else 0,
+            "block": sent.tx.block,
+            "gas_used": sent.tx.gas_used,
+            "fee_sah": sent.tx.fee_sah,
         }
-    st.output.result(
-        result, _table({k: v for k, v in result.items() if k != "value"}, "transaction")
-    )
-    if receipt is not None and result["status"] == 0:
-        raise TxReverted(f"transaction {tx_hash} reverted in block {result['block']}")
+    st.output.result(sent, _table(rows, "transaction"))
+    wallet.require_success(sent)
 
 
 @app.command("show")
+@returns(f"{_RESULTS}:TransactionDetails")
 def show(
     tx_hash: Annotated[str, typer.Argument(help="Transaction hash (0x...).", show_default=False)],
 ) -> None:
     """Show a transaction and its receipt."""
-    from sahara_cli.errors import NotFoundError
+    from sahara_cli.node.wallet import parse_hash, show_transaction
 
-    if not (tx_hash.startswith("0x") and len(tx_hash) == 66):
-        raise UsageError(f"{tx_hash!r} is not a 32-byte 0x-prefixed hash")
+    parse_hash(tx_hash)  # a bad hash fails before the node is asked
     st = state()
-    client = _client(st)
-    tx = client.transaction(tx_hash)
-    if tx is None:
-        raise NotFoundError(f"no transaction {tx_hash} on this node", code="node.tx_not_found")
-    receipt = client.receipt(tx_hash)
-    from sahara_cli.identity.keys import to_checksum_address
-    from sahara_cli.node.client import format_sah
-
+    tx = show_transaction(_client(st), tx_hash)
     rows: dict[str, Any] = {
-        "hash": tx["hash"],
-        "from": to_checksum_address(tx["from"]),
-        "to": to_checksum_address(tx["to"]) if tx.get("to") else "(contract creation)",
-        "value": f"{format_sah(int(tx['value'], 16))} SAH",
-        "nonce": int(tx["nonce"], 16),
-        "block": int(tx["blockNumber"], 16) if tx.get("blockNumber") else None,
+        "hash": tx.hash,
+        "from": tx.sender,
+        "to": tx.to or "(contract creation)",
+        "value": f"{tx.value_sah} SAH",
+        "nonce": tx.nonce,
+        "block": tx.block,
+        "status": tx.status,
     }
-    if receipt:
-        fee = int(receipt["gasUsed"], 16) * int(receipt["effectiveGasPrice"], 16)
+    if tx.status != "pending":
         rows |= {
-            "status": "success" if receipt["status"] == "0x1" else "reverted",
-            "gas used": int(receipt["gasUsed"], 16),
-            "fee": f"{format_sah(fee)} SAH",
-            "logs": len(receipt["logs"]),
-            "contract": receipt.get("contractAddress"),
+            "gas used": tx.gas_used,
+            "fee": f"{tx.fee_sah} SAH",
+            "logs": tx.logs,
+            "contract": tx.contract_address,
         }
-    else:
-        rows["status"] = "pending"
-    st.output.result({"transaction": tx, "receipt": receipt}, _table(rows, "transaction"))
+    st.output.result(tx, _table(rows, "transaction"))
 
 
+@returns(f"{_RESULTS}:Balance")
 def balance(
     address: Annotated[
         str | None,
@@ -172,17 +130,10 @@ def balance(
 ) -> None:
     """Show the SAH balance of an address or Sahara ID."""
     from sahara_cli.commands._protocol import address_of
-    from sahara_cli.node.client import format_sah
+    from sahara_cli.node import wallet
 
     st = state()
     target = address_of(st, address, "ADDRESS")
-    tag = (
-        block
-        if block in ("latest", "pending", "earliest", "safe", "finalized")
-        else hex(int(block, 0))
-    )
-    wei = _client(st).balance(target, tag)
-    st.output.result(
-        {"address": target, "wei": str(wei), "sah": format_sah(wei), "block": block},
-        lambda c: c.print(f"{format_sah(wei)} SAH  [dim]{target}[/]"),
-    )
+    wallet.block_tag(block)  # a bad --block fails before the node is asked
+    held = wallet.balance(_client(st), target, block)
+    st.output.result(held, lambda c: c.print(f"{held.balance_sah} SAH  [dim]{target}[/]"))

@@ -79,27 +79,31 @@ def fails(cli: Invoke, *args: str, exit_code: int) -> dict:  # type: ignore[type
 def test_list_shows_the_open_offers(cli: Invoke, market: Path) -> None:
     data = run_json(cli, "list")
     assert data["count"] == 3
-    assert [o["id"] for o in data["offers"]] == [1, 2, 3]
+    assert [o["offer_id"] for o in data["offers"]] == [1, 2, 3]
     api, full, term = data["offers"]
     assert api | {"price_sah": "0.001", "type": "api", "lasts": "prepaid calls"} == api
     assert (full["asset_name"], full["asset_kind"], full["sold"]) == ("Llama 3 8B", "model", 2)
-    assert (full["price"], full["price_sah"], full["status"]) == (str(2 * SAH), "2", "open")
-    assert (term["price_sah"], term["lasts"], term["duration"]) == ("0.5", "30d", 30 * 86_400)
+    assert (full["price_wei"], full["price_sah"], full["status"]) == (str(2 * SAH), "2", "open")
+    assert full["asset_id"] == 1 and full["expires_at"] is None
+    assert (term["price_sah"], term["lasts"], term["duration_s"]) == ("0.5", "30d", 30 * 86_400)
     assert data["block"] >= 10
     assert list((market / "index").glob("protocol-*.sqlite"))
 
 
 def test_list_all_and_by_asset(cli: Invoke, market: Path) -> None:
     everything = run_json(cli, "list", "--all")
-    assert [(o["id"], o["status"]) for o in everything["offers"]] == [
+    assert [(o["offer_id"], o["status"]) for o in everything["offers"]] == [
         (1, "open"),
         (2, "open"),
         (3, "open"),
         (4, "paused"),
     ]
-    assert [o["id"] for o in run_json(cli, "list", "--asset", "2")["offers"]] == [3]
-    assert [o["id"] for o in run_json(cli, "list", "--asset", "#2", "--all")["offers"]] == [3, 4]
-    assert [o["id"] for o in run_json(cli, "list", "--asset", "bafy-llama-3")["offers"]] == [1, 2]
+    by_asset = run_json(cli, "list", "--asset", "2")
+    assert [o["offer_id"] for o in by_asset["offers"]] == [3] and by_asset["asset_id"] == 2
+    everything = run_json(cli, "list", "--asset", "#2", "--all")
+    assert [o["offer_id"] for o in everything["offers"]] == [3, 4]
+    llama = run_json(cli, "list", "--asset", "bafy-llama-3")
+    assert [o["offer_id"] for o in llama["offers"]] == [1, 2]
 
 
 def test_list_of_an_unknown_asset(cli: Invoke, market: Path) -> None:
@@ -123,10 +127,11 @@ def test_list_for_people(cli: Invoke, market: Path) -> None:
 def test_search_finds_and_ranks(cli: Invoke, market: Path) -> None:
     data = run_json(cli, "search", "llama")
     assert data["query"] == "llama"
-    assert [o["id"] for o in data["offers"]] == [1, 2]
+    assert [o["offer_id"] for o in data["offers"]] == [1, 2]
     assert all(isinstance(o["score"], float) for o in data["offers"])
-    assert [o["id"] for o in run_json(cli, "search", "long-term")["offers"]] == [3]
-    assert {o["id"] for o in run_json(cli, "search", "medical", "--all")["offers"]} == {3, 4}
+    assert [o["offer_id"] for o in run_json(cli, "search", "long-term")["offers"]] == [3]
+    medical = run_json(cli, "search", "medical", "--all")["offers"]
+    assert {o["offer_id"] for o in medical} == {3, 4}
     assert run_json(cli, "search", "llama", "--limit", "1")["count"] == 1
     assert run_json(cli, "search", "nothing-here")["offers"] == []
 
@@ -148,13 +153,23 @@ def test_search_for_people(cli: Invoke, market: Path) -> None:
 
 
 def test_show_reads_the_offer_from_the_chain(cli: Invoke, market: Path) -> None:
-    data = run_json(cli, "show", "#2")
-    offer, asset = data["offer"], data["asset"]
-    assert (offer["id"], offer["type"], offer["sold"], offer["status"]) == (2, "full", 2, "open")
-    assert (offer["price_sah"], offer["valid_until"], offer["lasts"]) == ("2", 0, "no expiry")
-    assert (asset["id"], asset["name"], asset["owner"]) == (1, "Llama 3 8B", ALICE.address)
-    assert run_json(cli, "show", "4")["offer"]["status"] == "paused"
-    assert run_json(cli, "show", "3")["offer"]["price_sah"] == "0.5"
+    offer = run_json(cli, "show", "#2")
+    assert (offer["offer_id"], offer["type"], offer["sold"], offer["status"]) == (
+        2,
+        "full",
+        2,
+        "open",
+    )
+    assert (offer["price_sah"], offer["expires_at"], offer["lasts"]) == ("2", None, "no expiry")
+    assert (offer["asset_id"], offer["asset_name"], offer["asset_owner"]) == (
+        1,
+        "Llama 3 8B",
+        ALICE.address,
+    )
+    assert offer["asset_cid"] == "bafy-llama-3" and offer["asset_uri"] == "ipfs://llama-card"
+    assert offer["created_at"].endswith("Z")
+    assert run_json(cli, "show", "4")["status"] == "paused"
+    assert run_json(cli, "show", "3")["price_sah"] == "0.5"
 
 
 def test_show_for_people(cli: Invoke, market: Path) -> None:
@@ -165,7 +180,7 @@ def test_show_for_people(cli: Invoke, market: Path) -> None:
 
 
 def test_show_an_offer_open_until_the_end_of_time(cli: Invoke, market: Path) -> None:
-    assert run_json(cli, "show", "4")["offer"]["valid_until"] == 2**255
+    assert run_json(cli, "show", "4")["expires_at"] is None  # past year 9999: never
     result = cli("market", "show", "4", env=WIDE)
     assert result.exit_code == 0, result.stderr
     assert "never" in result.stdout

@@ -65,14 +65,12 @@ def test_background_node_life_cycle(home: Path) -> None:
         assert again.returncode == 7 and json.loads(again.stderr)["error"]["code"] == "node.running"
         status = ok(sahara(home, "--json", "node", "status", env=env))
         assert status["validator"] == me and status["local_pid"] == started["pid"]
-        assert ok(sahara(home, "--json", "balance", env=env))["sah"] == "10000"
+        assert ok(sahara(home, "--json", "balance", env=env))["balance_sah"] == "10000"
         sent = ok(sahara(home, "--json", "tx", "send", "--to", BOB, "--value", "1.5", env=env))
-        assert sent["status"] == 1 and sent["value_sah"] == "1.5"
+        assert sent["tx"]["status"] == "success" and sent["value_sah"] == "1.5"
         shown = ok(sahara(home, "--json", "tx", "show", sent["hash"], env=env))
-        assert shown["receipt"]["status"] == "0x1" and shown["transaction"]["value"] == hex(
-            15 * 10**17
-        )
-        assert ok(sahara(home, "--json", "balance", BOB, env=env))["sah"] == "10001.5"
+        assert shown["status"] == "success" and shown["value_wei"] == str(15 * 10**17)
+        assert ok(sahara(home, "--json", "balance", BOB, env=env))["balance_sah"] == "10001.5"
         logs = ok(sahara(home, "--json", "node", "logs"))
         assert logs["path"].endswith("node.log")
         refused = sahara(home, "--json", "node", "reset", "--yes")
@@ -87,8 +85,7 @@ def test_background_node_life_cycle(home: Path) -> None:
     ok(sahara(home, "--json", "node", "start", "--dev", "--rpc-addr", f"127.0.0.1:{port}"))
     try:
         assert (
-            ok(sahara(home, "--json", "tx", "show", sent["hash"], env=env))["receipt"]["status"]
-            == "0x1"
+            ok(sahara(home, "--json", "tx", "show", sent["hash"], env=env))["status"] == "success"
         )
     finally:
         ok(sahara(home, "node", "stop"))

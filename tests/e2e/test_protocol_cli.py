@@ -82,15 +82,15 @@ def test_life_of_an_asset_pays_everyone_to_the_wei(home: CliHome) -> None:
     assert model["parents"] == [1] and model["upstream_bps"] == 2000
     assert offer_lt["offer_id"] == 1 and offer_api["offer_id"] == 2
     assert bought_lt["license_id"] == 1 and bought_api["license_id"] == 2
-    assert int(bought_api["cost"]) == 20 * SAH // 100
-    assert metered["license"]["used"] == 10 and metered["license"]["calls"] == 10
-    assert tree["parents"][0]["asset"] == 1
+    assert int(bought_api["cost_wei"]) == 20 * SAH // 100
+    assert metered["calls_used"] == 10 and metered["calls_left"] == 10
+    assert tree["parents"][0]["asset_id"] == 1
 
     owner_expected = 7 * SAH // 10 + 14 * SAH // 1000 + 8 * SAH // 100
     dana_expected = 3 * SAH // 10 + 6 * SAH // 1000
-    assert int(dry["claimable"]) == owner_expected
-    assert int(claimed["paid"]) == owner_expected
-    assert int(claimed_dana["paid"]) == dana_expected
+    assert int(dry["claimable_wei"]) == owner_expected and dry["tx"] is None
+    assert int(claimed["paid_wei"]) == owner_expected
+    assert int(claimed_dana["paid_wei"]) == dana_expected
     # Everything paid in is either claimed or still held for carol's unused calls.
     assert (
         int(rpc(home, "eth_getBalance", "0x5a4A000000000000000000000000000000000004", "latest"), 16)
@@ -104,7 +104,7 @@ def test_life_of_an_asset_pays_everyone_to_the_wei(home: CliHome) -> None:
     # Dana's balance moved by exactly her claim minus its fee. (Not the owner's: the owner
     # is also the dev chain's validator and earns every transaction's tip.)
     dana_after = int(rpc(home, "eth_getBalance", dana, "latest"), 16)
-    fee = int(claimed_dana["transaction"]["fee"])
+    fee = int(claimed_dana["tx"]["fee_wei"])
     assert dana_after - dana_before == dana_expected - fee
 
     assert check["access"] is True
@@ -145,4 +145,5 @@ def test_bad_input_gives_one_clear_error(home: CliHome) -> None:
     code, error = home.fails("license", "buy", "1", "--id", "bob", "--yes")
     assert code == 7 and "expired" in error["message"]
     code, error = home.fails("claim", "--id", "carol")
-    assert code == 2 and "nothing to claim" in error["message"]
+    assert code == 7 and error["code"] == "protocol.reverted"
+    assert "nothing to claim" in error["message"]
