@@ -43,6 +43,16 @@ ProtocolFactory = Callable[[], "Protocol"]
 CAT_JSON_LIMIT = 16 << 20
 
 
+def _chain(protocol: ProtocolFactory | None) -> Protocol:
+    """The protocol on chain, for the reads that need it (a licensed item, a fetch)."""
+    if protocol is None:
+        raise UsageError(
+            "reading a licensed asset asks the chain, and no node was given",
+            hint="Pass protocol=... (a callable that returns a Protocol).",
+        )
+    return protocol()
+
+
 def open_key(vault: Vault, item: Item, unlock: Unlock) -> bytes | None:
     """The data key of ``item`` (None for a public item), opened with the holder's ID.
 
@@ -154,7 +164,7 @@ def get(
     output: Path,
     *,
     unlock: Unlock,
-    protocol: ProtocolFactory,
+    protocol: ProtocolFactory | None = None,
     source: str | None = None,
     embedder: str | None = None,
     report: Reporter = SILENT,
@@ -180,11 +190,11 @@ def get(
         if not number.isdigit():
             raise
         item = fetch_licensed(
-            vault, protocol(), int(number), unlock(), source=source, report=report
+            vault, _chain(protocol), int(number), unlock(), source=source, report=report
         )
         fetched = True
     if item.origin == "licensed" and not fetched:
-        check_still_licensed(protocol(), item)
+        check_still_licensed(_chain(protocol), item)
     key = open_key(vault, item, unlock)
     with report.progress(f"Writing {item.name}", item.size) as advance:
         written = vault.write_out(item, key, dest, progress=advance)
@@ -195,12 +205,12 @@ def get(
     return GetResult.of(item, path=str(written), fetched=fetched)
 
 
-def _readable(vault: Vault, ref: str, protocol: ProtocolFactory) -> Item:
+def _readable(vault: Vault, ref: str, protocol: ProtocolFactory | None) -> Item:
     item = vault.find(ref)
     if item.kind != "file":
         raise UsageError(f"{item.name} is a directory", hint="Use 'sahara vault get -o DIR'.")
     if item.origin == "licensed":
-        check_still_licensed(protocol(), item)
+        check_still_licensed(_chain(protocol), item)
     return item
 
 
@@ -210,7 +220,7 @@ def cat_stream(
     sink: Callable[[bytes], object],
     *,
     unlock: Unlock,
-    protocol: ProtocolFactory,
+    protocol: ProtocolFactory | None = None,
 ) -> Item:
     """``vault cat``: stream a file item's plaintext to ``sink``; the item it was."""
     item = _readable(vault, ref, protocol)
@@ -223,7 +233,7 @@ def cat_content(
     ref: str,
     *,
     unlock: Unlock,
-    protocol: ProtocolFactory,
+    protocol: ProtocolFactory | None = None,
     limit: int = CAT_JSON_LIMIT,
 ) -> CatResult:
     """``vault cat --json``: a file item and its plaintext (UTF-8, else base64), up to
