@@ -355,6 +355,8 @@ def register_asset(
     from sahara_cli.vault.results import AssetRegistered, VaultItem
 
     path = Path(source)
+    if vault is None and path.is_file():
+        raise UsageError(f"{path} is a file: registering it needs the vault it goes into")
     if vault is None or not path.is_file():
         with report.status("Registering the asset"):
             done = register_cid(

@@ -190,3 +190,14 @@ def test_get_fetches_a_licensed_asset_from_its_owner(tmp_path: Path) -> None:
         assert got.holder == reader.address and got.owner == owner.address
         assert got.chunks >= 1 and (tmp_path / "fetched.txt").read_bytes() == TEXT
         node.close()
+
+
+def test_daemon_status_and_stop_without_a_daemon(tmp_path: Path) -> None:
+    from sahara_cli.config import VaultSection
+    from sahara_cli.vault.backends import daemon_status, stop_daemon
+
+    cfg = VaultSection(ipfs_bin=str(tmp_path / "no-such-ipfs"))
+    shown = daemon_status(tmp_path, cfg)
+    assert not shown.running and shown.pid is None and shown.api_url is None
+    assert shown.repo == str(tmp_path / "vault" / "ipfs")
+    assert stop_daemon(tmp_path, cfg).stopped is False

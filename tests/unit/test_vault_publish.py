@@ -187,6 +187,8 @@ def test_register_asset_puts_a_file_in_the_vault_then_on_chain(
     receipt = node.call("eth_getTransactionReceipt", result.tx.hash)
     assert int(receipt["blockNumber"], 16) == result.tx.block and result.tx.status == "success"
     assert result.tx.fee_wei > 0 and result.tx.fee_sah
+    with pytest.raises(UsageError, match="needs the vault"):
+        register_asset(proto, owner, source=str(src), name="x", registration=registration)
     with pytest.raises(UsageError, match=f"already registered as asset #{result.asset_id}"):
         register_asset(
             proto,
