@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -11,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sahara_cli.commands._output import returns
 from sahara_cli.commands._protocol import (
     IdOption,
     PasswordFileOption,
@@ -22,14 +22,15 @@ from sahara_cli.commands._protocol import (
     resolve_asset,
     signer,
     table,
-    tx_rows,
     when,
 )
 from sahara_cli.commands._state import state
-from sahara_cli.errors import ProtocolReverted, UsageError
+from sahara_cli.commands._vault import open_vault, registration_of
+from sahara_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    from sahara_cli.protocol.client import Asset, Protocol
+    from sahara_cli.protocol.assets import AssetView
+    from sahara_cli.results import Transaction
 
 app = typer.Typer(help="Register AI assets on chain and look them up.", no_args_is_help=True)
 
@@ -40,47 +41,41 @@ _CID = re.compile(
 )
 
 
-def asset_dict(proto: Protocol, asset: Asset) -> dict[str, Any]:
-    contributors = proto.contributors(asset.id)
-    received = proto.received(asset.id)
-    from sahara_cli.node.client import format_sah
-
-    return {
-        **asset.to_dict(),
-        "created_at": when(asset.created),
-        "upstream_bps": proto.upstream_bps(asset.id),
-        "contributors": [{"account": c.account, "weight_bps": c.weight_bps} for c in contributors],
-        "revenue": str(received),
-        "revenue_sah": format_sah(received),
-    }
-
-
-def _render_asset(data: dict[str, Any]) -> Any:
+def _render_asset(data: AssetView) -> Any:
     def render(console: Console) -> None:
         table(
             {
-                "asset": f"#{data['id']}  {data['name']}",
-                "kind": data["kind"],
-                "owner": data["owner"],
-                "content id": data["cid"],
-                "commitment": data["commitment"],
-                "metadata": data["uri"] or None,
-                "parents": ", ".join(f"#{p}" for p in data["parents"]) or None,
-                "upstream share": f"{data['upstream_bps'] / 100:g}%" if data["parents"] else None,
-                "meter": data["meter"],
-                "registered": data["created_at"],
-                "revenue": f"{data['revenue_sah']} SAH",
+                "asset": f"#{data.asset_id}  {data.name}",
+                "kind": data.kind,
+                "owner": data.owner,
+                "content id": data.cid,
+                "commitment": data.commitment,
+                "metadata": data.uri or None,
+                "parents": ", ".join(f"#{p}" for p in data.parents) or None,
+                "upstream share": f"{data.upstream_bps / 100:g}%" if data.parents else None,
+                "meter": data.meter or "0x" + "0" * 40,
+                "registered": when(int(data.created_at.timestamp())),
+                "revenue": f"{data.revenue_sah} SAH",
             },
             "asset",
         )(console)
         grid = Table(title="contributors", title_justify="left", box=None)
         grid.add_column("account")
         grid.add_column("weight", justify="right")
-        for entry in data["contributors"]:
-            grid.add_row(entry["account"], f"{entry['weight_bps'] / 100:g}%")
+        for entry in data.contributors:
+            grid.add_row(entry.account, f"{entry.weight_bps / 100:g}%")
         console.print(grid)
 
     return render
+
+
+def _tx_rows(tx: Transaction) -> dict[str, Any]:
+    return {
+        "transaction": tx.hash,
+        "block": tx.block,
+        "gas used": tx.gas_used,
+        "fee": f"{tx.fee_sah} SAH",
+    }
 
 
 def _content(
@@ -118,6 +113,7 @@ def _content(
 
 
 @app.command("register")
+@returns("sahara_cli.vault.results:AssetRegistered")
 def register(
     source: Annotated[
         str,
@@ -171,11 +167,12 @@ def register(
     vault CID; 'sahara vault serve' then releases its key to licensees.
     """
     from sahara_cli.protocol.client import ASSET_KINDS
+    from sahara_cli.vault.publish import register_asset
 
     if kind not in ASSET_KINDS:
         raise UsageError(f"--kind {kind!r} is not one of: {', '.join(ASSET_KINDS)}")
     path = Path(source)
-    cid, plain, name = _content(path, source, name, commitment)
+    _, plain, name = _content(path, source, name, commitment)
     upstream = parse_bps(upstream_share, "--upstream-share")
     st = state()
     contributor_weights(st, contributors or [])  # bad addresses fail before anything else
@@ -187,89 +184,59 @@ def register(
         raise UsageError("--upstream-share needs at least one --parent")
     who = signer(st, signer_name, password_file)
     entries, remainder = parse_contributors(st, contributors or [], who.address)
-    with contextlib.ExitStack() as stack:
-        item = vault = None
-        if path.is_file():
-            # Files go into the vault first: the asset's CID is the vault item's
-            # (encrypted unless --public), its commitment the plaintext's SHA-256.
-            from sahara_cli.commands import vault as vault_cmd
-
-            vault = stack.enter_context(vault_cmd.open_vault(st))
-            item = vault.ensure_commitment(
-                vault_cmd.add_one(st, vault, path, who, public=public, name=name)
-            )
-            if item.asset_id is not None:
-                raise UsageError(
-                    f"{path} is already registered as asset #{item.asset_id}",
-                    hint=f"See it with 'sahara asset show {item.asset_id}'.",
-                )
-            cid, plain = item.cid, bytes.fromhex(item.commitment.removeprefix("0x"))
-            # Only an asset of ours may carry this item; a CID another address
-            # registered first is refused, naming it (vault.cid_taken).
-            from sahara_cli.vault.registration import own_asset_for
-
-            mine = own_asset_for(proto, cid, who.address)
-            if mine is not None:
-                vault.db.update(item.id, asset_id=mine, state="ready")
-                raise UsageError(
-                    f"{path} is already registered as asset #{mine}",
-                    hint=f"See it with 'sahara asset show {mine}'.",
-                )
-            uri = uri or vault_cmd.served_uri(st, item)
-            vault.db.update(item.id, state="registering")
-        try:
-            with st.output.status("Registering the asset"):
-                asset_id, tx = proto.register(
-                    who,
-                    kind=kind,
-                    cid=cid,
-                    commitment=plain,
-                    name=name,
-                    uri=uri,
-                    parents=parent_ids,
-                    contributors=entries,
-                    upstream_bps=upstream,
-                )
-        except ProtocolReverted:
-            if item is not None and vault is not None:
-                vault.db.update(item.id, state="ready")  # nothing was registered for us
-                from sahara_cli.vault.registration import own_asset_for
-
-                own_asset_for(proto, cid, who.address)  # taken meanwhile: say by whom
-            raise
-        data = {**asset_dict(proto, proto.asset(asset_id)), "transaction": tx.to_dict()}
-        if item is not None and vault is not None:
-            vault_cmd.registered(st, vault, item, asset_id, tx.hash)
-            data["vault"] = vault.db.by_id(item.id).to_dict()
-            lock = "public" if public else "encrypted to your ID"
-            st.output.note(f"Added to your vault ({lock}); the asset's CID is {cid}.")
+    registration = registration_of(st, kind, entries, parent_ids, upstream)
+    cfg = st.config().config.vault
+    vault = open_vault(st) if path.is_file() else None
+    try:
+        result = register_asset(
+            proto,
+            who,
+            source=source if vault is None else str(path),
+            name=name,
+            registration=registration,
+            commitment=plain,
+            uri=uri,
+            vault=vault,
+            public=public,
+            embedder=cfg.embedder if cfg.index else None,
+            report=st.output,
+        )
+    finally:
+        if vault is not None:
+            vault.close()
+    if result.vault_item is not None:
+        lock = "public" if public else "encrypted to your ID"
+        st.output.note(f"Added to your vault ({lock}); the asset's CID is {result.cid}.")
     if entries and remainder:
         st.output.note(f"You keep {remainder / 100:g}% of the revenue as owner.")
-    st.output.result(data, _render_registered(data, tx_rows(tx)))
 
-
-def _render_registered(data: dict[str, Any], tx: dict[str, Any]) -> Any:
     def render(console: Console) -> None:
-        console.print(f"Registered asset [bold]#{data['id']}[/] ({data['kind']}) '{data['name']}'")
-        table(tx)(console)
+        console.print(
+            f"Registered asset [bold]#{result.asset_id}[/] ({result.kind}) '{result.name}'"
+        )
+        table(_tx_rows(result.tx))(console)
 
-    return render
+    st.output.result(result, render)
 
 
 @app.command("show")
+@returns("sahara_cli.protocol.assets:AssetView")
 def show(
     asset: Annotated[
         str, typer.Argument(help="Asset id (12 or #12) or its content id.", show_default=False)
     ],
 ) -> None:
     """Show an asset: owner, content, parents, contributors and revenue."""
+    from sahara_cli.protocol.assets import show_asset
+
     st = state()
     proto = protocol(st)
-    data = asset_dict(proto, proto.asset(resolve_asset(proto, asset)))
-    st.output.result(data, _render_asset(data))
+    result = show_asset(proto, resolve_asset(proto, asset))
+    st.output.result(result, _render_asset(result))
 
 
 @app.command("list")
+@returns("sahara_cli.protocol.assets:AssetList")
 def list_assets(
     owner: Annotated[
         str | None,
@@ -279,8 +246,8 @@ def list_assets(
     kind: Annotated[str | None, typer.Option("--kind", help=KIND_HELP, show_default=False)] = None,
 ) -> None:
     """List registered assets, newest last."""
+    from sahara_cli.protocol.assets import list_assets as list_of
     from sahara_cli.protocol.client import ASSET_KINDS
-    from sahara_cli.protocol.index import ProtocolIndex
 
     if kind is not None and kind not in ASSET_KINDS:
         raise UsageError(f"--kind {kind!r} is not one of: {', '.join(ASSET_KINDS)}")
@@ -288,25 +255,24 @@ def list_assets(
         raise UsageError("give --owner or --mine, not both")
     st = state()
     who = address_of(st, owner, "--owner") if owner else (address_of(st, None) if mine else None)
-    proto = protocol(st)
-    assets = ProtocolIndex.for_home(proto, st.home.root).assets(owner=who, kind=kind)
-    data = {"owner": who, "kind": kind, "assets": [a.to_dict() for a in assets]}
+    result = list_of(protocol(st), st.home.root, owner=who, kind=kind)
 
     def render(console: Console) -> None:
-        if not assets:
+        if not result.assets:
             console.print("No assets registered yet.")
             return
         grid = Table(box=None)
         for column in ("id", "kind", "name", "owner", "content id"):
             grid.add_column(column, overflow="fold")
-        for a in assets:
-            grid.add_row(f"#{a.id}", a.kind, a.name, a.owner, a.cid)
+        for a in result.assets:
+            grid.add_row(f"#{a.asset_id}", a.kind, a.name, a.owner, a.cid)
         console.print(grid)
 
-    st.output.result(data, render)
+    st.output.result(result, render)
 
 
 @app.command("update")
+@returns("sahara_cli.protocol.assets:AssetUpdated")
 def update(
     asset: Annotated[str, typer.Argument(help="Asset id or content id.", show_default=False)],
     uri: Annotated[
@@ -324,6 +290,8 @@ def update(
     password_file: PasswordFileOption = None,
 ) -> None:
     """Change an asset's metadata URI or its API meter (owner only)."""
+    from sahara_cli.protocol.assets import update_asset
+
     if uri is None and meter is None:
         raise UsageError("nothing to change: give --uri and/or --meter")
     st = state()
@@ -331,12 +299,8 @@ def update(
     proto = protocol(st)
     asset_id = resolve_asset(proto, asset)
     who = signer(st, signer_name, password_file)
-    txs = []
-    if uri is not None:
-        txs.append(proto.set_metadata(who, asset_id, uri))
-    if meter_address is not None:
-        txs.append(proto.set_meter(who, asset_id, meter_address))
-    data = {**proto.asset(asset_id).to_dict(), "transactions": [t.to_dict() for t in txs]}
+    result = update_asset(proto, who, asset_id, uri=uri, meter=meter_address)
     st.output.result(
-        data, lambda c: c.print(f"Updated asset [bold]#{asset_id}[/] ({len(txs)} transaction(s))")
+        result,
+        lambda c: c.print(f"Updated asset [bold]#{asset_id}[/] ({len(result.txs)} transaction(s))"),
     )

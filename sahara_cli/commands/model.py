@@ -9,12 +9,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sahara_cli.commands._output import returns
 from sahara_cli.commands._protocol import IdOption, PasswordFileOption, table
 from sahara_cli.commands._state import AppState, state
 from sahara_cli.errors import UsageError
 from sahara_cli.units import human_size
 
 if TYPE_CHECKING:
+    from sahara_cli.agent.model_results import ModelView
     from sahara_cli.agent.models import ModelEntry, ModelStore
 
 app = typer.Typer(
@@ -36,31 +38,34 @@ def _store(st: AppState) -> ModelStore:
     return ModelStore(st.home.require().root)
 
 
-def _entry_data(entry: ModelEntry, default: str | None) -> dict[str, Any]:
-    return {**entry.to_dict(), "default": entry.name == default}
+def _view(entry: ModelEntry, default: str | None) -> ModelView:
+    from sahara_cli.agent.model_results import ModelView
+
+    return ModelView.of(entry, default)
 
 
-def _render_entry(data: dict[str, Any]) -> Any:
-    facts = data.get("facts") or {}
+def _render_entry(data: ModelView) -> Any:
+    facts = data.facts
     return table(
         {
-            "model": data["name"] + ("  (default)" if data.get("default") else ""),
-            "runner": data["runner"],
-            "path": data["path"] + ("  (linked)" if data.get("linked") else ""),
-            "size": human_size(data["size"]),
+            "model": data.name + ("  (default)" if data.default else ""),
+            "runner": data.runner,
+            "path": data.path + ("  (linked)" if data.linked else ""),
+            "size": human_size(data.size),
             "architecture": facts.get("architecture"),
             "title": facts.get("title"),
             "context": facts.get("context_length"),
             "chat template": "yes" if facts.get("chat_template") else "no",
-            "sha256": data["sha256"] or None,
-            "content id": data["cid"] or None,
-            "source": data.get("source"),
-            "asset": f"#{data['asset_id']}" if data.get("asset_id") is not None else None,
+            "sha256": data.sha256 or None,
+            "content id": data.cid or None,
+            "source": data.source,
+            "asset": f"#{data.asset_id}" if data.asset_id is not None else None,
         }
     )
 
 
 @app.command("add")
+@returns("sahara_cli.agent.model_results:ModelView")
 def add(
     path: Annotated[
         Path,
@@ -93,7 +98,7 @@ def add(
     total = tree_bytes(path) if path.exists() else 0
     with st.output.progress("Hashing", total) as advance:
         entry = store.add(path, name=name, runner=runner, link=link, progress=advance)
-    data = _entry_data(entry, store.default)
+    data = _view(entry, store.default)
     st.output.note(f"Added model '{entry.name}' ({entry.runner}), content id {entry.cid}")
     st.output.result(data, _render_entry(data))
 
@@ -102,6 +107,7 @@ DEMO_MODEL = "tiny-demo"
 
 
 @app.command("demo")
+@returns("sahara_cli.agent.model_results:ModelView")
 def demo(
     name: Annotated[str, typer.Option("--name", help="Name in the store.")] = DEMO_MODEL,
 ) -> None:
@@ -121,7 +127,7 @@ def demo(
             entry = store.add(
                 path, name=name, runner="llama", source="tiny demo model (random weights)"
             )
-    data = _entry_data(entry, store.default)
+    data = _view(entry, store.default)
     st.output.note(
         f"'{entry.name}' is a tiny model with random weights: its answers are noise. "
         "Pull a real one with 'sahara model pull REPO FILE'."
@@ -130,6 +136,7 @@ def demo(
 
 
 @app.command("pull")
+@returns("sahara_cli.agent.model_results:ModelView")
 def pull(
     repo: Annotated[
         str, typer.Argument(help="Hugging Face repository, e.g. owner/name.", show_default=False)
@@ -165,18 +172,21 @@ def pull(
     store = _store(st)
     with st.output.status(f"Downloading {filename} from {repo}"):
         entry = store.pull(repo, filename, revision=revision, name=name, sha256=sha256)
-    data = _entry_data(entry, store.default)
+    data = _view(entry, store.default)
     st.output.result(data, _render_entry(data))
 
 
 @app.command("list")
+@returns("sahara_cli.agent.model_results:ModelList")
 def list_models() -> None:
     """List the models in the store."""
     st = state()
     store = _store(st)
+    from sahara_cli.agent.model_results import ModelList
+
     default = store.default
-    models = [_entry_data(e, default) for e in store.list()]
-    data = {"default": default, "models": models}
+    models = [_view(e, default) for e in store.list()]
+    data = ModelList(default=default, models=models)
 
     def render(console: Console) -> None:
         if not models:
@@ -189,12 +199,12 @@ def list_models() -> None:
             grid.add_column(column, overflow="fold")
         for m in models:
             grid.add_row(
-                "*" if m["default"] else "",
-                m["name"],
-                m["runner"],
-                human_size(m["size"]),
-                m["cid"],
-                f"#{m['asset_id']}" if m["asset_id"] is not None else "-",
+                "*" if m.default else "",
+                m.name,
+                m.runner,
+                human_size(m.size),
+                m.cid,
+                f"#{m.asset_id}" if m.asset_id is not None else "-",
             )
         console.print(grid)
 
@@ -202,6 +212,7 @@ def list_models() -> None:
 
 
 @app.command("show")
+@returns("sahara_cli.agent.model_results:ModelView")
 def show(
     model: Annotated[
         str,
@@ -213,11 +224,12 @@ def show(
     """Show a model: runner, size, architecture, content id and asset."""
     st = state()
     store = _store(st)
-    data = _entry_data(store.resolve(model), store.default)
+    data = _view(store.resolve(model), store.default)
     st.output.result(data, _render_entry(data))
 
 
 @app.command("rm")
+@returns("sahara_cli.agent.model_results:ModelRemoved")
 def rm(
     name: Annotated[str, typer.Argument(help="The model's name in the store.", show_default=False)],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
@@ -228,12 +240,15 @@ def rm(
     entry = store.get(name)
     what = "forget" if entry.linked else "delete"
     st.confirm(f"{what.capitalize()} model '{entry.name}' ({entry.path})?", yes=yes)
+    from sahara_cli.agent.model_results import ModelRemoved
+
     removed = store.remove(name)
-    data = {"removed": removed.name, "path": str(removed.path), "files_deleted": not removed.linked}
+    data = ModelRemoved(name=removed.name, path=str(removed.path), files_deleted=not removed.linked)
     st.output.result(data, lambda c: c.print(f"Removed model '{removed.name}'."))
 
 
 @app.command("default")
+@returns("sahara_cli.agent.model_results:DefaultModel")
 def default(
     name: Annotated[
         str | None,
@@ -245,10 +260,11 @@ def default(
     store = _store(st)
     if name is not None:
         store.set_default(name)
+    from sahara_cli.agent.model_results import DefaultModel
+
     current = store.default
-    data: dict[str, Any] = {"default": current}
-    if current is not None:
-        data["model"] = store.get(current).to_dict()
+    model = _view(store.get(current), current) if current is not None else None
+    data = DefaultModel(default=current, model=model)
     st.output.result(
         data,
         lambda c: c.print(f"Default model: {current}" if current else "No default model."),
@@ -256,6 +272,7 @@ def default(
 
 
 @app.command("register")
+@returns("sahara_cli.agent.model_results:ModelRegistered")
 def register(
     name: Annotated[str, typer.Argument(help="The model's name in the store.", show_default=False)],
     asset_name: Annotated[
@@ -271,41 +288,28 @@ def register(
     password_file: PasswordFileOption = None,
 ) -> None:
     """Register a model as an on-chain asset of kind 'model' (added to the vault first)."""
-    from sahara_cli.commands import vault as vault_cmd
+    from sahara_cli.agent.model_publish import check_unregistered, register_model
     from sahara_cli.commands._protocol import protocol, signer
+    from sahara_cli.commands._vault import open_vault, registration_of
 
     st = state()
     store = _store(st)
-    entry = store.get(name)
-    if entry.asset_id is not None:
-        raise UsageError(
-            f"model '{entry.name}' is already registered as asset #{entry.asset_id}",
-            hint=f"See it with 'sahara asset show {entry.asset_id}'.",
-        )
+    check_unregistered(store, name)
     proto = protocol(st)
     who = signer(st, signer_name, password_file)
-    with vault_cmd.open_vault(st) as vault:
-        label = asset_name or entry.name
-        if entry.path.is_dir():
-            from sahara_cli.vault.core import tree_size
-
-            with st.output.progress("Adding", tree_size(entry.path)) as advance:
-                item, _ = vault.add(
-                    entry.path,
-                    vault_cmd._holder_of(who),
-                    public=public,
-                    recursive=True,
-                    name=label,
-                    progress=advance,
-                )
-        else:
-            item = vault_cmd.add_one(st, vault, entry.path, who, public=public, name=label)
-        item = vault_cmd.register_item(
-            st, vault, proto, who, item, kind="model", contributors=[], parents=[], upstream=0
+    cfg = st.config().config.vault
+    with open_vault(st) as vault:
+        data = register_model(
+            store,
+            name,
+            vault,
+            proto,
+            who,
+            registration_of(st, "model", [], [], 0),
+            asset_name=asset_name,
+            public=public,
+            embedder=cfg.embedder if cfg.index else None,
+            report=st.output,
         )
-    if item.asset_id is None:
-        raise UsageError(f"model '{entry.name}' could not be registered")
-    entry = store.set_asset(entry.name, item.asset_id)
-    data = {**_entry_data(entry, store.default), "vault_cid": item.cid}
-    st.output.note(f"Registered model '{entry.name}' as asset #{item.asset_id}")
+    st.output.note(f"Registered model '{data.name}' as asset #{data.asset_id}")
     st.output.result(data, _render_entry(data))

@@ -6,12 +6,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sahara_cli.errors import VaultBackendUnreachable
+from sahara_cli.vault.reporting import SILENT, Reporter
 
 if TYPE_CHECKING:
     from sahara_cli.config import VaultSection
     from sahara_cli.vault.blockstore import Blockstore
     from sahara_cli.vault.core import Vault
     from sahara_cli.vault.kubo import KuboDaemon
+    from sahara_cli.vault.results import DaemonStatus, DaemonStopped
 
 BACKENDS = ("local", "kubo")
 
@@ -68,3 +70,32 @@ def open_vault(home_root: Path, cfg: VaultSection, backend: str | None = None) -
     from sahara_cli.vault.core import Vault
 
     return Vault(vault_root(home_root), open_store(home_root, cfg, backend))
+
+
+def daemon_status(home_root: Path, cfg: VaultSection) -> DaemonStatus:
+    """``vault daemon status``: whether this home's Kubo daemon runs, and where."""
+    from sahara_cli.vault.results import DaemonStatus
+
+    return DaemonStatus.model_validate(kubo_daemon(home_root, cfg, need_binary=False).status())
+
+
+def start_daemon(
+    home_root: Path, cfg: VaultSection, *, local: bool = True, report: Reporter = SILENT
+) -> DaemonStatus:
+    """``vault daemon start``: start Kubo for this home, creating its repository on first
+    use (``local``: loopback only, no bootstrap peers)."""
+    from sahara_cli.vault.results import DaemonStatus
+
+    daemon = kubo_daemon(home_root, cfg)
+    if not (daemon.repo / "config").exists():
+        daemon.init(local_only=local)
+    with report.status("Starting the IPFS daemon"):
+        daemon.start()
+    return DaemonStatus.model_validate(daemon.status())
+
+
+def stop_daemon(home_root: Path, cfg: VaultSection) -> DaemonStopped:
+    """``vault daemon stop``: stop this home's Kubo daemon (False: it was not running)."""
+    from sahara_cli.vault.results import DaemonStopped
+
+    return DaemonStopped(stopped=bool(kubo_daemon(home_root, cfg, need_binary=False).stop()))

@@ -446,7 +446,7 @@ class Vault:
         progress = progress or (lambda _n: None)
         dest = dest.absolute()
         if dest.exists():
-            raise UsageError(f"{dest} already exists", hint="Choose another path with -o.")
+            raise VaultExists(f"{dest} already exists", hint="Choose another path with -o.")
         parent = dest.parent
         parent.mkdir(parents=True, exist_ok=True)
         from sahara_cli.vault import unixfs

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 from sahara_cli.vault import crypto
 
 if TYPE_CHECKING:
+    from sahara_cli.identity.keys import Signer
     from sahara_cli.vault.db import Item
     from sahara_cli.vault.index import Hit, VaultIndex
+    from sahara_cli.vault.results import SearchResult
 
 MAX_INDEX_BYTES = 16 << 20  # text indexed per file
 
@@ -95,3 +97,55 @@ def search(
                 hit = dataclasses.replace(hit, text=crypto.open_text(key, hit.sealed))  # noqa: PLW2901
         hits.append(hit)
     return hits
+
+
+def search_vault(
+    vault_root: Path,
+    query: str,
+    k: int = 5,
+    *,
+    embedder: str = "minilm",
+    unlock: Callable[[], Signer] | None = None,
+) -> SearchResult:
+    """``vault search``: the top ``k`` chunks of what this vault indexed.
+
+    With ``unlock``, the text of private hits whose key the unlocked ID holds is opened.
+    """
+    import time
+
+    from sahara_cli.vault.results import SearchHit, SearchResult
+
+    keys: Callable[[str], bytes | None] | None = None
+    if unlock is not None:
+        keys = _key_opener(vault_root, unlock())
+    started = time.perf_counter()
+    hits = search(open_index(vault_root, embedder), query, k, keys=keys)
+    elapsed = time.perf_counter() - started
+    return SearchResult(
+        query=query,
+        hits=[SearchHit.model_validate(hit.to_dict()) for hit in hits],
+        elapsed_ms=round(elapsed * 1000),
+    )
+
+
+def _key_opener(vault_root: Path, who: Signer) -> Callable[[str], bytes | None]:
+    """Open the data key of an item ``who`` holds, by CID (None: not ours to open)."""
+    from sahara_cli.vault.db import VaultDB
+
+    db = VaultDB(vault_root / "vault.db")
+    cache: dict[str, bytes | None] = {}
+
+    def open_key(cid: str) -> bytes | None:
+        if cid not in cache:
+            item = db.by_cid(cid)
+            key = None
+            if (
+                item is not None
+                and item.wrapped_key is not None
+                and item.holder.lower() == who.address.lower()
+            ):
+                key = crypto.unwrap_key(item.wrapped_key, who.private_key)
+            cache[cid] = key
+        return cache[cid]
+
+    return open_key

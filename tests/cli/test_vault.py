@@ -152,6 +152,24 @@ def test_wrong_password_and_unknown_item(cli: Invoke, vault_home: Path, tmp_path
     assert result.exit_code == 3
 
 
+def test_get_onto_an_existing_path_is_refused_and_keeps_it(
+    cli: Invoke, vault_home: Path, tmp_path: Path
+) -> None:
+    added = cli("--json", "vault", "add", str(vault_home / "notes.txt")).json()["items"][0]
+    for existing in (tmp_path / "kept.txt", tmp_path / "kept-dir"):
+        if existing.suffix:
+            existing.write_text("mine, not the vault's\n")
+        else:
+            existing.mkdir()
+        result = cli("--json", "--no-prompt", "vault", "get", added["cid"], "-o", str(existing))
+        assert result.exit_code == 7, result.stderr
+        error = result.error()
+        assert error["code"] == "vault.exists" and str(existing) in error["message"]
+        assert result.stdout == ""
+    assert (tmp_path / "kept.txt").read_text() == "mine, not the vault's\n"
+    assert list((tmp_path / "kept-dir").iterdir()) == []
+
+
 def test_export_import_car_and_rm(
     cli: Invoke, vault_home: Path, tmp_path: Path, initialised: Path
 ) -> None:

@@ -74,7 +74,7 @@ def test_life_of_an_asset_pays_everyone_to_the_wei(home: CliHome) -> None:
         check,
     ) = results
 
-    assert dataset["id"] == 1 and dataset["kind"] == "dataset"
+    assert dataset["asset_id"] == 1 and dataset["kind"] == "dataset"
     assert dataset["contributors"] == [
         {"account": owner, "weight_bps": 7000},
         {"account": dana, "weight_bps": 3000},

@@ -1,0 +1,162 @@
+"""sahara vault serve and sahara vault daemon: the long-running parts of the vault.
+
+``vault serve`` releases data keys to licensees (checked on chain) and serves blocks;
+``vault daemon`` runs a Kubo (IPFS) daemon for the home.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from sahara_cli.commands._output import returns
+from sahara_cli.commands._protocol import IdOption, PasswordFileOption, protocol
+from sahara_cli.commands._state import state
+from sahara_cli.commands._vault import Backend, kv, open_vault
+from sahara_cli.errors import UsageError
+
+daemon_app = typer.Typer(help="Run a Kubo (IPFS) daemon for this home.", no_args_is_help=True)
+
+
+@returns("sahara_cli.vault.results:ServeResult")
+def serve(
+    addr: Annotated[
+        str | None,
+        typer.Option(
+            "--addr", help="HOST:PORT to listen on.", show_default="config vault.serve_addr"
+        ),
+    ] = None,
+    backend: Backend = None,
+    signer_name: IdOption = None,
+    password_file: PasswordFileOption = None,
+) -> None:
+    """Release data keys to licensees (checked on chain) and serve your items' blocks."""
+    import asyncio
+    import signal
+
+    from aiohttp import web
+
+    from sahara_cli.vault.access import KeyServer, ServeLimits, server_audiences
+    from sahara_cli.vault.registration import reconcile
+    from sahara_cli.vault.results import ServeResult
+
+    st = state()
+    cfg = st.config().config
+    listen = addr or cfg.vault.serve_addr
+    host, _, port_text = listen.rpartition(":")
+    if not host or not port_text.isdigit():
+        raise UsageError(f"--addr {listen!r} is not HOST:PORT")
+    proto = protocol(st)
+    chain_id = proto.node.chain_id()
+    who, info, _ = st.unlock(signer_name, password_file)
+    vault = open_vault(st, backend)
+    # Finish registrations a killed command left half done; say which items were not
+    # tied to an asset because another address owns it.
+    for refused in reconcile(vault, proto):
+        st.output.warn(f"{refused.code}: {refused.message}")
+
+    def log(message: str) -> None:
+        st.output.note(f"{time.strftime('%H:%M:%S')} {message}")
+
+    server = KeyServer(
+        vault,
+        who,
+        lambda: proto,
+        chain_id=chain_id,
+        log=log,
+        audiences=server_audiences(listen, cfg.vault.public_url),
+        limits=ServeLimits(
+            per_ip=cfg.vault.serve_rate_per_ip, per_address=cfg.vault.serve_rate_per_address
+        ),
+    )
+
+    async def main() -> None:
+        runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, int(port_text)).start()
+        except OSError as exc:
+            from sahara_cli.errors import VaultPortInUse
+
+            raise VaultPortInUse(
+                f"cannot listen on {listen}: {exc.strerror}",
+                code="vault.port_in_use",
+                hint="Pass another --addr HOST:PORT.",
+            ) from None
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        served = sum(1 for item in vault.items() if item.asset_id is not None and item.encrypted)
+        st.output.note(
+            f"Serving {served} registered private items of {info.name} ({who.address}) "
+            f"at http://{listen}  (Ctrl-C stops)"
+        )
+        if st.output.json_mode:
+            sys.stderr.write(f'{{"listening": "http://{listen}"}}\n')
+            sys.stderr.flush()
+        await stop.wait()
+        await runner.cleanup()
+
+    try:
+        asyncio.run(main())
+    finally:
+        server.close()
+        vault.close()
+    st.output.result(ServeResult(stopped=True, addr=listen), lambda c: c.print("Stopped."))
+
+
+@daemon_app.command("start")
+@returns("sahara_cli.vault.results:DaemonStatus")
+def daemon_start(
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local/--network",
+            help="Loopback only, no bootstrap peers (--local), or join the IPFS network.",
+        ),
+    ] = True,
+    ipfs_bin: Annotated[
+        str | None,
+        typer.Option(
+            "--ipfs-bin", help="Kubo's ipfs binary to run.", show_default="config vault.ipfs_bin"
+        ),
+    ] = None,
+) -> None:
+    """Start Kubo for this home (created on first use under <home>/vault/ipfs)."""
+    from sahara_cli.vault.backends import start_daemon
+
+    st = state()
+    home = st.home.require()
+    cfg = st.config().config.vault
+    if ipfs_bin is not None:
+        cfg = cfg.model_copy(update={"ipfs_bin": ipfs_bin})
+    result = start_daemon(home.root, cfg, local=local, report=st.output)
+    st.output.result(result, kv(result.model_dump()))
+
+
+@daemon_app.command("stop")
+@returns("sahara_cli.vault.results:DaemonStopped")
+def daemon_stop() -> None:
+    """Stop this home's Kubo daemon."""
+    from sahara_cli.vault.backends import stop_daemon
+
+    st = state()
+    result = stop_daemon(st.home.require().root, st.config().config.vault)
+    st.output.result(
+        result, lambda c: c.print("Stopped." if result.stopped else "It was not running.")
+    )
+
+
+@daemon_app.command("status")
+@returns("sahara_cli.vault.results:DaemonStatus")
+def daemon_status() -> None:
+    """Whether this home's Kubo daemon runs, and where its API is."""
+    from sahara_cli.vault.backends import daemon_status as status_of
+
+    st = state()
+    result = status_of(st.home.require().root, st.config().config.vault)
+    st.output.result(result, kv(result.model_dump()))
