@@ -40,13 +40,6 @@ _STATUS = re.compile(r"^- \*\*(\d+) `([A-Z_]+)`\*\*\s*$")
 #: Codes whose exit status the CLI's boundary sets itself rather than the error's kind.
 STATUS_SET_BY_THE_CLI = {"aborted": ExitCode.INTERRUPTED}
 
-#: Documented for commands that do not raise them yet; remove an entry once its command
-#: does. Both codes are raised by other commands already, so the check below, which works
-#: per code, holds with or without them; they are listed so the gap is not forgotten.
-#: - ``protocol.reverted``: ``claim`` with nothing to claim gives ``usage`` today.
-#: - ``vault.exists``: ``vault get`` onto an existing file gives ``usage`` today.
-DOCUMENTED_AHEAD_OF_THE_CODE = {"protocol.reverted", "vault.exists"}
-
 
 def test_exit_code_table_matches_errors_module() -> None:
     text = (DOCS / "cli.md").read_text()
@@ -296,13 +289,8 @@ def test_every_raised_error_code_is_documented() -> None:
 
 def test_every_documented_error_code_is_raised() -> None:
     raised = set(RAISED)
-    never = {
-        code
-        for code in set(DOCUMENTED) - DOCUMENTED_AHEAD_OF_THE_CODE
-        if not any(_matches(r, code) for r in raised)
-    }
+    never = {code for code in set(DOCUMENTED) if not any(_matches(r, code) for r in raised)}
     assert not never, f"docs/cli.md lists codes nothing raises: {sorted(never)}"
-    assert set(DOCUMENTED) >= DOCUMENTED_AHEAD_OF_THE_CODE
 
 
 @pytest.mark.parametrize("code", sorted(DOCUMENTED))
