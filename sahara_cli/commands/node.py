@@ -15,7 +15,7 @@ from sahara_cli.errors import IdentityNotFound, NodeError, UsageError
 
 if TYPE_CHECKING:
     from sahara_cli.identity.keys import Signer
-    from sahara_cli.node.runner import NodePaths
+    from sahara_cli.node.process import NodePaths
 
 app = typer.Typer(help="Run the local Sahara chain node and manage it.", no_args_is_help=True)
 
@@ -78,7 +78,7 @@ PasswordFile = Annotated[
 
 
 def _paths(st: AppState) -> NodePaths:
-    from sahara_cli.node.runner import NodePaths
+    from sahara_cli.node.process import NodePaths
 
     return NodePaths.of_home(st.home.root)
 
@@ -141,7 +141,7 @@ def run(
 ) -> None:
     """Run a node in the foreground until Ctrl-C (or SIGTERM); with --abci, as the
     application of a CometBFT validator."""
-    from sahara_cli.node.runner import parse_addr, run_foreground
+    from sahara_cli.node.process import parse_addr, run_foreground
 
     st = state()
     settings = _settings(st, rpc_addr, block_time, chain_id)
@@ -249,7 +249,7 @@ def start(
     password_file: PasswordFile = None,
 ) -> None:
     """Start a node in the background (pid and log in <home>/node)."""
-    from sahara_cli.node.runner import start_background
+    from sahara_cli.node.process import start_background
 
     st = state()
     settings = _settings(st, rpc_addr, block_time, chain_id)
@@ -275,7 +275,7 @@ def start(
 @app.command("stop")
 def stop() -> None:
     """Stop the background node of this home."""
-    from sahara_cli.node.runner import stop_background
+    from sahara_cli.node.process import stop_background
 
     st = state()
     pid = stop_background(_paths(st))
@@ -290,7 +290,7 @@ def stop() -> None:
 @app.command("status")
 def status() -> None:
     """Height, block time, mempool, tx/s and validator of the node at node.rpc_url."""
-    from sahara_cli.node.runner import require_reachable
+    from sahara_cli.node.process import require_reachable
 
     st = state()
     cfg = st.config().config.node
@@ -339,7 +339,7 @@ def logs(
     ] = 50,
 ) -> None:
     """Show the background node's log."""
-    from sahara_cli.node.runner import tail_lines
+    from sahara_cli.node.process import tail_lines
 
     st = state()
     path = _paths(st).log_file
@@ -370,7 +370,7 @@ def reset(
     """Delete this home's chain data (the node must be stopped)."""
     import shutil
 
-    from sahara_cli.node.runner import NodeRunning
+    from sahara_cli.node.process import NodeRunning
 
     st = state()
     paths = _paths(st)

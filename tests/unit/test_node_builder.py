@@ -13,7 +13,7 @@ from eth_account import Account
 from sahara_cli.identity.keys import Signer
 from sahara_cli.node.builder import BuilderFailed
 from sahara_cli.node.genesis import dev_genesis, dev_keys
-from sahara_cli.node.service import Node, NodeConfig
+from sahara_cli.node.producer import Node, NodeConfig
 
 KEYS = dev_keys()
 

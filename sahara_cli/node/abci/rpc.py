@@ -1,7 +1,7 @@
 """Ethereum JSON-RPC from a validator's application process.
 
 :class:`AppNode` gives the RPC layer of :mod:`sahara_cli.node.rpc` what it needs from a
-:class:`~sahara_cli.node.service.Node`, backed by the application instead:
+:class:`~sahara_cli.node.producer.Node`, backed by the application instead:
 
 - reads come from the state machine's committed state (what CometBFT committed);
 - ``submit`` posts the signed transaction to CometBFT's ``broadcast_tx_sync``, so it
@@ -52,11 +52,11 @@ from sahara_cli.node.mempool import PoolContent
 from sahara_cli.node.rpc.context import ServerOptions
 from sahara_cli.node.rpc.dispatch import Spec, method_table
 from sahara_cli.node.rpc.server import RPCServer
-from sahara_cli.node.service import Stats
+from sahara_cli.node.producer import Stats
 from sahara_cli.node.state import BlockResult, ChainView, TxInvalid, decode_tx
 
 if TYPE_CHECKING:
-    from sahara_cli.node.service import Node
+    from sahara_cli.node.producer import Node
 
 __all__ = ["AppNode", "CometError", "CometRPC", "ValidatorRPCServer", "refusal"]
 

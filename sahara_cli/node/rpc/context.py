@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from eth.abc import BlockHeaderAPI, ReceiptAPI
 
     from sahara_cli.node.rpc.filters import FilterManager
-    from sahara_cli.node.service import Node
+    from sahara_cli.node.producer import Node
     from sahara_cli.node.state import ChainView
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -16,7 +16,7 @@ from sahara_cli.node.rpc.dispatch import Dispatcher, method_table
 from sahara_cli.node.rpc.filters import FilterManager
 
 if TYPE_CHECKING:
-    from sahara_cli.node.service import Node
+    from sahara_cli.node.producer import Node
 
 
 class LocalTransport:

@@ -30,7 +30,7 @@ from sahara_cli.node.rpc.filters import FilterManager
 from sahara_cli.node.rpc.pubsub import Connection, Hub
 
 if TYPE_CHECKING:
-    from sahara_cli.node.service import Node
+    from sahara_cli.node.producer import Node
     from sahara_cli.node.state import BlockResult
 
 log = logging.getLogger("sahara.rpc")
@@ -58,7 +58,7 @@ def _host_name(host_header: str) -> str:
 
 
 class RPCServer:
-    """JSON-RPC over HTTP and WebSocket for one :class:`~sahara_cli.node.service.Node`."""
+    """JSON-RPC over HTTP and WebSocket for one :class:`~sahara_cli.node.producer.Node`."""
 
     def __init__(self, node: Node, options: ServerOptions | None = None, **opts: Any) -> None:
         self.node = node

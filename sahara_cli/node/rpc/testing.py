@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sahara_cli.node.rpc.server import ServerHandle
-    from sahara_cli.node.service import Node
+    from sahara_cli.node.producer import Node
 
 #: The validator key of test nodes (not one of the funded dev accounts).
 VALIDATOR_KEY = bytes.fromhex("5a" * 32)
@@ -27,7 +27,7 @@ def dev_node(
     from sahara_cli.identity.keys import Signer
     from sahara_cli.node.genesis import dev_genesis
     from sahara_cli.node.rpc.server import serve_in_thread
-    from sahara_cli.node.service import Node, NodeConfig
+    from sahara_cli.node.producer import Node, NodeConfig
 
     validator = Signer(VALIDATOR_KEY)
     node = Node(

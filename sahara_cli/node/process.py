@@ -123,7 +123,7 @@ def run_foreground(
     """Run a node until SIGINT or SIGTERM; ``ready(info)`` is called once it serves.
     ``rpc_options``: the JSON-RPC server's limits (defaults when None)."""
     from sahara_cli.node.rpc.server import serve_in_thread
-    from sahara_cli.node.service import Node, NodeConfig
+    from sahara_cli.node.producer import Node, NodeConfig
 
     ensure_private_dir(paths.root)
     other = paths.running_pid()

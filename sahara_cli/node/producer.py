@@ -1,4 +1,4 @@
-"""The node service: state machine + mempool + the solo proof-of-stake block producer.
+"""The solo node: state machine + mempool + the solo proof-of-stake block producer.
 
 The solo driver is the embedded default consensus: the local Sahara ID is the single
 bonded validator; it orders the mempool into blocks, signs each block hash, and commits
