@@ -370,7 +370,7 @@ def reset(
     """Delete this home's chain data (the node must be stopped)."""
     import shutil
 
-    from sahara_cli.node.process import NodeRunning
+    from sahara_cli.errors import NodeRunning
 
     st = state()
     paths = _paths(st)

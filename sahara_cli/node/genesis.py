@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sahara_cli.errors import InvalidDataError, NodeError
+from sahara_cli.errors import GenesisInvalid
 
 DEFAULT_CHAIN_ID = 31313
 DEFAULT_GAS_LIMIT = 30_000_000
@@ -22,10 +22,6 @@ SAH = 10**18
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 DEV_ACCOUNTS = 10
 DEV_BALANCE = 10_000 * SAH
-
-
-class GenesisInvalid(NodeError, InvalidDataError):
-    code = "node.genesis_invalid"
 
 
 @dataclass

@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sahara_cli.errors import ConflictError, NodeError, NodeUnreachable, UsageError
+from sahara_cli.errors import (
+    ConflictError,
+    NodeRunning,
+    NodeStartFailed,
+    NodeUnreachable,
+    PortUnavailable,
+    UsageError,
+)
 from sahara_cli.fsutil import atomic_write, ensure_private_dir
 from sahara_cli.identity.keys import Signer
 
@@ -27,18 +34,6 @@ if TYPE_CHECKING:
 
 SAH = 10**18
 VALIDATOR_TREASURY = 1_000_000 * SAH
-
-
-class NodeRunning(NodeError, ConflictError):
-    code = "node.running"
-
-
-class NodeStartFailed(NodeError):
-    code = "node.start_failed"
-
-
-class PortUnavailable(NodeError, ConflictError):
-    code = "node.port_unavailable"
 
 
 @dataclass(frozen=True)
@@ -122,8 +117,8 @@ def run_foreground(
 ) -> None:
     """Run a node until SIGINT or SIGTERM; ``ready(info)`` is called once it serves.
     ``rpc_options``: the JSON-RPC server's limits (defaults when None)."""
-    from sahara_cli.node.rpc.server import serve_in_thread
     from sahara_cli.node.producer import Node, NodeConfig
+    from sahara_cli.node.rpc.server import serve_in_thread
 
     ensure_private_dir(paths.root)
     other = paths.running_pid()

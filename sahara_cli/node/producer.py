@@ -30,7 +30,6 @@ from sahara_cli.node.state import (
     BlockResult,
     ChainView,
     StateMachine,
-    TxInvalid,
     TxResult,
     decode_tx,
 )
@@ -280,4 +279,4 @@ class Node:
         return self.state.time_offset
 
 
-__all__ = ["Node", "NodeConfig", "TxInvalid"]
+__all__ = ["Node", "NodeConfig"]

@@ -37,11 +37,12 @@ from eth_typing import BlockNumber
 from eth_utils.exceptions import ValidationError
 
 from sahara_cli.errors import (
+    ChainNotInitialised,
     InsufficientFunds,
-    InvalidDataError,
     NodeError,
     NonceTooLow,
     OversizedData,
+    TxInvalid,
 )
 from sahara_cli.node.genesis import Genesis
 from sahara_cli.node.store import BlockStore, ReadOnlyDB
@@ -51,17 +52,6 @@ META_HEAD = b"head"
 META_TIME_OFFSET = b"time_offset"
 SIG_PREFIX = b"sig:"
 MAX_TX_BYTES = 128 * 1024
-
-
-class TxInvalid(NodeError, InvalidDataError):
-    """A transaction the node will not accept; ``message`` is the text geth uses."""
-
-    code = "node.tx_invalid"
-
-
-class ChainNotInitialised(NodeError):
-    code = "node.not_initialised"
-    default_hint = "Start the node once to write its genesis block."
 
 
 VM = PragueVM

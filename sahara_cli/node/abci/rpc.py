@@ -34,12 +34,13 @@ from typing import TYPE_CHECKING, Any, cast
 from eth.abc import SignedTransactionAPI
 
 from sahara_cli.errors import (
+    CometBFTError,
     InsufficientFunds,
-    NodeError,
     NonceTooLow,
     OversizedData,
     SaharaError,
     TxAlreadyKnown,
+    TxInvalid,
     TxPoolFull,
 )
 from sahara_cli.node.abci.app import (
@@ -49,16 +50,16 @@ from sahara_cli.node.abci.app import (
     SaharaApp,
 )
 from sahara_cli.node.mempool import PoolContent
+from sahara_cli.node.producer import Stats
 from sahara_cli.node.rpc.context import ServerOptions
 from sahara_cli.node.rpc.dispatch import Spec, method_table
 from sahara_cli.node.rpc.server import RPCServer
-from sahara_cli.node.producer import Stats
-from sahara_cli.node.state import BlockResult, ChainView, TxInvalid, decode_tx
+from sahara_cli.node.state import BlockResult, ChainView, decode_tx
 
 if TYPE_CHECKING:
     from sahara_cli.node.producer import Node
 
-__all__ = ["AppNode", "CometError", "CometRPC", "ValidatorRPCServer", "refusal"]
+__all__ = ["AppNode", "CometRPC", "ValidatorRPCServer", "refusal"]
 
 log = logging.getLogger("sahara.node.abci.rpc")
 
@@ -69,12 +70,6 @@ MAX_SENT = 10_000
 MAX_UNCONFIRMED = 1_000
 #: Methods that wait on CometBFT's RPC: run on a worker thread, not on the event loop.
 BLOCKING = ("eth_sendRawTransaction", "txpool_status")
-
-
-class CometError(NodeError):
-    """CometBFT's RPC could not be reached or answered with an error."""
-
-    code = "node.cometbft"
 
 
 class CometRPC:
@@ -102,13 +97,13 @@ class CometRPC:
             try:
                 doc = json.load(exc)
             except ValueError:
-                raise CometError(f"CometBFT RPC {method}: HTTP {exc.code}") from None
+                raise CometBFTError(f"CometBFT RPC {method}: HTTP {exc.code}") from None
         except (OSError, ValueError) as exc:
-            raise CometError(f"CometBFT RPC at {self.url} is unreachable: {exc}") from None
+            raise CometBFTError(f"CometBFT RPC at {self.url} is unreachable: {exc}") from None
         error = doc.get("error")
         if error:
             detail = error.get("data") or error.get("message") or str(error)
-            raise CometError(str(detail))
+            raise CometBFTError(str(detail))
         return doc.get("result")
 
 
@@ -121,7 +116,7 @@ def refusal(code: int, message: str) -> SaharaError:
     return TxInvalid(message or f"transaction refused (code {code})")
 
 
-def _comet_refusal(exc: CometError) -> SaharaError:
+def _comet_refusal(exc: CometBFTError) -> SaharaError:
     """geth's words for CometBFT's own mempool refusals."""
     text = exc.message
     if "already exists in cache" in text:
@@ -234,7 +229,7 @@ class AppNode:
         tx = decode_tx(raw)  # TxInvalid, OversizedData: as the solo node
         try:
             result = self.comet.call("broadcast_tx_sync", tx=base64.b64encode(raw).decode("ascii"))
-        except CometError as exc:
+        except CometBFTError as exc:
             raise _comet_refusal(exc) from None
         code = int(result.get("code") or 0)
         if code != CODE_OK:

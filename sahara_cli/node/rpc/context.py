@@ -21,8 +21,8 @@ from sahara_cli.node.rpc.params import BlockRef
 if TYPE_CHECKING:
     from eth.abc import BlockHeaderAPI, ReceiptAPI
 
-    from sahara_cli.node.rpc.filters import FilterManager
     from sahara_cli.node.producer import Node
+    from sahara_cli.node.rpc.filters import FilterManager
     from sahara_cli.node.state import ChainView
 
 F = TypeVar("F", bound=Callable[..., Any])
