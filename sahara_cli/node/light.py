@@ -43,7 +43,8 @@ from sahara_cli.errors import (
     LightUnreachable,
     UsageError,
 )
-from sahara_cli.node.localnet import find_cometbft, free_port, tail
+from sahara_cli.gobin import COMETBFT, find_binary
+from sahara_cli.node.localnet import free_port, tail
 
 __all__ = [
     "LightClient",
@@ -160,7 +161,7 @@ class LightProxy:
         self.primary = primary
         self.witnesses = list(witnesses) or [primary]
         self.trust = trust
-        self.binary = find_cometbft(cometbft_bin)
+        self.binary = find_binary(COMETBFT, cometbft_bin)
         self.port = 0
         self.url = ""
         self.workdir: Path | None = None

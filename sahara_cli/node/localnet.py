@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from sahara_cli.errors import (
-    CometbftMissing,
     LocalnetExists,
     LocalnetNodeUnknown,
     LocalnetNotFound,
@@ -42,36 +41,11 @@ from sahara_cli.errors import (
     UsageError,
 )
 from sahara_cli.fsutil import atomic_write
+from sahara_cli.gobin import COMETBFT, find_binary
 
-COMETBFT_BIN_ENV = "SAHARA_COMETBFT_BIN"
 HOST = "127.0.0.1"
 PORT_NAMES = ("p2p", "rpc", "abci", "eth_rpc")
 MAX_VALIDATORS = 32
-
-
-def find_cometbft(configured: str | None = None) -> str:
-    """The CometBFT binary: ``configured``, then ``$SAHARA_COMETBFT_BIN``, then
-    ``cometbft`` on PATH. Raises CometbftMissing."""
-    for source, value in (
-        ("--cometbft-bin", configured),
-        (COMETBFT_BIN_ENV, os.environ.get(COMETBFT_BIN_ENV)),
-    ):
-        if not value:
-            continue
-        found = shutil.which(value)
-        if found is None:
-            raise CometbftMissing(
-                f"the CometBFT binary {value!r} ({source}) is not an executable",
-                hint="Point it at a cometbft v0.38 binary.",
-            )
-        return found
-    found = shutil.which("cometbft")
-    if found is None:
-        raise CometbftMissing(
-            "CometBFT's 'cometbft' binary was not found",
-            hint=f"Install cometbft v0.38 on PATH, or set {COMETBFT_BIN_ENV}=/path/to/cometbft.",
-        )
-    return found
 
 
 def free_port() -> int:
@@ -290,7 +264,7 @@ class Localnet:
             raise UsageError(f"--validators must be 1 to {MAX_VALIDATORS}, got {validators}")
         if block_time <= 0:
             raise UsageError(f"--block-time must be positive, got {block_time:g}")
-        binary = find_cometbft(cometbft_bin)
+        binary = find_binary(COMETBFT, cometbft_bin)
         if self.running_pids():
             raise LocalnetRunning(
                 f"a localnet runs already in {self.root}",
@@ -573,7 +547,7 @@ class Localnet:
         _terminate(n.app_pid, marker)
         n = NodeEntry(i, n.ports)
         nodes = self._nodes(data)
-        binary = find_cometbft(data.get("cometbft_bin"))
+        binary = find_binary(COMETBFT, data.get("cometbft_bin"))
         try:
             self._check_ports(n)
             n.app_pid = self._spawn_app(n)
