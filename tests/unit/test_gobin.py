@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -80,4 +79,4 @@ def test_cache_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache_root() == tmp_path / "xdg" / "sahara"
     monkeypatch.delenv("XDG_CACHE_HOME")
-    assert cache_root() == Path(os.path.expanduser("~")) / ".cache" / "sahara"
+    assert cache_root() == Path.home() / ".cache" / "sahara"
