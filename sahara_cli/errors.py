@@ -330,9 +330,16 @@ class PortUnavailable(NodeError, ConflictError):
 
 
 class CometBFTError(NodeError):
-    """CometBFT's RPC could not be reached or answered with an error."""
+    """CometBFT's RPC answered with an error (``message`` is CometBFT's text)."""
 
     code = "node.cometbft"
+
+
+class CometBFTUnreachable(CometBFTError, UnreachableError):
+    """Nothing answers as a CometBFT RPC at the address."""
+
+    code = "node.cometbft_unreachable"
+    default_hint = "Is CometBFT running? Check the CometBFT RPC address (port 26657 by default)."
 
 
 # -- node: transaction pool ---------------------------------------------------------------

@@ -38,12 +38,15 @@ from pathlib import Path
 from typing import Any
 
 from sahara_cli.errors import (
+    CometBFTError,
+    CometBFTUnreachable,
     LightHeaderRejected,
     LightProofInvalid,
     LightUnreachable,
     UsageError,
 )
 from sahara_cli.gobin import COMETBFT, find_binary
+from sahara_cli.node.cometbft import CometRPC, http_url
 from sahara_cli.node.localnet import free_port, tail
 
 __all__ = [
@@ -58,35 +61,6 @@ __all__ = [
 HOST = "127.0.0.1"
 #: How long a trusted header stays usable (CometBFT's default for ``cometbft light``).
 TRUSTING_PERIOD = "168h"
-
-
-def _http_url(url: str) -> str:
-    if url.startswith("tcp://"):
-        url = "http://" + url.removeprefix("tcp://")
-    elif "://" not in url:
-        url = "http://" + url
-    if not url.startswith(("http://", "https://")):
-        raise UsageError(f"expected an http(s) URL, got {url!r}")
-    return url.rstrip("/")
-
-
-def _get(base: str, path: str, params: dict[str, str] | None = None, timeout: float = 15.0) -> Any:
-    """GET ``base/path?params`` of a CometBFT RPC; its ``result``. Raises OSError when
-    unreachable and ValueError with CometBFT's error text."""
-    query = f"?{urllib.parse.urlencode(params)}" if params else ""
-    request = urllib.request.Request(f"{base}/{path}{query}")  # noqa: S310  # http(s) only
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
-            doc = json.load(resp)
-    except urllib.error.HTTPError as exc:  # CometBFT answers errors with a 500 too
-        try:
-            doc = json.load(exc)
-        except ValueError:
-            raise ValueError(f"{path}: HTTP {exc.code}") from None
-    error = doc.get("error")
-    if error:
-        raise ValueError(str(error.get("data") or error.get("message") or error))
-    return doc["result"]
 
 
 @dataclass(frozen=True)
@@ -214,9 +188,9 @@ class LightProxy:
                     details={"log": lines},
                 )
             try:
-                _get(self.url, "health", timeout=2.0)
+                CometRPC(self.url, timeout=2.0).call("health")
                 return
-            except (OSError, ValueError):
+            except CometBFTError:
                 pass
             if time.monotonic() > deadline:
                 self.close()
@@ -227,12 +201,14 @@ class LightProxy:
         """The verified header at ``height``, from the proxy's ``/commit``: the signed
         header of a light block it verified."""
         try:
-            doc = _get(self.url, "commit", {"height": str(height)}, timeout=30.0)
-        except OSError as exc:
-            raise LightUnreachable(f"CometBFT's light client does not answer: {exc}") from None
-        except ValueError as exc:
+            doc = CometRPC(self.url, timeout=30.0).call("commit", height=str(height))
+        except CometBFTUnreachable as exc:
+            raise LightUnreachable(
+                f"CometBFT's light client does not answer: {exc.message}"
+            ) from None
+        except CometBFTError as exc:
             raise LightHeaderRejected(
-                f"CometBFT's light client could not verify header {height}: {exc}"[:400],
+                f"CometBFT's light client could not verify header {height}: {exc.message}"[:400],
                 hint="The primary or a witness serves headers the validators did not sign.",
             ) from None
         signed = doc["signed_header"]
@@ -283,9 +259,9 @@ class LightClient:
         cometbft_bin: str | None = None,
         timeout: float = 15.0,
     ) -> None:
-        self.eth_rpc = _http_url(eth_rpc)
-        self.comet_rpc = _http_url(comet_rpc)
-        self.witnesses = [_http_url(w) for w in witnesses]
+        self.eth_rpc = http_url(eth_rpc)
+        self.comet_rpc = http_url(comet_rpc)
+        self.witnesses = [http_url(w) for w in witnesses]
         if trust_height is not None and trust_height < 1:
             raise UsageError(f"--trust-height must be 1 or more, got {trust_height}")
         if trust_hash is not None:
@@ -303,14 +279,14 @@ class LightClient:
 
     def _primary(self, path: str, params: dict[str, str] | None = None) -> Any:
         try:
-            return _get(self.comet_rpc, path, params, self.timeout)
-        except OSError as exc:
+            return CometRPC(self.comet_rpc, self.timeout).call(path, **(params or {}))
+        except CometBFTUnreachable as exc:
             raise LightUnreachable(
-                f"the CometBFT RPC at {self.comet_rpc} is unreachable: {exc}",
+                exc.message,
                 hint="Check --comet-rpc (a validator's CometBFT RPC, e.g. port 26657).",
             ) from None
-        except ValueError as exc:
-            raise LightUnreachable(f"the CometBFT RPC at {self.comet_rpc}: {exc}") from None
+        except CometBFTError as exc:
+            raise LightUnreachable(f"the CometBFT RPC at {self.comet_rpc}: {exc.message}") from None
 
     def start(self) -> LightClient:
         chain_id = str(self._primary("status")["node_info"]["network"])
@@ -351,13 +327,13 @@ class LightClient:
             if witness == self.comet_rpc:
                 continue
             try:
-                status = _get(witness, "status", timeout=self.timeout)
-            except (OSError, ValueError) as exc:
+                height = CometRPC(witness, self.timeout).latest_height()
+            except CometBFTError as exc:
                 raise LightUnreachable(
-                    f"the witness {witness} is unreachable: {exc}",
+                    f"the witness {witness} is unreachable: {exc.message}",
                     hint="Check --witness (another node's CometBFT RPC).",
                 ) from None
-            heights.append(int(status["sync_info"]["latest_block_height"]))
+            heights.append(height)
         return min(heights)
 
     def header(self, height: int | None = None) -> VerifiedHeader:

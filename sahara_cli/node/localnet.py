@@ -25,13 +25,12 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sahara_cli.errors import (
+    CometBFTError,
     LocalnetExists,
     LocalnetNodeUnknown,
     LocalnetNotFound,
@@ -42,6 +41,7 @@ from sahara_cli.errors import (
 )
 from sahara_cli.fsutil import atomic_write
 from sahara_cli.gobin import COMETBFT, find_binary
+from sahara_cli.node.cometbft import CometRPC
 
 HOST = "127.0.0.1"
 PORT_NAMES = ("p2p", "rpc", "abci", "eth_rpc")
@@ -151,17 +151,9 @@ def _terminate(pid: int | None, marker: str, timeout: float = 15.0) -> bool:
     return True
 
 
-def comet_get(port: int, path: str, timeout: float = 2.0) -> Any:
-    """GET ``/path`` on a CometBFT RPC; the ``result``."""
-    url = f"http://{HOST}:{port}/{path}"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            doc = json.load(resp)
-    except urllib.error.HTTPError as exc:
-        doc = json.load(exc)
-    if "error" in doc:
-        raise OSError(f"{path}: {doc['error']}")
-    return doc["result"]
+def comet_rpc(port: int, timeout: float = 2.0) -> CometRPC:
+    """The CometBFT RPC of a localnet node."""
+    return CometRPC(f"http://{HOST}:{port}", timeout)
 
 
 @dataclass
@@ -450,8 +442,8 @@ class Localnet:
 
     def _height(self, n: NodeEntry) -> int | None:
         try:
-            return int(comet_get(n.ports["rpc"], "status")["sync_info"]["latest_block_height"])
-        except (OSError, ValueError, KeyError):
+            return comet_rpc(n.ports["rpc"]).latest_height()
+        except CometBFTError:
             return None
 
     def _wait_heights(self, nodes: list[NodeEntry], height: int, timeout: float) -> None:
@@ -502,13 +494,13 @@ class Localnet:
                 "home": str(self.node_dir(n.index)),
             }
             if comet_up:
-                with contextlib.suppress(OSError, ValueError, KeyError):
-                    sync = comet_get(n.ports["rpc"], "status")["sync_info"]
+                with contextlib.suppress(CometBFTError, KeyError, TypeError):
+                    sync = comet_rpc(n.ports["rpc"]).status()["sync_info"]
                     row["height"] = int(sync["latest_block_height"])
                     row["app_hash"] = sync["latest_app_hash"]
                     row["catching_up"] = bool(sync["catching_up"])
-                with contextlib.suppress(OSError, ValueError, KeyError):
-                    row["peers"] = int(comet_get(n.ports["rpc"], "net_info")["n_peers"])
+                with contextlib.suppress(CometBFTError, KeyError, TypeError, ValueError):
+                    row["peers"] = int(comet_rpc(n.ports["rpc"]).call("net_info")["n_peers"])
             out.append(row)
         return {
             "root": str(self.root),

@@ -21,11 +21,8 @@ dev key signs anything.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import threading
-import urllib.error
-import urllib.request
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -35,6 +32,7 @@ from eth.abc import SignedTransactionAPI
 
 from sahara_cli.errors import (
     CometBFTError,
+    CometBFTUnreachable,
     InsufficientFunds,
     NonceTooLow,
     OversizedData,
@@ -49,6 +47,7 @@ from sahara_cli.node.abci.app import (
     CODE_OK,
     SaharaApp,
 )
+from sahara_cli.node.cometbft import CometRPC
 from sahara_cli.node.mempool import PoolContent
 from sahara_cli.node.producer import Stats
 from sahara_cli.node.rpc.context import ServerOptions
@@ -59,7 +58,7 @@ from sahara_cli.node.state import BlockResult, ChainView, decode_tx
 if TYPE_CHECKING:
     from sahara_cli.node.producer import Node
 
-__all__ = ["AppNode", "CometRPC", "ValidatorRPCServer", "refusal"]
+__all__ = ["AppNode", "ValidatorRPCServer", "refusal"]
 
 log = logging.getLogger("sahara.node.abci.rpc")
 
@@ -70,41 +69,6 @@ MAX_SENT = 10_000
 MAX_UNCONFIRMED = 1_000
 #: Methods that wait on CometBFT's RPC: run on a worker thread, not on the event loop.
 BLOCKING = ("eth_sendRawTransaction", "txpool_status")
-
-
-class CometRPC:
-    """A small JSON-RPC client of CometBFT's RPC (``http://HOST:PORT``)."""
-
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
-        if url.startswith("tcp://"):  # CometBFT's own spelling of its laddr
-            url = "http://" + url.removeprefix("tcp://")
-        elif "://" not in url:
-            url = "http://" + url
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"CometBFT RPC must be an http(s) URL, not {url!r}")
-        self.url = url
-        self.timeout = timeout
-
-    def call(self, method: str, **params: Any) -> Any:
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
-        request = urllib.request.Request(  # noqa: S310  # http(s) only, checked above
-            self.url, data=body.encode(), headers={"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as resp:  # noqa: S310
-                doc = json.load(resp)
-        except urllib.error.HTTPError as exc:  # CometBFT answers errors with a 500 too
-            try:
-                doc = json.load(exc)
-            except ValueError:
-                raise CometBFTError(f"CometBFT RPC {method}: HTTP {exc.code}") from None
-        except (OSError, ValueError) as exc:
-            raise CometBFTError(f"CometBFT RPC at {self.url} is unreachable: {exc}") from None
-        error = doc.get("error")
-        if error:
-            detail = error.get("data") or error.get("message") or str(error)
-            raise CometBFTError(str(detail))
-        return doc.get("result")
 
 
 def refusal(code: int, message: str) -> SaharaError:
@@ -118,6 +82,8 @@ def refusal(code: int, message: str) -> SaharaError:
 
 def _comet_refusal(exc: CometBFTError) -> SaharaError:
     """geth's words for CometBFT's own mempool refusals."""
+    if isinstance(exc, CometBFTUnreachable):
+        return exc
     text = exc.message
     if "already exists in cache" in text:
         return TxAlreadyKnown("already known")
