@@ -1,7 +1,8 @@
 """Ethereum JSON-RPC from a validator's application process.
 
 :class:`AppNode` gives the RPC layer of :mod:`sahara_cli.node.rpc` what it needs from a
-:class:`~sahara_cli.node.producer.Node`, backed by the application instead:
+:class:`~sahara_cli.node.producer.Node` (a :class:`~sahara_cli.node.abc.NodeAPI`),
+backed by the application instead:
 
 - reads come from the state machine's committed state (what CometBFT committed);
 - ``submit`` posts the signed transaction to CometBFT's ``broadcast_tx_sync``, so it
@@ -26,7 +27,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from eth.abc import SignedTransactionAPI
 
@@ -41,6 +42,7 @@ from sahara_cli.errors import (
     TxInvalid,
     TxPoolFull,
 )
+from sahara_cli.node.abc import NodeAPI
 from sahara_cli.node.abci.app import (
     CODE_INSUFFICIENT_FUNDS,
     CODE_NONCE_TOO_LOW,
@@ -54,9 +56,6 @@ from sahara_cli.node.rpc.context import ServerOptions
 from sahara_cli.node.rpc.dispatch import Spec, method_table
 from sahara_cli.node.rpc.server import RPCServer
 from sahara_cli.node.state import BlockResult, ChainView, decode_tx
-
-if TYPE_CHECKING:
-    from sahara_cli.node.producer import Node
 
 __all__ = ["AppNode", "ValidatorRPCServer", "refusal"]
 
@@ -151,8 +150,9 @@ class CometMempool:
         return {"pending": pending, "queued": {}}
 
 
-class AppNode:
-    """The application process seen as a node by :class:`ValidatorRPCServer`."""
+class AppNode(NodeAPI):
+    """The application process as a :class:`~sahara_cli.node.abc.NodeAPI`, served by
+    :class:`ValidatorRPCServer`."""
 
     def __init__(self, app: SaharaApp, comet_rpc: str, *, timeout: float = 10.0) -> None:
         self.app = app
@@ -180,8 +180,16 @@ class AppNode:
 
     @property
     def validator(self) -> Validator:
+        return Validator(self.validator_address)
+
+    @property
+    def validator_address(self) -> str:
         genesis = self.machine.genesis
-        return Validator(genesis.validator if genesis is not None else "")
+        return genesis.validator if genesis is not None else ""
+
+    @property
+    def block_time(self) -> float:
+        return self.config.block_time
 
     def close(self) -> None:
         if self._unhook is not None:
@@ -202,6 +210,15 @@ class AppNode:
             raise refusal(code, str(result.get("log") or ""))
         self.mempool.sent(tx)
         return bytes(tx.hash)
+
+    def pending_transaction(self, tx_hash: bytes) -> SignedTransactionAPI | None:
+        return self.mempool.get(tx_hash)
+
+    def pool_status(self) -> dict[str, int]:
+        return self.mempool.status()
+
+    def pool_content(self) -> PoolContent:
+        return self.mempool.content()
 
     def pending_nonce(self, address: bytes) -> int:
         view = self.view()
@@ -252,8 +269,7 @@ class ValidatorRPCServer(RPCServer):
     """:class:`RPCServer` on an :class:`AppNode`."""
 
     def __init__(self, node: AppNode, options: ServerOptions | None = None, **opts: Any) -> None:
-        # AppNode has every member of Node the RPC layer uses (see the module docstring).
-        super().__init__(cast("Node", node), options, **opts)
+        super().__init__(node, options, **opts)
 
     async def start(self, host: str = "127.0.0.1", port: int = 8545) -> tuple[str, int]:
         bound = await super().start(host, port)
