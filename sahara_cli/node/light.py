@@ -35,7 +35,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sahara_cli.errors import (
     CometBFTError,
@@ -48,6 +48,9 @@ from sahara_cli.errors import (
 from sahara_cli.gobin import COMETBFT, find_binary
 from sahara_cli.node.cometbft import CometRPC, http_url
 from sahara_cli.node.localnet import free_port, tail
+
+if TYPE_CHECKING:
+    from sahara_cli.node.results import LightAccount, LightHead, LightHeader, TrustedHeader
 
 __all__ = [
     "LightClient",
@@ -74,6 +77,11 @@ class TrustRoot:
 
     def to_dict(self) -> dict[str, Any]:
         return {"height": self.height, "hash": self.hash, "source": self.source}
+
+    def result(self) -> TrustedHeader:
+        from sahara_cli.node.results import TrustedHeader, hex_hash
+
+        return TrustedHeader(height=self.height, hash=hex_hash(self.hash), source=self.source)
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,25 @@ class VerifiedHeader:
             "validators_hash": self.validators_hash,
         }
 
+    def result(self) -> LightHeader:
+        """The typed result (``light follow`` prints one a line)."""
+        from sahara_cli.node.results import LightHeader
+
+        return LightHeader(**self._fields())
+
+    def _fields(self) -> dict[str, Any]:
+        from sahara_cli.node.results import hex_hash
+
+        return {
+            "height": self.height,
+            "hash": hex_hash(self.hash),
+            "app_hash": hex_hash(self.app_hash),
+            "state_root_of_block": self.evm_block,
+            "produced_at": self.time,
+            "cometbft_chain_id": self.chain_id,
+            "validators_hash": hex_hash(self.validators_hash),
+        }
+
 
 @dataclass(frozen=True)
 class VerifiedAccount:
@@ -117,6 +144,23 @@ class VerifiedAccount:
     storage_hash: bytes
     code_hash: bytes
     storage: dict[int, int] = field(default_factory=dict)
+
+    def result(self, trusted: TrustRoot) -> LightAccount:
+        """The typed result of ``light balance`` and ``light storage``."""
+        from sahara_cli.node.results import LightAccount
+
+        return LightAccount(
+            address=self.address,
+            block=self.block,
+            balance_wei=self.balance,
+            nonce=self.nonce,
+            storage_hash="0x" + self.storage_hash.hex(),
+            code_hash="0x" + self.code_hash.hex(),
+            storage={hex(k): hex(v) for k, v in self.storage.items()},
+            state_root="0x" + self.state_root.hex(),
+            header=self.header.result(),
+            trusted=trusted.result(),
+        )
 
 
 class LightProxy:
@@ -341,6 +385,20 @@ class LightClient:
         for by height: the proxy's own "latest" answers nothing once it is up to date."""
         assert self.proxy is not None, "start() first"
         return self.proxy.header(self.latest_height() if height is None else height)
+
+    def head(self) -> LightHead:
+        """The newest verified header and the trust it was verified from (``light head``)."""
+        from sahara_cli.node.results import LightHead
+
+        assert self.trust is not None, "start() first"
+        return LightHead(**self.header()._fields(), trusted=self.trust.result())
+
+    def verified_account(
+        self, address: str, slots: Sequence[int] = (), block: int | None = None
+    ) -> LightAccount:
+        """:meth:`account` as the typed result ``light balance`` and ``light storage`` print."""
+        assert self.trust is not None, "start() first"
+        return self.account(address, slots, block).result(self.trust)
 
     def state_header(self, block: int | None = None) -> VerifiedHeader:
         """The verified header whose app hash is EVM block ``block``'s state root (None:

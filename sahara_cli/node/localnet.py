@@ -27,7 +27,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sahara_cli.errors import (
     CometBFTError,
@@ -42,6 +42,15 @@ from sahara_cli.errors import (
 from sahara_cli.fsutil import atomic_write
 from sahara_cli.gobin import COMETBFT, find_binary
 from sahara_cli.node.cometbft import CometRPC
+
+if TYPE_CHECKING:
+    from sahara_cli.node.results import (
+        LocalnetDown,
+        LocalnetLogs,
+        LocalnetNodeStarted,
+        LocalnetNodeStopped,
+        LocalnetStatus,
+    )
 
 HOST = "127.0.0.1"
 PORT_NAMES = ("p2p", "rpc", "abci", "eth_rpc")
@@ -249,7 +258,7 @@ class Localnet:
         *,
         cometbft_bin: str | None = None,
         timeout: float = 90.0,
-    ) -> dict[str, Any]:
+    ) -> LocalnetStatus:
         """Create and start ``validators`` nodes; returns :meth:`status` once each is at
         height 2 or more. On any failure nothing is left running."""
         if not 1 <= validators <= MAX_VALIDATORS:
@@ -470,7 +479,7 @@ class Localnet:
 
     # -- status ---------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> LocalnetStatus:
         data = self._load()
         out = []
         for n in self._nodes(data):
@@ -502,17 +511,21 @@ class Localnet:
                 with contextlib.suppress(CometBFTError, KeyError, TypeError, ValueError):
                     row["peers"] = int(comet_rpc(n.ports["rpc"]).call("net_info")["n_peers"])
             out.append(row)
-        return {
-            "root": str(self.root),
-            "validators": data["validators"],
-            "block_time": data["block_time"],
-            "running": sum(1 for r in out if r["running"]),
-            "nodes": out,
-        }
+        from sahara_cli.node.results import LocalnetStatus, hex_hash
+
+        for row in out:
+            row["app_hash"] = hex_hash(row["app_hash"])
+        return LocalnetStatus(
+            root=str(self.root),
+            validators=data["validators"],
+            block_time_s=data["block_time"],
+            running=sum(1 for r in out if r["running"]),
+            nodes=out,
+        )
 
     # -- one node -------------------------------------------------------------------
 
-    def stop_node(self, i: int) -> dict[str, Any]:
+    def stop_node(self, i: int) -> LocalnetNodeStopped:
         """Stop both processes of node ``i`` (CometBFT first, then its app)."""
         data = self._load()
         n = self._entry(data, i)
@@ -524,9 +537,13 @@ class Localnet:
         nodes = self._nodes(data)
         nodes[i] = NodeEntry(i, n.ports)
         self._store(data, nodes)
-        return {"index": i, "stopped": stopped["cometbft"] or stopped["app"], **stopped}
+        from sahara_cli.node.results import LocalnetNodeStopped
 
-    def start_node(self, i: int, *, timeout: float = 60.0) -> dict[str, Any]:
+        return LocalnetNodeStopped(
+            index=i, stopped=stopped["cometbft"] or stopped["app"], **stopped
+        )
+
+    def start_node(self, i: int, *, timeout: float = 60.0) -> LocalnetNodeStarted:
         """(Re)start node ``i`` on its ports; returns once its CometBFT RPC answers."""
         data = self._load()
         n = self._entry(data, i)
@@ -561,29 +578,28 @@ class Localnet:
             nodes[i] = NodeEntry(i, n.ports)
             self._store(data, nodes)
             raise
-        return {
-            "index": i,
-            "app_pid": n.app_pid,
-            "cometbft_pid": n.comet_pid,
-            "height": self._height(n),
-            "eth_rpc_url": f"http://{HOST}:{n.ports['eth_rpc']}",
-            "cometbft_rpc_url": f"http://{HOST}:{n.ports['rpc']}",
-        }
+        from sahara_cli.node.results import LocalnetNodeStarted
 
-    def logs(self, i: int, lines: int = 50) -> dict[str, Any]:
-        data = self._load()
-        self._entry(data, i)
-        return {
-            "index": i,
-            "app": {
-                "path": str(self.log_file(i, "app")),
-                "lines": tail(self.log_file(i, "app"), lines),
-            },
-            "cometbft": {
-                "path": str(self.log_file(i, "cometbft")),
-                "lines": tail(self.log_file(i, "cometbft"), lines),
-            },
-        }
+        return LocalnetNodeStarted(
+            index=i,
+            app_pid=n.app_pid,
+            cometbft_pid=n.comet_pid,
+            height=self._height(n),
+            eth_rpc_url=f"http://{HOST}:{n.ports['eth_rpc']}",
+            cometbft_rpc_url=f"http://{HOST}:{n.ports['rpc']}",
+        )
+
+    def logs(self, i: int, lines: int = 50) -> LocalnetLogs:
+        """The last ``lines`` of node ``i``'s app and CometBFT logs."""
+        from sahara_cli.node.results import LocalnetLogs, LogTail
+
+        self._entry(self._load(), i)
+        app, comet = self.log_file(i, "app"), self.log_file(i, "cometbft")
+        return LocalnetLogs(
+            index=i,
+            app=LogTail(path=str(app), lines=tail(app, lines)),
+            cometbft=LogTail(path=str(comet), lines=tail(comet, lines)),
+        )
 
     # -- down -----------------------------------------------------------------------
 
@@ -597,7 +613,7 @@ class Localnet:
                 stopped.append(n.app_pid or 0)
         return stopped
 
-    def down(self, *, clean: bool = False) -> dict[str, Any]:
+    def down(self, *, clean: bool = False) -> LocalnetDown:
         """Stop every process of the localnet (those already dead are skipped); with
         ``clean`` also delete the root. No localnet is not an error."""
         stopped: list[int] = []
@@ -615,4 +631,6 @@ class Localnet:
         if clean and self.root.exists():
             shutil.rmtree(self.root)
             removed = True
-        return {"root": str(self.root), "existed": existed, "stopped": stopped, "removed": removed}
+        from sahara_cli.node.results import LocalnetDown
+
+        return LocalnetDown(root=str(self.root), existed=existed, stopped=stopped, removed=removed)

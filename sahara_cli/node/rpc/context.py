@@ -76,6 +76,16 @@ class ServerOptions:
     #: server reads no more from that connection until some are.
     max_ws_pending: int = 256
 
+    @classmethod
+    def of_config(cls, node: Any) -> ServerOptions:
+        """The limits the ``node.rpc_*`` config keys set (``node`` is the config's
+        ``[node]`` section), the other options at their defaults."""
+        return cls(
+            execution_timeout=node.rpc_execution_timeout,
+            max_steps=node.rpc_max_steps,
+            max_trace_bytes=node.rpc_max_trace_bytes,
+        )
+
 
 @dataclass(frozen=True)
 class MethodFlags:
