@@ -26,7 +26,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from eth.abc import SignedTransactionAPI
@@ -93,18 +93,6 @@ def _comet_refusal(exc: CometBFTError) -> SaharaError:
     return exc
 
 
-@dataclass(frozen=True)
-class AppNodeConfig:
-    """What ``sahara_nodeInfo`` reports of the node's configuration."""
-
-    block_time: float = 0.0  # CometBFT decides when blocks come
-
-
-@dataclass(frozen=True)
-class Validator:
-    address: str
-
-
 class CometMempool:
     """The ``mempool`` the RPC layer reads: CometBFT's, plus what this process sent."""
 
@@ -161,7 +149,6 @@ class AppNode(NodeAPI):
         self.comet = CometRPC(comet_rpc, timeout)
         self.mempool = CometMempool(self.comet)
         self.stats = Stats()
-        self.config = AppNodeConfig()
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
         self._unhook: Callable[[], None] | None = app.add_commit_listener(self._on_commit)
@@ -179,17 +166,13 @@ class AppNode(NodeAPI):
         return self.machine.genesis
 
     @property
-    def validator(self) -> Validator:
-        return Validator(self.validator_address)
-
-    @property
     def validator_address(self) -> str:
         genesis = self.machine.genesis
         return genesis.validator if genesis is not None else ""
 
     @property
     def block_time(self) -> float:
-        return self.config.block_time
+        return 0.0  # CometBFT decides when blocks come
 
     def close(self) -> None:
         if self._unhook is not None:
