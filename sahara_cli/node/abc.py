@@ -12,6 +12,10 @@ implement it:
 Both read the chain through :class:`~sahara_cli.node.state.ChainView` and never hand the
 RPC layer their store, mempool or consensus engine. ``tests/unit/test_node_drivers.py``
 holds the conformance tests both pass.
+
+Below them, the state machine (:mod:`sahara_cli.node.state`) needs from an EVM exactly
+what py-evm declares in its own ``eth.abc`` (``VirtualMachineAPI``, ``StateAPI``); there
+is one EVM, so no second interface is declared here.
 """
 
 from __future__ import annotations
