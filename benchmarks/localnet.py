@@ -77,7 +77,7 @@ def comet_height(url: str) -> int:
 
 def block_interval(net: RunningLocalnet) -> float:
     """Mean seconds per block over IDLE_S seconds without transactions."""
-    url = net.net.status()["nodes"][0]["cometbft_rpc_url"]
+    url = net.net.status().nodes[0].cometbft_rpc_url
     start_height, start = comet_height(url), time.perf_counter()
     time.sleep(IDLE_S)
     blocks = comet_height(url) - start_height

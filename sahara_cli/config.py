@@ -103,7 +103,8 @@ class VaultSection(_Section):
         description="Kubo RPC URL; unset uses the daemon of 'sahara vault daemon' in this home.",
     )
     ipfs_bin: str | None = Field(
-        None, description="Path of Kubo's ipfs binary; unset looks at SAHARA_IPFS_BIN, then PATH."
+        None,
+        description="Kubo's ipfs binary; unset looks at SAHARA_IPFS_BIN, the cache, then PATH.",
     )
     serve_addr: str = Field(
         "127.0.0.1:8547", description="HOST:PORT 'sahara vault serve' releases keys and blocks on."

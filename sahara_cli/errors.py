@@ -249,6 +249,99 @@ class NodeUnreachable(NodeError, UnreachableError):
     default_hint = "Start a node with 'sahara node start', or set node.rpc_url."
 
 
+# -- node: the chain, its process and its clients ------------------------------------------
+
+
+class NodeRPCError(NodeError):
+    """The node answered a JSON-RPC request with an error object (seen by the client)."""
+
+    code = "node.rpc_error"
+
+    def __init__(self, message: str, *, rpc_code: int, data: Any = None) -> None:
+        super().__init__(
+            message, details={"rpc_code": rpc_code, **({"data": data} if data else {})}
+        )
+        self.rpc_code = rpc_code
+        self.data = data
+
+
+class TxTimeout(NodeError):
+    """A transaction has no receipt within the wait."""
+
+    code = "node.tx_timeout"
+    default_hint = "The node may be busy or its producer stopped; check 'sahara node status'."
+
+
+class TxInvalid(NodeError, InvalidDataError):
+    """A transaction the node will not accept; ``message`` is the text geth uses."""
+
+    code = "node.tx_invalid"
+
+
+class TxUndecodable(TxInvalid):
+    """The bytes are not a signed transaction."""
+
+
+class NonceTooHigh(TxInvalid):
+    """A transaction whose nonce leaves a gap (CheckTx of a validator refuses it)."""
+
+    code = "node.nonce_too_high"
+
+
+class ChainNotInitialised(NodeError):
+    """The chain's store has no genesis block yet."""
+
+    code = "node.not_initialised"
+    default_hint = "Start the node once to write its genesis block."
+
+
+class GenesisInvalid(NodeError, InvalidDataError):
+    code = "node.genesis_invalid"
+
+
+class ChainStoreError(NodeError):
+    """The chain's LMDB store cannot be opened, read or written."""
+
+    code = "node.store"
+
+
+class BlockBuilderFailed(NodeError):
+    """The block builder (a thread or a child process) failed or died."""
+
+    code = "node.builder_failed"
+
+
+class NodeRunning(NodeError, ConflictError):
+    """A node of this home runs already."""
+
+    code = "node.running"
+
+
+class NodeStartFailed(NodeError):
+    """The background node exited or did not answer in time."""
+
+    code = "node.start_failed"
+
+
+class PortUnavailable(NodeError, ConflictError):
+    """The JSON-RPC address is in use or cannot be bound."""
+
+    code = "node.port_unavailable"
+
+
+class CometBFTError(NodeError):
+    """CometBFT's RPC answered with an error (``message`` is CometBFT's text)."""
+
+    code = "node.cometbft"
+
+
+class CometBFTUnreachable(CometBFTError, UnreachableError):
+    """Nothing answers as a CometBFT RPC at the address."""
+
+    code = "node.cometbft_unreachable"
+    default_hint = "Is CometBFT running? Check the CometBFT RPC address (port 26657 by default)."
+
+
 # -- node: transaction pool ---------------------------------------------------------------
 #
 # Each ``message`` is the exact text geth uses, because Ethereum clients (web3.py, ethers,

@@ -624,7 +624,7 @@ class ToolContext:
         """A client of the node; raises :class:`NodeUnreachable` when none answers."""
         with self.lock:
             if self._node is None:
-                from sahara_cli.node.runner import require_reachable
+                from sahara_cli.node.process import require_reachable
 
                 if not self.rpc_url:
                     raise NodeUnreachable("no node is configured (node.rpc_url is empty)")

@@ -35,7 +35,7 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 864
 
 def protocol(st: AppState) -> Protocol:
     """The protocol contracts on the configured node (a clear error when none answers)."""
-    from sahara_cli.node.runner import require_reachable
+    from sahara_cli.node.process import require_reachable
     from sahara_cli.protocol.client import Protocol
 
     cfg = st.config().config.node

@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from sahara_cli.commands._output import returns
 from sahara_cli.commands._state import AppState, state
 from sahara_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    from sahara_cli.node.light import LightClient, VerifiedAccount, VerifiedHeader
+    from sahara_cli.node.light import LightClient
+    from sahara_cli.node.results import LightAccount, LightHeader
 
 app = typer.Typer(
     help="A light client: headers verified by CometBFT's light client, balances and storage "
@@ -140,46 +142,22 @@ def _client(st: AppState, remote: Remote) -> Iterator[LightClient]:
         client.close()
 
 
-def _trust(client: LightClient) -> dict[str, Any]:
-    assert client.trust is not None
-    return client.trust.to_dict()
-
-
-def _account_doc(client: LightClient, acct: VerifiedAccount) -> dict[str, Any]:
-    from sahara_cli.node.client import format_sah
-
-    return {
-        "address": acct.address,
-        "block": acct.block,
-        "balance": str(acct.balance),
-        "balance_sah": format_sah(acct.balance),
-        "nonce": acct.nonce,
-        "storage_hash": "0x" + acct.storage_hash.hex(),
-        "code_hash": "0x" + acct.code_hash.hex(),
-        "storage": {hex(k): hex(v) for k, v in acct.storage.items()},
-        "state_root": "0x" + acct.state_root.hex(),
-        "header": acct.header.to_dict(),
-        "trusted": _trust(client),
-        "verified": True,
-    }
-
-
 def _verified_account(
     st: AppState, remote: Remote, address: str, keys: Sequence[int], block: int | None
-) -> dict[str, Any]:
+) -> LightAccount:
     from sahara_cli.identity.keys import parse_address
 
     checked = parse_address(address, "ADDRESS")  # before anything reaches the network
     with _client(st, remote) as client:
-        return _account_doc(client, client.account(checked, keys, block))
+        return client.verified_account(checked, keys, block)
 
 
-def _verified_line(doc: dict[str, Any]) -> str:
-    head = doc["header"]
+def _verified_line(doc: LightAccount) -> str:
+    head = doc.header
     return (
-        f"[dim]verified: proof against state root {doc['state_root'][:18]}... of block "
-        f"{doc['block']}, in CometBFT header {head['height']} ({head['hash'][:16]}...) "
-        f"verified from trusted height {doc['trusted']['height']}[/]"
+        f"[dim]verified: proof against state root {doc.state_root[:18]}... of block "
+        f"{doc.block}, in CometBFT header {head.height} ({head.hash[2:18].upper()}...) "
+        f"verified from trusted height {doc.trusted.height}[/]"
     )
 
 
@@ -194,6 +172,7 @@ def _slot(text: str) -> int:
 
 
 @app.command("balance")
+@returns("sahara_cli.node.results:LightAccount")
 @_remote_options
 def balance(
     address: Annotated[str, typer.Argument(help="The account (0x and 40 hex digits).")],
@@ -207,8 +186,7 @@ def balance(
 
     def render(console: Console) -> None:
         console.print(
-            f"{doc['balance_sah']} SAH  [dim]{doc['address']} at block {doc['block']}, "
-            f"nonce {doc['nonce']}[/]"
+            f"{doc.balance_sah} SAH  [dim]{doc.address} at block {doc.block}, nonce {doc.nonce}[/]"
         )
         console.print(_verified_line(doc))
 
@@ -216,6 +194,7 @@ def balance(
 
 
 @app.command("storage")
+@returns("sahara_cli.node.results:LightAccount")
 @_remote_options
 def storage(
     address: Annotated[str, typer.Argument(help="The contract (0x and 40 hex digits).")],
@@ -230,33 +209,37 @@ def storage(
     doc = _verified_account(st, remote, address, keys, block)
 
     def render(console: Console) -> None:
-        for key, value in doc["storage"].items():
+        for key, value in doc.storage.items():
             console.print(f"{key} = {value}")
-        console.print(f"[dim]{doc['address']} at block {doc['block']}[/]")
+        console.print(f"[dim]{doc.address} at block {doc.block}[/]")
         console.print(_verified_line(doc))
 
     st.output.result(doc, render)
 
 
-def _header_line(head: VerifiedHeader) -> str:
+def _header_line(head: LightHeader) -> str:
+    from sahara_cli.results import iso_utc
+
+    app_hash = (head.app_hash or "0x")[2:18]
     return (
-        f"height {head.height}  {head.hash[:16]}...  state root of block {head.evm_block} "
-        f"0x{head.app_hash.hex()[:16]}...  {head.time}"
+        f"height {head.height}  {head.hash[2:18].upper()}...  state root of block "
+        f"{head.state_root_of_block} 0x{app_hash}...  {iso_utc(head.produced_at)}"
     )
 
 
 @app.command("head")
+@returns("sahara_cli.node.results:LightHead")
 @_remote_options
 def head(*, remote: Remote) -> None:
     """The newest header, verified from the trusted one."""
     st = state()
     with _client(st, remote) as client:
-        verified = client.header()
-        doc = {**verified.to_dict(), "trusted": _trust(client), "verified": True}
-    st.output.result(doc, lambda c: c.print(_header_line(verified)))
+        doc = client.head()
+    st.output.result(doc, lambda c: c.print(_header_line(doc)))
 
 
 @app.command("follow")
+@returns("sahara_cli.node.results:LightHeader")
 @_remote_options
 def follow(
     count: Annotated[
@@ -270,18 +253,18 @@ def follow(
     remote: Remote,
 ) -> None:
     """Print each new header as it is verified, until Ctrl-C (JSON lines with --json)."""
-    import json
     import sys
 
     st = state()
     seen = 0
     with _client(st, remote) as client:
         for verified in client.follow(interval):
+            doc = verified.result()
             if st.json:
-                sys.stdout.write(json.dumps({**verified.to_dict(), "verified": True}) + "\n")
+                sys.stdout.write(doc.model_dump_json() + "\n")
                 sys.stdout.flush()
             else:
-                st.output.out.print(_header_line(verified))
+                st.output.out.print(_header_line(doc))
             seen += 1
             if count is not None and seen >= count:
                 break

@@ -8,11 +8,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sahara_cli.commands._output import returns
 from sahara_cli.commands._state import AppState, state
 from sahara_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from sahara_cli.node.localnet import Localnet
+    from sahara_cli.node.results import LocalnetStatus
 
 app = typer.Typer(
     help="Run a local network of CometBFT validators (each with its Sahara app) on 127.0.0.1.",
@@ -47,24 +49,24 @@ def parse_duration(text: str) -> float:
     return value
 
 
-def _render_status(info: dict[str, Any]) -> Any:
+def _render_status(info: LocalnetStatus) -> Any:
     def render(console: Console) -> None:
         console.print(
-            f"[bold]localnet[/] {info['root']}: {info['running']}/{info['validators']} "
-            f"nodes running, blocks every {info['block_time']:g} s"
+            f"[bold]localnet[/] {info.root}: {info.running}/{info.validators} "
+            f"nodes running, blocks every {info.block_time_s:g} s"
         )
         table = Table()
         for col in ("#", "up", "height", "app hash", "peers", "eth rpc", "cometbft rpc"):
             table.add_column(col, no_wrap=True, min_width=len(col))
-        for n in info["nodes"]:
+        for n in info.nodes:
             table.add_row(
-                str(n["index"]),
-                "yes" if n["running"] else "[red]no[/]",
-                "" if n["height"] is None else str(n["height"]),
-                (n["app_hash"] or "")[:8],
-                "" if n["peers"] is None else str(n["peers"]),
-                n["eth_rpc_url"],
-                n["cometbft_rpc_url"],
+                str(n.index),
+                "yes" if n.running else "[red]no[/]",
+                "" if n.height is None else str(n.height),
+                (n.app_hash or "0x")[2:10].upper(),
+                "" if n.peers is None else str(n.peers),
+                n.eth_rpc_url,
+                n.cometbft_rpc_url,
             )
         console.print(table)
 
@@ -72,6 +74,7 @@ def _render_status(info: dict[str, Any]) -> Any:
 
 
 @app.command("up")
+@returns("sahara_cli.node.results:LocalnetStatus")
 def up(
     validators: Annotated[
         int,
@@ -99,6 +102,7 @@ def up(
 
 
 @app.command("status")
+@returns("sahara_cli.node.results:LocalnetStatus")
 def status() -> None:
     """Each node: running, height, app hash, peers, Ethereum and CometBFT RPC URLs."""
     st = state()
@@ -107,6 +111,7 @@ def status() -> None:
 
 
 @app.command("stop-node")
+@returns("sahara_cli.node.results:LocalnetNodeStopped")
 def stop_node(index: NodeIndex) -> None:
     """Stop node I (its CometBFT, then its app); the others keep running."""
     st = state()
@@ -114,12 +119,13 @@ def stop_node(index: NodeIndex) -> None:
     st.output.result(
         info,
         lambda c: c.print(
-            f"stopped node {index}" if info["stopped"] else f"node {index} was not running"
+            f"stopped node {index}" if info.stopped else f"node {index} was not running"
         ),
     )
 
 
 @app.command("start-node")
+@returns("sahara_cli.node.results:LocalnetNodeStarted")
 def start_node(index: NodeIndex) -> None:
     """Start node I again, on the same ports and data."""
     st = state()
@@ -127,13 +133,12 @@ def start_node(index: NodeIndex) -> None:
         info = _net(st).start_node(index)
     st.output.result(
         info,
-        lambda c: c.print(
-            f"started node {index} at height {info['height']}: {info['eth_rpc_url']}"
-        ),
+        lambda c: c.print(f"started node {index} at height {info.height}: {info.eth_rpc_url}"),
     )
 
 
 @app.command("logs")
+@returns("sahara_cli.node.results:LocalnetLogs")
 def logs(
     index: NodeIndex,
     lines: Annotated[
@@ -145,15 +150,16 @@ def logs(
     info = _net(st).logs(index, lines)
 
     def render(console: Console) -> None:
-        for which in ("app", "cometbft"):
-            console.print(f"[bold]==> {info[which]['path']} <==[/]")
-            for line in info[which]["lines"]:
+        for log in (info.app, info.cometbft):
+            console.print(f"[bold]==> {log.path} <==[/]")
+            for line in log.lines:
                 console.print(line, markup=False)
 
     st.output.result(info, render)
 
 
 @app.command("down")
+@returns("sahara_cli.node.results:LocalnetDown")
 def down(
     clean: Annotated[
         bool, typer.Option("--clean", help="Also delete <home>/localnet (keys, chain data, logs).")
@@ -164,11 +170,11 @@ def down(
     info = _net(st).down(clean=clean)
 
     def render(console: Console) -> None:
-        if info["stopped"]:
-            console.print(f"stopped {len(info['stopped'])} processes")
+        if info.stopped:
+            console.print(f"stopped {len(info.stopped)} processes")
         else:
             console.print("no localnet process was running")
-        if info["removed"]:
-            console.print(f"removed {info['root']}")
+        if info.removed:
+            console.print(f"removed {info.root}")
 
     st.output.result(info, render)

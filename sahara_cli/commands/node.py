@@ -10,12 +10,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sahara_cli.commands._output import returns
 from sahara_cli.commands._state import AppState, state
 from sahara_cli.errors import IdentityNotFound, NodeError, UsageError
 
 if TYPE_CHECKING:
     from sahara_cli.identity.keys import Signer
-    from sahara_cli.node.runner import NodePaths
+    from sahara_cli.node.process import NodePaths
+    from sahara_cli.node.results import NodeServing
 
 app = typer.Typer(help="Run the local Sahara chain node and manage it.", no_args_is_help=True)
 
@@ -78,7 +80,7 @@ PasswordFile = Annotated[
 
 
 def _paths(st: AppState) -> NodePaths:
-    from sahara_cli.node.runner import NodePaths
+    from sahara_cli.node.process import NodePaths
 
     return NodePaths.of_home(st.home.root)
 
@@ -110,23 +112,22 @@ def _settings(
     return st.config().config.node
 
 
-def _render_banner(info: dict[str, Any], dev_accounts: bool) -> Any:
+def _render_banner(info: NodeServing) -> Any:
     def render(console: Console) -> None:
-        console.print(f"[bold green]Sahara node[/] serving JSON-RPC at [bold]{info['rpc_url']}[/]")
-        console.print(f"  chain id   {info['chain_id']}")
-        console.print(
-            f"  validator  {info['validator']}  [dim]({info.get('validator_source', '')})[/]"
-        )
-        pace = f"every {info['block_time']:g} s" if info["block_time"] else "on every transaction"
+        console.print(f"[bold green]Sahara node[/] serving JSON-RPC at [bold]{info.rpc_url}[/]")
+        console.print(f"  chain id   {info.chain_id}")
+        console.print(f"  validator  {info.validator}  [dim]({info.validator_source})[/]")
+        pace = f"every {info.block_time_s:g} s" if info.block_time_s else "on every transaction"
         console.print(f"  blocks     {pace}")
-        console.print(f"  height     {info['height']}")
-        if dev_accounts:
+        console.print(f"  height     {info.height}")
+        if info.dev:
             console.print("  dev accounts: [bold]sahara node accounts[/] (10,000 SAH each)")
 
     return render
 
 
 @app.command("run")
+@returns("sahara_cli.node.results:NodeRun")
 def run(
     dev: Dev = False,
     rpc_addr: RpcAddr = None,
@@ -141,12 +142,14 @@ def run(
 ) -> None:
     """Run a node in the foreground until Ctrl-C (or SIGTERM); with --abci, as the
     application of a CometBFT validator."""
-    from sahara_cli.node.runner import parse_addr, run_foreground
+    from sahara_cli.node.process import parse_addr, run_foreground
+    from sahara_cli.node.results import NodeServing
+    from sahara_cli.node.rpc.context import ServerOptions
 
     st = state()
     settings = _settings(st, rpc_addr, block_time, chain_id)
     host, port = parse_addr(settings.rpc_addr)
-    options = _rpc_options(settings)
+    options = ServerOptions.of_config(settings)
     if abci is not None:
         _run_abci(st, abci, (host, port, comet_rpc), dev, genesis, settings.chain_id, options)
         return
@@ -155,9 +158,9 @@ def run(
     signer, source, _ = _validator(st, password_file, dev)
     st.home.create()
 
-    def ready(info: dict[str, Any]) -> None:
-        info["validator_source"] = source
-        st.output.result(info, _render_banner(info, info["dev"]))
+    def ready(runtime: dict[str, Any]) -> None:
+        info = NodeServing.from_runtime(runtime, validator_source=source)
+        st.output.result(info, _render_banner(info))
         if not st.json:
             st.output.note("[dim]Ctrl-C to stop.[/]")
 
@@ -177,17 +180,6 @@ def run(
     st.output.note("node stopped")
 
 
-def _rpc_options(settings: Any) -> Any:
-    """The JSON-RPC server's limits from the ``node.rpc_*`` config keys."""
-    from sahara_cli.node.rpc.context import ServerOptions
-
-    return ServerOptions(
-        execution_timeout=settings.rpc_execution_timeout,
-        max_steps=settings.rpc_max_steps,
-        max_trace_bytes=settings.rpc_max_trace_bytes,
-    )
-
-
 def _run_abci(
     st: AppState,
     address: str,
@@ -199,6 +191,7 @@ def _run_abci(
 ) -> None:
     """The CometBFT application: chain data in <home>/node/abci, JSON-RPC at ``rpc``."""
     from sahara_cli.node.abci.__main__ import app_genesis, run_app
+    from sahara_cli.node.results import AppServing
 
     if not address.startswith(("tcp://", "unix://")):
         raise UsageError(f"--abci must be tcp://HOST:PORT or unix://PATH, got {address!r}")
@@ -208,13 +201,11 @@ def _run_abci(
     st.home.create()
     data = _paths(st).root / "abci"
     data.mkdir(parents=True, exist_ok=True)
-    info: dict[str, Any] = {"abci": address, "comet_rpc": rpc[2], "data_dir": str(data)}
 
     def announce(what: str, where: str) -> None:
         if what == "abci":
-            info["abci"] = where
             st.output.result(
-                info,
+                AppServing(abci=where, comet_rpc=rpc[2], data_dir=str(data)),
                 lambda c: c.print(
                     f"[bold green]Sahara ABCI application[/] listening on [bold]{where}[/] "
                     f"for CometBFT (data in {data})"
@@ -239,6 +230,7 @@ def _run_abci(
 
 
 @app.command("start")
+@returns("sahara_cli.node.results:NodeServing")
 def start(
     dev: Dev = False,
     rpc_addr: RpcAddr = None,
@@ -249,7 +241,8 @@ def start(
     password_file: PasswordFile = None,
 ) -> None:
     """Start a node in the background (pid and log in <home>/node)."""
-    from sahara_cli.node.runner import start_background
+    from sahara_cli.node.process import start_background
+    from sahara_cli.node.results import NodeServing
 
     st = state()
     settings = _settings(st, rpc_addr, block_time, chain_id)
@@ -266,21 +259,22 @@ def start(
         args += ["--cors", origin]
     paths = _paths(st)
     with st.output.status("Starting the node"):
-        info = start_background(paths, args, password)
-    info["validator_source"] = source
-    info["log"] = str(paths.log_file)
-    st.output.result(info, _render_banner(info, info["dev"]))
+        runtime = start_background(paths, args, password)
+    info = NodeServing.from_runtime(runtime, validator_source=source, log=str(paths.log_file))
+    st.output.result(info, _render_banner(info))
 
 
 @app.command("stop")
+@returns("sahara_cli.node.results:NodeStopped")
 def stop() -> None:
     """Stop the background node of this home."""
-    from sahara_cli.node.runner import stop_background
+    from sahara_cli.node.process import stop_background
+    from sahara_cli.node.results import NodeStopped
 
     st = state()
     pid = stop_background(_paths(st))
     st.output.result(
-        {"stopped": pid is not None, "pid": pid},
+        NodeStopped(stopped=pid is not None, pid=pid),
         lambda c: c.print(
             f"stopped the node (pid {pid})" if pid else "no node of this home is running"
         ),
@@ -288,48 +282,43 @@ def stop() -> None:
 
 
 @app.command("status")
+@returns("sahara_cli.node.results:NodeStatus")
 def status() -> None:
     """Height, block time, mempool, tx/s and validator of the node at node.rpc_url."""
-    from sahara_cli.node.runner import require_reachable
+    from sahara_cli.node.process import node_status
 
     st = state()
     cfg = st.config().config.node
-    client = require_reachable(cfg.rpc_url, cfg.timeout)
-    info = client.node_info()
-    info["rpc_url"] = cfg.rpc_url
-    local = _paths(st).runtime() if st.home.exists() else None
-    info["local_pid"] = local.get("pid") if local and local.get("rpc_url") == cfg.rpc_url else None
+    info = node_status(cfg.rpc_url, cfg.timeout, _paths(st) if st.home.exists() else None)
 
     def render(console: Console) -> None:
-        head = info.get("head", {})
-        pool = info.get("mempool", {})
-        pace = info.get("blockTime") or 0
+        pace = info.block_time_s
         rows = {
-            "rpc": info["rpc_url"]
-            + (f"  (pid {info['local_pid']})" if info.get("local_pid") else ""),
-            "client": info.get("clientVersion"),
-            "chain id": int(info["chainId"], 16) if "chainId" in info else None,
-            "height": int(head["number"], 16) if "number" in head else None,
-            "head": head.get("hash"),
+            "rpc": info.rpc_url + (f"  (pid {info.local_pid})" if info.local_pid else ""),
+            "client": info.client_version,
+            "chain id": info.chain_id,
+            "height": info.head.number,
+            "head": info.head.hash,
             "blocks": f"every {pace:g} s" if pace else "on every transaction",
-            "mempool": f"{pool.get('pending', 0)} pending, {pool.get('queued', 0)} queued",
-            "tx/s": f"{info.get('txPerSecond', 0):.1f} (last 10 s)",
-            "produced": f"{info.get('blocksProduced', 0)} blocks, {info.get('txsProduced', 0)} txs",
-            "validator": info.get("validator"),
-            "dev chain": "yes" if info.get("dev") else "no",
-            "uptime": f"{info.get('uptime', 0):.0f} s",
+            "mempool": f"{info.mempool.pending} pending, {info.mempool.queued} queued",
+            "tx/s": f"{info.tx_per_second:.1f} (last 10 s)",
+            "produced": f"{info.blocks_produced} blocks, {info.txs_produced} txs",
+            "validator": info.validator,
+            "dev chain": "yes" if info.dev else "no",
+            "uptime": f"{info.uptime_s} s",
         }
         table = Table(show_header=False, box=None)
         table.add_column(style="bold", no_wrap=True)
         table.add_column(overflow="fold")
         for key, value in rows.items():
-            table.add_row(key, "" if value is None else str(value))
+            table.add_row(key, str(value))
         console.print(table)
 
     st.output.result(info, render)
 
 
 @app.command("logs")
+@returns("sahara_cli.node.results:NodeLog")
 def logs(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
@@ -339,15 +328,15 @@ def logs(
     ] = 50,
 ) -> None:
     """Show the background node's log."""
-    from sahara_cli.node.runner import tail_lines
+    from sahara_cli.node.process import node_log
 
     st = state()
     path = _paths(st).log_file
-    recent = tail_lines(path, lines)
+    recent = node_log(_paths(st), lines)
     if st.json:
-        st.output.result({"path": str(path), "lines": recent})
+        st.output.result(recent)
         return
-    for line in recent:
+    for line in recent.lines:
         typer.echo(line)
     if follow:
         with path.open("rb") as fh:
@@ -364,54 +353,40 @@ def logs(
 
 
 @app.command("reset")
+@returns("sahara_cli.node.results:ChainReset")
 def reset(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete this home's chain data (the node must be stopped)."""
-    import shutil
-
-    from sahara_cli.node.runner import NodeRunning
+    from sahara_cli.node.process import reset_chain
 
     st = state()
-    paths = _paths(st)
-    pid = paths.running_pid()
-    if pid is not None:
-        raise NodeRunning(f"the node is running (pid {pid})", hint="Run 'sahara node stop' first.")
-    existed = paths.chain.exists() or paths.chain.is_symlink()
-    if existed:
-        st.confirm(f"Delete the chain data in {paths.chain}?", yes=yes)
-        if paths.chain.is_dir() and not paths.chain.is_symlink():
-            shutil.rmtree(paths.chain)
-        else:
-            paths.chain.unlink()
+    done = reset_chain(_paths(st), lambda question: st.confirm(question, yes=yes))
     st.output.result(
-        {"deleted": existed, "path": str(paths.chain)},
-        lambda c: c.print(f"deleted {paths.chain}" if existed else "no chain data to delete"),
+        done,
+        lambda c: c.print(f"deleted {done.path}" if done.deleted else "no chain data to delete"),
     )
 
 
 @app.command("accounts")
+@returns("sahara_cli.node.results:DevAccounts")
 def accounts() -> None:
     """The 10 funded development accounts (addresses and private keys), as anvil prints them."""
-    from sahara_cli.identity.keys import Signer
-    from sahara_cli.node.genesis import DEV_MNEMONIC, dev_keys
+    from sahara_cli.node.genesis import dev_accounts
 
     st = state()
-    rows = [
-        {"index": i, "address": Signer(key).address, "private_key": "0x" + key.hex()}
-        for i, key in enumerate(dev_keys())
-    ]
+    info = dev_accounts()
 
     def render(console: Console) -> None:
-        table = Table(title=f"dev accounts (mnemonic: {DEV_MNEMONIC})", title_justify="left")
+        table = Table(title=f"dev accounts (mnemonic: {info.mnemonic})", title_justify="left")
         table.add_column("#")
         table.add_column("address", no_wrap=True)
         table.add_column("private key", no_wrap=True)
-        for row in rows:
-            table.add_row(str(row["index"]), str(row["address"]), str(row["private_key"]))
+        for row in info.accounts:
+            table.add_row(str(row.index), row.address, row.private_key)
         console.print(table)
         console.print(
             "[yellow]These keys are public knowledge: never use them on a real network.[/]"
         )
 
-    st.output.result({"mnemonic": DEV_MNEMONIC, "accounts": rows}, render)
+    st.output.result(info, render)

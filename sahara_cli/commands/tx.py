@@ -18,7 +18,7 @@ _RESULTS = "sahara_cli.node.wallet"
 
 
 def _client(st: AppState) -> Any:
-    from sahara_cli.node.runner import require_reachable
+    from sahara_cli.node.process import require_reachable
 
     cfg = st.config().config.node
     return require_reachable(cfg.rpc_url, cfg.timeout)

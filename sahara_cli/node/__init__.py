@@ -1,6 +1,8 @@
 """The Sahara chain node: py-evm state machine, LMDB store, mempool, solo PoS producer,
-JSON-RPC server and client. Layers, top to bottom: ``rpc`` -> ``service`` (mempool,
-producer) -> ``state`` (the state machine) -> ``store`` (LMDB)."""
+JSON-RPC server and client. Layers, top to bottom: ``rpc`` -> ``producer`` (mempool and
+the solo block producer) or ``abci`` (the CometBFT application) -> ``state`` (the state
+machine) -> ``store`` (LMDB). ``abc`` declares what the RPC layer needs from a node;
+``process`` starts, stops and finds a node's process."""
 
 import os as _os
 

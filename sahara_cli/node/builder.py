@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sahara_cli.errors import NodeError
+from sahara_cli.errors import BlockBuilderFailed
 
 log = logging.getLogger("sahara.node")
 
@@ -43,10 +43,6 @@ class BuildReply:
     number: int
     included: list[bytes] = field(default_factory=list)
     failed: list[tuple[bytes, str]] = field(default_factory=list)
-
-
-class BuilderFailed(NodeError):
-    code = "node.builder_failed"
 
 
 def _execute(machine: Any, request: BuildRequest) -> BuildReply:
@@ -148,9 +144,9 @@ class ProcessBuilder:
         try:
             kind, _ = self._conn.recv()
         except EOFError as exc:
-            raise BuilderFailed("the block builder process did not start") from exc
+            raise BlockBuilderFailed("the block builder process did not start") from exc
         if kind != "ready":
-            raise BuilderFailed("the block builder process did not start")
+            raise BlockBuilderFailed("the block builder process did not start")
 
     def _call(self, kind: str, payload: Any) -> Any:
         with self._lock:
@@ -161,11 +157,11 @@ class ProcessBuilder:
                 log.error("the block builder process died (%s); starting a new one", exc)
                 self._process.join(timeout=5)
                 self._start()
-                raise BuilderFailed(
+                raise BlockBuilderFailed(
                     "the block builder process died; the block was dropped"
                 ) from exc
         if status != "ok":
-            raise BuilderFailed(f"building the block failed: {value}")
+            raise BlockBuilderFailed(f"building the block failed: {value}")
         return value
 
     def build(self, request: BuildRequest) -> BuildReply:

@@ -12,27 +12,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sahara_cli.errors import NodeError, NodeUnreachable
+from sahara_cli.errors import NodeError, NodeRPCError, NodeUnreachable, TxTimeout
 
 Transport = Callable[[dict[str, Any]], dict[str, Any]]
-
-
-class RPCError(NodeError):
-    """The node answered with a JSON-RPC error object."""
-
-    code = "node.rpc_error"
-
-    def __init__(self, message: str, *, rpc_code: int, data: Any = None) -> None:
-        super().__init__(
-            message, details={"rpc_code": rpc_code, **({"data": data} if data else {})}
-        )
-        self.rpc_code = rpc_code
-        self.data = data
-
-
-class TxTimeout(NodeError):
-    code = "node.tx_timeout"
-    default_hint = "The node may be busy or its producer stopped; check 'sahara node status'."
 
 
 class HTTPTransport:
@@ -84,7 +66,7 @@ class NodeClient:
         )
         if "error" in reply:
             error = reply["error"]
-            raise RPCError(
+            raise NodeRPCError(
                 str(error.get("message")),
                 rpc_code=int(error.get("code", 0)),
                 data=error.get("data"),

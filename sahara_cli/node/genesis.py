@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sahara_cli.errors import InvalidDataError, NodeError
+from sahara_cli.errors import GenesisInvalid
+
+if TYPE_CHECKING:
+    from sahara_cli.node.results import DevAccounts
 
 DEFAULT_CHAIN_ID = 31313
 DEFAULT_GAS_LIMIT = 30_000_000
@@ -22,10 +25,6 @@ SAH = 10**18
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 DEV_ACCOUNTS = 10
 DEV_BALANCE = 10_000 * SAH
-
-
-class GenesisInvalid(NodeError, InvalidDataError):
-    code = "node.genesis_invalid"
 
 
 @dataclass
@@ -113,6 +112,20 @@ def dev_keys(count: int = DEV_ACCOUNTS) -> list[bytes]:
     from sahara_cli.identity import mnemonic
 
     return [mnemonic.derive(DEV_MNEMONIC, f"m/44'/60'/0'/0/{i}") for i in range(count)]
+
+
+def dev_accounts(count: int = DEV_ACCOUNTS) -> DevAccounts:
+    """The funded accounts of a dev chain with their keys, as anvil prints them."""
+    from sahara_cli.identity.keys import Signer
+    from sahara_cli.node.results import DevAccount, DevAccounts
+
+    return DevAccounts(
+        mnemonic=DEV_MNEMONIC,
+        accounts=[
+            DevAccount(index=i, address=Signer(key).address, private_key="0x" + key.hex())
+            for i, key in enumerate(dev_keys(count))
+        ],
+    )
 
 
 def dev_genesis(

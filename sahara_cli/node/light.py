@@ -33,17 +33,29 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sahara_cli.errors import (
+    CometBFTError,
+    CometBFTUnreachable,
     LightHeaderRejected,
     LightProofInvalid,
     LightUnreachable,
     UsageError,
 )
-from sahara_cli.node.localnet import find_cometbft, free_port, tail
+from sahara_cli.gobin import COMETBFT, find_binary
+from sahara_cli.node.cometbft import CometRPC, http_url
+from sahara_cli.node.light_proof import (
+    TrustRoot,
+    VerifiedAccount,
+    VerifiedHeader,
+    verify_account,
+)
+from sahara_cli.node.localnet import free_port, tail
+
+if TYPE_CHECKING:
+    from sahara_cli.node.results import LightAccount, LightHead
 
 __all__ = [
     "LightClient",
@@ -57,91 +69,6 @@ __all__ = [
 HOST = "127.0.0.1"
 #: How long a trusted header stays usable (CometBFT's default for ``cometbft light``).
 TRUSTING_PERIOD = "168h"
-
-
-def _http_url(url: str) -> str:
-    if url.startswith("tcp://"):
-        url = "http://" + url.removeprefix("tcp://")
-    elif "://" not in url:
-        url = "http://" + url
-    if not url.startswith(("http://", "https://")):
-        raise UsageError(f"expected an http(s) URL, got {url!r}")
-    return url.rstrip("/")
-
-
-def _get(base: str, path: str, params: dict[str, str] | None = None, timeout: float = 15.0) -> Any:
-    """GET ``base/path?params`` of a CometBFT RPC; its ``result``. Raises OSError when
-    unreachable and ValueError with CometBFT's error text."""
-    query = f"?{urllib.parse.urlencode(params)}" if params else ""
-    request = urllib.request.Request(f"{base}/{path}{query}")  # noqa: S310  # http(s) only
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
-            doc = json.load(resp)
-    except urllib.error.HTTPError as exc:  # CometBFT answers errors with a 500 too
-        try:
-            doc = json.load(exc)
-        except ValueError:
-            raise ValueError(f"{path}: HTTP {exc.code}") from None
-    error = doc.get("error")
-    if error:
-        raise ValueError(str(error.get("data") or error.get("message") or error))
-    return doc["result"]
-
-
-@dataclass(frozen=True)
-class TrustRoot:
-    """The header the light client starts from: its height and hash (hex, upper case as
-    CometBFT prints it), and where it came from."""
-
-    height: int
-    hash: str
-    source: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"height": self.height, "hash": self.hash, "source": self.source}
-
-
-@dataclass(frozen=True)
-class VerifiedHeader:
-    """A CometBFT header the light client verified."""
-
-    height: int
-    hash: str
-    app_hash: bytes
-    time: str
-    chain_id: str
-    validators_hash: str
-
-    @property
-    def evm_block(self) -> int:
-        """The EVM block whose state root this header's app hash is."""
-        return self.height - 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "height": self.height,
-            "hash": self.hash,
-            "app_hash": "0x" + self.app_hash.hex(),
-            "state_root_of_block": self.evm_block,
-            "time": self.time,
-            "chain_id": self.chain_id,
-            "validators_hash": self.validators_hash,
-        }
-
-
-@dataclass(frozen=True)
-class VerifiedAccount:
-    """An account's fields and storage slots at ``block``, proven against ``state_root``."""
-
-    address: str
-    block: int
-    state_root: bytes
-    header: VerifiedHeader
-    balance: int
-    nonce: int
-    storage_hash: bytes
-    code_hash: bytes
-    storage: dict[int, int] = field(default_factory=dict)
 
 
 class LightProxy:
@@ -160,7 +87,7 @@ class LightProxy:
         self.primary = primary
         self.witnesses = list(witnesses) or [primary]
         self.trust = trust
-        self.binary = find_cometbft(cometbft_bin)
+        self.binary = find_binary(COMETBFT, cometbft_bin)
         self.port = 0
         self.url = ""
         self.workdir: Path | None = None
@@ -213,9 +140,9 @@ class LightProxy:
                     details={"log": lines},
                 )
             try:
-                _get(self.url, "health", timeout=2.0)
+                CometRPC(self.url, timeout=2.0).call("health")
                 return
-            except (OSError, ValueError):
+            except CometBFTError:
                 pass
             if time.monotonic() > deadline:
                 self.close()
@@ -226,12 +153,14 @@ class LightProxy:
         """The verified header at ``height``, from the proxy's ``/commit``: the signed
         header of a light block it verified."""
         try:
-            doc = _get(self.url, "commit", {"height": str(height)}, timeout=30.0)
-        except OSError as exc:
-            raise LightUnreachable(f"CometBFT's light client does not answer: {exc}") from None
-        except ValueError as exc:
+            doc = CometRPC(self.url, timeout=30.0).call("commit", height=str(height))
+        except CometBFTUnreachable as exc:
+            raise LightUnreachable(
+                f"CometBFT's light client does not answer: {exc.message}"
+            ) from None
+        except CometBFTError as exc:
             raise LightHeaderRejected(
-                f"CometBFT's light client could not verify header {height}: {exc}"[:400],
+                f"CometBFT's light client could not verify header {height}: {exc.message}"[:400],
                 hint="The primary or a witness serves headers the validators did not sign.",
             ) from None
         signed = doc["signed_header"]
@@ -282,9 +211,9 @@ class LightClient:
         cometbft_bin: str | None = None,
         timeout: float = 15.0,
     ) -> None:
-        self.eth_rpc = _http_url(eth_rpc)
-        self.comet_rpc = _http_url(comet_rpc)
-        self.witnesses = [_http_url(w) for w in witnesses]
+        self.eth_rpc = http_url(eth_rpc)
+        self.comet_rpc = http_url(comet_rpc)
+        self.witnesses = [http_url(w) for w in witnesses]
         if trust_height is not None and trust_height < 1:
             raise UsageError(f"--trust-height must be 1 or more, got {trust_height}")
         if trust_hash is not None:
@@ -302,14 +231,14 @@ class LightClient:
 
     def _primary(self, path: str, params: dict[str, str] | None = None) -> Any:
         try:
-            return _get(self.comet_rpc, path, params, self.timeout)
-        except OSError as exc:
+            return CometRPC(self.comet_rpc, self.timeout).call(path, **(params or {}))
+        except CometBFTUnreachable as exc:
             raise LightUnreachable(
-                f"the CometBFT RPC at {self.comet_rpc} is unreachable: {exc}",
+                exc.message,
                 hint="Check --comet-rpc (a validator's CometBFT RPC, e.g. port 26657).",
             ) from None
-        except ValueError as exc:
-            raise LightUnreachable(f"the CometBFT RPC at {self.comet_rpc}: {exc}") from None
+        except CometBFTError as exc:
+            raise LightUnreachable(f"the CometBFT RPC at {self.comet_rpc}: {exc.message}") from None
 
     def start(self) -> LightClient:
         chain_id = str(self._primary("status")["node_info"]["network"])
@@ -350,13 +279,13 @@ class LightClient:
             if witness == self.comet_rpc:
                 continue
             try:
-                status = _get(witness, "status", timeout=self.timeout)
-            except (OSError, ValueError) as exc:
+                height = CometRPC(witness, self.timeout).latest_height()
+            except CometBFTError as exc:
                 raise LightUnreachable(
-                    f"the witness {witness} is unreachable: {exc}",
+                    f"the witness {witness} is unreachable: {exc.message}",
                     hint="Check --witness (another node's CometBFT RPC).",
                 ) from None
-            heights.append(int(status["sync_info"]["latest_block_height"]))
+            heights.append(height)
         return min(heights)
 
     def header(self, height: int | None = None) -> VerifiedHeader:
@@ -364,6 +293,20 @@ class LightClient:
         for by height: the proxy's own "latest" answers nothing once it is up to date."""
         assert self.proxy is not None, "start() first"
         return self.proxy.header(self.latest_height() if height is None else height)
+
+    def head(self) -> LightHead:
+        """The newest verified header and the trust it was verified from (``light head``)."""
+        from sahara_cli.node.results import LightHead
+
+        assert self.trust is not None, "start() first"
+        return LightHead(**self.header()._fields(), trusted=self.trust.result())
+
+    def verified_account(
+        self, address: str, slots: Sequence[int] = (), block: int | None = None
+    ) -> LightAccount:
+        """:meth:`account` as the typed result ``light balance`` and ``light storage`` print."""
+        assert self.trust is not None, "start() first"
+        return self.account(address, slots, block).result(self.trust)
 
     def state_header(self, block: int | None = None) -> VerifiedHeader:
         """The verified header whose app hash is EVM block ``block``'s state root (None:
@@ -447,124 +390,3 @@ def _address(text: str) -> bytes:
     from sahara_cli.identity.keys import parse_address
 
     return bytes.fromhex(parse_address(text)[2:])
-
-
-def _quantity(proof: dict[str, Any], key: str) -> int:
-    value = proof.get(key)
-    if not isinstance(value, str) or not value.startswith("0x"):
-        raise LightProofInvalid(f"eth_getProof: {key} is missing or not a hex number")
-    try:
-        return int(value, 16)
-    except ValueError:
-        raise LightProofInvalid(f"eth_getProof: {key} is not a hex number") from None
-
-
-def _data(value: Any, what: str) -> bytes:
-    if not isinstance(value, str) or not value.startswith("0x"):
-        raise LightProofInvalid(f"eth_getProof: {what} is missing or not hex data")
-    try:
-        return bytes.fromhex(value[2:])
-    except ValueError:
-        raise LightProofInvalid(f"eth_getProof: {what} is not hex data") from None
-
-
-def _walk(root: bytes, key: bytes, nodes: Any, what: str, block: int) -> bytes:
-    """The value under ``keccak(key)`` in the trie of ``root``, checked node by node."""
-    import rlp
-    from eth_hash.auto import keccak
-    from trie.exceptions import BadTrieProof
-    from trie.hexary import HexaryTrie
-
-    if not isinstance(nodes, list):
-        raise LightProofInvalid(f"eth_getProof: the {what} proof is not a list")
-    try:
-        decoded = [rlp.decode(_data(n, f"a {what} proof node")) for n in nodes]
-        value: bytes = HexaryTrie.get_from_proof(  # type: ignore[no-untyped-call]
-            root, keccak(key), decoded
-        )
-    except (BadTrieProof, rlp.DecodingError, ValueError, KeyError, IndexError, TypeError) as exc:
-        raise LightProofInvalid(
-            f"the {what} proof does not lead to the verified state of block {block}: {exc}"[:300],
-            hint="The node served a forged or corrupt proof; do not trust its answers.",
-        ) from None
-    return value
-
-
-def _shown(value: int | bytes) -> str:
-    return "0x" + value.hex() if isinstance(value, bytes) else str(value)
-
-
-def verify_account(
-    address: bytes, proof: Any, header: VerifiedHeader, slots: Sequence[int] = ()
-) -> VerifiedAccount:
-    """Checks an ``eth_getProof`` answer for ``address`` against ``header``'s app hash
-    (the state root of EVM block ``header.height - 1``)."""
-    import rlp
-    from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA3
-    from eth.rlp.accounts import Account
-
-    block = header.evm_block
-    root = header.app_hash
-    who = "0x" + address.hex()
-    if not isinstance(proof, dict):
-        raise LightProofInvalid(f"eth_getProof for {who} at block {block}: no proof")
-    if str(proof.get("address", "")).lower() != who:
-        raise LightProofInvalid(
-            f"eth_getProof answered for {proof.get('address')!r}, not {who}",
-            hint="The node served a forged or corrupt proof; do not trust its answers.",
-        )
-    leaf = _walk(root, address, proof.get("accountProof"), "account", block)
-    balance, nonce = 0, 0
-    storage_hash: bytes = BLANK_ROOT_HASH  # a proof of absence: the empty account
-    code_hash: bytes = EMPTY_SHA3
-    if leaf:
-        try:
-            account = rlp.decode(leaf, sedes=Account)
-        except rlp.DecodingError as exc:
-            raise LightProofInvalid(f"the account leaf of {who} is not an account: {exc}") from None
-        balance, nonce = int(account.balance), int(account.nonce)
-        storage_hash, code_hash = bytes(account.storage_root), bytes(account.code_hash)
-    checks: list[tuple[str, int | bytes, int | bytes]] = [
-        ("balance", _quantity(proof, "balance"), balance),
-        ("nonce", _quantity(proof, "nonce"), nonce),
-        ("storageHash", _data(proof.get("storageHash"), "storageHash"), storage_hash),
-        ("codeHash", _data(proof.get("codeHash"), "codeHash"), code_hash),
-    ]
-    for name, reported, proven in checks:
-        if reported != proven:
-            raise LightProofInvalid(
-                f"the node reports {name} {_shown(reported)} for {who} at block {block}, "
-                f"but its proof against the verified state root says {_shown(proven)}",
-                hint="The node served a forged or corrupt answer; do not trust it.",
-            )
-    storage: dict[int, int] = {}
-    entries = proof.get("storageProof") or []
-    if not isinstance(entries, list) or len(entries) != len(slots):
-        raise LightProofInvalid(
-            f"eth_getProof returned {len(entries) if isinstance(entries, list) else 0} "
-            f"storage proofs for {len(slots)} slots"
-        )
-    for slot, entry in zip(slots, entries, strict=True):
-        if not isinstance(entry, dict):
-            raise LightProofInvalid("eth_getProof: a storage proof is not an object")
-        stored = _walk(storage_hash, slot.to_bytes(32, "big"), entry.get("proof"), "storage", block)
-        value = rlp.decode(stored, sedes=rlp.sedes.big_endian_int) if stored else 0
-        claimed = _quantity(entry, "value")
-        if claimed != value:
-            raise LightProofInvalid(
-                f"the node reports slot {hex(slot)} of {who} = {hex(claimed)} at block {block}, "
-                f"but its proof against the verified state root says {hex(value)}",
-                hint="The node served a forged or corrupt answer; do not trust it.",
-            )
-        storage[slot] = value
-    return VerifiedAccount(
-        address=who,
-        block=block,
-        state_root=root,
-        header=header,
-        balance=balance,
-        nonce=nonce,
-        storage_hash=storage_hash,
-        code_hash=code_hash,
-        storage=storage,
-    )

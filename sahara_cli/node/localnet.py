@@ -25,14 +25,12 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sahara_cli.errors import (
-    CometbftMissing,
+    CometBFTError,
     LocalnetExists,
     LocalnetNodeUnknown,
     LocalnetNotFound,
@@ -42,36 +40,21 @@ from sahara_cli.errors import (
     UsageError,
 )
 from sahara_cli.fsutil import atomic_write
+from sahara_cli.gobin import COMETBFT, find_binary
+from sahara_cli.node.cometbft import CometRPC
 
-COMETBFT_BIN_ENV = "SAHARA_COMETBFT_BIN"
+if TYPE_CHECKING:
+    from sahara_cli.node.results import (
+        LocalnetDown,
+        LocalnetLogs,
+        LocalnetNodeStarted,
+        LocalnetNodeStopped,
+        LocalnetStatus,
+    )
+
 HOST = "127.0.0.1"
 PORT_NAMES = ("p2p", "rpc", "abci", "eth_rpc")
 MAX_VALIDATORS = 32
-
-
-def find_cometbft(configured: str | None = None) -> str:
-    """The CometBFT binary: ``configured``, then ``$SAHARA_COMETBFT_BIN``, then
-    ``cometbft`` on PATH. Raises CometbftMissing."""
-    for source, value in (
-        ("--cometbft-bin", configured),
-        (COMETBFT_BIN_ENV, os.environ.get(COMETBFT_BIN_ENV)),
-    ):
-        if not value:
-            continue
-        found = shutil.which(value)
-        if found is None:
-            raise CometbftMissing(
-                f"the CometBFT binary {value!r} ({source}) is not an executable",
-                hint="Point it at a cometbft v0.38 binary.",
-            )
-        return found
-    found = shutil.which("cometbft")
-    if found is None:
-        raise CometbftMissing(
-            "CometBFT's 'cometbft' binary was not found",
-            hint=f"Install cometbft v0.38 on PATH, or set {COMETBFT_BIN_ENV}=/path/to/cometbft.",
-        )
-    return found
 
 
 def free_port() -> int:
@@ -177,17 +160,9 @@ def _terminate(pid: int | None, marker: str, timeout: float = 15.0) -> bool:
     return True
 
 
-def comet_get(port: int, path: str, timeout: float = 2.0) -> Any:
-    """GET ``/path`` on a CometBFT RPC; the ``result``."""
-    url = f"http://{HOST}:{port}/{path}"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            doc = json.load(resp)
-    except urllib.error.HTTPError as exc:
-        doc = json.load(exc)
-    if "error" in doc:
-        raise OSError(f"{path}: {doc['error']}")
-    return doc["result"]
+def comet_rpc(port: int, timeout: float = 2.0) -> CometRPC:
+    """The CometBFT RPC of a localnet node."""
+    return CometRPC(f"http://{HOST}:{port}", timeout)
 
 
 @dataclass
@@ -283,14 +258,14 @@ class Localnet:
         *,
         cometbft_bin: str | None = None,
         timeout: float = 90.0,
-    ) -> dict[str, Any]:
+    ) -> LocalnetStatus:
         """Create and start ``validators`` nodes; returns :meth:`status` once each is at
         height 2 or more. On any failure nothing is left running."""
         if not 1 <= validators <= MAX_VALIDATORS:
             raise UsageError(f"--validators must be 1 to {MAX_VALIDATORS}, got {validators}")
         if block_time <= 0:
             raise UsageError(f"--block-time must be positive, got {block_time:g}")
-        binary = find_cometbft(cometbft_bin)
+        binary = find_binary(COMETBFT, cometbft_bin)
         if self.running_pids():
             raise LocalnetRunning(
                 f"a localnet runs already in {self.root}",
@@ -476,8 +451,8 @@ class Localnet:
 
     def _height(self, n: NodeEntry) -> int | None:
         try:
-            return int(comet_get(n.ports["rpc"], "status")["sync_info"]["latest_block_height"])
-        except (OSError, ValueError, KeyError):
+            return comet_rpc(n.ports["rpc"]).latest_height()
+        except CometBFTError:
             return None
 
     def _wait_heights(self, nodes: list[NodeEntry], height: int, timeout: float) -> None:
@@ -504,7 +479,7 @@ class Localnet:
 
     # -- status ---------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> LocalnetStatus:
         data = self._load()
         out = []
         for n in self._nodes(data):
@@ -528,25 +503,29 @@ class Localnet:
                 "home": str(self.node_dir(n.index)),
             }
             if comet_up:
-                with contextlib.suppress(OSError, ValueError, KeyError):
-                    sync = comet_get(n.ports["rpc"], "status")["sync_info"]
+                with contextlib.suppress(CometBFTError, KeyError, TypeError):
+                    sync = comet_rpc(n.ports["rpc"]).status()["sync_info"]
                     row["height"] = int(sync["latest_block_height"])
                     row["app_hash"] = sync["latest_app_hash"]
                     row["catching_up"] = bool(sync["catching_up"])
-                with contextlib.suppress(OSError, ValueError, KeyError):
-                    row["peers"] = int(comet_get(n.ports["rpc"], "net_info")["n_peers"])
+                with contextlib.suppress(CometBFTError, KeyError, TypeError, ValueError):
+                    row["peers"] = int(comet_rpc(n.ports["rpc"]).call("net_info")["n_peers"])
             out.append(row)
-        return {
-            "root": str(self.root),
-            "validators": data["validators"],
-            "block_time": data["block_time"],
-            "running": sum(1 for r in out if r["running"]),
-            "nodes": out,
-        }
+        from sahara_cli.node.results import LocalnetStatus, hex_hash
+
+        for row in out:
+            row["app_hash"] = hex_hash(row["app_hash"])
+        return LocalnetStatus(
+            root=str(self.root),
+            validators=data["validators"],
+            block_time_s=data["block_time"],
+            running=sum(1 for r in out if r["running"]),
+            nodes=out,
+        )
 
     # -- one node -------------------------------------------------------------------
 
-    def stop_node(self, i: int) -> dict[str, Any]:
+    def stop_node(self, i: int) -> LocalnetNodeStopped:
         """Stop both processes of node ``i`` (CometBFT first, then its app)."""
         data = self._load()
         n = self._entry(data, i)
@@ -558,9 +537,13 @@ class Localnet:
         nodes = self._nodes(data)
         nodes[i] = NodeEntry(i, n.ports)
         self._store(data, nodes)
-        return {"index": i, "stopped": stopped["cometbft"] or stopped["app"], **stopped}
+        from sahara_cli.node.results import LocalnetNodeStopped
 
-    def start_node(self, i: int, *, timeout: float = 60.0) -> dict[str, Any]:
+        return LocalnetNodeStopped(
+            index=i, stopped=stopped["cometbft"] or stopped["app"], **stopped
+        )
+
+    def start_node(self, i: int, *, timeout: float = 60.0) -> LocalnetNodeStarted:
         """(Re)start node ``i`` on its ports; returns once its CometBFT RPC answers."""
         data = self._load()
         n = self._entry(data, i)
@@ -573,7 +556,7 @@ class Localnet:
         _terminate(n.app_pid, marker)
         n = NodeEntry(i, n.ports)
         nodes = self._nodes(data)
-        binary = find_cometbft(data.get("cometbft_bin"))
+        binary = find_binary(COMETBFT, data.get("cometbft_bin"))
         try:
             self._check_ports(n)
             n.app_pid = self._spawn_app(n)
@@ -595,29 +578,28 @@ class Localnet:
             nodes[i] = NodeEntry(i, n.ports)
             self._store(data, nodes)
             raise
-        return {
-            "index": i,
-            "app_pid": n.app_pid,
-            "cometbft_pid": n.comet_pid,
-            "height": self._height(n),
-            "eth_rpc_url": f"http://{HOST}:{n.ports['eth_rpc']}",
-            "cometbft_rpc_url": f"http://{HOST}:{n.ports['rpc']}",
-        }
+        from sahara_cli.node.results import LocalnetNodeStarted
 
-    def logs(self, i: int, lines: int = 50) -> dict[str, Any]:
-        data = self._load()
-        self._entry(data, i)
-        return {
-            "index": i,
-            "app": {
-                "path": str(self.log_file(i, "app")),
-                "lines": tail(self.log_file(i, "app"), lines),
-            },
-            "cometbft": {
-                "path": str(self.log_file(i, "cometbft")),
-                "lines": tail(self.log_file(i, "cometbft"), lines),
-            },
-        }
+        return LocalnetNodeStarted(
+            index=i,
+            app_pid=n.app_pid,
+            cometbft_pid=n.comet_pid,
+            height=self._height(n),
+            eth_rpc_url=f"http://{HOST}:{n.ports['eth_rpc']}",
+            cometbft_rpc_url=f"http://{HOST}:{n.ports['rpc']}",
+        )
+
+    def logs(self, i: int, lines: int = 50) -> LocalnetLogs:
+        """The last ``lines`` of node ``i``'s app and CometBFT logs."""
+        from sahara_cli.node.results import LocalnetLogs, LogTail
+
+        self._entry(self._load(), i)
+        app, comet = self.log_file(i, "app"), self.log_file(i, "cometbft")
+        return LocalnetLogs(
+            index=i,
+            app=LogTail(path=str(app), lines=tail(app, lines)),
+            cometbft=LogTail(path=str(comet), lines=tail(comet, lines)),
+        )
 
     # -- down -----------------------------------------------------------------------
 
@@ -631,7 +613,7 @@ class Localnet:
                 stopped.append(n.app_pid or 0)
         return stopped
 
-    def down(self, *, clean: bool = False) -> dict[str, Any]:
+    def down(self, *, clean: bool = False) -> LocalnetDown:
         """Stop every process of the localnet (those already dead are skipped); with
         ``clean`` also delete the root. No localnet is not an error."""
         stopped: list[int] = []
@@ -649,4 +631,6 @@ class Localnet:
         if clean and self.root.exists():
             shutil.rmtree(self.root)
             removed = True
-        return {"root": str(self.root), "existed": existed, "stopped": stopped, "removed": removed}
+        from sahara_cli.node.results import LocalnetDown
+
+        return LocalnetDown(root=str(self.root), existed=existed, stopped=stopped, removed=removed)

@@ -37,11 +37,12 @@ from eth_typing import BlockNumber
 from eth_utils.exceptions import ValidationError
 
 from sahara_cli.errors import (
+    ChainNotInitialised,
     InsufficientFunds,
-    InvalidDataError,
     NodeError,
     NonceTooLow,
     OversizedData,
+    TxInvalid,
 )
 from sahara_cli.node.genesis import Genesis
 from sahara_cli.node.store import BlockStore, ReadOnlyDB
@@ -51,17 +52,6 @@ META_HEAD = b"head"
 META_TIME_OFFSET = b"time_offset"
 SIG_PREFIX = b"sig:"
 MAX_TX_BYTES = 128 * 1024
-
-
-class TxInvalid(NodeError, InvalidDataError):
-    """A transaction the node will not accept; ``message`` is the text geth uses."""
-
-    code = "node.tx_invalid"
-
-
-class ChainNotInitialised(NodeError):
-    code = "node.not_initialised"
-    default_hint = "Start the node once to write its genesis block."
 
 
 VM = PragueVM
@@ -395,6 +385,20 @@ class StateMachine:
             self.commit()
 
 
+@dataclass(frozen=True)
+class AccountProof:
+    """An account and some of its storage slots with their Merkle proofs (EIP-1186):
+    each proof is the RLP of the trie nodes from the root down."""
+
+    nonce: int
+    balance: int
+    storage_root: bytes
+    code_hash: bytes
+    account_proof: list[bytes]
+    #: Per slot asked for: (its value, its proof in the account's storage trie).
+    storage: list[tuple[int, list[bytes]]]
+
+
 class ChainView:
     """Read-only access to the committed chain, for RPC handlers on any thread."""
 
@@ -406,6 +410,45 @@ class ChainView:
 
     def head(self) -> BlockHeaderAPI:
         return self.chaindb.get_canonical_head()
+
+    def head_hash(self) -> bytes:
+        """The canonical head's hash: one read, for callers that cache per head."""
+        return bytes(self.db[SchemaV1.make_canonical_head_hash_lookup_key()])
+
+    def account_proof(
+        self, state_root: bytes, address: bytes, slots: Sequence[int]
+    ) -> AccountProof:
+        """``address`` and its ``slots`` at ``state_root``, with their proofs."""
+        import rlp
+        from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA3
+        from eth.rlp.accounts import Account
+        from eth_hash.auto import keccak
+        from trie.hexary import HexaryTrie
+
+        def prove(trie: Any, key: bytes) -> list[bytes]:
+            return [rlp.encode(node) for node in trie.get_proof(key)]
+
+        accounts = HexaryTrie(self.db, state_root)
+        key = keccak(address)
+        raw = accounts.get(key)
+        if raw:
+            account = rlp.decode(raw, sedes=Account)
+            nonce, balance = int(account.nonce), int(account.balance)
+            storage_root, code_hash = bytes(account.storage_root), bytes(account.code_hash)
+        else:
+            nonce, balance, storage_root, code_hash = 0, 0, BLANK_ROOT_HASH, EMPTY_SHA3
+        storage_trie = HexaryTrie(self.db, storage_root)
+        storage = []
+        for slot in slots:
+            slot_key = keccak(slot.to_bytes(32, "big"))
+            value = storage_trie.get(slot_key)
+            decoded = rlp.decode(value, sedes=rlp.sedes.big_endian_int) if value else 0
+            storage.append((int(decoded), prove(storage_trie, slot_key)))
+        return AccountProof(nonce, balance, storage_root, code_hash, prove(accounts, key), storage)
+
+    def number_of(self, block_hash: bytes) -> int:
+        """The number of the block with ``block_hash`` (canonical or not)."""
+        return int(self.chaindb.get_block_header_by_hash(block_hash).block_number)  # type: ignore[arg-type]
 
     def header_by_number(self, number: int) -> BlockHeaderAPI | None:
         try:

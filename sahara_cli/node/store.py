@@ -23,14 +23,10 @@ from eth.abc import AtomicWriteBatchAPI
 from eth.db.atomic import AtomicDBWriteBatch
 from eth.db.backends.base import BaseAtomicDB
 
-from sahara_cli.errors import NodeError
+from sahara_cli.errors import ChainStoreError
 
 MAP_SIZE = 1 << 38  # 256 GiB of address space; the file grows only as data is written
 _DELETED = None
-
-
-class StoreError(NodeError):
-    code = "node.store"
 
 
 #: Entries of the read cache of content-addressed records (about 300 bytes each).
@@ -130,7 +126,7 @@ class BlockStore:
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(
+            raise ChainStoreError(
                 f"cannot use {path} for the chain database: {exc.strerror or exc}",
                 hint="It must be a directory: move the file away or pick another --home.",
             ) from exc
@@ -150,12 +146,12 @@ class BlockStore:
                 readahead=False,
             )
         except (lmdb.InvalidError, lmdb.CorruptedError, lmdb.VersionMismatchError) as exc:
-            raise StoreError(
+            raise ChainStoreError(
                 f"the chain database in {path} is damaged or not an LMDB database: {exc}",
                 hint="Move it away to keep it, or delete it with 'sahara node reset'.",
             ) from exc
         except lmdb.Error as exc:
-            raise StoreError(
+            raise ChainStoreError(
                 f"cannot open the chain database in {path}: {exc}",
                 hint="Is another program using this home? Stop it, or use another --home.",
             ) from exc
@@ -197,7 +193,7 @@ class BlockStore:
                             txn.put(key, meta_value, db=self._meta)
                         count += 1
             except lmdb.MapFullError as exc:
-                raise StoreError(
+                raise ChainStoreError(
                     "the chain database is full", hint="Free disk space or raise the map size."
                 ) from exc
             self.db.pending = {}

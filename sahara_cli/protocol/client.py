@@ -15,6 +15,7 @@ from typing import Any
 from sahara_cli.errors import (
     AssetNotFound,
     LicenseNotFound,
+    NodeRPCError,
     NotPermitted,
     OfferClosed,
     OfferNotFound,
@@ -28,7 +29,7 @@ from sahara_cli.errors import (
     SaharaError,
 )
 from sahara_cli.identity.keys import Signer, keccak256, parse_address, to_checksum_address
-from sahara_cli.node.client import NodeClient, RPCError, format_sah
+from sahara_cli.node.client import NodeClient, format_sah
 from sahara_cli.protocol import artifacts
 
 ASSET_KINDS = ("dataset", "model", "agent", "compute")
@@ -233,7 +234,7 @@ def error_for_reason(reason: str, action: str) -> SaharaError:
     return ProtocolInvalidArgument(reason, details=details)
 
 
-def _translate(exc: RPCError, action: str) -> SaharaError:
+def _translate(exc: NodeRPCError, action: str) -> SaharaError:
     reason = revert_reason(exc.data)
     if reason is not None:
         return error_for_reason(reason, action)
@@ -333,7 +334,7 @@ class Contract:
             request["from"] = sender
         try:
             result = self.node.call("eth_call", request, "latest")
-        except RPCError as exc:
+        except NodeRPCError as exc:
             raise _translate(exc, f"{self.name}.{function}") from None
         return self.decode_output(function, bytes.fromhex(result[2:]))
 
@@ -405,7 +406,7 @@ class Sender:
         if gas is None:
             try:
                 estimate = int(self.node.call("eth_estimateGas", request), 16)
-            except RPCError as exc:
+            except NodeRPCError as exc:
                 raise _translate(exc, action) from None
             gas = int(estimate * GAS_MARGIN) + 10_000
         tip = self.node.max_priority_fee()
@@ -428,7 +429,7 @@ class Sender:
         )
         try:
             tx_hash = self.node.send_raw(signed.raw)
-        except RPCError as exc:
+        except NodeRPCError as exc:
             raise _translate(exc, action) from None
         receipt = self.node.wait_for_receipt(tx_hash, timeout=timeout)
         if int(receipt["status"], 16) != 1:

@@ -34,9 +34,13 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sahara_cli.errors import ProtocolError, ProtocolIndexError, ProtocolInvalidArgument
+from sahara_cli.errors import (
+    NodeRPCError,
+    ProtocolError,
+    ProtocolIndexError,
+    ProtocolInvalidArgument,
+)
 from sahara_cli.fsutil import PRIVATE_FILE, ensure_private_dir
-from sahara_cli.node.client import RPCError
 from sahara_cli.protocol.client import (
     ASSET_KINDS,
     FOREVER,
@@ -450,7 +454,7 @@ class ProtocolIndex:
             end = min(cursor + size - 1, last)
             try:
                 logs = self._logs(cursor, end)
-            except RPCError as exc:
+            except NodeRPCError as exc:
                 if end == cursor or not _too_much(exc):
                     raise
                 size = max(1, (end - cursor + 1) // 2)
@@ -787,7 +791,7 @@ def _drop_all(db: sqlite3.Connection) -> None:
             db.execute(f'DROP TABLE IF EXISTS "{name}"')
 
 
-def _too_much(exc: RPCError) -> bool:
+def _too_much(exc: NodeRPCError) -> bool:
     """Whether the node refused a log query for its size (then a smaller range may pass)."""
     text = exc.message.lower()
     return exc.rpc_code == -32005 or any(

@@ -27,7 +27,6 @@ import io
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -57,7 +56,6 @@ from sahara_cli.vault.blockstore import Blockstore, GCResult, StoreStat
 from sahara_cli.vault.cid import CID, DAG_PB, RAW
 from sahara_cli.vault.local import WriterLock
 
-IPFS_BIN_ENV = "SAHARA_IPFS_BIN"
 #: Bytes of blocks per ``dag/import`` request in :meth:`KuboBlockstore.put_many`.
 BATCH_BYTES = 4 << 20
 #: ``dag/import`` requests in flight at once (measured best on a 2-core machine).
@@ -66,22 +64,12 @@ _NOT_FOUND_MARKERS = ("not found locally", "could not find", "block not found")
 
 
 def find_ipfs(configured: str | None = None) -> str:
-    """The Kubo binary: ``configured`` (vault.ipfs_bin), then ``$SAHARA_IPFS_BIN``,
-    then ``ipfs`` on PATH. Raises VaultKuboMissing."""
-    for source, value in (
-        ("vault.ipfs_bin", configured),
-        (IPFS_BIN_ENV, os.environ.get(IPFS_BIN_ENV)),
-    ):
-        if not value:
-            continue
-        found = shutil.which(value)
-        if found is None:
-            raise VaultKuboMissing(f"the Kubo binary {value!r} ({source}) is not an executable")
-        return found
-    found = shutil.which("ipfs")
-    if found is None:
-        raise VaultKuboMissing("Kubo's 'ipfs' binary was not found (vault.ipfs_bin, PATH)")
-    return found
+    """The Kubo binary: ``configured`` (vault.ipfs_bin), then ``$SAHARA_IPFS_BIN``, then
+    the project's cache, then ``ipfs`` on PATH (:func:`sahara_cli.gobin.find_binary`).
+    Raises VaultKuboMissing."""
+    from sahara_cli.gobin import KUBO, find_binary
+
+    return find_binary(KUBO, configured)
 
 
 def multiaddr_to_url(addr: str) -> str:

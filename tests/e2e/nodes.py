@@ -336,7 +336,7 @@ class RunningLocalnet(_Stoppable):
 
     def log_tail(self, lines: int = 40) -> str:
         logs = self.net.logs(0, lines)
-        return "\n".join(logs["app"]["lines"] + logs["cometbft"]["lines"])
+        return "\n".join(logs.app.lines + logs.cometbft.lines)
 
     def stop(self) -> None:
         atexit.unregister(self.stop)
@@ -366,7 +366,7 @@ def start_localnet(
         net.down()
         shutil.rmtree(workdir, ignore_errors=True)
         raise NodeStartError(f"localnet of {validators}: {exc.message}") from exc
-    urls = [n["eth_rpc_url"] for n in info["nodes"]]
+    urls = [n.eth_rpc_url for n in info.nodes]
     node = RunningLocalnet("localnet", urls[0], urls, net, workdir)
     atexit.register(node.stop)
     try:

@@ -41,7 +41,7 @@ def net() -> Iterator[RunningLocalnet]:
 
 def comet_urls(net: RunningLocalnet) -> list[str]:
     status = net.net.status()
-    return [n["cometbft_rpc_url"] for n in status["nodes"]]
+    return [n.cometbft_rpc_url for n in status.nodes]
 
 
 def light(
@@ -89,17 +89,19 @@ def test_a_balance_is_verified_against_a_verified_header(
 
     doc = ok(light(tmp_path, net, "balance", FRESH, "--block", str(number)))
     assert doc["verified"] is True
-    assert doc["balance"] == "31337" and doc["nonce"] == 0
+    assert doc["balance_wei"] == "31337" and doc["balance_sah"] == "0.000000000000031337"
+    assert doc["nonce"] == 0
     assert doc["block"] == number
     # The header that carries block N's state root is CometBFT's header N + 1.
     assert doc["header"]["height"] == number + 1
     assert doc["state_root"] == w3.eth.get_block(number)["stateRoot"].to_0x_hex()
     assert doc["trusted"]["height"] == 1
+    assert doc["header"]["hash"].startswith("0x") and doc["header"]["produced_at"].endswith("Z")
 
     # The newest verified block, for an account the genesis funded.
     latest = ok(light(tmp_path, net, "balance", SENDER.address))
     assert latest["block"] >= number
-    assert int(latest["balance"]) == w3.eth.get_balance(SENDER.address, latest["block"])
+    assert int(latest["balance_wei"]) == w3.eth.get_balance(SENDER.address, latest["block"])
 
     # People get the amount and what it was verified against.
     human = light(tmp_path, net, "balance", FRESH, "--block", str(number), json_mode=False)
@@ -129,10 +131,13 @@ def test_storage_is_verified_and_headers_are_followed(tmp_path: Path, net: Runni
     head = ok(light(tmp_path, net, "head"))
     assert head["height"] > receipt["blockNumber"]
     assert head["state_root_of_block"] == head["height"] - 1
+    assert head["trusted"]["height"] == 1 and head["verified"] is True
 
     followed = light(tmp_path, net, "follow", "--count", "3", "--interval", "0.2")
     assert followed.returncode == 0, followed.stderr
-    heights = [json.loads(line)["height"] for line in followed.stdout.splitlines()]
+    lines = [json.loads(line) for line in followed.stdout.splitlines()]
+    assert all(line["verified"] is True and "produced_at" in line for line in lines)
+    heights = [line["height"] for line in lines]
     assert len(heights) == 3 and heights == sorted(set(heights))
     assert heights == list(range(heights[0], heights[0] + 3))
 

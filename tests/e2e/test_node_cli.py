@@ -65,6 +65,10 @@ def test_background_node_life_cycle(home: Path) -> None:
         assert again.returncode == 7 and json.loads(again.stderr)["error"]["code"] == "node.running"
         status = ok(sahara(home, "--json", "node", "status", env=env))
         assert status["validator"] == me and status["local_pid"] == started["pid"]
+        assert status["chain_id"] == started["chain_id"] == 31313 and status["uptime_s"] >= 0
+        assert status["head"]["produced_at"].endswith("Z") and status["client_version"]
+        assert status["mempool"] == {"pending": 0, "queued": 0}
+        assert started["started_at"].endswith("Z") and started["log"].endswith("node.log")
         assert ok(sahara(home, "--json", "balance", env=env))["balance_sah"] == "10000"
         sent = ok(sahara(home, "--json", "tx", "send", "--to", BOB, "--value", "1.5", env=env))
         assert sent["tx"]["status"] == "success" and sent["value_sah"] == "1.5"

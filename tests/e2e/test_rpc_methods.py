@@ -28,8 +28,8 @@ from web3.contract import Contract
 from web3.exceptions import ContractLogicError, Web3RPCError
 
 from sahara_cli.node.genesis import dev_keys
+from sahara_cli.node.producer import Node
 from sahara_cli.node.rpc.testing import dev_node
-from sahara_cli.node.service import Node
 
 pytestmark = pytest.mark.e2e
 

@@ -34,6 +34,7 @@ LIBRARY = (
     "units",
     "doctor",
     "bootstrap",
+    "gobin",
 )
 INTERFACES = ("sahara_cli.commands", "sahara_cli.tui", "typer", "rich", "textual", "click")
 
@@ -64,7 +65,7 @@ RULES = [
           "sahara_cli.compute")),
     Rule("errors, config and results sit at the bottom",
          ("sahara_cli.errors", "sahara_cli.config", "sahara_cli.results", "sahara_cli.units",
-          "sahara_cli.fsutil", "sahara_cli.home", "sahara_cli.log"),
+          "sahara_cli.fsutil", "sahara_cli.home", "sahara_cli.log", "sahara_cli.gobin"),
          ("sahara_cli.node", "sahara_cli.protocol", "sahara_cli.vault", "sahara_cli.agent",
           "sahara_cli.compute")),
     Rule("commands keep the vault's internals to the library",
@@ -77,7 +78,7 @@ RULES = [
 #: their workflows; remove an entry as soon as it holds (the tests fail if it already does).
 PENDING_RULES: set[str] = set()
 PENDING_COMMAND_IMPORTS: set[str] = set()
-PENDING_LARGE = {"agent.py", "node.py"}
+PENDING_LARGE = {"agent.py"}
 
 
 def module_name(path: Path) -> str:

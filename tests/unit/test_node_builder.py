@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
+from sahara_cli.errors import BlockBuilderFailed
 from sahara_cli.identity.keys import Signer
-from sahara_cli.node.builder import BuilderFailed
 from sahara_cli.node.genesis import dev_genesis, dev_keys
-from sahara_cli.node.service import Node, NodeConfig
+from sahara_cli.node.producer import Node, NodeConfig
 
 KEYS = dev_keys()
 
@@ -80,7 +80,7 @@ def test_a_killed_builder_is_replaced(node: Node) -> None:
     builder = node.builder
     os.kill(builder._process.pid, signal.SIGKILL)  # type: ignore[union-attr]
     builder._process.join(timeout=10)  # type: ignore[union-attr]
-    with pytest.raises(BuilderFailed):
+    with pytest.raises(BlockBuilderFailed):
         node.build_block()  # the block in flight is dropped, a new builder starts
     second = node.submit(transfer(4, 1))
     assert wait_for(node, second)[0] > wait_for(node, first)[0]

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from sahara_cli.errors import NodeUnreachable
-from sahara_cli.node.client import NodeClient, RPCError, format_sah, parse_sah
+from sahara_cli.errors import NodeRPCError, NodeUnreachable
+from sahara_cli.node.client import NodeClient, format_sah, parse_sah
 from sahara_cli.node.genesis import dev_keys
 from sahara_cli.node.rpc.local import LocalTransport
 from sahara_cli.node.rpc.testing import dev_node
@@ -39,10 +39,10 @@ def test_in_process_and_http_clients_agree(tmp_path: Path) -> None:
         assert receipt == local.receipt(tx_hash)
         assert receipt["status"] == "0x1"
         assert local.block_number() == remote.block_number() >= 1
-        with pytest.raises(RPCError) as info:
+        with pytest.raises(NodeRPCError) as info:
             local.send_raw(bytes(raw))  # the same transaction again
         assert info.value.rpc_code == -32000
-        with pytest.raises(RPCError) as unknown:
+        with pytest.raises(NodeRPCError) as unknown:
             remote.call("eth_noSuchMethod")
         assert unknown.value.rpc_code == -32601
         local.close()

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from sahara_cli.errors import NonceTooLow, SaharaError
+from sahara_cli.errors import NonceTooLow, SaharaError, TxInvalid
 from sahara_cli.identity.keys import Signer
 from sahara_cli.node.genesis import DEV_BALANCE, Genesis, dev_genesis, dev_keys
-from sahara_cli.node.state import StateMachine, TxInvalid
+from sahara_cli.node.state import StateMachine
 from sahara_cli.node.store import BlockStore
 
 KEYS = dev_keys()
@@ -187,15 +187,15 @@ def test_timestamps_strictly_increase_even_within_one_second(machine: StateMachi
 
 
 def test_a_damaged_database_is_a_clear_error(tmp_path: Path) -> None:
-    from sahara_cli.node.store import StoreError
+    from sahara_cli.errors import ChainStoreError
 
     chain = tmp_path / "chain"
     chain.mkdir()
     (chain / "data.mdb").write_bytes(b"not an lmdb file" * 100)
-    with pytest.raises(StoreError, match="damaged or not an LMDB database") as info:
+    with pytest.raises(ChainStoreError, match="damaged or not an LMDB database") as info:
         BlockStore(chain)
     assert "node reset" in (info.value.hint or "")
     blocked = tmp_path / "file"
     blocked.write_text("x")
-    with pytest.raises(StoreError, match="cannot use"):
+    with pytest.raises(ChainStoreError, match="cannot use"):
         BlockStore(blocked)

@@ -12,9 +12,9 @@ import pytest
 
 from sahara_cli.identity.keys import Signer
 from sahara_cli.node.genesis import Genesis
+from sahara_cli.node.producer import Node, NodeConfig
 from sahara_cli.node.rpc import serve_in_thread
 from sahara_cli.node.rpc.testing import VALIDATOR_KEY, dev_node
-from sahara_cli.node.service import Node, NodeConfig
 
 DEV_ACCOUNT = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
 

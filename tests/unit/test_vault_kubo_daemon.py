@@ -57,6 +57,7 @@ def test_find_ipfs_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     real = ipfs_bin()
     monkeypatch.delenv("SAHARA_IPFS_BIN", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("SAHARA_CACHE", str(tmp_path / "no-cache"))
     with pytest.raises(VaultKuboMissing, match="not found") as caught:
         find_ipfs()
     assert caught.value.code == "vault.kubo_missing"

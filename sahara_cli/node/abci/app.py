@@ -47,7 +47,14 @@ from eth.abc import SignedTransactionAPI
 from eth.vm.forks.byzantium.constants import EIP658_TRANSACTION_STATUS_CODE_SUCCESS
 
 from sahara_cli import __version__
-from sahara_cli.errors import InsufficientFunds, NonceTooLow, SaharaError
+from sahara_cli.errors import (
+    InsufficientFunds,
+    NonceTooHigh,
+    NonceTooLow,
+    SaharaError,
+    TxInvalid,
+    TxUndecodable,
+)
 from sahara_cli.node.abci.generated.tendermint.abci import types_pb2 as abci
 from sahara_cli.node.abci.server import Application, encode_uvarint
 from sahara_cli.node.genesis import Genesis
@@ -55,7 +62,6 @@ from sahara_cli.node.state import (
     BlockResult,
     CheckedTx,
     StateMachine,
-    TxInvalid,
     TxResult,
     decode_tx,
     recover_sender,
@@ -110,7 +116,7 @@ CommitListener = Callable[[BlockResult], None]
 def _code_of(exc: SaharaError) -> int:
     if isinstance(exc, NonceTooLow):
         return CODE_NONCE_TOO_LOW
-    if isinstance(exc, _NonceTooHigh):
+    if isinstance(exc, NonceTooHigh):
         return CODE_NONCE_TOO_HIGH
     if isinstance(exc, InsufficientFunds):
         return CODE_INSUFFICIENT_FUNDS
@@ -120,14 +126,6 @@ def _code_of(exc: SaharaError) -> int:
     if message.startswith("invalid chain id"):
         return CODE_WRONG_CHAIN_ID
     return CODE_INVALID
-
-
-class _NonceTooHigh(TxInvalid):
-    code = "node.nonce_too_high"
-
-
-class _Undecodable(TxInvalid):
-    """The bytes are not a signed transaction."""
 
 
 @dataclass
@@ -223,7 +221,7 @@ class SaharaApp(Application):
         try:
             tx = decode_tx(raw)
         except SaharaError as exc:  # TxInvalid, OversizedData
-            raise _Undecodable(exc.message) from exc
+            raise TxUndecodable(exc.message) from exc
         checked = self.machine.check_decoded(tx, raw)
         sender = checked.sender
         expected = pending.nonces.get(sender, checked.account_nonce)
@@ -233,7 +231,7 @@ class SaharaApp(Application):
                 "(a transaction with this nonce is already in the mempool)"
             )
         if tx.nonce > expected:
-            raise _NonceTooHigh(
+            raise NonceTooHigh(
                 f"nonce too high: address 0x{sender.hex()}, tx: {tx.nonce} next: {expected} "
                 "(send a sender's transactions in nonce order)"
             )
@@ -275,7 +273,7 @@ class SaharaApp(Application):
         # are checked again, in mempool order, against the new state.
         try:
             checked = self._screen(req.tx, self._mempool)
-        except _Undecodable as exc:
+        except TxUndecodable as exc:
             return abci.ResponseCheckTx(code=CODE_ENCODING, log=exc.message, codespace=CODESPACE)
         except SaharaError as exc:
             return abci.ResponseCheckTx(code=_code_of(exc), log=exc.message, codespace=CODESPACE)

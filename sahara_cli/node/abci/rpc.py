@@ -1,7 +1,8 @@
 """Ethereum JSON-RPC from a validator's application process.
 
 :class:`AppNode` gives the RPC layer of :mod:`sahara_cli.node.rpc` what it needs from a
-:class:`~sahara_cli.node.service.Node`, backed by the application instead:
+:class:`~sahara_cli.node.producer.Node` (a :class:`~sahara_cli.node.abc.NodeAPI`),
+backed by the application instead:
 
 - reads come from the state machine's committed state (what CometBFT committed);
 - ``submit`` posts the signed transaction to CometBFT's ``broadcast_tx_sync``, so it
@@ -21,44 +22,42 @@ dev key signs anything.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import threading
-import urllib.error
-import urllib.request
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, cast
+from dataclasses import replace
+from typing import Any
 
 from eth.abc import SignedTransactionAPI
 
 from sahara_cli.errors import (
+    CometBFTError,
+    CometBFTUnreachable,
     InsufficientFunds,
-    NodeError,
     NonceTooLow,
     OversizedData,
     SaharaError,
     TxAlreadyKnown,
+    TxInvalid,
     TxPoolFull,
 )
+from sahara_cli.node.abc import NodeAPI
 from sahara_cli.node.abci.app import (
     CODE_INSUFFICIENT_FUNDS,
     CODE_NONCE_TOO_LOW,
     CODE_OK,
     SaharaApp,
 )
+from sahara_cli.node.cometbft import CometRPC
 from sahara_cli.node.mempool import PoolContent
+from sahara_cli.node.producer import Stats
 from sahara_cli.node.rpc.context import ServerOptions
 from sahara_cli.node.rpc.dispatch import Spec, method_table
 from sahara_cli.node.rpc.server import RPCServer
-from sahara_cli.node.service import Stats
-from sahara_cli.node.state import BlockResult, ChainView, TxInvalid, decode_tx
+from sahara_cli.node.state import BlockResult, ChainView, decode_tx
 
-if TYPE_CHECKING:
-    from sahara_cli.node.service import Node
-
-__all__ = ["AppNode", "CometError", "CometRPC", "ValidatorRPCServer", "refusal"]
+__all__ = ["AppNode", "ValidatorRPCServer", "refusal"]
 
 log = logging.getLogger("sahara.node.abci.rpc")
 
@@ -71,47 +70,6 @@ MAX_UNCONFIRMED = 1_000
 BLOCKING = ("eth_sendRawTransaction", "txpool_status")
 
 
-class CometError(NodeError):
-    """CometBFT's RPC could not be reached or answered with an error."""
-
-    code = "node.cometbft"
-
-
-class CometRPC:
-    """A small JSON-RPC client of CometBFT's RPC (``http://HOST:PORT``)."""
-
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
-        if url.startswith("tcp://"):  # CometBFT's own spelling of its laddr
-            url = "http://" + url.removeprefix("tcp://")
-        elif "://" not in url:
-            url = "http://" + url
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"CometBFT RPC must be an http(s) URL, not {url!r}")
-        self.url = url
-        self.timeout = timeout
-
-    def call(self, method: str, **params: Any) -> Any:
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
-        request = urllib.request.Request(  # noqa: S310  # http(s) only, checked above
-            self.url, data=body.encode(), headers={"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as resp:  # noqa: S310
-                doc = json.load(resp)
-        except urllib.error.HTTPError as exc:  # CometBFT answers errors with a 500 too
-            try:
-                doc = json.load(exc)
-            except ValueError:
-                raise CometError(f"CometBFT RPC {method}: HTTP {exc.code}") from None
-        except (OSError, ValueError) as exc:
-            raise CometError(f"CometBFT RPC at {self.url} is unreachable: {exc}") from None
-        error = doc.get("error")
-        if error:
-            detail = error.get("data") or error.get("message") or str(error)
-            raise CometError(str(detail))
-        return doc.get("result")
-
-
 def refusal(code: int, message: str) -> SaharaError:
     """The error the solo node raises for a transaction CheckTx refused with ``code``."""
     if code == CODE_NONCE_TOO_LOW:
@@ -121,8 +79,10 @@ def refusal(code: int, message: str) -> SaharaError:
     return TxInvalid(message or f"transaction refused (code {code})")
 
 
-def _comet_refusal(exc: CometError) -> SaharaError:
+def _comet_refusal(exc: CometBFTError) -> SaharaError:
     """geth's words for CometBFT's own mempool refusals."""
+    if isinstance(exc, CometBFTUnreachable):
+        return exc
     text = exc.message
     if "already exists in cache" in text:
         return TxAlreadyKnown("already known")
@@ -131,18 +91,6 @@ def _comet_refusal(exc: CometError) -> SaharaError:
     if "too large" in text:
         return OversizedData("oversized data")
     return exc
-
-
-@dataclass(frozen=True)
-class AppNodeConfig:
-    """What ``sahara_nodeInfo`` reports of the node's configuration."""
-
-    block_time: float = 0.0  # CometBFT decides when blocks come
-
-
-@dataclass(frozen=True)
-class Validator:
-    address: str
 
 
 class CometMempool:
@@ -190,8 +138,9 @@ class CometMempool:
         return {"pending": pending, "queued": {}}
 
 
-class AppNode:
-    """The application process seen as a node by :class:`ValidatorRPCServer`."""
+class AppNode(NodeAPI):
+    """The application process as a :class:`~sahara_cli.node.abc.NodeAPI`, served by
+    :class:`ValidatorRPCServer`."""
 
     def __init__(self, app: SaharaApp, comet_rpc: str, *, timeout: float = 10.0) -> None:
         self.app = app
@@ -200,7 +149,6 @@ class AppNode:
         self.comet = CometRPC(comet_rpc, timeout)
         self.mempool = CometMempool(self.comet)
         self.stats = Stats()
-        self.config = AppNodeConfig()
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
         self._unhook: Callable[[], None] | None = app.add_commit_listener(self._on_commit)
@@ -218,9 +166,13 @@ class AppNode:
         return self.machine.genesis
 
     @property
-    def validator(self) -> Validator:
+    def validator_address(self) -> str:
         genesis = self.machine.genesis
-        return Validator(genesis.validator if genesis is not None else "")
+        return genesis.validator if genesis is not None else ""
+
+    @property
+    def block_time(self) -> float:
+        return 0.0  # CometBFT decides when blocks come
 
     def close(self) -> None:
         if self._unhook is not None:
@@ -234,13 +186,22 @@ class AppNode:
         tx = decode_tx(raw)  # TxInvalid, OversizedData: as the solo node
         try:
             result = self.comet.call("broadcast_tx_sync", tx=base64.b64encode(raw).decode("ascii"))
-        except CometError as exc:
+        except CometBFTError as exc:
             raise _comet_refusal(exc) from None
         code = int(result.get("code") or 0)
         if code != CODE_OK:
             raise refusal(code, str(result.get("log") or ""))
         self.mempool.sent(tx)
         return bytes(tx.hash)
+
+    def pending_transaction(self, tx_hash: bytes) -> SignedTransactionAPI | None:
+        return self.mempool.get(tx_hash)
+
+    def pool_status(self) -> dict[str, int]:
+        return self.mempool.status()
+
+    def pool_content(self) -> PoolContent:
+        return self.mempool.content()
 
     def pending_nonce(self, address: bytes) -> int:
         view = self.view()
@@ -291,8 +252,7 @@ class ValidatorRPCServer(RPCServer):
     """:class:`RPCServer` on an :class:`AppNode`."""
 
     def __init__(self, node: AppNode, options: ServerOptions | None = None, **opts: Any) -> None:
-        # AppNode has every member of Node the RPC layer uses (see the module docstring).
-        super().__init__(cast("Node", node), options, **opts)
+        super().__init__(node, options, **opts)
 
     async def start(self, host: str = "127.0.0.1", port: int = 8545) -> tuple[str, int]:
         bound = await super().start(host, port)

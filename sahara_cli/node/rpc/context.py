@@ -21,8 +21,8 @@ from sahara_cli.node.rpc.params import BlockRef
 if TYPE_CHECKING:
     from eth.abc import BlockHeaderAPI, ReceiptAPI
 
+    from sahara_cli.node.abc import NodeAPI
     from sahara_cli.node.rpc.filters import FilterManager
-    from sahara_cli.node.service import Node
     from sahara_cli.node.state import ChainView
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -76,6 +76,16 @@ class ServerOptions:
     #: server reads no more from that connection until some are.
     max_ws_pending: int = 256
 
+    @classmethod
+    def of_config(cls, node: Any) -> ServerOptions:
+        """The limits the ``node.rpc_*`` config keys set (``node`` is the config's
+        ``[node]`` section), the other options at their defaults."""
+        return cls(
+            execution_timeout=node.rpc_execution_timeout,
+            max_steps=node.rpc_max_steps,
+            max_trace_bytes=node.rpc_max_trace_bytes,
+        )
+
 
 @dataclass(frozen=True)
 class MethodFlags:
@@ -110,7 +120,7 @@ def method(
 class Shared:
     """State of one server, shared by every connection."""
 
-    node: Node
+    node: NodeAPI
     options: ServerOptions
     filters: FilterManager
     remote: bool = False
@@ -119,17 +129,12 @@ class Shared:
     send_lock: threading.Lock = field(default_factory=threading.Lock)
     caches: dict[str, Any] = field(default_factory=dict)
     _head: tuple[bytes, int] = (b"", -1)
-    _head_db: Any = None
     _view: Any = None
     _receipts: OrderedDict[bytes, tuple[ReceiptAPI, ...]] = field(default_factory=OrderedDict)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock)
     chain_id_hex: str = ""
 
     def __post_init__(self) -> None:
-        from eth.db.schema import SchemaV1
-
-        self._head_key = SchemaV1.make_canonical_head_hash_lookup_key()
-        self._head_db = self.node.store.committed_view()
         self.chain_id_hex = hex(self.node.chain_id)
 
     def view(self) -> ChainView:
@@ -166,10 +171,11 @@ class Shared:
 
     def head_number(self) -> int:
         """The committed head's number: one LMDB read while the head is unchanged."""
-        head_hash = self._head_db[self._head_key]
+        view = self.view()
+        head_hash = view.head_hash()
         cached_hash, number = self._head
         if head_hash != cached_hash:
-            number = int(self.view().chaindb.get_block_header_by_hash(head_hash).block_number)
+            number = view.number_of(head_hash)
             self._head = (head_hash, number)
         return number
 
@@ -189,7 +195,7 @@ class Context:
         self.client = client
 
     @property
-    def node(self) -> Node:
+    def node(self) -> NodeAPI:
         return self.shared.node
 
     @property

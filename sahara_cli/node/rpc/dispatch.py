@@ -25,10 +25,10 @@ from sahara_cli.node.rpc.errors import (
     INVALID_REQUEST,
     LIMIT_EXCEEDED,
     PARSE_ERROR,
+    ErrorReply,
     ExecutionError,
     InvalidParams,
     MethodNotFound,
-    RPCError,
     error_object,
     error_reply,
 )
@@ -258,7 +258,7 @@ class Dispatcher:
         if spec.flags.signing and self.remote_refused:
             raise ExecutionError(REMOTE_REFUSED)
         if spec.flags.needs_conn and ctx.conn is None:
-            raise RPCError("notifications not supported", rpc_code=-32601)
+            raise ErrorReply("notifications not supported", rpc_code=-32601)
         args = bind(spec, params)
         if spec.flags.inline:
             return spec.fn(ctx, *args)

@@ -1,6 +1,6 @@
 """JSON-RPC errors: the codes and texts Ethereum clients expect.
 
-Every error a handler raises on purpose is an :class:`RPCError` (a
+Every error a handler raises on purpose is an :class:`ErrorReply` (a
 :class:`~sahara_cli.errors.NodeError`) carrying the JSON-RPC ``rpc_code`` and optional
 ``data``. :func:`error_object` turns any exception into the ``error`` member of a reply:
 errors of the node (``TxInvalid``, mempool refusals) keep their geth text under -32000,
@@ -40,7 +40,7 @@ SPEC_CODES = frozenset(
 )
 
 
-class RPCError(NodeError):
+class ErrorReply(NodeError):
     """An error reply: ``rpc_code`` and ``message`` as the client sees them."""
 
     code = "node.rpc"
@@ -53,17 +53,17 @@ class RPCError(NodeError):
             self.rpc_code = rpc_code
 
 
-class ParseError(RPCError, InvalidDataError):
+class ParseError(ErrorReply, InvalidDataError):
     code = "node.rpc.parse_error"
     rpc_code = PARSE_ERROR
 
 
-class InvalidRequest(RPCError, InvalidDataError):
+class InvalidRequest(ErrorReply, InvalidDataError):
     code = "node.rpc.invalid_request"
     rpc_code = INVALID_REQUEST
 
 
-class MethodNotFound(RPCError):
+class MethodNotFound(ErrorReply):
     code = "node.rpc.method_not_found"
     rpc_code = METHOD_NOT_FOUND
 
@@ -71,26 +71,26 @@ class MethodNotFound(RPCError):
         super().__init__(f"the method {method} does not exist/is not available")
 
 
-class InvalidParams(RPCError, InvalidDataError):
+class InvalidParams(ErrorReply, InvalidDataError):
     code = "node.rpc.invalid_params"
     rpc_code = INVALID_PARAMS
 
 
-class ExecutionError(RPCError):
+class ExecutionError(ErrorReply):
     """geth's -32000: the request was well formed but could not be carried out."""
 
     code = "node.rpc.execution"
     rpc_code = SERVER_ERROR
 
 
-class LimitExceeded(RPCError):
+class LimitExceeded(ErrorReply):
     """A query asked for more than the server hands out in one reply."""
 
     code = "node.rpc.limit_exceeded"
     rpc_code = LIMIT_EXCEEDED
 
 
-class BudgetExceeded(RPCError):
+class BudgetExceeded(ErrorReply):
     """An execution ran past its budget (:mod:`sahara_cli.node.rpc.budget`) and was
     stopped: -32000 as geth answers a call it aborts. Deliberately not an
     :class:`ExecutionError`, so nothing that tolerates a failed run (eth_estimateGas's
@@ -108,7 +108,7 @@ class StepLimitExceeded(BudgetExceeded):
     code = "node.rpc.step_limit"
 
 
-class ExecutionReverted(RPCError):
+class ExecutionReverted(ErrorReply):
     """eth_call / eth_estimateGas hit REVERT: code 3, the revert data as ``data``."""
 
     code = "node.rpc.reverted"
@@ -117,7 +117,7 @@ class ExecutionReverted(RPCError):
 
 def error_object(exc: BaseException, *, method: str | None = None) -> dict[str, Any]:
     """The JSON-RPC ``error`` member for ``exc``; unexpected errors are logged, not leaked."""
-    if isinstance(exc, RPCError):
+    if isinstance(exc, ErrorReply):
         out: dict[str, Any] = {"code": exc.rpc_code, "message": exc.message}
         if exc.data is not None:
             out["data"] = exc.data

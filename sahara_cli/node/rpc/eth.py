@@ -184,7 +184,7 @@ def _mined_tx(ctx: Context, tx_hash: bytes) -> tuple[Any, Any, int] | None:
 def eth_getTransactionByHash(ctx: Context, tx_hash: Hash) -> Json | None:
     found = _mined_tx(ctx, tx_hash)
     if found is None:
-        pending = ctx.node.mempool.get(tx_hash)
+        pending = ctx.node.pending_transaction(tx_hash)
         return fmt.transaction(pending) if pending is not None else None
     view, header, index = found
     return _tx_in_block(view, header, index)

@@ -16,13 +16,13 @@ from sahara_cli.node.rpc.dispatch import Dispatcher, method_table
 from sahara_cli.node.rpc.filters import FilterManager
 
 if TYPE_CHECKING:
-    from sahara_cli.node.service import Node
+    from sahara_cli.node.abc import NodeAPI
 
 
 class LocalTransport:
-    """Calls a :class:`Node` through the RPC dispatcher on a private event loop."""
+    """Calls a :class:`NodeAPI` through the RPC dispatcher on a private event loop."""
 
-    def __init__(self, node: Node, options: ServerOptions | None = None) -> None:
+    def __init__(self, node: NodeAPI, options: ServerOptions | None = None) -> None:
         opts = options or ServerOptions()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="sahara-rpc-local")
         shared = Shared(

@@ -1,7 +1,7 @@
 """eth_getProof: Merkle proofs of an account and its storage slots (EIP-1186).
 
-The proofs come straight from py-evm's tries in the node's database: the account trie
-at the block's state root, keyed by keccak(address), and the account's storage trie,
+The proofs come from :meth:`~sahara_cli.node.state.ChainView.account_proof`: the account
+trie at the block's state root, keyed by keccak(address), and the account's storage trie,
 keyed by keccak(slot). Each proof element is the RLP of one trie node, as geth returns.
 """
 
@@ -36,45 +36,20 @@ StorageKeys = Annotated[list[tuple[str, int]], storage_keys]
 def get_proof(
     view: ChainView, header: BlockHeaderAPI, address: bytes, slots: list[tuple[str, int]]
 ) -> dict[str, Any]:
-    import rlp
-    from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA3
-    from eth.rlp.accounts import Account
-    from eth_hash.auto import keccak
-    from trie.hexary import HexaryTrie
-
-    def encode(proof: Any) -> list[str]:
-        return [fmt.d(rlp.encode(node)) for node in proof]
-
-    def prove(trie: Any, key: bytes) -> list[str]:
-        return encode(trie.get_proof(key))
-
-    accounts = HexaryTrie(view.db, header.state_root)
-    key = keccak(address)
-    raw = accounts.get(key)
-    if raw:
-        account = rlp.decode(raw, sedes=Account)
-        nonce, balance = int(account.nonce), int(account.balance)
-        storage_root, code_hash = bytes(account.storage_root), bytes(account.code_hash)
-    else:
-        nonce, balance, storage_root, code_hash = 0, 0, BLANK_ROOT_HASH, EMPTY_SHA3
-    storage = HexaryTrie(view.db, storage_root)
-    storage_proof = []
-    for given, slot in slots:
-        slot_key = keccak(slot.to_bytes(32, "big"))
-        value = storage.get(slot_key)
-        storage_proof.append(
-            {
-                "key": given,
-                "value": fmt.q(rlp.decode(value, sedes=rlp.sedes.big_endian_int) if value else 0),
-                "proof": prove(storage, slot_key),
-            }
-        )
+    proven = view.account_proof(header.state_root, address, [slot for _, slot in slots])
     return {
         "address": fmt.d(address),
-        "accountProof": prove(accounts, key),
-        "balance": fmt.q(balance),
-        "codeHash": fmt.d(code_hash),
-        "nonce": fmt.q(nonce),
-        "storageHash": fmt.d(storage_root),
-        "storageProof": storage_proof,
+        "accountProof": [fmt.d(node) for node in proven.account_proof],
+        "balance": fmt.q(proven.balance),
+        "codeHash": fmt.d(proven.code_hash),
+        "nonce": fmt.q(proven.nonce),
+        "storageHash": fmt.d(proven.storage_root),
+        "storageProof": [
+            {
+                "key": given,
+                "value": fmt.q(value),
+                "proof": [fmt.d(node) for node in nodes],
+            }
+            for (given, _), (value, nodes) in zip(slots, proven.storage, strict=True)
+        ],
     }

@@ -149,7 +149,7 @@ class Hub:
         tx = None
         for conn, sub_id, sub in subs:
             if sub.argument:  # full transactions
-                tx = tx or self.shared.node.mempool.get(tx_hash)
+                tx = tx or self.shared.node.pending_transaction(tx_hash)
                 if tx is not None:
                     conn.notify(sub_id, fmt.transaction(tx))
             else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
+from sahara_cli.node.abc import DevNodeAPI
 from sahara_cli.node.rpc import format as fmt
 from sahara_cli.node.rpc.context import Context, method
 from sahara_cli.node.rpc.errors import ExecutionError, InvalidParams
@@ -34,10 +35,10 @@ def sahara_nodeInfo(ctx: Context) -> dict[str, Any]:
             "hash": fmt.d(head.hash),
             "timestamp": fmt.q(head.timestamp),
         },
-        "validator": node.validator.address,
+        "validator": node.validator_address,
         "dev": node.dev,
-        "blockTime": node.config.block_time,
-        "mempool": node.mempool.status(),
+        "blockTime": node.block_time,
+        "mempool": node.pool_status(),
         "txPerSecond": round(stats.tx_per_second(), 3),
         "blocksProduced": stats.blocks,
         "txsProduced": stats.txs,
@@ -63,10 +64,19 @@ def loose_int(value: Any) -> int:
 Loose = Annotated[int, loose_int]
 
 
+def _dev(ctx: Context) -> DevNodeAPI:
+    """The node as a :class:`DevNodeAPI` (the dispatcher serves these methods on dev
+    chains only; a node that takes no dev orders refuses them here)."""
+    node = ctx.node
+    if not isinstance(node, DevNodeAPI):
+        raise ExecutionError("this node does not take development orders")
+    return node
+
+
 def _mine(ctx: Context, count: int, timestamp: int | None) -> int:
     if not 1 <= count <= MAX_MINE:
         raise InvalidParams(f"can mine 1 to {MAX_MINE} blocks at a time")
-    results = ctx.node.mine(count, timestamp)
+    results = _dev(ctx).mine(count, timestamp)
     return int(results[-1].header.block_number)
 
 
@@ -77,9 +87,7 @@ def sahara_dev_mine(ctx: Context, count: Count = 1, timestamp: Count | None = No
 
 
 def _set_automine(ctx: Context, enabled: bool) -> None:
-    if not hasattr(ctx.node, "automine"):
-        raise ExecutionError("this node cannot turn automine off")
-    ctx.node.automine = enabled
+    _dev(ctx).automine = enabled
 
 
 @method(dev=True)
@@ -91,17 +99,17 @@ def sahara_dev_setAutomine(ctx: Context, enabled: Bool) -> bool:
 
 @method(dev=True)
 def sahara_dev_snapshot(ctx: Context) -> str:
-    return fmt.q(ctx.node.snapshot())
+    return fmt.q(_dev(ctx).snapshot())
 
 
 @method(dev=True)
 def sahara_dev_revert(ctx: Context, snapshot: Quantity) -> bool:
-    return ctx.node.revert(snapshot)
+    return _dev(ctx).revert(snapshot)
 
 
 @method(dev=True)
 def sahara_dev_setBalance(ctx: Context, address: Address, balance: Quantity) -> bool:
-    ctx.node.set_balance(address, balance)
+    _dev(ctx).set_balance(address, balance)
     return True
 
 
@@ -109,9 +117,9 @@ MAX_TIME_JUMP = 2**32  # about 136 years: block timestamps stay far inside 64 bi
 
 
 def _increase_time(ctx: Context, seconds: int) -> int:
-    if seconds > MAX_TIME_JUMP or ctx.node.state.time_offset + seconds > MAX_TIME_JUMP:
+    if seconds > MAX_TIME_JUMP or _dev(ctx).time_offset + seconds > MAX_TIME_JUMP:
         raise InvalidParams(f"can move the clock by at most {MAX_TIME_JUMP} seconds in all")
-    return ctx.node.increase_time(seconds)
+    return _dev(ctx).increase_time(seconds)
 
 
 @method(dev=True)
@@ -162,12 +170,12 @@ def evm_setAutomine(ctx: Context, enabled: Bool) -> bool:
 
 @method(dev=True)
 def evm_snapshot(ctx: Context) -> str:
-    return fmt.q(ctx.node.snapshot())
+    return fmt.q(_dev(ctx).snapshot())
 
 
 @method(dev=True)
 def evm_revert(ctx: Context, snapshot: Loose) -> bool:
-    return ctx.node.revert(snapshot)
+    return _dev(ctx).revert(snapshot)
 
 
 @method(dev=True)
@@ -177,10 +185,10 @@ def evm_increaseTime(ctx: Context, seconds: Loose) -> int:
 
 @method(dev=True)
 def anvil_setBalance(ctx: Context, address: Address, balance: Loose) -> None:
-    ctx.node.set_balance(address, balance)
+    _dev(ctx).set_balance(address, balance)
 
 
 @method(dev=True)
 def hardhat_setBalance(ctx: Context, address: Address, balance: Loose) -> bool:
-    ctx.node.set_balance(address, balance)
+    _dev(ctx).set_balance(address, balance)
     return True

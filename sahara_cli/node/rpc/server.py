@@ -30,7 +30,7 @@ from sahara_cli.node.rpc.filters import FilterManager
 from sahara_cli.node.rpc.pubsub import Connection, Hub
 
 if TYPE_CHECKING:
-    from sahara_cli.node.service import Node
+    from sahara_cli.node.abc import NodeAPI
     from sahara_cli.node.state import BlockResult
 
 log = logging.getLogger("sahara.rpc")
@@ -58,9 +58,9 @@ def _host_name(host_header: str) -> str:
 
 
 class RPCServer:
-    """JSON-RPC over HTTP and WebSocket for one :class:`~sahara_cli.node.service.Node`."""
+    """JSON-RPC over HTTP and WebSocket for one :class:`~sahara_cli.node.abc.NodeAPI`."""
 
-    def __init__(self, node: Node, options: ServerOptions | None = None, **opts: Any) -> None:
+    def __init__(self, node: NodeAPI, options: ServerOptions | None = None, **opts: Any) -> None:
         self.node = node
         self.options = replace(options or ServerOptions(), **opts)
         self.host = ""
@@ -349,7 +349,7 @@ class ServerHandle:
 
 
 def serve_in_thread(
-    node: Node, host: str = "127.0.0.1", port: int = 0, **opts: Any
+    node: NodeAPI, host: str = "127.0.0.1", port: int = 0, **opts: Any
 ) -> ServerHandle:
     """Start an :class:`RPCServer` on its own event loop in a daemon thread."""
     server = RPCServer(node, **opts)

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sahara_cli.node.producer import Node
     from sahara_cli.node.rpc.server import ServerHandle
-    from sahara_cli.node.service import Node
 
 #: The validator key of test nodes (not one of the funded dev accounts).
 VALIDATOR_KEY = bytes.fromhex("5a" * 32)
@@ -26,8 +26,8 @@ def dev_node(
     """Start a dev chain in ``data_dir`` and serve it on ``host`` (a free port)."""
     from sahara_cli.identity.keys import Signer
     from sahara_cli.node.genesis import dev_genesis
+    from sahara_cli.node.producer import Node, NodeConfig
     from sahara_cli.node.rpc.server import serve_in_thread
-    from sahara_cli.node.service import Node, NodeConfig
 
     validator = Signer(VALIDATOR_KEY)
     node = Node(

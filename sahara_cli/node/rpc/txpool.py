@@ -10,7 +10,7 @@ from sahara_cli.node.rpc.context import Context, method
 
 @method(inline=True)
 def txpool_status(ctx: Context) -> dict[str, str]:
-    status = ctx.node.mempool.status()
+    status = ctx.node.pool_status()
     return {"pending": fmt.q(status["pending"]), "queued": fmt.q(status["queued"])}
 
 
@@ -19,7 +19,7 @@ def txpool_content(ctx: Context) -> dict[str, Any]:
     """``{"pending"|"queued": {checksummed sender: {decimal nonce: tx}}}`` like geth."""
     from eth_utils.address import to_checksum_address
 
-    content = ctx.node.mempool.content()
+    content = ctx.node.pool_content()
     return {
         side: {
             to_checksum_address(sender): {
@@ -36,7 +36,7 @@ def txpool_inspect(ctx: Context) -> dict[str, Any]:
     """geth's one-line summaries: ``"0xto: value wei + gas gas x price wei"``."""
     from eth_utils.address import to_checksum_address
 
-    content = ctx.node.mempool.content()
+    content = ctx.node.pool_content()
     out: dict[str, Any] = {}
     for side in ("pending", "queued"):
         out[side] = {

@@ -1,4 +1,4 @@
-"""The node service: state machine + mempool + the solo proof-of-stake block producer.
+"""The solo node: state machine + mempool + the solo proof-of-stake block producer.
 
 The solo driver is the embedded default consensus: the local Sahara ID is the single
 bonded validator; it orders the mempool into blocks, signs each block hash, and commits
@@ -23,14 +23,14 @@ from pathlib import Path
 from eth.abc import SignedTransactionAPI
 
 from sahara_cli.identity.keys import Signer, sign_hash
+from sahara_cli.node.abc import DevNodeAPI, ProductionStats
 from sahara_cli.node.builder import BuildRequest, ProcessBuilder, ThreadBuilder
 from sahara_cli.node.genesis import Genesis, add_protocol
-from sahara_cli.node.mempool import Mempool, PoolConfig
+from sahara_cli.node.mempool import Mempool, PoolConfig, PoolContent
 from sahara_cli.node.state import (
     BlockResult,
     ChainView,
     StateMachine,
-    TxInvalid,
     TxResult,
     decode_tx,
 )
@@ -57,7 +57,7 @@ class NodeConfig:
 
 
 @dataclass
-class Stats:
+class Stats(ProductionStats):
     started: float = field(default_factory=time.time)
     blocks: int = 0
     txs: int = 0
@@ -80,8 +80,8 @@ class Stats:
         return count / window
 
 
-class Node:
-    """One running Sahara node (solo validator)."""
+class Node(DevNodeAPI):
+    """One running Sahara node (solo validator): a :class:`~sahara_cli.node.abc.DevNodeAPI`."""
 
     def __init__(
         self, config: NodeConfig, validator: Signer, genesis: Genesis | None = None
@@ -125,6 +125,14 @@ class Node:
     def dev(self) -> bool:
         genesis = self.state.genesis
         return bool(self.config.dev or (genesis and genesis.dev))
+
+    @property
+    def validator_address(self) -> str:
+        return self.validator.address
+
+    @property
+    def block_time(self) -> float:
+        return self.config.block_time
 
     def start(self) -> None:
         # The producer is CPU-bound; with Python's default 5 ms GIL switch interval every
@@ -193,6 +201,15 @@ class Node:
         view = self.view()
         nonce = int(view.state_at(view.head()).get_nonce(address))
         return int(self.mempool.pending_nonce(address, nonce))
+
+    def pending_transaction(self, tx_hash: bytes) -> SignedTransactionAPI | None:
+        return self.mempool.get(tx_hash)
+
+    def pool_status(self) -> dict[str, int]:
+        return self.mempool.status()
+
+    def pool_content(self) -> PoolContent:
+        return self.mempool.content()
 
     def build_block(
         self, *, timestamp: int | None = None, set_balance: tuple[bytes, int] | None = None
@@ -275,9 +292,13 @@ class Node:
     def set_balance(self, address: bytes, balance: int) -> BlockResult:
         return self.build_block(set_balance=(address, balance))
 
+    @property
+    def time_offset(self) -> int:
+        return int(self.state.time_offset)
+
     def increase_time(self, seconds: int) -> int:
         self.state.time_offset += seconds
         return self.state.time_offset
 
 
-__all__ = ["Node", "NodeConfig", "TxInvalid"]
+__all__ = ["Node", "NodeConfig"]

@@ -14,31 +14,28 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sahara_cli.errors import ConflictError, NodeError, NodeUnreachable, UsageError
+from sahara_cli.errors import (
+    ConflictError,
+    NodeRunning,
+    NodeStartFailed,
+    NodeUnreachable,
+    PortUnavailable,
+    UsageError,
+)
 from sahara_cli.fsutil import atomic_write, ensure_private_dir
 from sahara_cli.identity.keys import Signer
 
 if TYPE_CHECKING:
+    from sahara_cli.node.results import ChainReset, NodeLog, NodeStatus
     from sahara_cli.node.rpc.context import ServerOptions
 
 SAH = 10**18
 VALIDATOR_TREASURY = 1_000_000 * SAH
-
-
-class NodeRunning(NodeError, ConflictError):
-    code = "node.running"
-
-
-class NodeStartFailed(NodeError):
-    code = "node.start_failed"
-
-
-class PortUnavailable(NodeError, ConflictError):
-    code = "node.port_unavailable"
 
 
 @dataclass(frozen=True)
@@ -122,8 +119,8 @@ def run_foreground(
 ) -> None:
     """Run a node until SIGINT or SIGTERM; ``ready(info)`` is called once it serves.
     ``rpc_options``: the JSON-RPC server's limits (defaults when None)."""
+    from sahara_cli.node.producer import Node, NodeConfig
     from sahara_cli.node.rpc.server import serve_in_thread
-    from sahara_cli.node.service import Node, NodeConfig
 
     ensure_private_dir(paths.root)
     other = paths.running_pid()
@@ -291,3 +288,46 @@ def require_reachable(url: str, timeout: float) -> Any:
             "or set node.rpc_url / SAHARA_NODE_RPC_URL.",
         ) from exc
     return client
+
+
+def node_status(rpc_url: str, timeout: float, paths: NodePaths | None = None) -> NodeStatus:
+    """What the node at ``rpc_url`` reports of itself; ``local_pid`` is set when it is the
+    background node of the home whose ``paths`` are given."""
+    from sahara_cli.node.results import NodeStatus
+
+    client = require_reachable(rpc_url, timeout)
+    try:
+        info = client.node_info()
+    finally:
+        client.close()
+    local = paths.runtime() if paths is not None else None
+    local_pid = local.get("pid") if local and local.get("rpc_url") == rpc_url else None
+    return NodeStatus.from_node_info(info, rpc_url=rpc_url, local_pid=local_pid)
+
+
+def node_log(paths: NodePaths, lines: int) -> NodeLog:
+    """The last ``lines`` of the background node's log."""
+    from sahara_cli.node.results import NodeLog
+
+    return NodeLog(path=str(paths.log_file), lines=tail_lines(paths.log_file, lines))
+
+
+def reset_chain(paths: NodePaths, confirm: Callable[[str], object] = lambda _q: None) -> ChainReset:
+    """Delete the home's chain data (a stopped node's only); ``confirm(question)`` is asked
+    first and raises to refuse."""
+    import shutil
+
+    from sahara_cli.node.results import ChainReset
+
+    pid = paths.running_pid()
+    if pid is not None:
+        raise NodeRunning(f"the node is running (pid {pid})", hint="Run 'sahara node stop' first.")
+    chain = paths.chain
+    existed = chain.exists() or chain.is_symlink()
+    if existed:
+        confirm(f"Delete the chain data in {chain}?")
+        if chain.is_dir() and not chain.is_symlink():
+            shutil.rmtree(chain)
+        else:
+            chain.unlink()
+    return ChainReset(deleted=existed, path=str(chain))
