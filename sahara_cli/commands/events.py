@@ -96,7 +96,9 @@ def events(
     if address is not None:
         query = replace(query, address=address_of(st, address))
     if asset is not None:
-        query = replace(query, asset_id=resolve_asset(proto, asset))
+        asset_id = resolve_asset(proto, asset)
+        proto.asset(asset_id)  # an unknown asset is an error, not an empty list
+        query = replace(query, asset_id=asset_id)
     with st.output.status("Reading protocol events") as progress:
         found = find_events(proto, st.home.require().root, query, progress)
     st.output.result(found, _render(found))

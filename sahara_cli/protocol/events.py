@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -52,10 +53,24 @@ _ZERO_ADDRESS = "0x" + "00" * 20
 
 def catalogue() -> dict[str, list[dict[str, Any]]]:
     """Every deployed contract's name and the ABI entries of the events it emits."""
+    return {name: list(entries) for name, entries in _catalogue().items()}
+
+
+@cache
+def _catalogue() -> dict[str, tuple[dict[str, Any], ...]]:
     return {
-        name: [e for e in artifacts.artifact(name)["abi"] if e["type"] == "event"]
+        name: tuple(e for e in artifacts.artifact(name)["abi"] if e["type"] == "event")
         for name in artifacts.NAMES
     }
+
+
+@cache
+def _inputs(contract: str, event: str) -> dict[str, dict[str, Any]]:
+    """The ABI inputs of one event by argument name (none for an unknown event)."""
+    for entry in _catalogue().get(contract, ()):
+        if entry["name"] == event:
+            return {i["name"]: i for i in entry["inputs"]}
+    return {}
 
 
 def event_names() -> dict[str, list[str]]:
@@ -243,8 +258,7 @@ def find_events(
 
 def arguments(contract: str, event: str, raw: dict[str, Any]) -> dict[str, Any]:
     """An event's decoded arguments as JSON, following the result conventions."""
-    entry = next((e for e in catalogue().get(contract, []) if e["name"] == event), None)
-    types = {i["name"]: i for i in entry["inputs"]} if entry else {}
+    types = _inputs(contract, event)
     out: dict[str, Any] = {}
     for name, value in raw.items():
         param = types.get(name, {"type": ""})

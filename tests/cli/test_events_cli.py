@@ -139,6 +139,12 @@ def test_the_table_for_people(cli: Invoke, chain: Path) -> None:
     assert none.exit_code == 0 and "No events." in none.stdout
 
 
+def test_an_unknown_asset_is_not_found(cli: Invoke, chain: Path) -> None:
+    result = cli("--json", "--no-prompt", "events", "--asset", "99")
+    assert result.exit_code == 3, result.stderr
+    assert result.error()["code"] == "protocol.asset_not_found"
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
