@@ -406,7 +406,7 @@ class ProtocolIndex:
             raise
         return len(events)
 
-    # -- applying events -----------------------------------------------------------
+    # -- queries -------------------------------------------------------------------
 
     def _rows(self, sql: str, params: dict[str, Any] | Sequence[Any] = ()) -> list[Any]:
         with self._guard("read"):

@@ -370,9 +370,6 @@ def _claimed(db: sqlite3.Connection, e: Event, _ts: int | None) -> None:
     )
 
 
-# -- queries -------------------------------------------------------------------
-
-
 def _receipt_minted(db: sqlite3.Connection, e: Event, receipt_assets: dict[int, int]) -> None:
     token = int(e.args["token_id"])
     if int(e.args["sender"], 16) == 0:  # a mint: receipts never move after it
