@@ -16,7 +16,7 @@ revert translation (``protocol/sender.py``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sahara_cli.errors import ProtocolNotDeployed
 from sahara_cli.node.client import NodeClient
@@ -129,6 +129,19 @@ class Protocol:
             if contract.name == name:
                 return contract
         raise KeyError(f"no protocol contract named {name!r}")
+
+    def _read(self, contract: ContractClient, function: str, *args: Any) -> Any:
+        """``contract.read``, kept for callers written before the per-contract clients."""
+        return contract.read(function, *args)
+
+    def _write(
+        self, signer: Signer, contract: ContractClient, function: str, *args: Any, value: int = 0
+    ) -> TxResult:
+        """``contract.write``, kept for callers written before the per-contract clients."""
+        return contract.write(signer, function, *args, value=value)
+
+    def _agreed(self, offer_id: int, price: int | None) -> Offer:
+        return self.licensing.agreed(offer_id, price)
 
     # -- registry ------------------------------------------------------------------
 
