@@ -304,3 +304,25 @@ def test_an_unreadable_event_log_is_a_sahara_error(chain: Chain, tmp_path: Path)
         index.db.execute("DROP TABLE event_assets")
         with pytest.raises(ProtocolIndexError):
             index.events(EventQuery(asset_id=1))
+
+
+def test_the_log_grows_with_the_chain_and_follows_a_replaced_one(tmp_path: Path) -> None:
+    path = tmp_path / "index.sqlite"
+    with dev_node(tmp_path / "one") as (_, server):
+        proto = Protocol(NodeClient(server.url))
+        asset, _ = proto.register(
+            ALICE, kind="model", cid="bafy-1", commitment=b"\1" * 32, name="1"
+        )
+        with ProtocolIndex(proto, path) as index:
+            assert [e.event for e in query(index)][-1] == "Registered"
+            _, tx = proto.offer(ALICE, asset, "full", price=SAH)
+            assert index.sync() == 1  # only the new block is read
+            newest, _ = index.events(EventQuery(limit=1))
+            assert (newest[0].event, newest[0].tx_hash) == ("Offered", tx.hash)
+    with dev_node(tmp_path / "two") as (_, server):
+        proto = Protocol(NodeClient(server.url))
+        proto.register(BOB, kind="dataset", cid="bafy-2", commitment=b"\2" * 32, name="2")
+        with ProtocolIndex(proto, path) as index:
+            kept = query(index)
+            assert "Offered" not in {e.event for e in kept}  # the old chain's events are gone
+            assert {e.args.get("owner") for e in kept if e.event == "Registered"} == {BOB.address}
