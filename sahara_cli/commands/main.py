@@ -15,6 +15,7 @@ from sahara_cli.commands import asset as asset_cmd
 from sahara_cli.commands import attribute as attribute_cmd
 from sahara_cli.commands import config as config_cmd
 from sahara_cli.commands import doctor as doctor_cmd
+from sahara_cli.commands import events as events_cmd
 from sahara_cli.commands import id as id_cmd
 from sahara_cli.commands import init as init_cmd
 from sahara_cli.commands import license as license_cmd
@@ -113,6 +114,7 @@ app.add_typer(license_cmd.app, name="license")
 app.add_typer(attribute_cmd.app, name="attribute")
 app.command("claim")(attribute_cmd.claim)
 app.add_typer(market_cmd.app, name="market")
+app.command("events")(events_cmd.events)
 app.add_typer(vault_cmd.app, name="vault")
 app.add_typer(model_cmd.app, name="model")
 app.add_typer(agent_cmd.app, name="agent")

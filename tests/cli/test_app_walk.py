@@ -191,6 +191,7 @@ SAMPLES = {
     ("market", "list"): lambda tmp: ["market", "list"],
     ("market", "search"): lambda tmp: ["market", "search", "walk"],
     ("market", "show"): lambda tmp: ["market", "show", MADE["full"]],
+    ("events",): lambda tmp: ["events", "--asset", MADE["asset"], "--limit", "20"],
     ("config", "get"): lambda tmp: ["config", "get", "node.rpc_url"],
     ("config", "path"): lambda tmp: ["config", "path"],
     ("config", "set"): lambda tmp: ["config", "set", "log.level", "debug"],
@@ -462,7 +463,7 @@ def test_every_command_prints_one_json_document(
         tx_hash = client.call("eth_sendTransaction", {"from": sender, "to": sender, "value": "0x1"})
         client.wait_for_receipt(tx_hash)
         monkeypatch.setitem(SAMPLES, path, lambda tmp: ["tx", "show", tx_hash])
-    if path[0] in {"asset", "attribute", "claim", "license", "market"}:
+    if path[0] in {"asset", "attribute", "claim", "events", "license", "market"}:
         protocol_setup(cli, live_node, tmp_path)
     if path[0] == "vault" and path[1] not in {"add", "ls", "status", "daemon"}:
         vault_setup(cli, tmp_path)

@@ -279,12 +279,13 @@ def chain(tmp_path: Path) -> Iterator[Protocol]:
 def test_sync_is_incremental_and_chunked(chain: Protocol, tmp_path: Path) -> None:
     first = register(chain, ALICE, "First model")
     index = ProtocolIndex(chain, tmp_path / "index.sqlite", chunk_blocks=1)
-    assert index.sync() == 1  # Registered
+    # Every event is indexed: the owner's receipt (Transfer, Locked), ContributorsSet, Registered.
+    assert index.sync() == 4
     assert index.sync() == 0
     assert index.block == chain.node.block_number()
     offer, _ = chain.offer(ALICE, first, "full", price=SAH)
     chain.buy(BOB, offer)
-    assert index.sync() == 3  # Offered, Licensed, and Credited to the owner
+    assert index.sync() == 4  # Offered, Licensed, Paid, and Credited to the owner
     assert [o.sold for o in index.offers()] == [1]
     # A second reader of the same file starts where the first left off.
     other = ProtocolIndex(chain, tmp_path / "index.sqlite")
