@@ -108,7 +108,10 @@ def parse_page(path: Path, name: str | None = None) -> list[Block]:
         if end == len(lines):
             raise BlockSyntaxError(f"{name}:{i + 1}: the fence is never closed")
         if lang in ("console", "python"):
-            body = [line[len(indent) :] if line.startswith(indent) else line for line in lines[i + 1 : end]]
+            body = [
+                line[len(indent) :] if line.startswith(indent) else line
+                for line in lines[i + 1 : end]
+            ]
             block = Block(name, i + 1, lang, "\n".join(body) + "\n")
             _apply_markers(block, _markers(lines, i))
             if lang == "console":
@@ -169,7 +172,7 @@ def _steps(block: Block, body: list[str]) -> list[Step]:
                 if command.startswith(prefix):
                     step.skipped = reason
             steps.append(step)
-        elif line.startswith("# ") or line == "#" or not line.strip() and not steps:
+        elif line.startswith("# ") or line == "#" or (not line.strip() and not steps):
             pass
         else:
             if not steps:

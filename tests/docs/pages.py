@@ -67,7 +67,12 @@ PAGES: dict[str, PageSetup] = {
         ),
     ),
     "vault.md": PageSetup(
-        files={"reviews.csv": REVIEWS_CSV, **{k.replace("notes/", "corpus/"): v for k, v in NOTES.items()}}
+        files={
+            "reviews.csv": REVIEWS_CSV,
+            **{k.replace("notes/", "corpus/"): v for k, v in NOTES.items()},
+        }
     ),
-    "agents.md": PageSetup(files={"question.txt": QUESTION, **NOTES}, before=("sahara model demo",)),
+    "agents.md": PageSetup(
+        files={"question.txt": QUESTION, **NOTES}, before=("sahara model demo",)
+    ),
 }

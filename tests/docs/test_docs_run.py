@@ -6,7 +6,8 @@ Each page gets its own home (``SAHARA_HOME``), password (``SAHARA_PASSWORD``, al
 and ``SAHARA_NODE_RPC_ADDR``; a page's ``127.0.0.1:8545`` is that port) and working
 directory with the files of ``tests/docs/pages.py``. Console commands run in bash one
 by one, with the variables a page assigns (``export SAHARA_HOME=...``, ``KEY=$(...)``)
-kept from one command to the next; ``sahara`` is this checkout's. Python blocks run in
+kept from one command to the next; ``sahara`` is this checkout's, and a command that asks
+(``node reset``) reads ``y``. Python blocks run in
 one namespace per page, in the page's directory and environment. What a block may not
 do here (start a server that runs until stopped, CometBFT, a download) is marked in the
 page; see ``tests/docs/blocks.py``.
@@ -14,6 +15,7 @@ page; see ``tests/docs/blocks.py``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -42,6 +44,8 @@ DOC_PORT = "127.0.0.1:8545"
 #: The home the pages show in output (the default on Linux), the page's home here.
 DOC_HOME = "/home/me/.local/share/sahara"
 STEP_TIMEOUT = 180
+#: What a command that asks reads on stdin: yes, as the reader would answer.
+ANSWERS = "y\n"
 ASSIGNMENT = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=")
 
 
@@ -68,6 +72,7 @@ class PageRun:
     names: list[str] = field(default_factory=list)  # shell variables the page assigns
     ran: int = 0
     skipped: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # where -> how long it took
 
     @property
     def work(self) -> Path:
@@ -90,7 +95,7 @@ class PageRun:
                 ["bash", "-c", script],
                 cwd=self.work,
                 env=self.env,
-                stdin=subprocess.DEVNULL,
+                input=ANSWERS,
                 capture_output=True,
                 text=True,
                 timeout=STEP_TIMEOUT,
@@ -119,13 +124,12 @@ def _write_files(work: Path, setup: PageSetup) -> None:
         path = work / name
         path.parent.mkdir(parents=True, exist_ok=True)
         if text == GETH_KEYSTORE:
-            import json
-
             from eth_account import Account
 
             keystore = Account.encrypt(KEY_HEX.strip(), PASSWORD, kdf="scrypt", iterations=1024)
-            text = json.dumps(keystore)
-        path.write_text(text)
+            path.write_text(json.dumps(keystore))
+        else:
+            path.write_text(text)
 
 
 @pytest.fixture
@@ -199,7 +203,9 @@ def _starts_node(blocks: list[Block]) -> bool:
 def _run_step(run: PageRun, block: Block, step: Step) -> None:
     where = f"{run.name}:{step.line}"
     command = step.command.replace(DOC_PORT, f"127.0.0.1:{run.port}")
+    started = time.monotonic()
     result = run.shell(command, where=where)
+    run.seconds[where] = time.monotonic() - started
     shown = result.stdout + result.stderr
     if step.expects_error:
         if result.returncode == 0:
@@ -262,4 +268,6 @@ def test_page_runs(page: PageRun) -> None:
     print(f"{page.name}: ran {page.ran} commands and blocks; left out {len(page.skipped)}")
     for line in page.skipped:
         print(f"  not run  {line}")
+    for where, seconds in sorted(page.seconds.items(), key=lambda kv: -kv[1])[:5]:
+        print(f"  {seconds:6.1f} s  {where}")
     assert page.ran > 0
