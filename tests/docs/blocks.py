@@ -31,6 +31,12 @@ FENCE = re.compile(r"^(\s*)(`{3,})(\S*)\s*$")
 MARKER = re.compile(r"^<!--\s*(.*?)\s*-->$")
 NOT_RUN_LINE = re.compile(r'^not run "([^"]+)":\s*(\S.*)$')
 HEREDOC = re.compile(r"<<-?\s*(['\"]?)([A-Za-z_]+)\1")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def page_paths() -> list[Path]:
+    """The pages whose blocks run: README.md and docs/*.md."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 @dataclass

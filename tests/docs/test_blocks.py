@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs.blocks import Block, BlockSyntaxError, output_matches, parse_page
-from tests.docs.test_docs_run import page_paths
+from tests.docs.blocks import Block, BlockSyntaxError, output_matches, page_paths, parse_page
 
 PAGE = """\
 # A page

@@ -6,11 +6,12 @@ Each page gets its own home (``SAHARA_HOME``), password (``SAHARA_PASSWORD``, al
 and ``SAHARA_NODE_RPC_ADDR``; a page's ``127.0.0.1:8545`` is that port) and working
 directory with the files of ``tests/docs/pages.py``. Console commands run in bash one
 by one, with the variables a page assigns (``export SAHARA_HOME=...``, ``KEY=$(...)``)
-kept from one command to the next; ``sahara`` is this checkout's, and a command that asks
-(``node reset``) reads ``y``. Python blocks run in
-one namespace per page, in the page's directory and environment. What a block may not
-do here (start a server that runs until stopped, CometBFT, a download) is marked in the
-page; see ``tests/docs/blocks.py``.
+kept from one command to the next; ``sahara`` is this checkout's, and a command that
+asks (``node reset``) reads ``y``. Python blocks run in one namespace per page, in the
+page's directory and environment. What a block may not do here (start a server that
+runs until stopped, CometBFT, a download) is marked in the page; see
+``tests/docs/blocks.py``. Unless the page starts a node itself, the test runs
+``sahara init`` and ``sahara node start --dev`` in its home first.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs.blocks import Block, Step, output_matches, parse_page
+from tests.docs.blocks import Block, Step, output_matches, page_paths, parse_page
 from tests.docs.pages import GETH_KEYSTORE, KEY_HEX, PAGES, PageSetup
 from tests.e2e.cli_home import FAST_SCRYPT
 from tests.e2e.nodes import free_port
@@ -47,10 +48,6 @@ STEP_TIMEOUT = 180
 #: What a command that asks reads on stdin: yes, as the reader would answer.
 ANSWERS = "y\n"
 ASSIGNMENT = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=")
-
-
-def page_paths() -> list[Path]:
-    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def runnable_pages() -> list[str]:
