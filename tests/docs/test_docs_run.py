@@ -212,6 +212,11 @@ def _run_step(run: PageRun, block: Block, step: Step) -> None:
             f"{where}: `{step.command}` exited {result.returncode}\n"
             f"stderr:\n{result.stderr}\nstdout:\n{result.stdout}"
         )
+    if "| jq" in command and "null" in result.stdout.split():
+        pytest.fail(
+            f"{where}: `{step.command}` printed null: the JSON key its jq filter reads is "
+            f"missing (renamed?)\n{result.stdout}"
+        )
     if step.output and block.output_not_compared is None:
         home = run.env["SAHARA_HOME"]
         expected = [line.replace(DOC_HOME, home) for line in step.output]
