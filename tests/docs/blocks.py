@@ -16,7 +16,9 @@ Any other comment (``<!-- life-of-an-asset -->``) is a label other tests find bl
 
 In a console block a line ``$ CMD`` is a command; a trailing backslash continues it on
 the next line, and a here-document (``<<'EOF'``) takes the lines up to its terminator.
-A line starting with ``# `` is a comment. Any other line is output the command shows:
+A line starting with ``# `` is a comment; a comment ending a ``sahara --json`` command that
+lists keys (``# {"ok": true, "checks": [...]}``) names the document's top-level keys,
+and they are compared. Any other line is output the command shows:
 it is compared with what the command prints (``...`` matches anything within a line),
 and output that starts with ``error:`` means the command is meant to fail.
 """
@@ -52,6 +54,32 @@ class Step:
     @property
     def expects_error(self) -> bool:
         return bool(self.output) and self.output[0].startswith("error:")
+
+    @property
+    def documented_keys(self) -> set[str] | None:
+        """The top-level keys a ``sahara --json`` command's comment lists, as in
+        ``# {"ok": true, "checks": [...]}``; None when it lists none."""
+        m = re.search(r"#\s*(\{.*\})\s*$", self.command)
+        if not m or not self.command.startswith("sahara --json "):
+            return None
+        keys: set[str] = set()
+        text, depth, in_value, i = m.group(1), 0, False, 0
+        while i < len(text):
+            c = text[i]
+            if c in "{[":
+                depth += 1
+                in_value = False
+            elif c in "}]":
+                depth -= 1
+            elif c in ":,":
+                in_value = c == ":"
+            elif c == '"':
+                end = text.index('"', i + 1)
+                if depth == 1 and not in_value:
+                    keys.add(text[i + 1 : end])
+                i = end
+            i += 1
+        return keys
 
 
 @dataclass

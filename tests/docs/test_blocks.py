@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs.blocks import Block, BlockSyntaxError, output_matches, page_paths, parse_page
+from tests.docs.blocks import (
+    Block,
+    BlockSyntaxError,
+    Step,
+    output_matches,
+    page_paths,
+    parse_page,
+)
 
 PAGE = """\
 # A page
@@ -113,3 +120,20 @@ def test_every_page_parses_and_every_left_out_block_says_why() -> None:
     # Counted, so that leaving more out is a visible change here (and in the review).
     assert len(blocks) == 6, blocks
     assert len(lines) == 21, lines
+
+
+@pytest.mark.parametrize(
+    ("command", "keys"),
+    [
+        ('sahara --json init   # {"home", "created", "id"}', {"home", "created", "id"}),
+        (
+            'sahara --json doctor  # {"ok": true, "checks": [{"name", "status"}, ...]}',
+            {"ok", "checks"},
+        ),
+        ('sahara --json x  # {"a": "b", "c": {"d": 1}}', {"a", "c"}),
+        ("sahara --json node status | jq .head.number", None),
+        ('sahara init   # {"home"}', None),
+    ],
+)
+def test_keys_listed_in_a_comment(command: str, keys: set[str] | None) -> None:
+    assert Step(command, 1).documented_keys == keys

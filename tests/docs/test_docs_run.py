@@ -217,6 +217,12 @@ def _run_step(run: PageRun, block: Block, step: Step) -> None:
             f"{where}: `{step.command}` printed null: the JSON key its jq filter reads is "
             f"missing (renamed?)\n{result.stdout}"
         )
+    keys = step.documented_keys
+    if keys is not None:
+        got = set(json.loads(result.stdout))
+        assert got == keys, (
+            f"{where}: `{step.command}` gave the keys {sorted(got)}; the page lists {sorted(keys)}"
+        )
     if step.output and block.output_not_compared is None:
         home = run.env["SAHARA_HOME"]
         expected = [line.replace(DOC_HOME, home) for line in step.output]
