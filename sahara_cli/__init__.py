@@ -1,7 +1,103 @@
 """sahara: a local-first toolchain for the Sahara AI platform.
 
-The package is a library first; ``sahara_cli.commands`` is a thin CLI on top.
-Importing this module must stay cheap: it is on the path of ``sahara --version``.
+The package is a library first; ``sahara_cli.commands`` is a thin CLI on top. The names
+below are its public API, documented in ``docs/sdk.md``: import them from here
+(``from sahara_cli import KeyStore``). They stay; the modules they live in may move.
+
+Importing this module must stay cheap: it is on the path of ``sahara --version``. Each
+name is imported on first use (module ``__getattr__``), so ``import sahara_cli`` loads
+nothing else.
 """
 
+from __future__ import annotations
+
+import importlib
+
 __version__ = "0.1.0"
+
+#: Public name -> the module that defines it (internal paths: they may change).
+_EXPORTS: dict[str, str] = {
+    # errors, home and config
+    "SaharaError": "sahara_cli.errors",
+    "Home": "sahara_cli.home",
+    "resolve_home": "sahara_cli.home",
+    "load_config": "sahara_cli.config",
+    # identity
+    "KeyStore": "sahara_cli.identity.store",
+    "Signer": "sahara_cli.identity.keys",
+    # node
+    "NodeClient": "sahara_cli.node.client",
+    "dev_node": "sahara_cli.node.rpc.testing",
+    # protocol
+    "Protocol": "sahara_cli.protocol.client",
+    # vault
+    "open_vault": "sahara_cli.vault.backends",
+    "Holder": "sahara_cli.vault.core",
+    "open_index": "sahara_cli.vault.search",
+    "index_item": "sahara_cli.vault.search",
+    "search_vault": "sahara_cli.vault.search:search",
+    # agents
+    "load_spec": "sahara_cli.agent.spec",
+    "ModelStore": "sahara_cli.agent.models",
+    "write_tiny_gguf": "sahara_cli.agent.tinymodel",
+    "open_agent": "sahara_cli.agent.brain",
+}
+
+__all__ = [
+    "Holder",
+    "Home",
+    "KeyStore",
+    "ModelStore",
+    "NodeClient",
+    "Protocol",
+    "SaharaError",
+    "Signer",
+    "__version__",
+    "dev_node",
+    "index_item",
+    "load_config",
+    "load_spec",
+    "open_agent",
+    "open_index",
+    "open_vault",
+    "resolve_home",
+    "search_vault",
+    "write_tiny_gguf",
+]
+
+# Not typing.TYPE_CHECKING: importing typing would cost `sahara --version` a few ms.
+# Type checkers take any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # what type checkers and editors see; at run time, __getattr__ below
+    from typing import Any
+
+    from sahara_cli.agent.brain import open_agent
+    from sahara_cli.agent.models import ModelStore
+    from sahara_cli.agent.spec import load_spec
+    from sahara_cli.agent.tinymodel import write_tiny_gguf
+    from sahara_cli.config import load_config
+    from sahara_cli.errors import SaharaError
+    from sahara_cli.home import Home, resolve_home
+    from sahara_cli.identity.keys import Signer
+    from sahara_cli.identity.store import KeyStore
+    from sahara_cli.node.client import NodeClient
+    from sahara_cli.node.rpc.testing import dev_node
+    from sahara_cli.protocol.client import Protocol
+    from sahara_cli.vault.backends import open_vault
+    from sahara_cli.vault.core import Holder
+    from sahara_cli.vault.search import index_item, open_index
+    from sahara_cli.vault.search import search as search_vault
+
+
+def __getattr__(name: str) -> Any:
+    target = _EXPORTS.get(name)
+    if target is None:
+        raise AttributeError(f"module 'sahara_cli' has no attribute {name!r}")
+    module, _, attr = target.partition(":")
+    value = getattr(importlib.import_module(module), attr or name)
+    globals()[name] = value  # the next lookup does not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

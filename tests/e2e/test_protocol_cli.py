@@ -24,9 +24,9 @@ SAH = 10**18
 def life_of_an_asset() -> list[list[str]]:
     """The command lines of the life-of-an-asset block in docs/protocol.md."""
     text = (ROOT / "docs" / "protocol.md").read_text()
-    block = re.search(r"<!-- life-of-an-asset -->\s*```sh\n(.*?)```", text, re.DOTALL)
+    block = re.search(r"<!-- life-of-an-asset -->\s*```console\n(.*?)```", text, re.DOTALL)
     assert block, "docs/protocol.md lost its life-of-an-asset block"
-    lines = [shlex.split(line) for line in block.group(1).strip().splitlines()]
+    lines = [shlex.split(line.removeprefix("$ ")) for line in block.group(1).strip().splitlines()]
     assert all(line[0] == "sahara" for line in lines)
     return [line[1:] for line in lines]
 
