@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from sahara_cli.agent.limits import DEFAULT_RATE_PER_IP
-from sahara_cli.agent.serve_wire import MAX_BODY, MAX_PENDING
+from sahara_cli.agent.servers.limits import DEFAULT_RATE_PER_IP
+from sahara_cli.agent.servers.openai_wire import MAX_BODY, MAX_PENDING
 from sahara_cli.commands._protocol import IdOption, PasswordFileOption, protocol
 from sahara_cli.commands._state import state
 from sahara_cli.errors import UsageError
@@ -62,7 +62,7 @@ def publish(
     password_file: PasswordFileOption = None,
 ) -> None:
     """Register the agent as an asset and offer an API license at a price per call."""
-    from sahara_cli.agent.serve import publish_agent
+    from sahara_cli.agent.servers.openai_api import publish_agent
     from sahara_cli.agent.spec import AgentStore
     from sahara_cli.commands._protocol import parse_bps
     from sahara_cli.identity.keys import parse_address
@@ -170,7 +170,7 @@ def key(
 ) -> None:
     """Make an API key for calling a served agent as your Sahara ID; 'key revoke KEY'
     ends one, at the server (--url) or in this home's agent (--agent)."""
-    from sahara_cli.agent.serve_keys import check_ttl, decode_api_key, make_api_key
+    from sahara_cli.agent.servers.api_keys import check_ttl, decode_api_key, make_api_key
     from sahara_cli.agent.spec import AgentStore
     from sahara_cli.commands._protocol import parse_duration, parse_id
     from sahara_cli.errors import AgentError
@@ -236,7 +236,7 @@ def key(
 def _revoke(token_or_id: str, url: str | None, agent_name: str | None) -> None:
     """``sahara agent key revoke KEY``: at the server (``--url``), or in this home's
     agent (``--agent``), which its server reads on every call."""
-    from sahara_cli.agent.serve_keys import (
+    from sahara_cli.agent.servers.api_keys import (
         KEY_PREFIX,
         RevokedKeys,
         decode_api_key,
@@ -320,7 +320,7 @@ def serve(
 ) -> None:
     """Serve the agent at /v1/chat/completions (OpenAI-compatible), metered on chain."""
     from sahara_cli.agent.brain import open_agent
-    from sahara_cli.agent.serve import serve_agent
+    from sahara_cli.agent.servers.openai_api import serve_agent
     from sahara_cli.agent.spec import AgentStore
     from sahara_cli.commands._serve import check_port
     from sahara_cli.errors import AgentError

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from sahara_cli.agent.limits import DEFAULT_RATE_PER_IP
+from sahara_cli.agent.servers.limits import DEFAULT_RATE_PER_IP
 from sahara_cli.commands._protocol import IdOption, PasswordFileOption
 from sahara_cli.commands._serve import check_port
 from sahara_cli.commands._state import PASSWORD_ENV, AppState, state
@@ -19,7 +19,7 @@ from sahara_cli.errors import UsageError
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from sahara_cli.agent.mcp_server import SaharaMcp
+    from sahara_cli.agent.servers.mcp_server import SaharaMcp
 
 app = typer.Typer(
     help="Model Context Protocol: vault search, asset and license lookups for any agent.",
@@ -52,8 +52,8 @@ def _mcp(
     scopes: list[str] | None,
 ) -> SaharaMcp:
     """The tools over this home; the ID is unlocked when a password is at hand."""
-    from sahara_cli.agent.mcp_server import SaharaMcp
-    from sahara_cli.agent.tools import ToolContext
+    from sahara_cli.agent.servers.mcp_server import SaharaMcp
+    from sahara_cli.agent.tools.registry import ToolContext
 
     home = st.home.require()
     cfg = st.config().config
@@ -113,7 +113,7 @@ def serve(
     import asyncio
     import signal
 
-    from sahara_cli.agent.mcp_server import serve_http, serve_stdio
+    from sahara_cli.agent.servers.mcp_server import serve_http, serve_stdio
 
     st = state()
     if transport not in ("stdio", "http"):
@@ -178,7 +178,7 @@ def key(
 ) -> None:
     """Make an owner key: 'Authorization: Bearer KEY' shows your private items in
     vault_search of 'sahara mcp serve --transport http' running as this ID."""
-    from sahara_cli.agent.mcp_auth import check_ttl, make_owner_key
+    from sahara_cli.agent.servers.mcp_auth import check_ttl, make_owner_key
     from sahara_cli.commands._protocol import parse_duration
 
     st = state()
@@ -205,7 +205,7 @@ def list_tools(
     """List the tools 'sahara mcp serve' offers, with their input schemas."""
     import anyio
 
-    from sahara_cli.agent.mcp_server import list_tools as listed
+    from sahara_cli.agent.servers.mcp_server import list_tools as listed
 
     st = state()
     tools = _mcp(st, signer_name, None, scopes)

@@ -349,8 +349,8 @@ def task_file(tmp: Path) -> str:
 
 def team_file(tmp: Path) -> str:
     """A hierarchical team of two agents on a tiny random GGUF, in the walk's home."""
+    from sahara_cli.agent.runners.tiny_models import write_tiny_gguf
     from sahara_cli.agent.spec import AgentSpec, AgentStore
-    from sahara_cli.agent.tinymodel import write_tiny_gguf
 
     model = write_tiny_gguf(tmp / "tiny.gguf")
     for name in ("lead", "helper"):

@@ -35,6 +35,13 @@ LIBRARY = (
     "doctor",
     "bootstrap",
 )
+#: The agent's core: the modules of ``agent/`` outside its sub-packages (runners, tools,
+#: servers), which each say what they may import.
+AGENT_CORE = tuple(
+    f"sahara_cli.agent.{m}"
+    for m in ("brain", "memory", "perceptor", "record", "results", "spec", "team", "types",
+              "workflows")
+)  # fmt: skip
 INTERFACES = ("sahara_cli.commands", "sahara_cli.tui", "typer", "rich", "textual", "click")
 
 
@@ -67,6 +74,21 @@ RULES = [
           "sahara_cli.fsutil", "sahara_cli.home", "sahara_cli.log"),
          ("sahara_cli.node", "sahara_cli.protocol", "sahara_cli.vault", "sahara_cli.agent",
           "sahara_cli.compute")),
+    Rule("agent runners never import the agent's core (but its plain types), tools or servers",
+         ("sahara_cli.agent.runners",),
+         ("sahara_cli.agent.tools", "sahara_cli.agent.servers",
+          *(m for m in AGENT_CORE if m != "sahara_cli.agent.types"))),
+    Rule("agent tools never import the runners, the brain, teams or the servers",
+         ("sahara_cli.agent.tools",),
+         ("sahara_cli.agent.runners", "sahara_cli.agent.servers", "sahara_cli.agent.brain",
+          "sahara_cli.agent.team", "sahara_cli.agent.workflows")),
+    Rule("the agent's core never imports its servers (teams start A2A members)",
+         tuple(m for m in AGENT_CORE if m != "sahara_cli.agent.team"),
+         ("sahara_cli.agent.servers",)),
+    Rule("agent results sit at the bottom of the agent",
+         ("sahara_cli.agent.results",),
+         ("sahara_cli.agent.runners", "sahara_cli.agent.tools", "sahara_cli.agent.servers",
+          *(m for m in AGENT_CORE if m != "sahara_cli.agent.results"))),
     Rule("commands keep the vault's internals to the library",
          ("sahara_cli.commands",),
          ("sahara_cli.vault.db", "sahara_cli.vault.crypto", "sahara_cli.vault.unixfs")),

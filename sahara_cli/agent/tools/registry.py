@@ -12,10 +12,10 @@ function. A :class:`ToolBox` holds the tools of one agent and calls them by name
   as an observation, so a chat survives a broken tool.
 
 Tools come from three places (:func:`build_toolbox`): the built-ins named in
-``spec.tools.builtin`` (:mod:`sahara_cli.agent.builtin_tools`), functions published by
+``spec.tools.builtin`` (:mod:`sahara_cli.agent.tools.builtin`), functions published by
 installed packages under the entry-point group ``sahara.tools`` and named in
 ``spec.tools.entry_points``, and every tool of the MCP servers in ``spec.mcp``
-(:mod:`sahara_cli.agent.mcp_client`, named ``<server>.<tool>``).
+(:mod:`sahara_cli.agent.tools.mcp_client`, named ``<server>.<tool>``).
 
 For grammar-constrained calls there are three schemas: :meth:`ToolBox.call_schema`
 (one object ``{"tool", "arguments"}`` for any tool), and for a choose-then-fill loop
@@ -50,8 +50,8 @@ from sahara_cli.errors import (
 )
 
 if TYPE_CHECKING:
-    from sahara_cli.agent.mcp_client import McpTools
     from sahara_cli.agent.spec import AgentSpec
+    from sahara_cli.agent.tools.mcp_client import McpTools
     from sahara_cli.config import VaultSection
     from sahara_cli.identity.keys import Signer
     from sahara_cli.node.client import NodeClient
@@ -704,7 +704,7 @@ def retrieve(ctx: ToolContext, query: str, k: int) -> list[Source]:
     Honours the context's scopes and license policy; passages whose text stays sealed
     (private items the agent's ID cannot open) are left out.
     """
-    from sahara_cli.agent.builtin_tools import retrieve as _retrieve
+    from sahara_cli.agent.tools.builtin import retrieve as _retrieve
 
     return _retrieve(ctx, query, k)
 
@@ -713,13 +713,13 @@ def build_toolbox(
     spec: AgentSpec, ctx: ToolContext, *, mcp_start_timeout: float | None = None
 ) -> ToolBox:
     """The built-ins, entry-point tools and MCP tools the spec names."""
-    from sahara_cli.agent.builtin_tools import builtin_tool
+    from sahara_cli.agent.tools.builtin import builtin_tool
 
     tools = [builtin_tool(name, ctx) for name in spec.tools.builtin]
     tools.extend(entry_point_tools(spec.tools.entry_points))
     box = ToolBox(tools)
     if spec.mcp:
-        from sahara_cli.agent.mcp_client import McpTools
+        from sahara_cli.agent.tools.mcp_client import McpTools
 
         options: dict[str, Any] = {}
         if mcp_start_timeout is not None:

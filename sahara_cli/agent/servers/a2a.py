@@ -15,12 +15,12 @@ their replies as context. The budget and the visited list make loops impossible.
 
 Callers authenticate every request (a team secret, or the agent's own ID for its
 owner) and only the owner sees the private parts of a reply: see
-:mod:`sahara_cli.agent.a2a_auth`. Any other caller is answered from public vault items
-only (:func:`sahara_cli.agent.tools.public_only`), and the agent asks its peers on such
+:mod:`sahara_cli.agent.servers.a2a_auth`. Any other caller is answered from public vault items
+only (:func:`sahara_cli.agent.tools.registry.public_only`), and the agent asks its peers on such
 a caller's behalf with the team secret alone. A2A clients never use an HTTP proxy from
 the environment.
 
-``python -m sahara_cli.agent.a2a --home H --agent NAME --port P --peer URL ...`` serves
+``python -m sahara_cli.agent.servers.a2a --home H --agent NAME --port P --peer URL ...`` serves
 one agent of a home until stopped; teams start their peer-to-peer members this way.
 """
 
@@ -59,7 +59,7 @@ from a2a.types import (
 from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH, TransportProtocol
 from google.protobuf.json_format import MessageToDict  # type: ignore[import-untyped]
 
-from sahara_cli.agent.a2a_auth import (
+from sahara_cli.agent.servers.a2a_auth import (
     BODY_TIMEOUT,
     MAX_BODY,
     SECRET_ENV,
@@ -71,7 +71,7 @@ from sahara_cli.agent.a2a_auth import (
     redact,
     require_loopback,
 )
-from sahara_cli.agent.limits import DEFAULT_RATE_PER_IP
+from sahara_cli.agent.servers.limits import DEFAULT_RATE_PER_IP
 from sahara_cli.agent.types import Answer
 from sahara_cli.agent.types import Message as ChatMessage
 from sahara_cli.errors import AgentRequestInvalid, SaharaError, TeamError, UsageError
@@ -79,7 +79,7 @@ from sahara_cli.errors import AgentRequestInvalid, SaharaError, TeamError, Usage
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-    from sahara_cli.agent.runner import Runner
+    from sahara_cli.agent.runners.base import Runner
     from sahara_cli.agent.spec import AgentSpec
     from sahara_cli.identity import Signer
 
@@ -336,7 +336,7 @@ def choose_peers(
     """
     if len(cards) <= limit:
         return list(cards)
-    from sahara_cli.agent.runner import GenerationParams
+    from sahara_cli.agent.runners.base import GenerationParams
 
     names = [c.name for c in cards]
     listing = "\n".join(f"- {c.name}: {c.description}" for c in cards)
@@ -441,7 +441,7 @@ class SaharaAgentExecutor(AgentExecutor):
     def _answer(self, messages: list[ChatMessage], owner: bool) -> Answer:
         """The agent's answer; for a caller other than the owner, built from public
         vault items only (no private passage reaches the model, so none can be quoted)."""
-        from sahara_cli.agent.tools import public_only
+        from sahara_cli.agent.tools.registry import public_only
 
         with self._lock:
             if owner:
@@ -612,7 +612,7 @@ def serve_a2a(
     (None: no limit)."""
     import uvicorn
 
-    from sahara_cli.agent.limits import limited
+    from sahara_cli.agent.servers.limits import limited
 
     require_loopback(host, network)
     url = public_url or f"http://{host}:{port}"
@@ -697,7 +697,7 @@ def owner_address(home_root: Path, agent: str) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m sahara_cli.agent.a2a",
+        prog="python -m sahara_cli.agent.servers.a2a",
         description=(
             "Serve one agent over A2A. Callers sign with the team secret in "
             f"{SECRET_ENV} or with the agent's own ID (unlocked from SAHARA_PASSWORD)."

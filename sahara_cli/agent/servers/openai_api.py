@@ -27,7 +27,7 @@ Each answered call, one at a time (one model, one runner):
    assets the answer retrieved (the first four). If it fails (the caller refunded the
    license meanwhile, say), the caller gets the error and no answer;
 5. only then is the reply generated and sent (streamed or whole, ``Agent.finish``),
-   through a :class:`~sahara_cli.agent.quote_guard.QuoteGuard` that redacts every run
+   through a :class:`~sahara_cli.agent.servers.quote_guard.QuoteGuard` that redacts every run
    of more than ``serve.max_quote_words`` words copied from a private passage (it holds
    back that many words of a stream);
 6. the answer's provenance record goes on chain (``Provenance.record``) with the
@@ -55,8 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sahara_cli.agent.limits import DEFAULT_RATE_PER_IP
-from sahara_cli.agent.serve_keys import (
+from sahara_cli.agent.servers.api_keys import (
     DEFAULT_TTL,
     KEY_HEADER,
     KEY_PREFIX,
@@ -67,7 +66,8 @@ from sahara_cli.agent.serve_keys import (
     make_api_key,
     verify_api_key,
 )
-from sahara_cli.agent.serve_wire import (
+from sahara_cli.agent.servers.limits import DEFAULT_RATE_PER_IP
+from sahara_cli.agent.servers.openai_wire import (
     MAX_BODY,
     MAX_PENDING,
     completion,
@@ -94,7 +94,7 @@ if TYPE_CHECKING:
     from starlette.responses import Response
 
     from sahara_cli.agent.brain import Agent, Turn
-    from sahara_cli.agent.quote_guard import QuoteGuard
+    from sahara_cli.agent.servers.quote_guard import QuoteGuard
     from sahara_cli.agent.spec import AgentSpec
     from sahara_cli.agent.types import Answer, Message
     from sahara_cli.identity.keys import Signer
@@ -150,7 +150,7 @@ def agent_content_id(spec: AgentSpec, owner: str) -> str:
 
 def model_asset(home_root: Path, spec: AgentSpec, protocol: Protocol) -> int | None:
     """The asset id of the agent's model on this chain, if it is registered."""
-    from sahara_cli.agent.models import ModelStore
+    from sahara_cli.agent.runners.model_store import ModelStore
     from sahara_cli.errors import AssetNotFound
 
     entry = ModelStore(home_root).resolve(spec.model.name)
@@ -395,7 +395,7 @@ class AgentServer:
         """A quote guard over the private passages the prompt of ``turn`` holds: the
         opened sources and the vault search results of its tool calls, the chunks of
         each item together (a quote may span two of them)."""
-        from sahara_cli.agent.quote_guard import QuoteGuard
+        from sahara_cli.agent.servers.quote_guard import QuoteGuard
 
         chunks: dict[str, list[str]] = {}  # each item's chunks, read alone and joined
 
@@ -795,7 +795,7 @@ def serve_agent(
     taking at most ``rate_per_ip`` requests a second from one address (None: no limit)."""
     import uvicorn
 
-    from sahara_cli.agent.limits import limited
+    from sahara_cli.agent.servers.limits import limited
 
     server = AgentServer(
         agent,
