@@ -43,6 +43,7 @@ from sahara_cli.errors import SaharaError, TeamError
 
 if TYPE_CHECKING:
     from sahara_cli.agent.brain import Agent
+    from sahara_cli.agent.results import TeamRun
     from sahara_cli.agent.runners.base import Runner
     from sahara_cli.agent.spec import AgentSpec
     from sahara_cli.identity import Signer
@@ -210,6 +211,12 @@ class TeamResult:
             "members": self.members,
             "cards": self.cards,
         }
+
+    def to_result(self) -> TeamRun:
+        """The typed result of ``sahara agent team run``."""
+        from sahara_cli.agent.results import TeamRun
+
+        return TeamRun.model_validate(self.to_dict())
 
 
 OnEvent = Callable[[TeamEvent], None]

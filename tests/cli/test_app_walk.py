@@ -39,8 +39,8 @@ LEAF_COMMANDS = dict(leaves(ROOT))
 #: Command groups (first word) whose commands do not declare a typed result yet; remove
 #: a group once every command in it does (the test below fails when it already does).
 UNTYPED_GROUPS = {
-    "agent", "asset", "attribute", "balance", "claim", "config", "id", "init", "license",
-    "light", "localnet", "market", "mcp", "model", "node", "tx", "vault",
+    "asset", "attribute", "balance", "claim", "config", "id", "init", "license",
+    "light", "localnet", "market", "model", "node", "tx", "vault",
 }  # fmt: skip
 COMMANDS = [(path, cmd) for path, cmd in walk(ROOT)]
 LEAVES = [path for path, cmd in COMMANDS if not getattr(cmd, "commands", None)]

@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING
 from sahara_cli.errors import AgentAuthFailed, AgentKeyRevoked, SignatureInvalid, UsageError
 
 if TYPE_CHECKING:
+    from sahara_cli.agent.results import AgentKeyMade, AgentKeyRevocation
     from sahara_cli.identity.keys import Signer
+    from sahara_cli.protocol.client import Protocol
 
 KEY_PREFIX = "sahara-"
 KEY_HEADER = "sahara agent api key"
@@ -282,3 +284,99 @@ def revoke_at_server(url: str, token: str, *, timeout: float = 30.0) -> dict[str
     }
     kind = kinds.get(str(error.get("code")), AgentError)
     raise kind(f"{endpoint}: {message}", hint=str(hint) if hint else None)
+
+
+# --- the flows of ``sahara agent key`` ---------------------------------------------------
+
+
+def agent_asset_id(home_root: Path, agent: str) -> int:
+    """The asset of ``agent``: an asset id (``12``, ``#12``) or an agent of this home,
+    which must be published."""
+    from sahara_cli.agent.spec import AgentStore
+    from sahara_cli.errors import AgentError
+
+    raw = agent.strip().removeprefix("#")
+    if raw.isdigit():
+        if int(raw) == 0:
+            raise UsageError(f"agent asset id must be a positive number, got {agent!r}")
+        return int(raw)
+    spec = AgentStore(home_root).load(agent)
+    if spec.asset_id is None:
+        raise AgentError(
+            f"agent {agent!r} is not published",
+            hint=f"Publish it with 'sahara agent publish {agent} --price-per-call X'.",
+        )
+    return spec.asset_id
+
+
+def make_agent_key(
+    home_root: Path, agent: str, protocol: Protocol, signer: Signer, ttl: int = DEFAULT_TTL
+) -> AgentKeyMade:
+    """An API key for calling ``agent`` (see :func:`agent_asset_id`) as ``signer``, with
+    the calls left on the caller's API licenses of it."""
+    from sahara_cli.agent.results import AgentKeyMade
+
+    check_ttl(ttl)
+    asset_id = agent_asset_id(home_root, agent)
+    found = protocol.asset(asset_id)
+    if found.kind != "agent":
+        raise UsageError(f"asset {asset_id} is a {found.kind}, not an agent")
+    chain_id = protocol.node.chain_id()
+    token = make_api_key(signer, asset_id, chain_id, ttl)
+    made, _signature = decode_api_key(token)
+    licenses = protocol.api_licenses(signer.address, asset_id)
+    return AgentKeyMade(
+        api_key=token,
+        key_id=made.key_id,
+        expires_at=made.expires,
+        address=signer.address,
+        asset_id=asset_id,
+        agent=found.name,
+        chain_id=chain_id,
+        ttl_s=ttl,
+        calls_left=sum(lic.calls for lic in licenses),
+        owner=found.owner.lower() == signer.address.lower(),
+    )
+
+
+def revoke_agent_key(
+    home_root: Path, key: str, *, url: str | None = None, agent: str | None = None
+) -> AgentKeyRevocation:
+    """Revoke an API key at the server whose API is at ``url`` (``key`` is the whole key,
+    which proves it is the caller's), or in the agent ``agent`` of this home, whose server
+    reads the revocations on every call (``key`` is the key or its id, ended for every
+    address)."""
+    from sahara_cli.agent.results import AgentKeyRevocation
+    from sahara_cli.agent.spec import AgentStore
+
+    if (url is None) == (agent is None):
+        raise UsageError(
+            "say where to revoke the key: --url (the server's API) or --agent (an agent "
+            "of this home)",
+            hint="A caller: --url http://HOST:PORT/v1. The agent's owner: --agent NAME.",
+        )
+    if url is not None:
+        if not key.startswith(KEY_PREFIX):
+            raise UsageError("--url needs the whole key (it proves the key is yours)")
+        data = revoke_at_server(url, key)
+        return AgentKeyRevocation(
+            revoked=bool(data.get("revoked", True)),
+            key_id=str(data["key_id"]),
+            already=bool(data.get("already", False)),
+            url=url,
+        )
+    assert agent is not None
+    store = AgentStore(home_root)
+    store.load(agent)  # the agent exists
+    expires = None
+    key_id = key.strip()
+    if key_id.startswith(KEY_PREFIX):
+        stated, _signature = decode_api_key(key_id)
+        key_id, expires = stated.key_id, stated.expires
+    revoked = RevokedKeys(store.dir(agent))
+    try:
+        # The owner ends the id whoever's key states it (no address).
+        fresh = revoked.revoke(key_id, expires=expires)
+    finally:
+        revoked.close()
+    return AgentKeyRevocation(revoked=True, key_id=key_id, already=not fresh, agent=agent)

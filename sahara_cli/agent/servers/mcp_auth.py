@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from sahara_cli.errors import AgentAuthFailed, SignatureInvalid, UsageError
 
 if TYPE_CHECKING:
+    from sahara_cli.agent.results import McpOwnerKey
     from sahara_cli.identity.keys import Signer
 
 KEY_PREFIX = "sahara-mcp-"
@@ -78,6 +79,22 @@ def make_owner_key(signer: Signer, ttl: int = DEFAULT_TTL, *, now: float | None 
     }
     raw = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     return KEY_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def owner_key(signer: Signer, identity: str, ttl: int = DEFAULT_TTL) -> McpOwnerKey:
+    """``sahara mcp key``: an owner key of ``signer`` (the ID named ``identity``), valid
+    ``ttl`` seconds from now."""
+    from sahara_cli.agent.results import McpOwnerKey
+
+    issued = int(time.time())
+    token = make_owner_key(signer, ttl, now=issued)
+    return McpOwnerKey(
+        owner_key=token,
+        address=signer.address,
+        identity=identity,
+        ttl_s=ttl,
+        expires_at=issued + int(ttl),
+    )
 
 
 def verify_owner_key(token: str, owner: str, *, now: float | None = None) -> OwnerKey:

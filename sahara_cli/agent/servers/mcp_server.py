@@ -48,6 +48,7 @@ from sahara_cli.errors import SaharaError, UsageError, VaultError
 if TYPE_CHECKING:
     from mcp.server import MCPServer
 
+    from sahara_cli.agent.results import McpTools
     from sahara_cli.agent.tools.registry import ToolContext
     from sahara_cli.identity.keys import Signer
     from sahara_cli.vault.access import KeyServer
@@ -273,6 +274,29 @@ async def list_tools(server: MCPServer) -> list[dict[str, Any]]:
         }
         for tool in await server.list_tools()
     ]
+
+
+def tool_listing(tools: SaharaMcp) -> McpTools:
+    """The tools ``tools`` offers over MCP, with their input schemas (``sahara mcp tools``);
+    closes the tool context."""
+    import anyio
+
+    from sahara_cli.agent.results import McpTool, McpTools
+
+    try:
+        found = anyio.run(list_tools, tools.server())
+    finally:
+        tools.ctx.close()
+    return McpTools(
+        tools=[
+            McpTool(
+                name=t["name"],
+                description=str(t["description"] or ""),
+                input_schema=t["input_schema"],
+            )
+            for t in found
+        ]
+    )
 
 
 def serve_stdio(server: MCPServer) -> None:

@@ -1,10 +1,10 @@
 """Serving an agent over an OpenAI-compatible API, metered and paid on chain.
 
-``sahara agent publish`` registers the agent as an asset (kind ``agent``, derived from
-its model's asset when the model is registered) and offers an API license at a price
-per call. Callers buy calls with ``sahara license buy`` and make an API key with
-``sahara agent key``: a token signed by their Sahara ID (EIP-191) that names a key id,
-their address, the agent's asset, the chain and an expiry (:mod:`serve_keys`).
+``sahara agent publish`` registers the agent as an asset and offers an API license at a
+price per call (:mod:`.publish`). Callers buy calls with ``sahara license buy`` and make
+an API key with ``sahara agent key``: a token signed by their Sahara ID (EIP-191) that
+names a key id, their address, the agent's asset, the chain and an expiry
+(:mod:`.api_keys`).
 ``sahara agent serve`` answers ``POST /v1/chat/completions`` (streaming too),
 ``POST /v1/keys/revoke``, ``GET /v1/models`` and ``GET /health``. Request bodies over
 ``max_body`` bytes are refused with 413 before they are read.
@@ -52,7 +52,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sahara_cli.agent.servers.api_keys import (
@@ -95,7 +94,6 @@ if TYPE_CHECKING:
 
     from sahara_cli.agent.brain import Agent, Turn
     from sahara_cli.agent.servers.quote_guard import QuoteGuard
-    from sahara_cli.agent.spec import AgentSpec
     from sahara_cli.agent.types import Answer, Message
     from sahara_cli.identity.keys import Signer
     from sahara_cli.protocol.client import License, Protocol
@@ -119,134 +117,12 @@ __all__ = [
     "make_api_key",
     "parse_request",
     "parse_sampling",
-    "publish_agent",
     "serve_agent",
     "usage",
     "verify_api_key",
 ]
 
-#: Default part of each call's revenue that flows to the model and the retrieved assets.
-DEFAULT_UPSTREAM_BPS = 2000
 MAX_SOURCES = 4
-
-
-# --- publishing ---------------------------------------------------------------------------
-
-
-def agent_content_id(spec: AgentSpec, owner: str) -> str:
-    """The content id an agent is registered under: a raw CIDv1 of its spec (without
-    the asset id) and its owner, so two owners of one template do not collide."""
-    import hashlib
-
-    from sahara_cli.agent.record import canonical_json
-    from sahara_cli.vault.cid import CID
-
-    document = {
-        "agent": spec.model_dump(mode="json", exclude={"asset_id"}),
-        "owner": owner.lower(),
-    }
-    return str(CID.raw(hashlib.sha256(canonical_json(document)).digest()))
-
-
-def model_asset(home_root: Path, spec: AgentSpec, protocol: Protocol) -> int | None:
-    """The asset id of the agent's model on this chain, if it is registered."""
-    from sahara_cli.agent.runners.model_store import ModelStore
-    from sahara_cli.errors import AssetNotFound
-
-    entry = ModelStore(home_root).resolve(spec.model.name)
-    if entry.asset_id is not None:
-        try:
-            if protocol.asset(entry.asset_id).cid == entry.cid:
-                return entry.asset_id
-        except AssetNotFound:
-            pass
-    return protocol.asset_by_cid(entry.cid) if entry.cid else None
-
-
-def publish_agent(
-    home_root: Path,
-    agent: str | AgentSpec,
-    protocol: Protocol,
-    signer: Signer,
-    *,
-    price_per_call: int,
-    upstream_bps: int = DEFAULT_UPSTREAM_BPS,
-    meter: str | None = None,
-    uri: str = "",
-) -> dict[str, Any]:
-    """Register the agent as an asset of kind ``agent`` (once per chain) and offer an
-    API license at ``price_per_call`` wei.
-
-    The agent's parent is its model's asset when the model is registered; then
-    ``upstream_bps`` of every call's price flows to the model and the assets each answer
-    retrieved (without a parent there is no upstream share and the owner keeps it all).
-    ``meter`` (default: ``signer``) is the address allowed to meter calls: the ID that
-    runs ``agent serve``. The asset id is saved in the agent's spec.
-    """
-    from sahara_cli.agent.spec import AgentStore
-    from sahara_cli.errors import AssetNotFound
-
-    if price_per_call < 0:
-        raise UsageError("the price per call cannot be negative")
-    store = AgentStore(home_root)
-    spec = store.load(agent) if isinstance(agent, str) else agent
-    out: dict[str, Any] = {"agent": spec.name, "owner": signer.address}
-    asset_id = spec.asset_id
-    if asset_id is not None:
-        try:
-            if protocol.asset(asset_id).owner.lower() != signer.address.lower():
-                raise NotPermitted(
-                    f"agent {spec.name!r} is asset {asset_id}, owned by another ID",
-                    hint="Publish with the ID that owns it (--id).",
-                )
-        except AssetNotFound:
-            asset_id = None  # registered on another chain (a reset dev chain)
-    parents: list[int] = []
-    model = model_asset(home_root, spec, protocol)
-    if model is not None:
-        parents.append(model)
-    out["model_asset"] = model
-    if asset_id is None:
-        cid = agent_content_id(spec, signer.address)
-        existing = protocol.asset_by_cid(cid)
-        if (
-            existing is not None
-            and protocol.asset(existing).owner.lower() == signer.address.lower()
-        ):
-            asset_id = existing
-        else:
-            commitment = _sha256(spec.model_dump_json(exclude={"asset_id"}).encode())
-            asset_id, tx = protocol.register(
-                signer,
-                kind="agent",
-                cid=cid,
-                commitment=commitment,
-                name=spec.name[:64],
-                uri=uri,
-                parents=parents,
-                upstream_bps=upstream_bps if parents else 0,
-            )
-            out["register_tx"] = tx.to_dict()
-        store.save(spec.model_copy(update={"asset_id": asset_id}), overwrite=True)
-    out["asset_id"] = asset_id
-    asset = protocol.asset(asset_id)
-    out["parents"] = asset.parents
-    out["upstream_bps"] = protocol.upstream_bps(asset_id)
-    wanted_meter = meter or signer.address
-    if asset.meter.lower() != wanted_meter.lower():
-        out["meter_tx"] = protocol.set_meter(signer, asset_id, wanted_meter).to_dict()
-    out["meter"] = wanted_meter
-    offer_id, offer_tx = protocol.offer(signer, asset_id, "api", price=price_per_call)
-    out["offer_id"] = offer_id
-    out["price_per_call"] = str(price_per_call)
-    out["offer_tx"] = offer_tx.to_dict()
-    return out
-
-
-def _sha256(data: bytes) -> bytes:
-    import hashlib
-
-    return hashlib.sha256(data).digest()
 
 
 # --- the server ---------------------------------------------------------------------------
