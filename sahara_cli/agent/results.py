@@ -70,7 +70,7 @@ class AgentSummary(Result):
     name: str
     description: str
     model: str = Field(description="the model's name in the store, or its path")
-    runner: str
+    runner: str | None = Field(description="llama or torch; null: chosen from the model")
     tools: list[str] = Field(description="built-in, entry-point and mcp:SERVER tools")
     asset_id: int | None = Field(description="the agent's asset once published")
 

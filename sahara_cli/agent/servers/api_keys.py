@@ -10,9 +10,7 @@ call, so a revocation holds at once, in a running server and after a restart.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 import re
 import secrets
 import sqlite3
@@ -22,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sahara_cli.agent.servers.signed_tokens import read_token, sign_token, signer_of
 from sahara_cli.errors import AgentAuthFailed, AgentKeyRevoked, SignatureInvalid, UsageError
 
 if TYPE_CHECKING:
@@ -81,16 +80,14 @@ def make_api_key(signer: Signer, agent_asset: int, chain_id: int, ttl: int = DEF
         int(chain_id),
         int(time.time()) + int(ttl),
     )
-    payload = {
+    fields = {
         "id": key.key_id,
         "address": key.address,
         "agent": key.agent,
         "chain": key.chain,
         "expires": key.expires,
-        "signature": "0x" + signer.sign_message(key.message()).hex(),
     }
-    raw = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-    return KEY_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return sign_token(KEY_PREFIX, signer, key.message(), fields)
 
 
 def decode_api_key(token: str) -> tuple[ApiKey, str]:
@@ -101,9 +98,8 @@ def decode_api_key(token: str) -> tuple[ApiKey, str]:
             "not a sahara API key" if token else "no API key given",
             hint="Make one with 'sahara agent key NAME' and send it as 'Authorization: Bearer'.",
         )
-    body = token[len(KEY_PREFIX) :]
     try:
-        data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        data = read_token(KEY_PREFIX, token)
         if "id" not in data:
             raise AgentAuthFailed(
                 "the API key has no key id (it was made by an older version and cannot be revoked)",
@@ -134,11 +130,9 @@ def verify_api_key(
 ) -> ApiKey:
     """The key's statement once its signature, agent, chain, expiry, lifetime and (with
     ``revoked``) revocation check out; :class:`AgentAuthFailed` otherwise."""
-    from sahara_cli.identity.keys import personal_message_hash, recover_hash
-
     key, signature = decode_api_key(token)
     try:
-        signed_by = recover_hash(personal_message_hash(key.message()), signature)
+        signed_by = signer_of(key.message(), signature)
     except SignatureInvalid as exc:
         raise AgentAuthFailed(f"the API key's signature is invalid: {exc.message}") from None
     if signed_by.lower() != key.address.lower():
