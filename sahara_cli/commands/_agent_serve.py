@@ -165,15 +165,15 @@ def key(
     from sahara_cli.commands._protocol import parse_duration
 
     st = state()
-    root = st.home.require().root
     if agent == "revoke" and revoke_key is not None:
-        done = revoke_agent_key(root, revoke_key, url=url, agent=agent_name)
+        home = st.home.require().root if agent_name is not None else None
+        done = revoke_agent_key(home, revoke_key, url=url, agent=agent_name)
         again = " (it was revoked already)" if done.already else ""
         st.output.result(
             done, lambda c: c.print(f"Revoked API key {done.key_id}{again}.", highlight=False)
         )
         return
-    if agent == "revoke" and not AgentStore(root).exists("revoke"):
+    if agent == "revoke" and not AgentStore(st.home.require().root).exists("revoke"):
         raise UsageError("'sahara agent key revoke' needs the KEY to revoke")
     if revoke_key is not None or url is not None or agent_name is not None:
         raise UsageError(
@@ -181,6 +181,7 @@ def key(
             hint="Make a key with 'sahara agent key AGENT [--ttl 30d]'.",
         )
     seconds = check_ttl(parse_duration(ttl))
+    root = st.home.require().root
     agent_asset_id(root, agent)  # a published agent, before the node is asked
     proto = protocol(st)
     signer, _info, _ = st.unlock(signer_name, password_file)

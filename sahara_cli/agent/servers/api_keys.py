@@ -334,12 +334,12 @@ def make_agent_key(
 
 
 def revoke_agent_key(
-    home_root: Path, key: str, *, url: str | None = None, agent: str | None = None
+    home_root: Path | None, key: str, *, url: str | None = None, agent: str | None = None
 ) -> AgentKeyRevocation:
     """Revoke an API key at the server whose API is at ``url`` (``key`` is the whole key,
     which proves it is the caller's), or in the agent ``agent`` of this home, whose server
     reads the revocations on every call (``key`` is the key or its id, ended for every
-    address)."""
+    address; it needs ``home_root``)."""
     from sahara_cli.agent.results import AgentKeyRevocation
     from sahara_cli.agent.spec import AgentStore
 
@@ -359,7 +359,8 @@ def revoke_agent_key(
             already=bool(data.get("already", False)),
             url=url,
         )
-    assert agent is not None
+    if agent is None or home_root is None:
+        raise UsageError("revoking a key in an agent of this home needs the home")
     store = AgentStore(home_root)
     store.load(agent)  # the agent exists
     expires = None
