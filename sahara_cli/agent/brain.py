@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     from sahara_cli.agent.memory import Feedback
     from sahara_cli.agent.record import RecordStore
     from sahara_cli.agent.runners.model_store import ModelEntry
-    from sahara_cli.agent.tools.registry import ToolBox, ToolContext
+    from sahara_cli.agent.tools.context import ToolContext
+    from sahara_cli.agent.tools.registry import ToolBox
     from sahara_cli.identity import Signer
 
 Delta = Callable[[str], None]
@@ -608,7 +609,8 @@ def _open_tools(
     rpc_url: str | None,
     vault_config: Any,
 ) -> tuple[ToolContext, ToolBox, LongTermMemory | None]:
-    from sahara_cli.agent.tools.registry import ToolContext, build_toolbox
+    from sahara_cli.agent.tools.context import ToolContext
+    from sahara_cli.agent.tools.registry import build_toolbox
 
     ctx = ToolContext(
         home_root=home_root,

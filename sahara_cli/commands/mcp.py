@@ -54,7 +54,7 @@ def _mcp(
 ) -> SaharaMcp:
     """The tools over this home; the ID is unlocked when a password is at hand."""
     from sahara_cli.agent.servers.mcp_server import SaharaMcp
-    from sahara_cli.agent.tools.registry import ToolContext
+    from sahara_cli.agent.tools.context import ToolContext
 
     home = st.home.require()
     cfg = st.config().config

@@ -271,7 +271,8 @@ def notes_home(cli: Any, initialised: Path, tmp_path: Path, monkeypatch: pytest.
 
 def _agent(home: Path, signer: Any, search_tool: bool) -> Any:
     from sahara_cli.agent.brain import Agent
-    from sahara_cli.agent.tools.registry import ToolContext, build_toolbox
+    from sahara_cli.agent.tools.context import ToolContext
+    from sahara_cli.agent.tools.registry import build_toolbox
 
     spec = AgentSpec.model_validate(
         {

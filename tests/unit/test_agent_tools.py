@@ -14,11 +14,11 @@ import pytest
 from sahara_cli.agent.spec import AgentSpec
 from sahara_cli.agent.tools import registry as tools_mod
 from sahara_cli.agent.tools.builtin import SPECS, CalculatorError, builtin_tool, evaluate
+from sahara_cli.agent.tools.context import ToolContext
 from sahara_cli.agent.tools.registry import (
     ANSWER,
     Tool,
     ToolBox,
-    ToolContext,
     build_toolbox,
     entry_point_tools,
     tool_from_function,

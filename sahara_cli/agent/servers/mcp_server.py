@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from mcp.server import MCPServer
 
     from sahara_cli.agent.results import McpTools
-    from sahara_cli.agent.tools.registry import ToolContext
+    from sahara_cli.agent.tools.context import ToolContext
     from sahara_cli.identity.keys import Signer
     from sahara_cli.vault.access import KeyServer
 

@@ -1,6 +1,6 @@
 """The built-in tools: vault search, asset and license lookup, balance, a calculator.
 
-Each is a plain function of a :class:`~sahara_cli.agent.tools.registry.ToolContext` and its JSON
+Each is a plain function of a :class:`~sahara_cli.agent.tools.context.ToolContext` and its JSON
 arguments; :func:`builtin_tool` binds one to a context as a
 :class:`~sahara_cli.agent.tools.registry.Tool`. Vault search honours the agent's scopes (item
 name globs) and license policy:
@@ -21,7 +21,8 @@ import operator
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sahara_cli.agent.tools.registry import Tool, ToolContext
+from sahara_cli.agent.tools.context import ToolContext
+from sahara_cli.agent.tools.registry import Tool
 from sahara_cli.agent.types import Source
 from sahara_cli.errors import AssetNotFound, ToolArgumentsInvalid, ToolNotFound
 
