@@ -492,7 +492,7 @@ def member_command(
     cmd = [
         sys.executable,
         "-m",
-        "sahara_cli.agent.servers.a2a",
+        "sahara_cli.agent.servers.a2a_member",
         "--home",
         str(home_root),
         "--agent",

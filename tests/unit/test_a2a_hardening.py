@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from sahara_cli.agent.runners.base import Completion, GenerationParams, Runner
-from sahara_cli.agent.servers.a2a import HOPS_KEY, A2APeer, main
+from sahara_cli.agent.servers.a2a import HOPS_KEY, A2APeer
 from sahara_cli.agent.servers.a2a_auth import (
     HEADER_ISSUED,
     HEADER_MAC,
@@ -30,6 +30,7 @@ from sahara_cli.agent.servers.a2a_auth import (
     canonical_text,
     new_secret,
 )
+from sahara_cli.agent.servers.a2a_member import main
 from sahara_cli.agent.spec import AgentSpec
 from sahara_cli.agent.types import Answer, Message
 from sahara_cli.errors import AgentAuthFailed
