@@ -160,6 +160,7 @@ def key(
         check_ttl,
         make_agent_key,
         revoke_agent_key,
+        served_agent,
     )
     from sahara_cli.agent.spec import AgentStore
     from sahara_cli.commands._protocol import parse_duration
@@ -182,8 +183,9 @@ def key(
         )
     seconds = check_ttl(parse_duration(ttl))
     root = st.home.require().root
-    agent_asset_id(root, agent)  # a published agent, before the node is asked
+    asset_id = agent_asset_id(root, agent)  # a published agent, before the node is asked
     proto = protocol(st)
+    served_agent(proto, asset_id)  # an agent, before the ID is unlocked
     signer, _info, _ = st.unlock(signer_name, password_file)
     made = make_agent_key(root, agent, proto, signer, seconds)
 

@@ -26,7 +26,7 @@ from sahara_cli.errors import AgentAuthFailed, AgentKeyRevoked, SignatureInvalid
 if TYPE_CHECKING:
     from sahara_cli.agent.results import AgentKeyMade, AgentKeyRevocation
     from sahara_cli.identity.keys import Signer
-    from sahara_cli.protocol.client import Protocol
+    from sahara_cli.protocol.client import Asset, Protocol
 
 KEY_PREFIX = "sahara-"
 KEY_HEADER = "sahara agent api key"
@@ -303,6 +303,14 @@ def agent_asset_id(home_root: Path, agent: str) -> int:
     return spec.asset_id
 
 
+def served_agent(protocol: Protocol, asset_id: int) -> Asset:
+    """The asset ``asset_id``, which must be an agent (:class:`UsageError` if not)."""
+    found = protocol.asset(asset_id)
+    if found.kind != "agent":
+        raise UsageError(f"asset {asset_id} is a {found.kind}, not an agent")
+    return found
+
+
 def make_agent_key(
     home_root: Path, agent: str, protocol: Protocol, signer: Signer, ttl: int = DEFAULT_TTL
 ) -> AgentKeyMade:
@@ -312,9 +320,7 @@ def make_agent_key(
 
     check_ttl(ttl)
     asset_id = agent_asset_id(home_root, agent)
-    found = protocol.asset(asset_id)
-    if found.kind != "agent":
-        raise UsageError(f"asset {asset_id} is a {found.kind}, not an agent")
+    found = served_agent(protocol, asset_id)
     chain_id = protocol.node.chain_id()
     token = make_api_key(signer, asset_id, chain_id, ttl)
     made, _signature = decode_api_key(token)
