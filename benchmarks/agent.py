@@ -20,7 +20,7 @@ tokens/s (tokens after the first / time from the first token to the last). The m
 are compared: targets are tokens/s >= 0.95x bare and added time to first token <= 50 ms.
 
 Without --model the benchmark writes a small random llama GGUF (hidden 512, 8 layers,
-float32, about 100 MB) with sahara_cli.agent.tinymodel, so it runs offline; pass a real
+float32, about 100 MB) with sahara_cli.agent.runners.tiny_models, so it runs offline; pass a real
 GGUF for figures that mean more. Prints a table, then one JSON document.
 """
 
@@ -40,9 +40,9 @@ sys.path.insert(0, str(ROOT))
 
 from _common import finish  # noqa: E402
 
-from sahara_cli.agent.llama_runner import physical_cores  # noqa: E402
+from sahara_cli.agent.runners.llama import physical_cores  # noqa: E402
+from sahara_cli.agent.runners.tiny_models import TinyShape, write_tiny_gguf  # noqa: E402
 from sahara_cli.agent.spec import AgentSpec  # noqa: E402
-from sahara_cli.agent.tinymodel import TinyShape, write_tiny_gguf  # noqa: E402
 
 SYSTEM = "You are a concise assistant."
 QUESTION = "Describe the evening habits of quokkas on Rottnest Island in a few sentences."

@@ -9,7 +9,7 @@ alternating runs, a new question each run:
 
   bare     model.generate(max_new_tokens=N, min_new_tokens=N, do_sample=False) with a
            streamer that timestamps each new token: the peer
-  runner   sahara_cli.agent.torch_runner.TorchRunner.stream_chat, the path agents take
+  runner   sahara_cli.agent.runners.torch.TorchRunner.stream_chat, the path agents take
 
 Figures per side: load seconds, time to first token, decode tokens/s (tokens after
 the first over the time from the first token to the last). Then complete_json over a
@@ -17,7 +17,7 @@ tool-call schema for 20 seeds: how many parse and validate (needs jsonschema; sk
 with a note when it is missing).
 
 Without --model it writes a random LlamaForCausalLM (--hidden 512, --layers 8) with
-sahara_cli.agent.tinymodel, so it runs offline. Prints a table, then one JSON document.
+sahara_cli.agent.runners.tiny_models, so it runs offline. Prints a table, then one JSON document.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from _common import finish  # noqa: E402
 
-from sahara_cli.agent.runner import GenerationParams, RunnerOptions  # noqa: E402
-from sahara_cli.agent.tinymodel import TinyShape, write_tiny_transformers  # noqa: E402
+from sahara_cli.agent.runners.base import GenerationParams, RunnerOptions  # noqa: E402
+from sahara_cli.agent.runners.tiny_models import TinyShape, write_tiny_transformers  # noqa: E402
 from sahara_cli.agent.types import Message  # noqa: E402
 
 SYSTEM = "You are a concise assistant."
@@ -148,7 +148,7 @@ def json_rate(runner: Any, seeds: int) -> dict[str, Any]:
 
 
 def bench_device(model_dir: Path, device: str, tokens: int, runs: int) -> dict[str, Any]:
-    from sahara_cli.agent.torch_runner import TorchRunner
+    from sahara_cli.agent.runners.torch import TorchRunner
 
     bare = Bare(model_dir, device)
     started = time.perf_counter()

@@ -38,8 +38,8 @@ _EXPORTS: dict[str, str] = {
     "search_vault": "sahara_cli.vault.search:search",
     # agents
     "load_spec": "sahara_cli.agent.spec",
-    "ModelStore": "sahara_cli.agent.models",
-    "write_tiny_gguf": "sahara_cli.agent.tinymodel",
+    "ModelStore": "sahara_cli.agent.runners.model_store",
+    "write_tiny_gguf": "sahara_cli.agent.runners.tiny_models",
     "open_agent": "sahara_cli.agent.brain",
 }
 
@@ -72,9 +72,9 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time, __getattr_
     from typing import Any
 
     from sahara_cli.agent.brain import open_agent
-    from sahara_cli.agent.models import ModelStore
+    from sahara_cli.agent.runners.model_store import ModelStore
+    from sahara_cli.agent.runners.tiny_models import write_tiny_gguf
     from sahara_cli.agent.spec import load_spec
-    from sahara_cli.agent.tinymodel import write_tiny_gguf
     from sahara_cli.config import load_config
     from sahara_cli.errors import SaharaError
     from sahara_cli.home import Home, resolve_home

@@ -223,7 +223,7 @@ def check_agents(home: Home) -> Iterator[Check]:
             f"llama-cpp-python cannot be loaded: {exc}",
             "Reinstall it: scripts/test builds it, or 'pip install llama-cpp-python'.",
         )
-    from sahara_cli.agent.models import ModelStore
+    from sahara_cli.agent.runners.model_store import ModelStore
     from sahara_cli.errors import SaharaError
 
     try:

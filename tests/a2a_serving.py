@@ -10,8 +10,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sahara_cli.agent.a2a import build_app
-from sahara_cli.agent.a2a_auth import Credentials
+from sahara_cli.agent.servers.a2a import build_app
+from sahara_cli.agent.servers.a2a_auth import Credentials
 from sahara_cli.agent.spec import AgentSpec
 from sahara_cli.agent.types import Answer, Message, Source, ToolCall
 from sahara_cli.identity import Signer

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from sahara_cli.agent.runners.tiny_models import write_tiny_gguf, write_tiny_transformers
 from sahara_cli.agent.spec import AgentSpec, AgentStore
-from sahara_cli.agent.tinymodel import write_tiny_gguf, write_tiny_transformers
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +33,7 @@ def tiny_gguf_at(folder: Path, name: str = "tiny.gguf") -> str:
 
 def stored_model(tmp: Path, name: str = "tiny") -> str:
     """Add a tiny GGUF to the store of the test home ``tmp/home``; returns its name."""
-    from sahara_cli.agent.models import ModelStore
+    from sahara_cli.agent.runners.model_store import ModelStore
 
     ModelStore(tmp / "home").add(Path(tiny_gguf_at(tmp, f"{name}.gguf")), name=name)
     return name

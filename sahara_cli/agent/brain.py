@@ -34,22 +34,23 @@ from sahara_cli.agent.memory import (
     seal_memory_summaries,
 )
 from sahara_cli.agent.perceptor import perceive
-from sahara_cli.agent.runner import GenerationParams, Runner, RunnerOptions, open_runner
+from sahara_cli.agent.runners.base import GenerationParams, Runner, RunnerOptions, open_runner
 from sahara_cli.agent.spec import AgentSpec, AgentStore
 from sahara_cli.agent.types import Answer, Message, Source, ToolCall, asset_ids
 
 if TYPE_CHECKING:
     from sahara_cli.agent.memory import Feedback
-    from sahara_cli.agent.models import ModelEntry
     from sahara_cli.agent.record import RecordStore
-    from sahara_cli.agent.tools import ToolBox, ToolContext
+    from sahara_cli.agent.runners.model_store import ModelEntry
+    from sahara_cli.agent.tools.context import ToolContext
+    from sahara_cli.agent.tools.registry import ToolBox
     from sahara_cli.identity import Signer
 
 Delta = Callable[[str], None]
 
 
 class TextGuard(Protocol):
-    """Filters a reply as it streams (:class:`~sahara_cli.agent.quote_guard.QuoteGuard`)."""
+    """Filters a reply as it streams (:class:`~sahara_cli.agent.servers.quote_guard.QuoteGuard`)."""
 
     def feed(self, piece: str) -> str: ...
 
@@ -264,7 +265,7 @@ class Agent:
     ) -> tuple[list[Source], list[Source], list[Feedback]]:
         sources: list[Source] = []
         if self.spec.vault.search and self.spec.vault.top_k > 0 and self.ctx is not None:
-            from sahara_cli.agent.tools import retrieve
+            from sahara_cli.agent.tools.registry import retrieve
 
             sources = [
                 s
@@ -519,7 +520,7 @@ def open_agent(
     ``signer`` (the unlocked agent ID) lets the agent read its private vault items and
     long-term memory; without it, only public items are read and nothing is remembered.
     """
-    from sahara_cli.agent.models import ModelStore
+    from sahara_cli.agent.runners.model_store import ModelStore
 
     store = AgentStore(home_root)
     spec = store.load(agent) if isinstance(agent, str) else agent
@@ -608,7 +609,8 @@ def _open_tools(
     rpc_url: str | None,
     vault_config: Any,
 ) -> tuple[ToolContext, ToolBox, LongTermMemory | None]:
-    from sahara_cli.agent.tools import ToolContext, build_toolbox
+    from sahara_cli.agent.tools.context import ToolContext
+    from sahara_cli.agent.tools.registry import build_toolbox
 
     ctx = ToolContext(
         home_root=home_root,

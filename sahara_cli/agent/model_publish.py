@@ -13,7 +13,7 @@ from sahara_cli.vault.reporting import SILENT, Reporter
 
 if TYPE_CHECKING:
     from sahara_cli.agent.model_results import ModelRegistered
-    from sahara_cli.agent.models import ModelStore
+    from sahara_cli.agent.runners.model_store import ModelStore
     from sahara_cli.identity.keys import Signer
     from sahara_cli.protocol.client import Protocol
     from sahara_cli.vault.core import Vault

@@ -33,7 +33,7 @@ class ModelView(Result):
 
     @classmethod
     def of(cls, entry: Any, default: str | None, **extra: Any) -> Self:
-        """The view of a :class:`~sahara_cli.agent.models.ModelEntry`."""
+        """The view of a :class:`~sahara_cli.agent.runners.model_store.ModelEntry`."""
         return cls(
             name=entry.name,
             path=str(entry.path),

@@ -179,6 +179,19 @@ def commit_record(
 
     Returns ``{"record_id", "tx", "block", "gas_used", "license_id"}``, the shape
     :meth:`RecordStore.mark_committed` takes."""
+    record_id, tx = send_record(protocol, signer, record, license_id, sources=sources)
+    return committed(record_id, tx, license_id)
+
+
+def send_record(
+    protocol: Protocol,
+    signer: Signer,
+    record: Record | Mapping[str, Any],
+    license_id: int = 0,
+    *,
+    sources: Sequence[int] | None = None,
+) -> tuple[int, TxResult]:
+    """:func:`commit_record`, returning the record's id on chain and the transaction."""
     if not isinstance(record, Record):
         record = Record.from_dict(record)
     if record.agent_asset is None:
@@ -193,7 +206,7 @@ def commit_record(
         list(record.assets if sources is None else sources)[:MAX_CHAIN_SOURCES],
         license_id,
     )
-    return committed(record_id, tx, license_id)
+    return record_id, tx
 
 
 def committed(record_id: int, tx: TxResult, license_id: int = 0) -> dict[str, Any]:

@@ -43,7 +43,8 @@ from sahara_cli.errors import SaharaError, TeamError
 
 if TYPE_CHECKING:
     from sahara_cli.agent.brain import Agent
-    from sahara_cli.agent.runner import Runner
+    from sahara_cli.agent.results import TeamRun
+    from sahara_cli.agent.runners.base import Runner
     from sahara_cli.agent.spec import AgentSpec
     from sahara_cli.identity import Signer
 
@@ -211,6 +212,12 @@ class TeamResult:
             "cards": self.cards,
         }
 
+    def to_result(self) -> TeamRun:
+        """The typed result of ``sahara agent team run``."""
+        from sahara_cli.agent.results import TeamRun
+
+        return TeamRun.model_validate(self.to_dict())
+
 
 OnEvent = Callable[[TeamEvent], None]
 
@@ -237,7 +244,7 @@ def run_team(
     if not task.strip():
         raise TeamError("the task is empty")
     if team.mode == "p2p":
-        from sahara_cli.agent.a2a_auth import require_loopback
+        from sahara_cli.agent.servers.a2a_auth import require_loopback
 
         require_loopback(team.host, network)
     store = AgentStore(home_root)
@@ -300,8 +307,8 @@ class _Members:
         if name in self.agents:
             return self.agents[name]
         from sahara_cli.agent.brain import open_agent, runner_kind, runner_options
-        from sahara_cli.agent.models import ModelStore
-        from sahara_cli.agent.runner import open_runner
+        from sahara_cli.agent.runners.base import open_runner
+        from sahara_cli.agent.runners.model_store import ModelStore
 
         spec = AgentStore(self.home_root).load(name)
         entry = ModelStore(self.home_root).resolve(spec.model.name)
@@ -326,7 +333,7 @@ def _since(started: float) -> float:
 
 
 def _split(home_root: Path, manager: Agent, team: TeamSpec, task: str) -> list[tuple[str, str]]:
-    from sahara_cli.agent.runner import GenerationParams
+    from sahara_cli.agent.runners.base import GenerationParams
 
     workers = team.workers
     roster = []
@@ -485,7 +492,7 @@ def member_command(
     cmd = [
         sys.executable,
         "-m",
-        "sahara_cli.agent.a2a",
+        "sahara_cli.agent.servers.a2a_member",
         "--home",
         str(home_root),
         "--agent",
@@ -552,7 +559,7 @@ def start_members(
 def _wait_ready(procs: Sequence[_Process], timeout: float, emit: OnEvent) -> None:
     import httpx
 
-    from sahara_cli.agent.a2a import CARD_PATH
+    from sahara_cli.agent.servers.a2a import CARD_PATH
 
     deadline = time.monotonic() + timeout
     waiting = list(procs)
@@ -608,7 +615,7 @@ def _flatten(
         subtasks.append(sub)
         if sub.record:
             records.setdefault(name, []).append(sub.record)
-        from sahara_cli.agent.a2a import Exchange
+        from sahara_cli.agent.servers.a2a import Exchange
 
         _flatten(
             name, [Exchange.from_dict(x) for x in data.get("exchanges", [])], subtasks, records
@@ -624,8 +631,8 @@ def _run_p2p(
     signer: Signer | None,
     network: bool,
 ) -> TeamResult:
-    from sahara_cli.agent.a2a import HOPS_KEY, VISITED_KEY, A2APeer, card_to_dict, discover
-    from sahara_cli.agent.a2a_auth import SECRET_ENV, Credentials, new_secret
+    from sahara_cli.agent.servers.a2a import HOPS_KEY, VISITED_KEY, A2APeer, card_to_dict, discover
+    from sahara_cli.agent.servers.a2a_auth import SECRET_ENV, Credentials, new_secret
 
     assert team.entry is not None
     started = time.perf_counter()

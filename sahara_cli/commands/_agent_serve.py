@@ -4,12 +4,14 @@ API, metered and attributed on chain. Added to the ``agent`` group by :func:`reg
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sahara_cli.agent.limits import DEFAULT_RATE_PER_IP
-from sahara_cli.agent.serve_wire import MAX_BODY, MAX_PENDING
+from sahara_cli.agent.servers.limits import DEFAULT_RATE_PER_IP
+from sahara_cli.agent.servers.openai_wire import MAX_BODY, MAX_PENDING
+from sahara_cli.commands._agent_common import Name
+from sahara_cli.commands._output import returns
 from sahara_cli.commands._protocol import IdOption, PasswordFileOption, protocol
 from sahara_cli.commands._state import state
 from sahara_cli.errors import UsageError
@@ -18,8 +20,6 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 DEFAULT_ADDR = "127.0.0.1:8800"
-
-Name = Annotated[str, typer.Argument(help="The agent's name.", show_default=False)]
 
 
 def _parse_addr(addr: str, port: int | None) -> tuple[str, int]:
@@ -62,43 +62,32 @@ def publish(
     password_file: PasswordFileOption = None,
 ) -> None:
     """Register the agent as an asset and offer an API license at a price per call."""
-    from sahara_cli.agent.serve import publish_agent
+    from sahara_cli.agent.servers.publish import publish as publish_flow
     from sahara_cli.agent.spec import AgentStore
     from sahara_cli.commands._protocol import parse_bps
     from sahara_cli.identity.keys import parse_address
-    from sahara_cli.node.client import format_sah, parse_sah
 
     st = state()
     upstream = parse_bps(upstream_share, "--upstream-share")
     meter = parse_address(meter, "--meter") if meter is not None else None
     home = st.home.require()
     spec = AgentStore(home.root).load(name)
-    price_text = price_per_call or spec.license.price_per_call
-    if price_text is None:
-        raise UsageError(
-            "no price per call", hint="Pass --price-per-call, e.g. --price-per-call 0.001."
-        )
-    try:
-        price = parse_sah(price_text)
-    except UsageError as exc:
-        raise UsageError(f"--price-per-call: {exc.message}", hint=exc.hint) from None
     proto = protocol(st)
     signer, _info, _ = st.unlock(signer_name or spec.identity, password_file)
-    result = publish_agent(
+    result = publish_flow(
         home.root,
-        spec,
+        name,
         proto,
         signer,
-        price_per_call=price,
+        price_per_call=price_per_call,
         upstream_bps=upstream,
         meter=meter,
     )
-    result["price_per_call_sah"] = format_sah(price)
 
     def render(console: Console) -> None:
-        model = result["model_asset"]
+        model = result.model_asset_id
         console.print(
-            f"Published agent [bold]{name}[/] as asset #{result['asset_id']}"
+            f"Published agent [bold]{name}[/] as asset #{result.asset_id}"
             + (
                 f", derived from model asset #{model}"
                 if model
@@ -106,27 +95,23 @@ def publish(
             )
         )
         console.print(
-            f"API offer #{result['offer_id']}: {result['price_per_call_sah']} SAH per call, "
-            f"{result['upstream_bps']} bps upstream; metered by {result['meter']}"
+            f"API offer #{result.offer_id}: {result.price_per_call_sah} SAH per call, "
+            f"{result.upstream_bps} bps upstream; metered by {result.meter}"
         )
         console.print(
-            f"Buyers: 'sahara license buy {result['offer_id']} --calls N', then "
-            f"'sahara agent key {result['asset_id']}'.",
+            f"Buyers: 'sahara license buy {result.offer_id} --calls N', then "
+            f"'sahara agent key {result.asset_id}'.",
             highlight=False,
         )
-        rows = tx_rows_of(result)
-        for key, value in rows.items():
-            console.print(f"[dim]{key}: {value}[/]")
+        for label, tx in (
+            ("register", result.register_tx),
+            ("meter", result.meter_tx),
+            ("offer", result.offer_tx),
+        ):
+            if tx is not None:
+                console.print(f"[dim]{label}: {tx.hash}[/]")
 
     st.output.result(result, render)
-
-
-def tx_rows_of(result: dict[str, Any]) -> dict[str, str]:
-    return {
-        name.removesuffix("_tx"): result[name]["hash"]
-        for name in ("register_tx", "meter_tx", "offer_tx")
-        if name in result
-    }
 
 
 def key(
@@ -170,14 +155,24 @@ def key(
 ) -> None:
     """Make an API key for calling a served agent as your Sahara ID; 'key revoke KEY'
     ends one, at the server (--url) or in this home's agent (--agent)."""
-    from sahara_cli.agent.serve_keys import check_ttl, decode_api_key, make_api_key
+    from sahara_cli.agent.servers.api_keys import (
+        agent_asset_id,
+        check_ttl,
+        make_agent_key,
+        revoke_agent_key,
+        served_agent,
+    )
     from sahara_cli.agent.spec import AgentStore
-    from sahara_cli.commands._protocol import parse_duration, parse_id
-    from sahara_cli.errors import AgentError
+    from sahara_cli.commands._protocol import parse_duration
 
     st = state()
     if agent == "revoke" and revoke_key is not None:
-        _revoke(revoke_key, url, agent_name)
+        home = st.home.require().root if agent_name is not None else None
+        done = revoke_agent_key(home, revoke_key, url=url, agent=agent_name)
+        again = " (it was revoked already)" if done.already else ""
+        st.output.result(
+            done, lambda c: c.print(f"Revoked API key {done.key_id}{again}.", highlight=False)
+        )
         return
     if agent == "revoke" and not AgentStore(st.home.require().root).exists("revoke"):
         raise UsageError("'sahara agent key revoke' needs the KEY to revoke")
@@ -186,97 +181,24 @@ def key(
             "KEY, --url and --agent are for 'sahara agent key revoke KEY'",
             hint="Make a key with 'sahara agent key AGENT [--ttl 30d]'.",
         )
-    seconds = parse_duration(ttl)
-    check_ttl(seconds)
-    raw = agent.strip().removeprefix("#")
-    if raw.isdigit():
-        asset_id = parse_id(raw, "agent asset id")
-    else:
-        spec = AgentStore(st.home.require().root).load(agent)
-        if spec.asset_id is None:
-            raise AgentError(
-                f"agent {agent!r} is not published",
-                hint=f"Publish it with 'sahara agent publish {agent} --price-per-call X'.",
-            )
-        asset_id = spec.asset_id
+    seconds = check_ttl(parse_duration(ttl))
+    root = st.home.require().root
+    asset_id = agent_asset_id(root, agent)  # a published agent, before the node is asked
     proto = protocol(st)
-    found = proto.asset(asset_id)
-    if found.kind != "agent":
-        raise UsageError(f"asset {asset_id} is a {found.kind}, not an agent")
+    served_agent(proto, asset_id)  # an agent, before the ID is unlocked
     signer, _info, _ = st.unlock(signer_name, password_file)
-    chain_id = proto.node.chain_id()
-    token = make_api_key(signer, asset_id, chain_id, seconds)
-    made, _signature = decode_api_key(token)
-    licenses = proto.api_licenses(signer.address, asset_id)
-    data = {
-        "api_key": token,
-        "key_id": made.key_id,
-        "expires": made.expires,
-        "address": signer.address,
-        "agent_asset": asset_id,
-        "agent": found.name,
-        "chain_id": chain_id,
-        "ttl": seconds,
-        "calls_left": sum(lic.calls for lic in licenses),
-        "owner": found.owner == signer.address,
-    }
+    made = make_agent_key(root, agent, proto, signer, seconds)
 
     def render(console: Console) -> None:
-        console.print(token, markup=False, highlight=False, soft_wrap=True)
+        console.print(made.api_key, markup=False, highlight=False, soft_wrap=True)
         st.output.note(f"key id {made.key_id} (revoke it with 'sahara agent key revoke KEY')")
-        if not licenses and not data["owner"]:
+        if not made.calls_left and not made.owner:
             st.output.warn(
-                f"{signer.address} holds no API license with calls left for asset {asset_id}: "
-                "calls will be refused until it buys some."
+                f"{made.address} holds no API license with calls left for asset "
+                f"{made.asset_id}: calls will be refused until it buys some."
             )
 
-    st.output.result(data, render)
-
-
-def _revoke(token_or_id: str, url: str | None, agent_name: str | None) -> None:
-    """``sahara agent key revoke KEY``: at the server (``--url``), or in this home's
-    agent (``--agent``), which its server reads on every call."""
-    from sahara_cli.agent.serve_keys import (
-        KEY_PREFIX,
-        RevokedKeys,
-        decode_api_key,
-        revoke_at_server,
-    )
-    from sahara_cli.agent.spec import AgentStore
-
-    st = state()
-    if (url is None) == (agent_name is None):
-        raise UsageError(
-            "say where to revoke the key: --url (the server's API) or --agent (an agent "
-            "of this home)",
-            hint="A caller: --url http://HOST:PORT/v1. The agent's owner: --agent NAME.",
-        )
-    if url is not None:
-        if not token_or_id.startswith(KEY_PREFIX):
-            raise UsageError("--url needs the whole key (it proves the key is yours)")
-        data = revoke_at_server(url, token_or_id)
-    else:
-        assert agent_name is not None
-        store = AgentStore(st.home.require().root)
-        store.load(agent_name)  # the agent exists
-        expires = None
-        key_id = token_or_id.strip()
-        if key_id.startswith(KEY_PREFIX):
-            stated, _signature = decode_api_key(key_id)
-            key_id, expires = stated.key_id, stated.expires
-        revoked = RevokedKeys(store.dir(agent_name))
-        try:
-            # The owner ends the id whoever's key states it (no address).
-            fresh = revoked.revoke(key_id, expires=expires)
-        finally:
-            revoked.close()
-        data = {"revoked": True, "key_id": key_id, "already": not fresh, "agent": agent_name}
-
-    def render(console: Console) -> None:
-        again = " (it was revoked already)" if data.get("already") else ""
-        console.print(f"Revoked API key {data['key_id']}{again}.", highlight=False)
-
-    st.output.result(data, render)
+    st.output.result(made, render)
 
 
 def serve(
@@ -320,7 +242,8 @@ def serve(
 ) -> None:
     """Serve the agent at /v1/chat/completions (OpenAI-compatible), metered on chain."""
     from sahara_cli.agent.brain import open_agent
-    from sahara_cli.agent.serve import serve_agent
+    from sahara_cli.agent.results import AgentServeStopped
+    from sahara_cli.agent.servers.openai_api import serve_agent
     from sahara_cli.agent.spec import AgentStore
     from sahara_cli.commands._serve import check_port
     from sahara_cli.errors import AgentError
@@ -377,13 +300,13 @@ def serve(
     finally:
         agent.close()
     st.output.result(
-        {"stopped": True, "url": url, "agent": name, "asset_id": spec.asset_id},
+        AgentServeStopped(stopped=True, url=url, agent=name, asset_id=spec.asset_id),
         lambda c: c.print("Stopped."),
     )
 
 
 def register(app: typer.Typer) -> None:
     """Add publish, key and serve to the ``agent`` group."""
-    app.command("publish")(publish)
-    app.command("key")(key)
-    app.command("serve")(serve)
+    app.command("publish")(returns("sahara_cli.agent.results:AgentPublished")(publish))
+    app.command("key")(returns("sahara_cli.agent.results:AgentKeyResult")(key))
+    app.command("serve")(returns("sahara_cli.agent.results:AgentServeStopped")(serve))

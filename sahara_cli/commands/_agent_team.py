@@ -11,11 +11,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from sahara_cli.commands._output import returns
 from sahara_cli.commands._protocol import PasswordFileOption
 from sahara_cli.commands._state import PASSWORD_ENV, state
 from sahara_cli.errors import FileUnreadable, UsageError
 
 if TYPE_CHECKING:
+    from sahara_cli.agent.results import TeamRun
     from sahara_cli.agent.team import TeamEvent
 
 team_app = typer.Typer(
@@ -41,30 +43,29 @@ def _task_text(task: str | None, task_file: Path | None) -> str:
     return task
 
 
-def _render(data: dict[str, Any]) -> Any:
+def _render(data: TeamRun) -> Any:
     def render(console: Console) -> None:
-        table = Table(title=f"team {data['team']} ({data['mode']})", show_lines=False)
+        table = Table(title=f"team {data.team} ({data.mode})", show_lines=False)
         table.add_column("member")
         table.add_column("asked by", style="dim")
         table.add_column("task")
         table.add_column("answer")
-        for sub in data["subtasks"]:
-            answer = Text(sub["answer"][:120])
-            if sub["error"]:
-                answer = Text(f"failed: {sub['error']}", style="red")
-            table.add_row(
-                Text(sub["worker"]), Text(sub["asked_by"] or "-"), Text(sub["task"][:60]), answer
-            )
-        if data["subtasks"]:
+        for sub in data.subtasks:
+            answer = Text(sub.answer[:120])
+            if sub.error:
+                answer = Text(f"failed: {sub.error}", style="red")
+            table.add_row(Text(sub.worker), Text(sub.asked_by or "-"), Text(sub.task[:60]), answer)
+        if data.subtasks:
             console.print(table)
-        console.print(data["answer"], markup=False)
-        total = data["timings"].get("total", 0.0)
-        console.print(f"[dim]{len(data['subtasks'])} exchange(s), {total:.1f} s[/]")
+        console.print(data.answer, markup=False)
+        total = data.timings.get("total", 0.0)
+        console.print(f"[dim]{len(data.subtasks)} exchange(s), {total:.1f} s[/]")
 
     return render
 
 
 @team_app.command("run")
+@returns("sahara_cli.agent.results:TeamRun")
 def run(
     team_file: Annotated[
         Path, typer.Argument(help="The team's TOML file.", show_default=False, dir_okay=False)
@@ -120,5 +121,5 @@ def run(
         member_env=member_env,
         network=network,
     )
-    data = result.to_dict()
+    data = result.to_result()
     output.result(data, _render(data))

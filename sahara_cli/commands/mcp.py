@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from sahara_cli.agent.limits import DEFAULT_RATE_PER_IP
+from sahara_cli.agent.servers.limits import DEFAULT_RATE_PER_IP
+from sahara_cli.commands._output import returns
 from sahara_cli.commands._protocol import IdOption, PasswordFileOption
 from sahara_cli.commands._serve import check_port
 from sahara_cli.commands._state import PASSWORD_ENV, AppState, state
@@ -19,7 +20,7 @@ from sahara_cli.errors import UsageError
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from sahara_cli.agent.mcp_server import SaharaMcp
+    from sahara_cli.agent.servers.mcp_server import SaharaMcp
 
 app = typer.Typer(
     help="Model Context Protocol: vault search, asset and license lookups for any agent.",
@@ -52,8 +53,8 @@ def _mcp(
     scopes: list[str] | None,
 ) -> SaharaMcp:
     """The tools over this home; the ID is unlocked when a password is at hand."""
-    from sahara_cli.agent.mcp_server import SaharaMcp
-    from sahara_cli.agent.tools import ToolContext
+    from sahara_cli.agent.servers.mcp_server import SaharaMcp
+    from sahara_cli.agent.tools.context import ToolContext
 
     home = st.home.require()
     cfg = st.config().config
@@ -75,6 +76,7 @@ def _mcp(
 
 
 @app.command("serve")
+@returns("sahara_cli.agent.results:McpServeStopped")
 def serve(
     transport: Annotated[
         str, typer.Option("--transport", help="stdio (for a client that starts it) or http.")
@@ -113,7 +115,8 @@ def serve(
     import asyncio
     import signal
 
-    from sahara_cli.agent.mcp_server import serve_http, serve_stdio
+    from sahara_cli.agent.results import McpServeStopped
+    from sahara_cli.agent.servers.mcp_server import serve_http, serve_stdio
 
     st = state()
     if transport not in ("stdio", "http"):
@@ -164,10 +167,11 @@ def serve(
             raise AgentPortInUse(f"cannot listen on {host}:{port}") from None
     finally:
         tools.ctx.close()
-    st.output.result({"stopped": True, "url": url}, lambda c: c.print("Stopped."))
+    st.output.result(McpServeStopped(stopped=True, url=url), lambda c: c.print("Stopped."))
 
 
 @app.command("key")
+@returns("sahara_cli.agent.results:McpOwnerKey")
 def key(
     ttl: Annotated[
         str,
@@ -178,48 +182,40 @@ def key(
 ) -> None:
     """Make an owner key: 'Authorization: Bearer KEY' shows your private items in
     vault_search of 'sahara mcp serve --transport http' running as this ID."""
-    from sahara_cli.agent.mcp_auth import check_ttl, make_owner_key
+    from sahara_cli.agent.servers.mcp_auth import check_ttl, owner_key
     from sahara_cli.commands._protocol import parse_duration
 
     st = state()
     seconds = check_ttl(parse_duration(ttl))
     signer, info, _ = st.unlock(signer_name, password_file)
-    token = make_owner_key(signer, seconds)
-    data = {"owner_key": token, "address": info.address, "id": info.name, "ttl": seconds}
+    made = owner_key(signer, info.name, seconds)
 
     def render(console: Console) -> None:
-        console.print(token, markup=False, highlight=False, soft_wrap=True)
+        console.print(made.owner_key, markup=False, highlight=False, soft_wrap=True)
         st.output.note(
             f"Owner key of '{info.name}' ({info.address}), valid {ttl}: send it as "
             "'Authorization: Bearer KEY' to 'sahara mcp serve --transport http'."
         )
 
-    st.output.result(data, render)
+    st.output.result(made, render)
 
 
 @app.command("tools")
+@returns("sahara_cli.agent.results:McpTools")
 def list_tools(
     scopes: Scopes = None,
     signer_name: IdOption = None,
 ) -> None:
     """List the tools 'sahara mcp serve' offers, with their input schemas."""
-    import anyio
-
-    from sahara_cli.agent.mcp_server import list_tools as listed
+    from sahara_cli.agent.servers.mcp_server import tool_listing
 
     st = state()
-    tools = _mcp(st, signer_name, None, scopes)
-    try:
-        server = tools.server()
-        found = anyio.run(listed, server)
-    finally:
-        tools.ctx.close()
-    data: dict[str, Any] = {"tools": found}
+    found = tool_listing(_mcp(st, signer_name, None, scopes))
 
     def render(console: Console) -> None:
-        for tool in found:
-            params = ", ".join((tool["input_schema"].get("properties") or {}).keys())
-            console.print(f"[bold]{tool['name']}[/]({params})")
-            console.print(f"  {' '.join(str(tool['description']).split())}", highlight=False)
+        for tool in found.tools:
+            params = ", ".join((tool.input_schema.get("properties") or {}).keys())
+            console.print(f"[bold]{tool.name}[/]({params})")
+            console.print(f"  {' '.join(tool.description.split())}", highlight=False)
 
-    st.output.result(data, render)
+    st.output.result(found, render)

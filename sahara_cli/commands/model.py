@@ -17,7 +17,7 @@ from sahara_cli.units import human_size
 
 if TYPE_CHECKING:
     from sahara_cli.agent.model_results import ModelView
-    from sahara_cli.agent.models import ModelEntry, ModelStore
+    from sahara_cli.agent.runners.model_store import ModelEntry, ModelStore
 
 app = typer.Typer(
     help="Keep the models agents run: pull from Hugging Face, add files, pick a default.",
@@ -33,7 +33,7 @@ NameOption = Annotated[
 
 
 def _store(st: AppState) -> ModelStore:
-    from sahara_cli.agent.models import ModelStore
+    from sahara_cli.agent.runners.model_store import ModelStore
 
     return ModelStore(st.home.require().root)
 
@@ -88,8 +88,8 @@ def add(
     ] = False,
 ) -> None:
     """Check a model, compute its content id and put it in the store."""
-    from sahara_cli.agent.models import tree_bytes
-    from sahara_cli.agent.runner import RUNNER_KINDS
+    from sahara_cli.agent.runners.base import RUNNER_KINDS
+    from sahara_cli.agent.runners.model_store import tree_bytes
 
     if runner is not None and runner not in RUNNER_KINDS:
         raise UsageError(f"--runner {runner!r} is not one of: {', '.join(RUNNER_KINDS)}")
@@ -114,7 +114,7 @@ def demo(
     """Add the tiny demo model: random weights, for trying sahara offline (answers are noise)."""
     import tempfile
 
-    from sahara_cli.agent.tinymodel import write_tiny_gguf
+    from sahara_cli.agent.runners.tiny_models import write_tiny_gguf
 
     st = state()
     store = _store(st)

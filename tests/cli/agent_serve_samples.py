@@ -26,8 +26,8 @@ def _default_address(home: Path) -> str:
 
 def walk_agent(tmp: Path) -> str:
     """A fresh agent in ``tmp/home`` on a tiny model; the home's ID gets funds."""
+    from sahara_cli.agent.runners.tiny_models import write_tiny_gguf
     from sahara_cli.agent.spec import AgentSpec, AgentStore
-    from sahara_cli.agent.tinymodel import write_tiny_gguf
     from sahara_cli.node.client import NodeClient
 
     home = tmp / "home"

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from sahara_cli.agent.brain import Agent, open_agent
-from sahara_cli.agent.runner import RunnerOptions, open_runner
+from sahara_cli.agent.runners.base import RunnerOptions, open_runner
 from sahara_cli.agent.spec import AgentSpec, AgentStore
-from sahara_cli.agent.tools import Tool, ToolBox
+from sahara_cli.agent.tools.registry import Tool, ToolBox
 from sahara_cli.agent.types import Message
 from tests.conftest import PASSWORD, Invoke
 
@@ -69,7 +69,7 @@ def test_chat_answers_with_sources_from_the_vault(
     assert "freshwater seeps" in doc_out["sources"][0]["text"]
     record = doc_out["record"]
     assert record["digest"].startswith("0x") and len(record["digest"]) == 66
-    from sahara_cli.agent.models import content_ids
+    from sahara_cli.agent.runners.model_store import content_ids
 
     assert record["model_cid"] == content_ids(tiny_gguf)[1]  # the model's content id
     # The record is kept locally, under the same digest.
@@ -93,11 +93,11 @@ def _agent_with_tools(tiny_gguf: Path, seed: int) -> Agent:
         loop={"max_steps": 2, "tool_choice": "required"},
     )
     runner = open_runner("llama", tiny_gguf, RunnerOptions(n_ctx=1024))
-    from sahara_cli.agent.tools import tool_from_function
+    from sahara_cli.agent.tools.registry import tool_from_function
 
     def calculator(expression: str) -> Any:
         """Evaluate arithmetic."""
-        from sahara_cli.agent.builtin_tools import evaluate
+        from sahara_cli.agent.tools.builtin import evaluate
 
         return evaluate(expression)
 

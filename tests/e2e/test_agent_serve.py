@@ -70,9 +70,9 @@ def published(home: Home, secret: dict[str, Any]) -> dict[str, Any]:
     public document registered by carol with dana as a 40% contributor; the agent
     'helper' over both, published by the home's default ID at 0.001 SAH a call with a
     30% upstream share. The vault also holds the agent's private note (``secret``)."""
-    from sahara_cli.agent.models import ModelStore
+    from sahara_cli.agent.runners.model_store import ModelStore
+    from sahara_cli.agent.runners.tiny_models import write_tiny_gguf
     from sahara_cli.agent.spec import AgentSpec, AgentStore
-    from sahara_cli.agent.tinymodel import write_tiny_gguf
     from sahara_cli.identity import Signer
     from sahara_cli.protocol.client import Contribution
 
@@ -128,7 +128,7 @@ def test_publish_registers_the_agent_on_its_model(home: Home, published: dict[st
     proto = home.protocol()
     agent = proto.asset(published["asset_id"])
     assert agent.kind == "agent" and agent.name == "helper"
-    assert agent.parents == [published["model"]] == [published["model_asset"]]
+    assert agent.parents == [published["model"]] == [published["model_asset_id"]]
     assert agent.owner == address(home) == agent.meter
     assert proto.upstream_bps(agent.id) == 3000
     offer = proto.get_offer(published["offer_id"])
@@ -137,7 +137,7 @@ def test_publish_registers_the_agent_on_its_model(home: Home, published: dict[st
     # Publishing again keeps the asset and offers anew.
     again = home.ok("agent", "publish", "helper", "--price-per-call", "0.002")
     assert again["asset_id"] == agent.id and again["offer_id"] == published["offer_id"] + 1
-    assert "register_tx" not in again
+    assert again["register_tx"] is None
 
 
 @contextlib.contextmanager
@@ -382,7 +382,7 @@ def in_process(home: Home, agent: Any, protocol: Any) -> Any:
     """An HTTP client of an AgentServer over ``protocol``, and the server's log lines."""
     from starlette.testclient import TestClient
 
-    from sahara_cli.agent.serve import AgentServer
+    from sahara_cli.agent.servers.openai_api import AgentServer
 
     lines: list[str] = []
     server = AgentServer(agent, protocol, unlock(home, "main"), log=lines.append)
@@ -474,7 +474,7 @@ def test_a_failed_record_still_returns_the_paid_answer(
     with ``record_tx: null`` and the reason, and the local record stays pending with its
     license and meter transaction. Sources are named, never quoted."""
     from sahara_cli.agent.record import RecordStore
-    from sahara_cli.agent.serve import SOURCE_FIELDS
+    from sahara_cli.agent.servers.openai_api import SOURCE_FIELDS
     from sahara_cli.errors import NodeUnreachable
     from sahara_cli.protocol.client import Protocol
 
@@ -622,7 +622,7 @@ def test_a_caller_revokes_only_its_own_keys_even_with_no_calls_left(
     """A key of one's own that states a victim's key id revokes only that key, never the
     victim's; a caller whose calls are used up can still revoke its leaked key; an
     address that never held a license of the agent cannot grow the list."""
-    from sahara_cli.agent.serve_keys import decode_api_key
+    from sahara_cli.agent.servers.api_keys import decode_api_key
     from tests.unit.test_agent_serve import key_with_id
 
     callers(home, "victim", "spent")
@@ -673,7 +673,7 @@ def test_streamed_calls_in_flight_are_bounded_and_the_rest_get_503(
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from sahara_cli.agent.serve_wire import MAX_PENDING
+    from sahara_cli.agent.servers.openai_wire import MAX_PENDING
     from sahara_cli.errors import ProtocolReverted
     from sahara_cli.protocol.client import Protocol
 
@@ -732,7 +732,7 @@ class Parrot:
     kind = "parrot"
 
     def __init__(self, inner: Any) -> None:
-        from sahara_cli.agent.runner import Completion
+        from sahara_cli.agent.runners.base import Completion
 
         self.inner = inner
         self.model_path = inner.model_path
@@ -752,7 +752,7 @@ class Parrot:
     def stream_chat(self, messages: Any, params: Any = None, *, images: Any = ()) -> Any:
         import re
 
-        from sahara_cli.agent.runner import Completion
+        from sahara_cli.agent.runners.base import Completion
 
         system = messages[0].content
         _, _, passages = system.partition("cite them by number when you use them:\n")
@@ -777,7 +777,7 @@ def parrot_server(home: Home, published: dict[str, Any], **serve: Any) -> tuple[
     """The published agent with the given ``[serve]`` settings, on a parrot, served in
     this process; the client and the agent (close it)."""
     from sahara_cli.agent.brain import open_agent
-    from sahara_cli.agent.runner import RunnerOptions, open_runner
+    from sahara_cli.agent.runners.base import RunnerOptions, open_runner
     from sahara_cli.agent.spec import AgentStore
 
     spec = AgentStore(home.root).load("helper")

@@ -49,7 +49,7 @@ def member_pids(home: Path) -> list[int]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"sahara_cli.agent.a2a" in argv and os.fsencode(home) in argv:
+        if b"sahara_cli.agent.servers.a2a_member" in argv and os.fsencode(home) in argv:
             pids.append(int(entry.name))
     return pids
 

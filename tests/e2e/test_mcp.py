@@ -26,9 +26,10 @@ from typing import Any
 import anyio
 import pytest
 
-from sahara_cli.agent.mcp_client import McpTools
 from sahara_cli.agent.spec import AgentSpec, McpServerSpec
-from sahara_cli.agent.tools import ToolContext, build_toolbox
+from sahara_cli.agent.tools.context import ToolContext
+from sahara_cli.agent.tools.mcp_client import McpTools
+from sahara_cli.agent.tools.registry import build_toolbox
 from sahara_cli.errors import McpError
 from tests.e2e.cli_home import CliHome
 from tests.e2e.nodes import free_port

@@ -19,8 +19,8 @@ from typing import Any
 import anyio
 import pytest
 
-from sahara_cli.agent.mcp_client import McpTools
 from sahara_cli.agent.spec import McpServerSpec
+from sahara_cli.agent.tools.mcp_client import McpTools
 from tests.e2e.cli_home import CliHome
 from tests.e2e.nodes import free_port
 from tests.e2e.test_mcp import _http_server
@@ -119,7 +119,7 @@ def test_private_hits_only_for_the_owner_over_http(owner: CliHome, tmp_path: Pat
 
 
 def test_owner_keys_expire(owner: CliHome) -> None:
-    from sahara_cli.agent.mcp_auth import make_owner_key, verify_owner_key
+    from sahara_cli.agent.servers.mcp_auth import make_owner_key, verify_owner_key
     from sahara_cli.errors import AgentAuthFailed
     from sahara_cli.identity.store import KeyStore
 

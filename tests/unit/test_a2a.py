@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from sahara_cli import __version__
-from sahara_cli.agent.a2a import (
+from sahara_cli.agent.servers.a2a import (
     ANSWER_MEDIA_TYPE,
     CARD_PATH,
     HOPS_KEY,
@@ -21,7 +21,7 @@ from sahara_cli.agent.a2a import (
     choose_peers,
     discover,
 )
-from sahara_cli.agent.a2a_auth import Credentials, SignedAuth, new_secret
+from sahara_cli.agent.servers.a2a_auth import Credentials, SignedAuth, new_secret
 from sahara_cli.errors import TeamError
 from tests.a2a_serving import Served
 from tests.agent_models import save_tiny_agent

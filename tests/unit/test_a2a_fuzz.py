@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from sahara_cli.agent.a2a_auth import (
+from sahara_cli.agent.servers.a2a_auth import (
     HEADER_ISSUED,
     HEADER_MAC,
     HEADER_NONCE,

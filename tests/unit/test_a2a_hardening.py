@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from sahara_cli.agent.a2a import HOPS_KEY, A2APeer, main
-from sahara_cli.agent.a2a_auth import (
+from sahara_cli.agent.runners.base import Completion, GenerationParams, Runner
+from sahara_cli.agent.servers.a2a import HOPS_KEY, A2APeer
+from sahara_cli.agent.servers.a2a_auth import (
     HEADER_ISSUED,
     HEADER_MAC,
     HEADER_NONCE,
@@ -29,7 +30,7 @@ from sahara_cli.agent.a2a_auth import (
     canonical_text,
     new_secret,
 )
-from sahara_cli.agent.runner import Completion, GenerationParams, Runner
+from sahara_cli.agent.servers.a2a_member import main
 from sahara_cli.agent.spec import AgentSpec
 from sahara_cli.agent.types import Answer, Message
 from sahara_cli.errors import AgentAuthFailed
@@ -271,7 +272,8 @@ def notes_home(cli: Any, initialised: Path, tmp_path: Path, monkeypatch: pytest.
 
 def _agent(home: Path, signer: Any, search_tool: bool) -> Any:
     from sahara_cli.agent.brain import Agent
-    from sahara_cli.agent.tools import ToolContext, build_toolbox
+    from sahara_cli.agent.tools.context import ToolContext
+    from sahara_cli.agent.tools.registry import build_toolbox
 
     spec = AgentSpec.model_validate(
         {

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sahara_cli.agent.a2a import CARD_PATH, HOPS_KEY, A2APeer, main
-from sahara_cli.agent.a2a_auth import (
+from sahara_cli.agent.servers.a2a import CARD_PATH, HOPS_KEY, A2APeer
+from sahara_cli.agent.servers.a2a_auth import (
     HEADER_ISSUED,
     HEADER_MAC,
     HEADER_NONCE,
@@ -25,6 +25,7 @@ from sahara_cli.agent.a2a_auth import (
     canonical_text,
     new_secret,
 )
+from sahara_cli.agent.servers.a2a_member import main
 from sahara_cli.agent.team import TeamSpec, run_team
 from sahara_cli.errors import NetworkNotAllowed, TeamError
 from tests.a2a_serving import (

@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from sahara_cli.agent.limits import limited
+from sahara_cli.agent.servers.limits import limited
 from tests.e2e.nodes import free_port
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from sahara_cli.agent.serve import (
+from sahara_cli.agent.servers.openai_api import (
     KEY_PREFIX,
     error_body,
     http_status,
@@ -140,7 +140,7 @@ def test_errors_map_to_http_statuses_and_openai_bodies() -> None:
 
 
 def test_parse_sampling_reads_openai_settings() -> None:
-    from sahara_cli.agent.serve import parse_sampling
+    from sahara_cli.agent.servers.openai_api import parse_sampling
 
     assert parse_sampling({}) == {}
     got = parse_sampling(
@@ -166,7 +166,7 @@ def test_parse_sampling_reads_openai_settings() -> None:
     ],
 )
 def test_parse_sampling_refuses_bad_values(body: dict[str, object]) -> None:
-    from sahara_cli.agent.serve import parse_sampling
+    from sahara_cli.agent.servers.openai_api import parse_sampling
 
     with pytest.raises(UsageError):
         parse_sampling(body)
@@ -202,7 +202,7 @@ def test_a_key_has_an_id_and_a_revoked_key_stays_revoked_after_a_restart(
 ) -> None:
     from pathlib import Path
 
-    from sahara_cli.agent.serve_keys import RevokedKeys
+    from sahara_cli.agent.servers.api_keys import RevokedKeys
     from sahara_cli.errors import AgentKeyRevoked
 
     folder = Path(str(tmp_path)) / "agent"
@@ -258,7 +258,7 @@ def longest_run(text: str, passage: str) -> int:
 
 
 def test_the_quote_guard_redacts_long_quotes_and_keeps_short_ones() -> None:
-    from sahara_cli.agent.quote_guard import MARKER, QuoteGuard
+    from sahara_cli.agent.servers.quote_guard import MARKER, QuoteGuard
 
     words = PRIVATE.split()
     assert len(words) > 40
@@ -284,7 +284,7 @@ def test_the_quote_guard_redacts_long_quotes_and_keeps_short_ones() -> None:
 def test_a_streamed_answer_is_redacted_like_the_whole_and_never_leaks(seed: int) -> None:
     import random
 
-    from sahara_cli.agent.quote_guard import QuoteGuard
+    from sahara_cli.agent.servers.quote_guard import QuoteGuard
 
     words = PRIVATE.split()
     answer = (
@@ -315,7 +315,7 @@ def test_a_callers_system_message_never_becomes_the_agents_system_prompt(
     from pathlib import Path
 
     from sahara_cli.agent.brain import Agent
-    from sahara_cli.agent.runner import RunnerOptions, open_runner
+    from sahara_cli.agent.runners.base import RunnerOptions, open_runner
     from sahara_cli.agent.spec import AgentSpec
     from sahara_cli.agent.types import Message
 
@@ -365,7 +365,7 @@ def test_a_callers_system_message_never_becomes_the_agents_system_prompt(
 def test_a_caller_learns_only_which_tools_ran_never_their_arguments_or_errors() -> None:
     """The model writes a tool call's arguments after reading the private passages, so
     they (and the argument step's error, which quotes them) never reach the caller."""
-    from sahara_cli.agent.serve import Served
+    from sahara_cli.agent.servers.openai_api import Served
     from sahara_cli.agent.types import Answer, ToolCall
 
     leaked = ToolCall("vault_search", {"query": PRIVATE}, ok=True, output={"hits": []}, seconds=0.5)
@@ -388,7 +388,7 @@ OTHER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 
 def key_with_id(signer: Signer, key_id: str, *, agent: int = 7, chain: int = CHAIN) -> str:
     """A key of ``signer`` that states ``key_id`` (anyone may pick any id)."""
-    from sahara_cli.agent.serve_keys import ApiKey
+    from sahara_cli.agent.servers.api_keys import ApiKey
 
     stated = ApiKey(key_id, signer.address, agent, chain, int(time.time()) + 60)
     return encode(
@@ -408,7 +408,7 @@ def test_a_caller_cannot_revoke_someone_elses_key_by_its_id(tmp_path: object) ->
     revoked at the server revokes only that (address, id), never the victim's key."""
     from pathlib import Path
 
-    from sahara_cli.agent.serve_keys import RevokedKeys
+    from sahara_cli.agent.servers.api_keys import RevokedKeys
     from sahara_cli.errors import AgentKeyRevoked
 
     victim = make_api_key(SIGNER, 7, CHAIN, ttl=60)
@@ -438,7 +438,7 @@ def test_revocations_of_an_older_store_still_hold_for_every_address(tmp_path: ob
     import sqlite3
     from pathlib import Path
 
-    from sahara_cli.agent.serve_keys import REVOKED_FILE, RevokedKeys
+    from sahara_cli.agent.servers.api_keys import REVOKED_FILE, RevokedKeys
     from sahara_cli.errors import AgentKeyRevoked
 
     folder = Path(str(tmp_path)) / "agent"
@@ -533,7 +533,7 @@ PLAIN_WORDS = [w for w in PRIVATE.replace(",", "").split()]
 
 @pytest.mark.parametrize("disguise", sorted(DISGUISES))
 def test_the_quote_guard_sees_through_disguised_quotes(disguise: str) -> None:
-    from sahara_cli.agent.quote_guard import MARKER, QuoteGuard
+    from sahara_cli.agent.servers.quote_guard import MARKER, QuoteGuard
 
     quote = DISGUISES[disguise](PLAIN_WORDS[:35])
     assert longest_plain_run(quote, PRIVATE) == 35
@@ -546,7 +546,7 @@ def test_the_quote_guard_sees_through_disguised_quotes(disguise: str) -> None:
 
 
 def test_the_quote_guard_counts_each_cjk_character_as_a_word() -> None:
-    from sahara_cli.agent.quote_guard import MARKER, QuoteGuard
+    from sahara_cli.agent.servers.quote_guard import MARKER, QuoteGuard
 
     guard = QuoteGuard([PRIVATE_CJK], 25)
     assert guard.active
@@ -562,7 +562,7 @@ def test_the_quote_guard_counts_each_cjk_character_as_a_word() -> None:
 def test_a_quote_across_two_adjacent_chunks_of_one_item_is_redacted() -> None:
     """Chunks of one item do not overlap: a run of up to 50 words could sit on the join
     of two of them, 25 in each, unless the guard reads them joined."""
-    from sahara_cli.agent.quote_guard import MARKER, QuoteGuard
+    from sahara_cli.agent.servers.quote_guard import MARKER, QuoteGuard
 
     first, second = " ".join(PLAIN_WORDS[:20]), " ".join(PLAIN_WORDS[20:])
     quote = " ".join(PLAIN_WORDS[5:40])  # 15 words of one chunk, 20 of the next
@@ -579,7 +579,7 @@ def test_a_disguised_streamed_answer_is_redacted_like_the_whole_and_never_leaks(
 ) -> None:
     import random
 
-    from sahara_cli.agent.quote_guard import QuoteGuard
+    from sahara_cli.agent.servers.quote_guard import QuoteGuard
 
     dress = DISGUISES[disguise]
     answer = (

@@ -11,14 +11,14 @@ from typing import Any, Literal
 import jsonschema
 import pytest
 
-from sahara_cli.agent import tools as tools_mod
-from sahara_cli.agent.builtin_tools import SPECS, CalculatorError, builtin_tool, evaluate
 from sahara_cli.agent.spec import AgentSpec
-from sahara_cli.agent.tools import (
+from sahara_cli.agent.tools import registry as tools_mod
+from sahara_cli.agent.tools.builtin import SPECS, CalculatorError, builtin_tool, evaluate
+from sahara_cli.agent.tools.context import ToolContext
+from sahara_cli.agent.tools.registry import (
     ANSWER,
     Tool,
     ToolBox,
-    ToolContext,
     build_toolbox,
     entry_point_tools,
     tool_from_function,
@@ -163,7 +163,7 @@ def test_calculator_attacks_fail_fast_instead_of_hanging() -> None:
 
     script = (
         "import sys\n"
-        "from sahara_cli.agent.builtin_tools import CalculatorError, evaluate\n"
+        "from sahara_cli.agent.tools.builtin import CalculatorError, evaluate\n"
         "for expression in sys.argv[1:]:\n"
         "    try:\n"
         "        evaluate(expression)\n"
@@ -402,7 +402,7 @@ def test_tool_outputs_are_json() -> None:
 def test_retrieve_honours_scopes_policy_and_private_text(
     cli: Any, initialised: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sahara_cli.agent.tools import retrieve
+    from sahara_cli.agent.tools.registry import retrieve
     from sahara_cli.identity.store import KeyStore
     from tests.conftest import PASSWORD
 

@@ -36,6 +36,13 @@ LIBRARY = (
     "bootstrap",
     "gobin",
 )
+#: The agent's core: the modules of ``agent/`` outside its sub-packages (runners, tools,
+#: servers), which each say what they may import.
+AGENT_CORE = tuple(
+    f"sahara_cli.agent.{m}"
+    for m in ("brain", "memory", "perceptor", "record", "results", "spec", "team", "types",
+              "workflows")
+)  # fmt: skip
 INTERFACES = ("sahara_cli.commands", "sahara_cli.tui", "typer", "rich", "textual", "click")
 
 
@@ -68,17 +75,25 @@ RULES = [
           "sahara_cli.fsutil", "sahara_cli.home", "sahara_cli.log", "sahara_cli.gobin"),
          ("sahara_cli.node", "sahara_cli.protocol", "sahara_cli.vault", "sahara_cli.agent",
           "sahara_cli.compute")),
+    Rule("agent runners never import the agent's core (but its plain types), tools or servers",
+         ("sahara_cli.agent.runners",),
+         ("sahara_cli.agent.tools", "sahara_cli.agent.servers",
+          *(m for m in AGENT_CORE if m != "sahara_cli.agent.types"))),
+    Rule("agent tools never import the runners, the brain, teams or the servers",
+         ("sahara_cli.agent.tools",),
+         ("sahara_cli.agent.runners", "sahara_cli.agent.servers", "sahara_cli.agent.brain",
+          "sahara_cli.agent.team", "sahara_cli.agent.workflows")),
+    Rule("the agent's core never imports its servers (teams start A2A members)",
+         tuple(m for m in AGENT_CORE if m != "sahara_cli.agent.team"),
+         ("sahara_cli.agent.servers",)),
+    Rule("agent results sit at the bottom of the agent",
+         ("sahara_cli.agent.results",),
+         ("sahara_cli.agent.runners", "sahara_cli.agent.tools", "sahara_cli.agent.servers",
+          *(m for m in AGENT_CORE if m != "sahara_cli.agent.results"))),
     Rule("commands keep the vault's internals to the library",
          ("sahara_cli.commands",),
          ("sahara_cli.vault.db", "sahara_cli.vault.crypto", "sahara_cli.vault.unixfs")),
 ]  # fmt: skip
-
-
-#: Rules and command modules that still break the contract while the library takes over
-#: their workflows; remove an entry as soon as it holds (the tests fail if it already does).
-PENDING_RULES: set[str] = set()
-PENDING_COMMAND_IMPORTS: set[str] = set()
-PENDING_LARGE = {"agent.py"}
 
 
 def module_name(path: Path) -> str:
@@ -126,9 +141,6 @@ def violations(rule: Rule) -> list[str]:
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.name)
 def test_layer_rule(rule: Rule) -> None:
-    if rule.name in PENDING_RULES:
-        assert violations(rule), f"{rule.name!r} holds now: remove it from PENDING_RULES"
-        return
     assert not violations(rule), f"{rule.name}:\n" + "\n".join(violations(rule))
 
 
@@ -145,20 +157,14 @@ def test_no_command_imports_another_command() -> None:
             leaf = target.split(".")[2]
             if not leaf.startswith("_") and leaf != path.stem:
                 found.append(f"commands/{path.name}:{line} imports {target}")
-    pending = {
-        f for f in found if f.split(":")[0].removeprefix("commands/") in PENDING_COMMAND_IMPORTS
-    }
-    assert not set(found) - pending, "\n".join(sorted(set(found) - pending))
-    done = PENDING_COMMAND_IMPORTS - {f.split(":")[0].removeprefix("commands/") for f in found}
-    assert not done, f"remove {done} from PENDING_COMMAND_IMPORTS"
+    assert not found, "\n".join(found)
 
 
 def test_command_modules_stay_small() -> None:
     """A command parses, calls one library function and renders: no module needs 400 lines."""
     sizes = {p.name: len(p.read_text().splitlines()) for p in (PACKAGE / "commands").glob("*.py")}
     large = {name: n for name, n in sizes.items() if n >= 400}
-    assert not set(large) - PENDING_LARGE, f"command modules over 400 lines: {large}"
-    assert not PENDING_LARGE - set(large), f"remove {PENDING_LARGE - set(large)} from PENDING_LARGE"
+    assert not large, f"command modules over 400 lines: {large}"
 
 
 def test_the_rules_see_imports_inside_functions(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from sahara_cli.agent.model_publish import register_model
 from sahara_cli.agent.model_results import ModelRegistered, ModelView
-from sahara_cli.agent.models import ModelStore
+from sahara_cli.agent.runners.model_store import ModelStore
 from sahara_cli.errors import UsageError
 from sahara_cli.identity import Signer
 from sahara_cli.node.client import NodeClient

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from sahara_cli.agent import models
-from sahara_cli.agent.models import ModelStore, check_gguf
-from sahara_cli.agent.runner import RunnerOptions, open_runner
+from sahara_cli.agent.runners import model_store as models
+from sahara_cli.agent.runners.base import RunnerOptions, open_runner
+from sahara_cli.agent.runners.model_store import ModelStore, check_gguf
 from sahara_cli.errors import (
     ModelDownloadFailed,
     ModelExists,

@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from sahara_cli.agent.runner import GenerationParams, Runner, RunnerOptions, open_runner
+from sahara_cli.agent.runners.base import GenerationParams, Runner, RunnerOptions, open_runner
 from sahara_cli.agent.types import Message
 from sahara_cli.errors import PerceptionUnsupported
 

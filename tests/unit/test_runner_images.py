@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from sahara_cli.agent.brain import Agent, runner_options
-from sahara_cli.agent.llama_runner import LlamaRunner
-from sahara_cli.agent.runner import GenerationParams, RunnerOptions, open_runner
+from sahara_cli.agent.runners.base import GenerationParams, RunnerOptions, open_runner
+from sahara_cli.agent.runners.llama import LlamaRunner
+from sahara_cli.agent.runners.tiny_models import TinyShape, TinyVisionShape, write_tiny_mmproj
 from sahara_cli.agent.spec import AgentSpec
-from sahara_cli.agent.tinymodel import TinyShape, TinyVisionShape, write_tiny_mmproj
-from sahara_cli.agent.tools import ToolBox, tool_from_function
+from sahara_cli.agent.tools.registry import ToolBox, tool_from_function
 from sahara_cli.agent.types import Message
 from sahara_cli.errors import ContextTooLong, ModelInvalid, PerceptionUnsupported
 

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sahara_cli.agent.tools import Tool
+from sahara_cli.agent.tools.registry import Tool
 from sahara_cli.errors import McpError
 
 if TYPE_CHECKING:

@@ -1,8 +1,8 @@
 """The built-in tools: vault search, asset and license lookup, balance, a calculator.
 
-Each is a plain function of a :class:`~sahara_cli.agent.tools.ToolContext` and its JSON
+Each is a plain function of a :class:`~sahara_cli.agent.tools.context.ToolContext` and its JSON
 arguments; :func:`builtin_tool` binds one to a context as a
-:class:`~sahara_cli.agent.tools.Tool`. Vault search honours the agent's scopes (item
+:class:`~sahara_cli.agent.tools.registry.Tool`. Vault search honours the agent's scopes (item
 name globs) and license policy:
 
 - ``owned-or-licensed``: items with no asset, items the agent's ID owns, and assets the
@@ -21,7 +21,8 @@ import operator
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sahara_cli.agent.tools import Tool, ToolContext
+from sahara_cli.agent.tools.context import ToolContext
+from sahara_cli.agent.tools.registry import Tool
 from sahara_cli.agent.types import Source
 from sahara_cli.errors import AssetNotFound, ToolArgumentsInvalid, ToolNotFound
 
@@ -82,11 +83,11 @@ def search_hits(
 ) -> list[tuple[Hit, Item]]:
     """The top ``k`` index hits among the allowed items, private texts opened when the
     context may and its signer holds the item's key. Without ``private``, or inside
-    :func:`~sahara_cli.agent.tools.public_only`, only items stored in clear are
+    :func:`~sahara_cli.agent.tools.registry.public_only`, only items stored in clear are
     searched."""
     import dataclasses
 
-    from sahara_cli.agent.tools import is_public_only
+    from sahara_cli.agent.tools.registry import is_public_only
     from sahara_cli.vault import crypto
 
     if not query.strip():
@@ -113,7 +114,7 @@ def search_hits(
 
 
 def _item_key(ctx: ToolContext, item: Item) -> bytes | None:
-    from sahara_cli.agent.tools import is_public_only
+    from sahara_cli.agent.tools.registry import is_public_only
 
     signer = ctx.signer
     if not ctx.open_private or is_public_only() or signer is None or item.wrapped_key is None:

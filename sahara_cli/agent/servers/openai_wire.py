@@ -22,7 +22,7 @@ from sahara_cli.errors import (
 if TYPE_CHECKING:
     from starlette.requests import Request
 
-    from sahara_cli.agent.serve import Served
+    from sahara_cli.agent.servers.openai_api import Served
     from sahara_cli.agent.types import Answer, Message
 
 #: The largest request body a served agent reads (``agent serve --max-body``).

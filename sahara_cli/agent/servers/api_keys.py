@@ -10,9 +10,7 @@ call, so a revocation holds at once, in a running server and after a restart.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 import re
 import secrets
 import sqlite3
@@ -22,10 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sahara_cli.agent.servers.signed_tokens import read_token, sign_token, signer_of
 from sahara_cli.errors import AgentAuthFailed, AgentKeyRevoked, SignatureInvalid, UsageError
 
 if TYPE_CHECKING:
+    from sahara_cli.agent.results import AgentKeyMade, AgentKeyRevocation
     from sahara_cli.identity.keys import Signer
+    from sahara_cli.protocol.client import Asset, Protocol
 
 KEY_PREFIX = "sahara-"
 KEY_HEADER = "sahara agent api key"
@@ -79,16 +80,14 @@ def make_api_key(signer: Signer, agent_asset: int, chain_id: int, ttl: int = DEF
         int(chain_id),
         int(time.time()) + int(ttl),
     )
-    payload = {
+    fields = {
         "id": key.key_id,
         "address": key.address,
         "agent": key.agent,
         "chain": key.chain,
         "expires": key.expires,
-        "signature": "0x" + signer.sign_message(key.message()).hex(),
     }
-    raw = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-    return KEY_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return sign_token(KEY_PREFIX, signer, key.message(), fields)
 
 
 def decode_api_key(token: str) -> tuple[ApiKey, str]:
@@ -99,9 +98,8 @@ def decode_api_key(token: str) -> tuple[ApiKey, str]:
             "not a sahara API key" if token else "no API key given",
             hint="Make one with 'sahara agent key NAME' and send it as 'Authorization: Bearer'.",
         )
-    body = token[len(KEY_PREFIX) :]
     try:
-        data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        data = read_token(KEY_PREFIX, token)
         if "id" not in data:
             raise AgentAuthFailed(
                 "the API key has no key id (it was made by an older version and cannot be revoked)",
@@ -132,11 +130,9 @@ def verify_api_key(
 ) -> ApiKey:
     """The key's statement once its signature, agent, chain, expiry, lifetime and (with
     ``revoked``) revocation check out; :class:`AgentAuthFailed` otherwise."""
-    from sahara_cli.identity.keys import personal_message_hash, recover_hash
-
     key, signature = decode_api_key(token)
     try:
-        signed_by = recover_hash(personal_message_hash(key.message()), signature)
+        signed_by = signer_of(key.message(), signature)
     except SignatureInvalid as exc:
         raise AgentAuthFailed(f"the API key's signature is invalid: {exc.message}") from None
     if signed_by.lower() != key.address.lower():
@@ -282,3 +278,106 @@ def revoke_at_server(url: str, token: str, *, timeout: float = 30.0) -> dict[str
     }
     kind = kinds.get(str(error.get("code")), AgentError)
     raise kind(f"{endpoint}: {message}", hint=str(hint) if hint else None)
+
+
+# --- the flows of ``sahara agent key`` ---------------------------------------------------
+
+
+def agent_asset_id(home_root: Path, agent: str) -> int:
+    """The asset of ``agent``: an asset id (``12``, ``#12``) or an agent of this home,
+    which must be published."""
+    from sahara_cli.agent.spec import AgentStore
+    from sahara_cli.errors import AgentError
+
+    raw = agent.strip().removeprefix("#")
+    if raw.isdigit():
+        if int(raw) == 0:
+            raise UsageError(f"agent asset id must be a positive number, got {agent!r}")
+        return int(raw)
+    spec = AgentStore(home_root).load(agent)
+    if spec.asset_id is None:
+        raise AgentError(
+            f"agent {agent!r} is not published",
+            hint=f"Publish it with 'sahara agent publish {agent} --price-per-call X'.",
+        )
+    return spec.asset_id
+
+
+def served_agent(protocol: Protocol, asset_id: int) -> Asset:
+    """The asset ``asset_id``, which must be an agent (:class:`UsageError` if not)."""
+    found = protocol.asset(asset_id)
+    if found.kind != "agent":
+        raise UsageError(f"asset {asset_id} is a {found.kind}, not an agent")
+    return found
+
+
+def make_agent_key(
+    home_root: Path, agent: str, protocol: Protocol, signer: Signer, ttl: int = DEFAULT_TTL
+) -> AgentKeyMade:
+    """An API key for calling ``agent`` (see :func:`agent_asset_id`) as ``signer``, with
+    the calls left on the caller's API licenses of it."""
+    from sahara_cli.agent.results import AgentKeyMade
+
+    check_ttl(ttl)
+    asset_id = agent_asset_id(home_root, agent)
+    found = served_agent(protocol, asset_id)
+    chain_id = protocol.node.chain_id()
+    token = make_api_key(signer, asset_id, chain_id, ttl)
+    made, _signature = decode_api_key(token)
+    licenses = protocol.api_licenses(signer.address, asset_id)
+    return AgentKeyMade(
+        api_key=token,
+        key_id=made.key_id,
+        expires_at=made.expires,
+        address=signer.address,
+        asset_id=asset_id,
+        agent=found.name,
+        chain_id=chain_id,
+        ttl_s=ttl,
+        calls_left=sum(lic.calls for lic in licenses),
+        owner=found.owner.lower() == signer.address.lower(),
+    )
+
+
+def revoke_agent_key(
+    home_root: Path | None, key: str, *, url: str | None = None, agent: str | None = None
+) -> AgentKeyRevocation:
+    """Revoke an API key at the server whose API is at ``url`` (``key`` is the whole key,
+    which proves it is the caller's), or in the agent ``agent`` of this home, whose server
+    reads the revocations on every call (``key`` is the key or its id, ended for every
+    address; it needs ``home_root``)."""
+    from sahara_cli.agent.results import AgentKeyRevocation
+    from sahara_cli.agent.spec import AgentStore
+
+    if (url is None) == (agent is None):
+        raise UsageError(
+            "say where to revoke the key: --url (the server's API) or --agent (an agent "
+            "of this home)",
+            hint="A caller: --url http://HOST:PORT/v1. The agent's owner: --agent NAME.",
+        )
+    if url is not None:
+        if not key.startswith(KEY_PREFIX):
+            raise UsageError("--url needs the whole key (it proves the key is yours)")
+        data = revoke_at_server(url, key)
+        return AgentKeyRevocation(
+            revoked=bool(data.get("revoked", True)),
+            key_id=str(data["key_id"]),
+            already=bool(data.get("already", False)),
+            url=url,
+        )
+    if agent is None or home_root is None:
+        raise UsageError("revoking a key in an agent of this home needs the home")
+    store = AgentStore(home_root)
+    store.load(agent)  # the agent exists
+    expires = None
+    key_id = key.strip()
+    if key_id.startswith(KEY_PREFIX):
+        stated, _signature = decode_api_key(key_id)
+        key_id, expires = stated.key_id, stated.expires
+    revoked = RevokedKeys(store.dir(agent))
+    try:
+        # The owner ends the id whoever's key states it (no address).
+        fresh = revoked.revoke(key_id, expires=expires)
+    finally:
+        revoked.close()
+    return AgentKeyRevocation(revoked=True, key_id=key_id, already=not fresh, agent=agent)

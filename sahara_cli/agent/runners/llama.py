@@ -14,7 +14,7 @@ with a logit bias that depends on where the text is: inside a string towards the
 (more so the longer the string) and away from end-of-text and byte tokens, outside
 strings away from whitespace. The first complete object is parsed and validated; a run
 that ends mid-value is retried with another seed, and after that the schema-guided
-decoder of :mod:`sahara_cli.agent.guided` runs over the same model, which always
+decoder of :mod:`sahara_cli.agent.runners.guided` runs over the same model, which always
 completes, so :meth:`complete_json` always returns a valid object.
 """
 
@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from sahara_cli.agent.runner import (
+from sahara_cli.agent.runners.base import (
     Completion,
     GenerationParams,
     Runner,
@@ -132,7 +132,7 @@ class LlamaRunner(Runner):
     kind = "llama"
 
     def __init__(self, model_path: Path, options: RunnerOptions | None = None) -> None:
-        from sahara_cli.agent.models import OVERHEAD_BYTES, check_fits, check_gguf
+        from sahara_cli.agent.runners.model_store import OVERHEAD_BYTES, check_fits, check_gguf
 
         options = options or RunnerOptions()
         self.model_path = Path(model_path)
@@ -570,7 +570,7 @@ class LlamaRunner(Runner):
         seed: int,
         validator: Any,
     ) -> dict[str, Any]:
-        from sahara_cli.agent.guided import GuidedDecoder, GuidedVocab, SchemaUnsupported
+        from sahara_cli.agent.runners.guided import GuidedDecoder, GuidedVocab, SchemaUnsupported
 
         if self._guided_vocab is None:
             import llama_cpp

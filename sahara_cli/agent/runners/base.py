@@ -227,11 +227,11 @@ def open_runner(kind: str, model_path: Path, options: RunnerOptions | None = Non
     """Load ``model_path`` with the runner named ``kind`` ("llama" or "torch")."""
     options = options or RunnerOptions()
     if kind == "llama":
-        from sahara_cli.agent.llama_runner import LlamaRunner
+        from sahara_cli.agent.runners.llama import LlamaRunner
 
         return LlamaRunner(model_path, options)
     if kind == "torch":
-        from sahara_cli.agent.torch_runner import TorchRunner
+        from sahara_cli.agent.runners.torch import TorchRunner
 
         return TorchRunner(model_path, options)
     from sahara_cli.errors import AgentSpecInvalid

@@ -7,7 +7,7 @@ Agents outside sahara (any MCP client) get four tools:
   does (it leaves only through ``vault_read``). Private items are listed at all (name,
   CID, score) only to the owner: over stdio the local user who started the server, over
   HTTP a caller whose ``Authorization: Bearer`` header carries an owner key signed by
-  the server's ID (:mod:`sahara_cli.agent.mcp_auth`, made by ``sahara mcp key``).
+  the server's ID (:mod:`sahara_cli.agent.servers.mcp_auth`, made by ``sahara mcp key``).
   Anyone else searches the public items only; a bad or stale key is refused.
 - ``asset_lookup`` and ``license_check``: the asset registry and the Licensing contract
   of the configured node.
@@ -42,13 +42,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from sahara_cli.agent.limits import DEFAULT_RATE_PER_IP
+from sahara_cli.agent.servers.limits import DEFAULT_RATE_PER_IP
 from sahara_cli.errors import SaharaError, UsageError, VaultError
 
 if TYPE_CHECKING:
     from mcp.server import MCPServer
 
-    from sahara_cli.agent.tools import ToolContext
+    from sahara_cli.agent.results import McpTools
+    from sahara_cli.agent.tools.context import ToolContext
     from sahara_cli.identity.keys import Signer
     from sahara_cli.vault.access import KeyServer
 
@@ -98,7 +99,7 @@ class SaharaMcp:
     def is_owner(self, context: Context[Any, Any] | None) -> bool:
         """Whether the caller of this request may see the owner's private items: always
         over stdio, over HTTP with a valid owner key (a bad key raises)."""
-        from sahara_cli.agent.mcp_auth import bearer, verify_owner_key
+        from sahara_cli.agent.servers.mcp_auth import bearer, verify_owner_key
 
         if self.local_owner:
             return True
@@ -124,7 +125,7 @@ class SaharaMcp:
         listed only to the owner (over HTTP: 'Authorization: Bearer' with a key from
         'sahara mcp key'), and their text is withheld even then: read it with vault_read
         and a signed, licensed request."""
-        from sahara_cli.agent.builtin_tools import vault_search
+        from sahara_cli.agent.tools.builtin import vault_search
 
         private = self.is_owner(context)
         return {**vault_search(self.ctx, query, k, private=private), "private": private}
@@ -133,7 +134,7 @@ class SaharaMcp:
         self, asset: Annotated[str, Field(description="Asset id (42) or content id (CID).")]
     ) -> dict[str, Any]:
         """Look up an on-chain asset: owner, kind, CID, commitment, name, parents."""
-        from sahara_cli.agent.builtin_tools import asset_lookup
+        from sahara_cli.agent.tools.builtin import asset_lookup
 
         return asset_lookup(self.ctx, asset)
 
@@ -146,7 +147,7 @@ class SaharaMcp:
         ] = "any",
     ) -> dict[str, Any]:
         """Check whether an address owns an asset or holds a license to it."""
-        from sahara_cli.agent.builtin_tools import license_check
+        from sahara_cli.agent.tools.builtin import license_check
         from sahara_cli.identity.keys import is_address
 
         if not is_address(address):
@@ -275,6 +276,29 @@ async def list_tools(server: MCPServer) -> list[dict[str, Any]]:
     ]
 
 
+def tool_listing(tools: SaharaMcp) -> McpTools:
+    """The tools ``tools`` offers over MCP, with their input schemas (``sahara mcp tools``);
+    closes the tool context."""
+    import anyio
+
+    from sahara_cli.agent.results import McpTool, McpTools
+
+    try:
+        found = anyio.run(list_tools, tools.server())
+    finally:
+        tools.ctx.close()
+    return McpTools(
+        tools=[
+            McpTool(
+                name=t["name"],
+                description=str(t["description"] or ""),
+                input_schema=t["input_schema"],
+            )
+            for t in found
+        ]
+    )
+
+
 def serve_stdio(server: MCPServer) -> None:
     import anyio
 
@@ -329,7 +353,7 @@ async def serve_http(
     most ``rate_per_ip`` requests a second from one address (None: no limit)."""
     import uvicorn
 
-    from sahara_cli.agent.limits import limited
+    from sahara_cli.agent.servers.limits import limited
 
     app = server.streamable_http_app(
         host=host, transport_security=transport_security(host, port, allowed_hosts)

@@ -3,7 +3,7 @@ there is one (or the device the options name), else on the CPU.
 
 Replies use the tokenizer's chat template and a token loop over the model with its KV
 cache: seeded sampling (temperature, top-p), stop strings, and the finish reason.
-JSON comes from the schema-guided decoder of :mod:`sahara_cli.agent.guided`, which
+JSON comes from the schema-guided decoder of :mod:`sahara_cli.agent.runners.guided`, which
 writes the structure and lets the model choose the values, so it always validates.
 Nothing is downloaded: the model and tokenizer load with ``local_files_only=True``.
 """
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from sahara_cli.agent.runner import (
+from sahara_cli.agent.runners.base import (
     Completion,
     GenerationParams,
     Runner,
@@ -46,7 +46,7 @@ class TorchRunner(Runner):
     kind = "torch"
 
     def __init__(self, model_path: Path, options: RunnerOptions | None = None) -> None:
-        from sahara_cli.agent.models import check_fits, check_transformers, tree_bytes
+        from sahara_cli.agent.runners.model_store import check_fits, check_transformers, tree_bytes
 
         options = options or RunnerOptions()
         self.model_path = Path(model_path)
@@ -258,7 +258,7 @@ class TorchRunner(Runner):
     def _vocab(self) -> Any:
         """Each token's text in the middle of other text (decoded after an anchor)."""
         if self._guided_vocab is None:
-            from sahara_cli.agent.guided import GuidedVocab
+            from sahara_cli.agent.runners.guided import GuidedVocab
 
             tokenizer = self._tokenizer
             anchor = self._encode("a")
@@ -284,7 +284,7 @@ class TorchRunner(Runner):
     ) -> dict[str, Any]:
         import jsonschema  # type: ignore[import-untyped]
 
-        from sahara_cli.agent.guided import GuidedDecoder, SchemaUnsupported
+        from sahara_cli.agent.runners.guided import GuidedDecoder, SchemaUnsupported
 
         prompt = self._prompt(messages)
         decoder = GuidedDecoder(

@@ -1,10 +1,10 @@
 """Serving an agent over an OpenAI-compatible API, metered and paid on chain.
 
-``sahara agent publish`` registers the agent as an asset (kind ``agent``, derived from
-its model's asset when the model is registered) and offers an API license at a price
-per call. Callers buy calls with ``sahara license buy`` and make an API key with
-``sahara agent key``: a token signed by their Sahara ID (EIP-191) that names a key id,
-their address, the agent's asset, the chain and an expiry (:mod:`serve_keys`).
+``sahara agent publish`` registers the agent as an asset and offers an API license at a
+price per call (:mod:`.publish`). Callers buy calls with ``sahara license buy`` and make
+an API key with ``sahara agent key``: a token signed by their Sahara ID (EIP-191) that
+names a key id, their address, the agent's asset, the chain and an expiry
+(:mod:`.api_keys`).
 ``sahara agent serve`` answers ``POST /v1/chat/completions`` (streaming too),
 ``POST /v1/keys/revoke``, ``GET /v1/models`` and ``GET /health``. Request bodies over
 ``max_body`` bytes are refused with 413 before they are read.
@@ -27,7 +27,7 @@ Each answered call, one at a time (one model, one runner):
    assets the answer retrieved (the first four). If it fails (the caller refunded the
    license meanwhile, say), the caller gets the error and no answer;
 5. only then is the reply generated and sent (streamed or whole, ``Agent.finish``),
-   through a :class:`~sahara_cli.agent.quote_guard.QuoteGuard` that redacts every run
+   through a :class:`~sahara_cli.agent.servers.quote_guard.QuoteGuard` that redacts every run
    of more than ``serve.max_quote_words`` words copied from a private passage (it holds
    back that many words of a stream);
 6. the answer's provenance record goes on chain (``Provenance.record``) with the
@@ -46,17 +46,13 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import json
 import threading
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sahara_cli.agent.limits import DEFAULT_RATE_PER_IP
-from sahara_cli.agent.serve_keys import (
+from sahara_cli.agent.servers.api_keys import (
     DEFAULT_TTL,
     KEY_HEADER,
     KEY_PREFIX,
@@ -67,7 +63,8 @@ from sahara_cli.agent.serve_keys import (
     make_api_key,
     verify_api_key,
 )
-from sahara_cli.agent.serve_wire import (
+from sahara_cli.agent.servers.limits import DEFAULT_RATE_PER_IP
+from sahara_cli.agent.servers.openai_wire import (
     MAX_BODY,
     MAX_PENDING,
     completion,
@@ -75,7 +72,6 @@ from sahara_cli.agent.serve_wire import (
     http_status,
     parse_request,
     parse_sampling,
-    read_body,
     usage,
 )
 from sahara_cli.errors import (
@@ -90,12 +86,9 @@ from sahara_cli.errors import (
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import Response
 
     from sahara_cli.agent.brain import Agent, Turn
-    from sahara_cli.agent.quote_guard import QuoteGuard
-    from sahara_cli.agent.spec import AgentSpec
+    from sahara_cli.agent.servers.quote_guard import QuoteGuard
     from sahara_cli.agent.types import Answer, Message
     from sahara_cli.identity.keys import Signer
     from sahara_cli.protocol.client import License, Protocol
@@ -119,134 +112,12 @@ __all__ = [
     "make_api_key",
     "parse_request",
     "parse_sampling",
-    "publish_agent",
     "serve_agent",
     "usage",
     "verify_api_key",
 ]
 
-#: Default part of each call's revenue that flows to the model and the retrieved assets.
-DEFAULT_UPSTREAM_BPS = 2000
 MAX_SOURCES = 4
-
-
-# --- publishing ---------------------------------------------------------------------------
-
-
-def agent_content_id(spec: AgentSpec, owner: str) -> str:
-    """The content id an agent is registered under: a raw CIDv1 of its spec (without
-    the asset id) and its owner, so two owners of one template do not collide."""
-    import hashlib
-
-    from sahara_cli.agent.record import canonical_json
-    from sahara_cli.vault.cid import CID
-
-    document = {
-        "agent": spec.model_dump(mode="json", exclude={"asset_id"}),
-        "owner": owner.lower(),
-    }
-    return str(CID.raw(hashlib.sha256(canonical_json(document)).digest()))
-
-
-def model_asset(home_root: Path, spec: AgentSpec, protocol: Protocol) -> int | None:
-    """The asset id of the agent's model on this chain, if it is registered."""
-    from sahara_cli.agent.models import ModelStore
-    from sahara_cli.errors import AssetNotFound
-
-    entry = ModelStore(home_root).resolve(spec.model.name)
-    if entry.asset_id is not None:
-        try:
-            if protocol.asset(entry.asset_id).cid == entry.cid:
-                return entry.asset_id
-        except AssetNotFound:
-            pass
-    return protocol.asset_by_cid(entry.cid) if entry.cid else None
-
-
-def publish_agent(
-    home_root: Path,
-    agent: str | AgentSpec,
-    protocol: Protocol,
-    signer: Signer,
-    *,
-    price_per_call: int,
-    upstream_bps: int = DEFAULT_UPSTREAM_BPS,
-    meter: str | None = None,
-    uri: str = "",
-) -> dict[str, Any]:
-    """Register the agent as an asset of kind ``agent`` (once per chain) and offer an
-    API license at ``price_per_call`` wei.
-
-    The agent's parent is its model's asset when the model is registered; then
-    ``upstream_bps`` of every call's price flows to the model and the assets each answer
-    retrieved (without a parent there is no upstream share and the owner keeps it all).
-    ``meter`` (default: ``signer``) is the address allowed to meter calls: the ID that
-    runs ``agent serve``. The asset id is saved in the agent's spec.
-    """
-    from sahara_cli.agent.spec import AgentStore
-    from sahara_cli.errors import AssetNotFound
-
-    if price_per_call < 0:
-        raise UsageError("the price per call cannot be negative")
-    store = AgentStore(home_root)
-    spec = store.load(agent) if isinstance(agent, str) else agent
-    out: dict[str, Any] = {"agent": spec.name, "owner": signer.address}
-    asset_id = spec.asset_id
-    if asset_id is not None:
-        try:
-            if protocol.asset(asset_id).owner.lower() != signer.address.lower():
-                raise NotPermitted(
-                    f"agent {spec.name!r} is asset {asset_id}, owned by another ID",
-                    hint="Publish with the ID that owns it (--id).",
-                )
-        except AssetNotFound:
-            asset_id = None  # registered on another chain (a reset dev chain)
-    parents: list[int] = []
-    model = model_asset(home_root, spec, protocol)
-    if model is not None:
-        parents.append(model)
-    out["model_asset"] = model
-    if asset_id is None:
-        cid = agent_content_id(spec, signer.address)
-        existing = protocol.asset_by_cid(cid)
-        if (
-            existing is not None
-            and protocol.asset(existing).owner.lower() == signer.address.lower()
-        ):
-            asset_id = existing
-        else:
-            commitment = _sha256(spec.model_dump_json(exclude={"asset_id"}).encode())
-            asset_id, tx = protocol.register(
-                signer,
-                kind="agent",
-                cid=cid,
-                commitment=commitment,
-                name=spec.name[:64],
-                uri=uri,
-                parents=parents,
-                upstream_bps=upstream_bps if parents else 0,
-            )
-            out["register_tx"] = tx.to_dict()
-        store.save(spec.model_copy(update={"asset_id": asset_id}), overwrite=True)
-    out["asset_id"] = asset_id
-    asset = protocol.asset(asset_id)
-    out["parents"] = asset.parents
-    out["upstream_bps"] = protocol.upstream_bps(asset_id)
-    wanted_meter = meter or signer.address
-    if asset.meter.lower() != wanted_meter.lower():
-        out["meter_tx"] = protocol.set_meter(signer, asset_id, wanted_meter).to_dict()
-    out["meter"] = wanted_meter
-    offer_id, offer_tx = protocol.offer(signer, asset_id, "api", price=price_per_call)
-    out["offer_id"] = offer_id
-    out["price_per_call"] = str(price_per_call)
-    out["offer_tx"] = offer_tx.to_dict()
-    return out
-
-
-def _sha256(data: bytes) -> bytes:
-    import hashlib
-
-    return hashlib.sha256(data).digest()
 
 
 # --- the server ---------------------------------------------------------------------------
@@ -395,7 +266,7 @@ class AgentServer:
         """A quote guard over the private passages the prompt of ``turn`` holds: the
         opened sources and the vault search results of its tool calls, the chunks of
         each item together (a quote may span two of them)."""
-        from sahara_cli.agent.quote_guard import QuoteGuard
+        from sahara_cli.agent.servers.quote_guard import QuoteGuard
 
         chunks: dict[str, list[str]] = {}  # each item's chunks, read alone and joined
 
@@ -585,193 +456,10 @@ class AgentServer:
     # -- HTTP -------------------------------------------------------------------------
 
     def app(self) -> Starlette:
-        from starlette.applications import Starlette
-        from starlette.routing import Route
+        """The ASGI app of this server (:mod:`sahara_cli.agent.servers.openai_http`)."""
+        from sahara_cli.agent.servers.openai_http import build_app
 
-        return Starlette(
-            routes=[
-                Route("/v1/chat/completions", self._chat, methods=["POST"]),
-                Route("/v1/keys/revoke", self._revoke, methods=["POST"]),
-                Route("/v1/models", self._models, methods=["GET"]),
-                Route("/health", self._health, methods=["GET"]),
-            ]
-        )
-
-    async def _health(self, _request: Request) -> Response:
-        from starlette.responses import JSONResponse
-
-        return JSONResponse(
-            {
-                "status": "ok",
-                "agent": self.name,
-                "asset_id": self.asset_id,
-                "chain_id": self.chain_id,
-                "meter": self.meter.address,
-            }
-        )
-
-    async def _models(self, request: Request) -> Response:
-        from starlette.responses import JSONResponse
-
-        try:
-            self.authenticate(request.headers.get("authorization"))
-        except SaharaError as exc:
-            return self._error(exc)
-        model = {
-            "id": self.name,
-            "object": "model",
-            "created": self.created,
-            "owned_by": self.owner,
-        }
-        return JSONResponse({"object": "list", "data": [model]})
-
-    async def _chat(self, request: Request) -> Response:
-        from starlette.concurrency import run_in_threadpool
-        from starlette.responses import JSONResponse
-
-        try:
-            key = self.authenticate(request.headers.get("authorization"))
-            raw = await read_body(request, self.max_body)
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                raise UsageError("the request body is not JSON") from None
-            messages, stream, include_usage = parse_request(body)
-            sampling = parse_sampling(body)
-            # A caller without a license is refused at once, without waiting for the lock.
-            await run_in_threadpool(self.license_for, key.address)
-            self.admit()
-            if stream:
-                return await self._stream(key, messages, include_usage, sampling)
-            try:
-                served = await run_in_threadpool(self.answer, key, messages, sampling=sampling)
-            finally:
-                self.release()
-        except SaharaError as exc:
-            return self._error(exc)
-        except Exception as exc:  # the server stays up; the caller learns why
-            return self._error(AgentError(f"the agent failed: {exc}"))
-        doc = completion(self.name, served)
-        headers = {
-            "X-Sahara-Record-Id": str(served.record.get("record_id", "")),
-            "X-Sahara-Record-Tx": str(served.record.get("tx", "")),
-            "X-Sahara-License": str(served.license_id or ""),
-        }
-        if served.meter_tx is not None:
-            headers["X-Sahara-Meter-Tx"] = served.meter_tx["hash"]
-        if served.guard.get("redacted_spans"):
-            headers["X-Sahara-Redacted"] = str(served.guard["redacted_spans"])
-        return JSONResponse(doc, headers=headers)
-
-    async def _revoke(self, request: Request) -> Response:
-        """``POST /v1/keys/revoke`` with the key itself as the bearer: the key is revoked
-        for good (whoever holds a key may end it; a caller revokes a key that leaked)."""
-        from starlette.concurrency import run_in_threadpool
-        from starlette.responses import JSONResponse
-
-        try:
-            key = self.authenticate(request.headers.get("authorization"))
-            # Only callers who are or were licensed (or the owner) fill the revocation
-            # list, calls left or not: a leaked key can be ended once the calls ran out.
-            await run_in_threadpool(self.may_revoke, key.address)
-            fresh = await run_in_threadpool(self.revoke, key)
-        except SaharaError as exc:
-            return self._error(exc)
-        self.log(f"{key.address} revoked API key {key.key_id}")
-        return JSONResponse({"revoked": True, "key_id": key.key_id, "already": not fresh})
-
-    async def _stream(
-        self,
-        key: ApiKey,
-        messages: Sequence[Message],
-        include_usage: bool,
-        sampling: Mapping[str, Any] | None = None,
-    ) -> Response:
-        """Stream the answer once the call is metered; until then an error is an
-        ordinary error response, with its status code and no answer."""
-        import asyncio
-
-        from starlette.responses import StreamingResponse
-
-        chunk_id = "chatcmpl-" + uuid.uuid4().hex
-        created = int(time.time())
-
-        def chunk(choices: list[dict[str, Any]], **extra: Any) -> str:
-            doc = {
-                "id": chunk_id,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": self.name,
-                "choices": choices,
-                **extra,
-            }
-            return f"data: {json.dumps(doc)}\n\n"
-
-        def delta(content: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-            return {"index": 0, "delta": content, "finish_reason": finish, "logprobs": None}
-
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-
-        def put(kind: str, value: Any) -> None:
-            # The answer goes on (and is recorded) even if the caller hung up.
-            with contextlib.suppress(RuntimeError):  # the server's loop is gone
-                loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
-
-        def work() -> None:
-            try:
-                served = self.answer(
-                    key,
-                    messages,
-                    on_delta=lambda t: put("delta", t),
-                    on_metered=lambda: put("metered", None),
-                    sampling=sampling,
-                )
-                put("done", served)
-            except SaharaError as exc:
-                put("error", exc)
-            except Exception as exc:
-                put("error", AgentError(f"the agent failed: {exc}"))
-            finally:
-                self.release()  # the place taken in _chat
-
-        try:
-            threading.Thread(target=work, name="sahara-agent-call", daemon=True).start()
-        except BaseException:
-            self.release()
-            raise
-        kind, value = await queue.get()
-        if kind == "error":
-            return self._error(value)
-
-        async def events() -> AsyncIterator[str]:
-            yield chunk([delta({"role": "assistant", "content": ""})])
-            while True:
-                kind, value = await queue.get()
-                if kind == "delta":
-                    yield chunk([delta({"content": value})])
-                    continue
-                if kind == "error":
-                    self.log(f"failed while streaming: {value.code}: {value.message}")
-                    yield f"data: {json.dumps(error_body(value))}\n\n"
-                else:
-                    served: Served = value
-                    yield chunk([delta({}, served.finish_reason)], sahara=served.extension())
-                    if include_usage:
-                        yield chunk([], usage=usage(served.answer))
-                break
-            yield "data: [DONE]\n\n"
-
-        return StreamingResponse(
-            events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-        )
-
-    def _error(self, exc: SaharaError) -> Response:
-        from starlette.responses import JSONResponse
-
-        status = http_status(exc)
-        self.log(f"refused ({status}): {exc.code}: {exc.message}")
-        return JSONResponse(error_body(exc), status_code=status)
+        return build_app(self)
 
 
 # --- running it -----------------------------------------------------------------------------
@@ -795,7 +483,7 @@ def serve_agent(
     taking at most ``rate_per_ip`` requests a second from one address (None: no limit)."""
     import uvicorn
 
-    from sahara_cli.agent.limits import limited
+    from sahara_cli.agent.servers.limits import limited
 
     server = AgentServer(
         agent,

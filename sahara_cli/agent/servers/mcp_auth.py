@@ -19,16 +19,16 @@ over loopback or TLS.
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sahara_cli.agent.servers.signed_tokens import read_token, sign_token, signer_of
 from sahara_cli.errors import AgentAuthFailed, SignatureInvalid, UsageError
 
 if TYPE_CHECKING:
+    from sahara_cli.agent.results import McpOwnerKey
     from sahara_cli.identity.keys import Signer
 
 KEY_PREFIX = "sahara-mcp-"
@@ -70,26 +70,33 @@ def make_owner_key(signer: Signer, ttl: int = DEFAULT_TTL, *, now: float | None 
     check_ttl(ttl)
     issued = int(time.time() if now is None else now)
     key = OwnerKey(signer.address, issued, issued + int(ttl))
-    payload = {
-        "address": key.address,
-        "issued": key.issued,
-        "expires": key.expires,
-        "signature": "0x" + signer.sign_message(key.message()).hex(),
-    }
-    raw = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-    return KEY_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    fields = {"address": key.address, "issued": key.issued, "expires": key.expires}
+    return sign_token(KEY_PREFIX, signer, key.message(), fields)
+
+
+def owner_key(signer: Signer, identity: str, ttl: int = DEFAULT_TTL) -> McpOwnerKey:
+    """``sahara mcp key``: an owner key of ``signer`` (the ID named ``identity``), valid
+    ``ttl`` seconds from now."""
+    from sahara_cli.agent.results import McpOwnerKey
+
+    issued = int(time.time())
+    token = make_owner_key(signer, ttl, now=issued)
+    return McpOwnerKey(
+        owner_key=token,
+        address=signer.address,
+        identity=identity,
+        ttl_s=ttl,
+        expires_at=issued + int(ttl),
+    )
 
 
 def verify_owner_key(token: str, owner: str, *, now: float | None = None) -> OwnerKey:
     """The key's statement once its signature, signer (``owner``) and times check out;
     :class:`~sahara_cli.errors.AgentAuthFailed` otherwise."""
-    from sahara_cli.identity.keys import personal_message_hash, recover_hash
-
     if not token.startswith(KEY_PREFIX) or len(token) > MAX_KEY_LENGTH:
         raise AgentAuthFailed("not a sahara MCP owner key", hint=_HINT)
-    body = token[len(KEY_PREFIX) :]
     try:
-        data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        data = read_token(KEY_PREFIX, token)
         key = OwnerKey(str(data["address"]), int(data["issued"]), int(data["expires"]))
         signature = str(data["signature"])
     except (ValueError, KeyError, TypeError) as exc:
@@ -97,7 +104,7 @@ def verify_owner_key(token: str, owner: str, *, now: float | None = None) -> Own
             f"the MCP owner key is malformed ({type(exc).__name__})", hint=_HINT
         ) from None
     try:
-        signed_by = recover_hash(personal_message_hash(key.message()), signature)
+        signed_by = signer_of(key.message(), signature)
     except SignatureInvalid as exc:
         raise AgentAuthFailed(
             f"the MCP owner key's signature is invalid: {exc.message}", hint=_HINT
