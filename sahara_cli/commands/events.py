@@ -92,9 +92,9 @@ def events(
         oldest_first=oldest_first,
     ).checked()  # bad names fail before the node is asked
     st = state()
-    proto = protocol(st)
-    if address is not None:
+    if address is not None:  # a mistyped address fails before the node is asked, too
         query = replace(query, address=address_of(st, address))
+    proto = protocol(st)
     if asset is not None:
         asset_id = resolve_asset(proto, asset)
         proto.asset(asset_id)  # an unknown asset is an error, not an empty list

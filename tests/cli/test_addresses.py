@@ -116,6 +116,7 @@ INPUTS: dict[tuple[tuple[str, ...], str], Callable[[str, Path], list[str]]] = {
         "--address",
         a,
     ],
+    (("events",), "address"): lambda a, tmp: ["--address", a],
     (("light", "balance"), "address"): lambda a, tmp: [a],
     (("light", "storage"), "address"): lambda a, tmp: [a, "0"],
 }

@@ -121,7 +121,7 @@ def published(home: Home, secret: dict[str, Any]) -> dict[str, Any]:
     result = home.ok(
         "agent", "publish", "helper", "--price-per-call", "0.001", "--upstream-share", "30%"
     )
-    return {"model": model_asset, "doc": doc["id"], **result}
+    return {"model": model_asset, "doc": doc["asset_id"], **result}
 
 
 def test_publish_registers_the_agent_on_its_model(home: Home, published: dict[str, Any]) -> None:

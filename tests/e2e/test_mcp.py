@@ -157,6 +157,23 @@ def test_mcp_server_over_streamable_http(tmp_path: Path, server_file: Path) -> N
             mcp.call("web", "fail", {"reason": "x"})
 
 
+def test_a_stdio_server_starts_when_stderr_is_not_a_real_file(
+    tmp_path: Path, server_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mcp package binds its stderr default when first imported; imported under a
+    captured stderr (a CliRunner, a notebook), that stream has no file descriptor and every
+    later stdio server failed to start with 'UnsupportedOperation: fileno'."""
+    import io
+
+    from mcp.client import stdio
+
+    monkeypatch.setattr(stdio.stdio_client.__wrapped__, "__defaults__", (io.StringIO(),))
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    spec = McpServerSpec(name="demo", command=[sys.executable, str(server_file)])
+    with McpTools([spec]) as mcp:
+        assert "demo.add" in {tool.name for tool in mcp.tools()}
+
+
 def test_mcp_servers_that_cannot_be_used_fail_clearly(tmp_path: Path, server_file: Path) -> None:
     with pytest.raises(McpError, match=r"MCP server 'ghost' could not be started .*not found"):
         McpTools([McpServerSpec(name="ghost", command=[str(tmp_path / "no-such-server")])])

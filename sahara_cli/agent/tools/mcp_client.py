@@ -106,15 +106,19 @@ class McpTools:
 
     def _target(self, spec: McpServerSpec) -> Any:
         from mcp import StdioServerParameters
+        from mcp.client.stdio import stdio_client
 
         if spec.transport == "http":
             return spec.url
-        return StdioServerParameters(
+        params = StdioServerParameters(
             command=spec.command[0],
             args=list(spec.command[1:]),
             env=dict(spec.env) or None,
             cwd=spec.cwd,
         )
+        # The server's stderr goes to ours, chosen now: the mcp package's default is the
+        # sys.stderr of the moment it was imported, which may be gone or not a real file.
+        return stdio_client(params, errlog=_child_stderr())
 
     def _connect(self, spec: McpServerSpec) -> None:
         conn = _Connection(spec)
@@ -299,3 +303,20 @@ def _hint(spec: McpServerSpec) -> str:
     if spec.transport == "http":
         return f"Check that the server answers at {spec.url}."
     return f"Check that '{' '.join(spec.command)}' runs an MCP server on stdio."
+
+
+def _child_stderr() -> Any:
+    """A stream a child process can write its stderr to: ours if it is a real file (not a
+    captured or in-memory one), else the process's original stderr, else the null device."""
+    import io
+    import os
+    import sys
+
+    for stream in (sys.stderr, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.fileno()
+                return stream
+        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            continue
+    return open(os.devnull, "w")  # noqa: SIM115  # lives as long as the process
