@@ -15,7 +15,8 @@ import importlib
 
 __version__ = "0.1.0"
 
-#: Public name -> the module that defines it (internal paths: they may change).
+#: Public name -> the module that defines it, and its name there when that differs
+#: (internal paths: they may change).
 _EXPORTS: dict[str, str] = {
     # errors, home and config
     "SaharaError": "sahara_cli.errors",
@@ -25,17 +26,29 @@ _EXPORTS: dict[str, str] = {
     # identity
     "KeyStore": "sahara_cli.identity.store",
     "Signer": "sahara_cli.identity.keys",
-    # node
+    # node and wallet
     "NodeClient": "sahara_cli.node.client",
     "dev_node": "sahara_cli.node.rpc.testing",
-    # protocol
-    "Protocol": "sahara_cli.protocol.client",
+    "get_balance": "sahara_cli.node.wallet:balance",
+    "send_transaction": "sahara_cli.node.wallet:send",
     # vault
     "open_vault": "sahara_cli.vault.backends",
     "Holder": "sahara_cli.vault.core",
-    "open_index": "sahara_cli.vault.search",
-    "index_item": "sahara_cli.vault.search",
-    "search_vault": "sahara_cli.vault.search:search",
+    "AddOptions": "sahara_cli.vault.publish",
+    "Registration": "sahara_cli.vault.publish",
+    "add_to_vault": "sahara_cli.vault.publish:add",
+    "search_vault": "sahara_cli.vault.search",
+    "get_from_vault": "sahara_cli.vault.licensed:get",
+    "Recipient": "sahara_cli.vault.sharing",
+    "share_from_vault": "sahara_cli.vault.sharing:share",
+    # protocol: licensing, revenue, events
+    "Protocol": "sahara_cli.protocol.client",
+    "quote_license": "sahara_cli.protocol.licensing:preflight_buy",
+    "buy_license": "sahara_cli.protocol.licensing:buy",
+    "check_access": "sahara_cli.protocol.licensing",
+    "claim_revenue": "sahara_cli.protocol.attribution:claim",
+    "EventQuery": "sahara_cli.protocol.events",
+    "find_events": "sahara_cli.protocol.events",
     # agents
     "load_spec": "sahara_cli.agent.spec",
     "ModelStore": "sahara_cli.agent.runners.model_store",
@@ -44,24 +57,36 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "AddOptions",
+    "EventQuery",
     "Holder",
     "Home",
     "KeyStore",
     "ModelStore",
     "NodeClient",
     "Protocol",
+    "Recipient",
+    "Registration",
     "SaharaError",
     "Signer",
     "__version__",
+    "add_to_vault",
+    "buy_license",
+    "check_access",
+    "claim_revenue",
     "dev_node",
-    "index_item",
+    "find_events",
+    "get_balance",
+    "get_from_vault",
     "load_config",
     "load_spec",
     "open_agent",
-    "open_index",
     "open_vault",
+    "quote_license",
     "resolve_home",
     "search_vault",
+    "send_transaction",
+    "share_from_vault",
     "write_tiny_gguf",
 ]
 
@@ -82,11 +107,22 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time, __getattr_
     from sahara_cli.identity.store import KeyStore
     from sahara_cli.node.client import NodeClient
     from sahara_cli.node.rpc.testing import dev_node
+    from sahara_cli.node.wallet import balance as get_balance
+    from sahara_cli.node.wallet import send as send_transaction
+    from sahara_cli.protocol.attribution import claim as claim_revenue
     from sahara_cli.protocol.client import Protocol
+    from sahara_cli.protocol.events import EventQuery, find_events
+    from sahara_cli.protocol.licensing import buy as buy_license
+    from sahara_cli.protocol.licensing import check_access
+    from sahara_cli.protocol.licensing import preflight_buy as quote_license
     from sahara_cli.vault.backends import open_vault
     from sahara_cli.vault.core import Holder
-    from sahara_cli.vault.search import index_item, open_index
-    from sahara_cli.vault.search import search as search_vault
+    from sahara_cli.vault.licensed import get as get_from_vault
+    from sahara_cli.vault.publish import AddOptions, Registration
+    from sahara_cli.vault.publish import add as add_to_vault
+    from sahara_cli.vault.search import search_vault
+    from sahara_cli.vault.sharing import Recipient
+    from sahara_cli.vault.sharing import share as share_from_vault
 
 
 def __getattr__(name: str) -> Any:

@@ -3,6 +3,7 @@ and ``import sahara_cli`` stays light."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import subprocess
@@ -38,6 +39,22 @@ def test_every_public_name_is_documented() -> None:
     code = "\n".join(re.findall(r"```python\n(.*?)```", text, flags=re.S))
     unused = [name for name in PUBLIC if not re.search(rf"\b{name}\b", code)]
     assert not unused, f"docs/sdk.md has no example using {unused}"
+
+
+def test_the_entry_point_stays_small() -> None:
+    assert len(sahara_cli.__all__) <= 32, "a new public name is a promise: keep the list short"
+
+
+def test_the_workflow_table_names_what_each_function_returns() -> None:
+    """The page's table of workflows says what each returns; the signature agrees."""
+    text = SDK_PAGE.read_text()
+    table = text.split("| function | the command it is | returns |", 1)[1].split("\n\n", 1)[0]
+    rows = re.findall(r"^\| `(\w+)\(.*?\| `(\w+)` \|$", table, flags=re.M)
+    assert len(rows) >= 10, table
+    for name, returns in rows:
+        assert name in sahara_cli.__all__, f"{name} is in the table but not exported"
+        annotation = inspect.signature(getattr(sahara_cli, name)).return_annotation
+        assert annotation == returns, f"{name} returns {annotation}, the page says {returns}"
 
 
 def test_unknown_names_fail_like_any_module() -> None:
