@@ -319,4 +319,4 @@ def _child_stderr() -> Any:
                 return stream
         except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
             continue
-    return open(os.devnull, "w")  # noqa: SIM115  # lives as long as the process
+    return open(os.devnull, "w")  # lives as long as the process
