@@ -311,6 +311,7 @@ def _child_stderr() -> Any:
     import io
     import os
     import sys
+    from pathlib import Path
 
     for stream in (sys.stderr, sys.__stderr__):
         try:
