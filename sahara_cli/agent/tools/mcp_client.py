@@ -320,4 +320,4 @@ def _child_stderr() -> Any:
                 return stream
         except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
             continue
-    return open(os.devnull, "w")  # lives as long as the process
+    return Path(os.devnull).open("w")  # lives as long as the process
