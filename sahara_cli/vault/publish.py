@@ -251,6 +251,13 @@ def _register(
     check_parents(proto, registration.parents, registration.upstream_bps)
     if uri is None:
         uri = registration.server_url if item.encrypted else ""
+    if item.encrypted and not uri:
+        # Licensees find the key server through this URI; without it no buyer could read.
+        raise UsageError(
+            f"{item.name} is private: its registration needs the key server's URL",
+            hint="Set Registration.server_url (the CLI uses vault.public_url, else "
+            "http://vault.serve_addr), or add the item as public.",
+        )
     vault.db.update(item.id, state="registering")
     try:
         with report.status(f"Registering {item.name}"):

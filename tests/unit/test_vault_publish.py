@@ -172,6 +172,19 @@ def test_a_cid_another_address_registered_first_is_refused(
     assert vault.find(added.cid).state == "ready"
 
 
+def test_a_private_item_is_not_registered_without_its_key_server(
+    vault: Vault, tmp_path: Path, node: NodeClient, proto: Protocol
+) -> None:
+    """Registered with no URI, a private asset would sell licenses nobody can use."""
+    owner = funded(node)
+    options = AddOptions(embedder=None)
+    [added] = add(vault, [notes(tmp_path)], holder_for(owner.address, None, owner), options).items
+    item = vault.find(added.cid)
+    with pytest.raises(UsageError, match="key server"):
+        register_item(vault, proto, owner, item, Registration())
+    assert proto.asset_by_cid(added.cid) is None and vault.find(added.cid).state == "ready"
+
+
 def test_register_asset_puts_a_file_in_the_vault_then_on_chain(
     vault: Vault, tmp_path: Path, node: NodeClient, proto: Protocol
 ) -> None:
