@@ -30,17 +30,10 @@ if TYPE_CHECKING:
     from sahara_cli.agent.spec import AgentSpec
     from sahara_cli.agent.types import Answer
     from sahara_cli.identity import Signer
-    from sahara_cli.protocol.client import Protocol, TxResult
+    from sahara_cli.protocol.client import Protocol
     from sahara_cli.results import Transaction
 
 RUNNERS = ("llama", "torch")
-
-
-def transaction_of(tx: TxResult) -> Transaction:
-    """A sent (and mined) transaction as the one typed result every command prints."""
-    from sahara_cli.results import Transaction
-
-    return Transaction(hash=tx.hash, block=tx.block, gas_used=tx.gas_used, fee_wei=tx.fee)
 
 
 def spec_document(home_root: Path, spec: AgentSpec) -> AgentSpecDocument:
@@ -183,7 +176,7 @@ def commit_answer(
     answer.record.update(done)
     if agent.records is not None:
         agent.records.mark_committed(answer.record["digest"], done)
-    return transaction_of(tx)
+    return tx.transaction()
 
 
 def open_feedback(home_root: Path, name: str, signer: Signer) -> FeedbackStore:

@@ -15,7 +15,7 @@ from sahara_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from sahara_cli.identity.keys import Signer
-    from sahara_cli.protocol.client import Contribution, Protocol, TxResult
+    from sahara_cli.protocol.client import Contribution, Protocol
     from sahara_cli.results import Transaction
 
 IdOption = Annotated[
@@ -114,16 +114,13 @@ def resolve_asset(proto: Protocol, text: str) -> int:
     return found
 
 
-def tx_rows(tx: TxResult | Transaction) -> dict[str, Any]:
-    """The rows people see for a sent transaction (a typed result's or the client's)."""
-    from sahara_cli.results import format_sah
-
-    fee = tx.fee_wei if hasattr(tx, "fee_wei") else tx.fee
+def tx_rows(tx: Transaction) -> dict[str, Any]:
+    """The rows people see for a sent transaction."""
     return {
         "transaction": tx.hash,
         "block": tx.block,
         "gas used": tx.gas_used,
-        "fee": f"{format_sah(fee)} SAH",
+        "fee": f"{tx.fee_sah} SAH",
     }
 
 

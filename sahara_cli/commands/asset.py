@@ -22,6 +22,7 @@ from sahara_cli.commands._protocol import (
     resolve_asset,
     signer,
     table,
+    tx_rows,
     when,
 )
 from sahara_cli.commands._state import state
@@ -30,7 +31,6 @@ from sahara_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from sahara_cli.protocol.assets import AssetView
-    from sahara_cli.results import Transaction
 
 app = typer.Typer(help="Register AI assets on chain and look them up.", no_args_is_help=True)
 
@@ -67,15 +67,6 @@ def _render_asset(data: AssetView) -> Any:
         console.print(grid)
 
     return render
-
-
-def _tx_rows(tx: Transaction) -> dict[str, Any]:
-    return {
-        "transaction": tx.hash,
-        "block": tx.block,
-        "gas used": tx.gas_used,
-        "fee": f"{tx.fee_sah} SAH",
-    }
 
 
 def _content(
@@ -214,7 +205,7 @@ def register(
         console.print(
             f"Registered asset [bold]#{result.asset_id}[/] ({result.kind}) '{result.name}'"
         )
-        table(_tx_rows(result.tx))(console)
+        table(tx_rows(result.tx))(console)
 
     st.output.result(result, render)
 

@@ -20,7 +20,7 @@ from sahara_cli.results import Address, Result, Sah, Timestamp, Transaction, Wei
 
 if TYPE_CHECKING:
     from sahara_cli.identity.keys import Signer
-    from sahara_cli.protocol.client import Asset, Contribution, Protocol, TxResult
+    from sahara_cli.protocol.client import Asset, Contribution, Protocol
 
 __all__ = [
     "AssetList",
@@ -33,7 +33,6 @@ __all__ = [
     "asset_view",
     "list_assets",
     "register_cid",
-    "sent",
     "show_asset",
     "update_asset",
 ]
@@ -91,11 +90,6 @@ class AssetUpdated(AssetSummary):
 
 
 _ZERO = "0x" + "0" * 40
-
-
-def sent(tx: TxResult) -> Transaction:
-    """The :class:`Transaction` of a protocol call that was mined."""
-    return Transaction(hash=tx.hash, block=tx.block, gas_used=tx.gas_used, fee_wei=tx.fee)
 
 
 def _summary_fields(asset: Asset) -> dict[str, Any]:
@@ -185,7 +179,7 @@ def register_cid(
         contributors=contributors or [],
         upstream_bps=upstream_bps,
     )
-    return AssetRegistration(**_view_fields(proto, proto.asset(asset_id)), tx=sent(tx))
+    return AssetRegistration(**_view_fields(proto, proto.asset(asset_id)), tx=tx.transaction())
 
 
 def update_asset(
@@ -203,7 +197,7 @@ def update_asset(
         raise UsageError("nothing to change: give --uri and/or --meter")
     txs = []
     if uri is not None:
-        txs.append(sent(proto.set_metadata(who, asset_id, uri)))
+        txs.append(proto.set_metadata(who, asset_id, uri).transaction())
     if meter is not None:
-        txs.append(sent(proto.set_meter(who, asset_id, meter)))
+        txs.append(proto.set_meter(who, asset_id, meter).transaction())
     return AssetUpdated(**_summary_fields(proto.asset(asset_id)), txs=txs)

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from sahara_cli.errors import NothingToClaim, UsageError
-from sahara_cli.protocol.license_results import transaction_of
 from sahara_cli.results import Address, Result, Sah, Transaction, Wei
 
 if TYPE_CHECKING:
@@ -110,7 +109,7 @@ def add_contributor(
         account=account,
         weight_bps=weight_bps,
         contributors=contributors(proto, asset_id),
-        tx=transaction_of(tx),
+        tx=tx.transaction(),
     )
 
 
@@ -167,5 +166,5 @@ def claim(
     paid, tx = proto.claim(signer)
     return ClaimResult.model_validate(
         preview.model_dump(exclude={"claimable_sah", "claimed_before_sah"})
-        | {"dry_run": False, "paid_wei": paid, "tx": transaction_of(tx)}
+        | {"dry_run": False, "paid_wei": paid, "tx": tx.transaction()}
     )

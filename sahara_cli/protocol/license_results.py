@@ -15,7 +15,7 @@ from pydantic import Field
 from sahara_cli.results import Address, Hash32, Result, Sah, Timestamp, Transaction, Wei
 
 if TYPE_CHECKING:
-    from sahara_cli.protocol.client import License, Offer, TxResult
+    from sahara_cli.protocol.client import License, Offer
 
 LicenseTypeName = Literal["api", "full", "long-term", "partnership"]
 #: ``any`` or one license type: what ``license check`` asks about.
@@ -29,11 +29,6 @@ def moment(timestamp: int | None) -> datetime | None:
     if not timestamp or timestamp > LAST_MOMENT:
         return None
     return datetime.fromtimestamp(timestamp, UTC)
-
-
-def transaction_of(tx: TxResult) -> Transaction:
-    """The :class:`Transaction` of a protocol write (it raised if the transaction reverted)."""
-    return Transaction(hash=tx.hash, block=tx.block, gas_used=tx.gas_used, fee_wei=tx.fee)
 
 
 # -- offers ------------------------------------------------------------------------------

@@ -37,7 +37,6 @@ from sahara_cli.protocol.license_results import (
     RepriceResult,
     SettleResult,
     moment,
-    transaction_of,
 )
 
 if TYPE_CHECKING:
@@ -250,7 +249,7 @@ def create_offer(
     listed = proto.get_offer(offer_id)
     return OfferResult.model_validate(
         OfferInfo.fields_of(listed)
-        | {"terms_file": str(terms_file) if terms_file else None, "tx": transaction_of(tx)}
+        | {"terms_file": str(terms_file) if terms_file else None, "tx": tx.transaction()}
     )
 
 
@@ -261,7 +260,7 @@ def reprice(proto: Protocol, signer: Signer, offer_id: int, price: int) -> Repri
     tx = proto.reprice(signer, offer_id, price)
     after = proto.get_offer(offer_id)
     return RepriceResult.model_validate(
-        OfferInfo.fields_of(after) | {"old_price_wei": before.price, "tx": transaction_of(tx)}
+        OfferInfo.fields_of(after) | {"old_price_wei": before.price, "tx": tx.transaction()}
     )
 
 
@@ -274,7 +273,7 @@ def set_paused(proto: Protocol, signer: Signer, offer_id: int, paused: bool) -> 
     after = proto.get_offer(offer_id)
     return PauseResult.model_validate(
         OfferInfo.fields_of(after)
-        | {"changed": before.paused != after.paused, "tx": transaction_of(tx)}
+        | {"changed": before.paused != after.paused, "tx": tx.transaction()}
     )
 
 
@@ -300,7 +299,7 @@ def buy(proto: Protocol, signer: Signer, priced: Quote) -> PurchaseResult:
         )
     except OfferClosed as exc:
         raise _closed_again(exc, priced.offer_id, proto) from None
-    return _purchased(proto, license_id, priced, transaction_of(tx))
+    return _purchased(proto, license_id, priced, tx.transaction())
 
 
 def accept(proto: Protocol, signer: Signer, priced: Quote) -> PurchaseResult:
@@ -309,7 +308,7 @@ def accept(proto: Protocol, signer: Signer, priced: Quote) -> PurchaseResult:
         license_id, tx = proto.accept(signer, priced.offer_id, price=priced.unit_price_wei)
     except OfferClosed as exc:
         raise _closed_again(exc, priced.offer_id, proto) from None
-    return _purchased(proto, license_id, priced, transaction_of(tx))
+    return _purchased(proto, license_id, priced, tx.transaction())
 
 
 def _purchased(proto: Protocol, license_id: int, priced: Quote, tx: Transaction) -> PurchaseResult:
@@ -356,7 +355,7 @@ def meter(proto: Protocol, signer: Signer, license_id: int, calls: int) -> Meter
     after = proto.get_license(license_id)
     return MeterResult.model_validate(
         LicenseInfo.fields_of(after, chain_now(proto))
-        | {"calls_metered": calls, "amount_wei": calls * lic.price, "tx": transaction_of(tx)}
+        | {"calls_metered": calls, "amount_wei": calls * lic.price, "tx": tx.transaction()}
     )
 
 
@@ -387,7 +386,7 @@ def refund(proto: Protocol, signer: Signer, license_id: int) -> RefundResult:
     after = proto.get_license(license_id)
     return RefundResult.model_validate(
         LicenseInfo.fields_of(after, chain_now(proto))
-        | {"calls_refunded": lic.calls, "refunded_wei": amount, "tx": transaction_of(tx)}
+        | {"calls_refunded": lic.calls, "refunded_wei": amount, "tx": tx.transaction()}
     )
 
 
@@ -431,7 +430,7 @@ def settle(proto: Protocol, signer: Signer, license_id: int, revenue: int) -> Se
         revenue_wei=revenue,
         share_bps=lic.share_bps,
         amount_wei=settle_amount(lic, revenue),
-        tx=transaction_of(tx),
+        tx=tx.transaction(),
     )
 
 

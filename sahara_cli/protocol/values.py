@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sahara_cli.errors import ProtocolError, ProtocolInvalidArgument
 from sahara_cli.node.client import format_sah
+
+if TYPE_CHECKING:
+    from sahara_cli.results import Transaction
 
 ASSET_KINDS = ("dataset", "model", "agent", "compute")
 #: License types by CLI name; 0 means "any" in ``hasAccess``.
@@ -48,6 +51,15 @@ class TxResult:
             if event.name == name:
                 return event
         raise ProtocolError(f"transaction {self.hash} emitted no {name} event")
+
+    def transaction(self) -> Transaction:
+        """This mined write as the ``tx`` object of a typed result (a write that reverted
+        raised instead of returning)."""
+        from sahara_cli.results import Transaction
+
+        return Transaction(
+            hash=self.hash, block=self.block, gas_used=self.gas_used, fee_wei=self.fee
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -379,7 +379,7 @@ def register_asset(
                 upstream_bps=registration.upstream_bps,
             )
         return AssetRegistered(**dict(done), vault_item=None)
-    from sahara_cli.protocol.assets import asset_view, check_parents, sent
+    from sahara_cli.protocol.assets import asset_view, check_parents
     from sahara_cli.vault.registration import own_asset_for
 
     _check_kind(registration.kind)
@@ -401,4 +401,4 @@ def register_asset(
     item, tx = _register(vault, proto, who, item, registration, uri or None, embedder, report)
     assert item.asset_id is not None
     view = asset_view(proto, proto.asset(item.asset_id))
-    return AssetRegistered(**dict(view), tx=sent(tx), vault_item=VaultItem.of(item))
+    return AssetRegistered(**dict(view), tx=tx.transaction(), vault_item=VaultItem.of(item))

@@ -72,7 +72,6 @@ def publish_agent(
     """
     from sahara_cli.agent.results import AgentPublished
     from sahara_cli.agent.spec import AgentStore
-    from sahara_cli.agent.workflows import transaction_of
     from sahara_cli.errors import AssetNotFound
 
     if price_per_call < 0:
@@ -114,12 +113,12 @@ def publish_agent(
                 parents=parents,
                 upstream_bps=upstream_bps if parents else 0,
             )
-            register_tx = transaction_of(tx)
+            register_tx = tx.transaction()
         store.save(spec.model_copy(update={"asset_id": asset_id}), overwrite=True)
     asset = protocol.asset(asset_id)
     wanted_meter = meter or signer.address
     if asset.meter.lower() != wanted_meter.lower():
-        meter_tx = transaction_of(protocol.set_meter(signer, asset_id, wanted_meter))
+        meter_tx = protocol.set_meter(signer, asset_id, wanted_meter).transaction()
     offer_id, offer_tx = protocol.offer(signer, asset_id, "api", price=price_per_call)
     return AgentPublished(
         agent=spec.name,
@@ -133,7 +132,7 @@ def publish_agent(
         price_per_call_wei=price_per_call,
         register_tx=register_tx,
         meter_tx=meter_tx,
-        offer_tx=transaction_of(offer_tx),
+        offer_tx=offer_tx.transaction(),
     )
 
 
