@@ -308,7 +308,9 @@ def test_official_client_uses_sahara_mcp_serve(owner: CliHome, node_url: str) ->
 
     async def session() -> None:
         async with (
-            stdio_client(_serve_params(owner)) as (read, write),
+            # errlog named: the package's default is the stderr of its first import,
+            # which in a test run may be an earlier test's captured stream.
+            stdio_client(_serve_params(owner), errlog=sys.__stderr__) as (read, write),
             ClientSession(read, write) as client,
         ):
             await client.initialize()

@@ -19,6 +19,8 @@ from sahara_cli.vault.local import LocalBlockstore
 from sahara_cli.vault.publish import Registration
 from tests.agent_models import stored_model
 
+SERVER = "http://127.0.0.1:8547"  # where the key server would be
+
 
 def test_register_model_adds_registers_and_records(tmp_path: Path) -> None:
     from sahara_cli.node.rpc.testing import dev_node
@@ -32,7 +34,13 @@ def test_register_model_adds_registers_and_records(tmp_path: Path) -> None:
         who = Signer(os.urandom(32))
         node.call("sahara_dev_setBalance", who.address, hex(10**20))
         done = register_model(
-            store, name, vault, proto, who, Registration(), asset_name="tiny on chain"
+            store,
+            name,
+            vault,
+            proto,
+            who,
+            Registration(server_url=SERVER),
+            asset_name="tiny on chain",
         )
         assert isinstance(done, ModelRegistered) and done.asset_id is not None
         asset = proto.asset(done.asset_id)
@@ -41,7 +49,7 @@ def test_register_model_adds_registers_and_records(tmp_path: Path) -> None:
         assert vault.find(done.vault_cid).asset_id == done.asset_id
         assert store.get(name).asset_id == done.asset_id
         with pytest.raises(UsageError, match="already registered"):
-            register_model(store, name, vault, proto, who, Registration())
+            register_model(store, name, vault, proto, who, Registration(server_url=SERVER))
         node.close()
     view = ModelView.of(store.get(name), store.default)
     assert view.model_dump(mode="json")["added_at"].endswith("Z")

@@ -111,12 +111,14 @@ def test_export_import_remove_and_status(vault: Vault, tmp_path: Path) -> None:
 
 
 @contextmanager
-def key_server(root: Path, owner: Signer, proto: Protocol, chain_id: int) -> Iterator[str]:
+def key_server(
+    root: Path, owner: Signer, proto: Protocol, chain_id: int, port: int | None = None
+) -> Iterator[str]:
     from aiohttp import web
 
     from sahara_cli.vault.access import KeyServer, ServeLimits, server_audiences
 
-    port = free_port()
+    port = port or free_port()
     vault = Vault(root, LocalBlockstore(root))
     server = KeyServer(
         vault,
@@ -156,6 +158,7 @@ def test_get_fetches_a_licensed_asset_from_its_owner(tmp_path: Path) -> None:
         src = tmp_path / "quokka.txt"
         src.write_bytes(TEXT)
         owned = tmp_path / "owner-vault"
+        port = free_port()  # the key server's, named in the registration
         with Vault(owned, LocalBlockstore(owned)) as mine:
             [item] = add(
                 mine,
@@ -164,12 +167,12 @@ def test_get_fetches_a_licensed_asset_from_its_owner(tmp_path: Path) -> None:
                 AddOptions(embedder=None),
                 who=owner,
                 proto=proto,
-                registration=Registration(),
+                registration=Registration(server_url=f"http://127.0.0.1:{port}"),
             ).items
         assert item.asset_id is not None
         theirs = tmp_path / "reader-vault"
         with (
-            key_server(owned, owner, proto, node.chain_id()) as url,
+            key_server(owned, owner, proto, node.chain_id(), port) as url,
             Vault(theirs, LocalBlockstore(theirs)) as vault,
         ):
             with pytest.raises(VaultNoLicense):
@@ -187,6 +190,7 @@ def test_get_fetches_a_licensed_asset_from_its_owner(tmp_path: Path) -> None:
                 embedder="minilm",
             )
         assert got.fetched and got.origin == "licensed" and got.source == url
+        assert proto.asset(item.asset_id).uri == url
         assert got.holder == reader.address and got.owner == owner.address
         assert got.chunks >= 1 and (tmp_path / "fetched.txt").read_bytes() == TEXT
         node.close()
