@@ -51,9 +51,16 @@ class Result:
     exit_code: int
     stdout: str
     stderr: str
+    args: tuple[str, ...] = ()
 
     def json(self) -> Any:
-        return json.loads(self.stdout)
+        """The --json document on stdout, checked against the command's published schema."""
+        from tests.schemas import check
+
+        document = json.loads(self.stdout)
+        if self.exit_code == 0:
+            check(self.args, document)
+        return document
 
     def error(self) -> dict[str, Any]:
         doc = json.loads(self.stderr.strip().splitlines()[-1])
@@ -75,7 +82,7 @@ def cli() -> Invoke:
             code = run(list(args))
             sys.stdout.flush()
             sys.stderr.flush()
-            return Result(code, out.getvalue().decode(), err.getvalue().decode())
+            return Result(code, out.getvalue().decode(), err.getvalue().decode(), args)
 
     return invoke
 

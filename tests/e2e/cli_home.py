@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.nodes import free_port
+from tests.schemas import check
 
 FAST_SCRYPT = "1024"
 
@@ -56,7 +57,9 @@ class CliHome:
     def ok(self, *args: str) -> Any:
         result = self.run(*args)
         assert result.returncode == 0, f"sahara {' '.join(args)}: {result.stderr}"
-        return json.loads(result.stdout)
+        document = json.loads(result.stdout)
+        check(args, document)
+        return document
 
     def fails(self, *args: str) -> tuple[int, dict[str, Any]]:
         """The exit status and the error object of a command that must fail cleanly."""

@@ -25,6 +25,7 @@ from sahara_cli.node.genesis import dev_keys
 from tests.cometbft import COMETBFT_BIN, cometbft_bin
 from tests.e2e.conftest import deploy, load_artifact, send_signed
 from tests.e2e.nodes import RunningLocalnet, start_localnet
+from tests.schemas import check
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -72,7 +73,9 @@ def light(
 
 def ok(result: subprocess.CompletedProcess[str]) -> Any:
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    document = json.loads(result.stdout)
+    check(result.args, document)
+    return document
 
 
 def error(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:

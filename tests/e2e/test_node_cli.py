@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.nodes import free_port
+from tests.schemas import check
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +42,11 @@ def sahara(
 
 def ok(result: subprocess.CompletedProcess[str]) -> Any:
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout) if result.stdout.strip().startswith("{") else result.stdout
+    if not result.stdout.strip().startswith("{"):
+        return result.stdout
+    document = json.loads(result.stdout)
+    check(result.args, document)
+    return document
 
 
 @pytest.fixture

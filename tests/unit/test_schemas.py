@@ -63,3 +63,19 @@ def test_schema_keeps_the_conventions(name: str) -> None:
             assert all(v.get("format") == "date-time" for v in kinds), f"{at}: ISO 8601 time"
         if key.endswith("_wei") or key.endswith("_sah"):
             assert all(v.get("type") == "string" for v in kinds), f"{at}: amounts are strings"
+
+
+def test_the_test_helpers_check_documents_against_their_schema() -> None:
+    """tests/schemas.check, which every helper that parses a --json document calls."""
+    from tests.schemas import check, command_of
+
+    assert command_of(["--json", "--no-prompt", "vault", "add", "f.txt"]) == ("vault", "add")
+    assert command_of(["python", "-m", "sahara_cli", "--json", "node", "start", "--dev"]) == (
+        "node",
+        "start",
+    )
+    assert command_of(["--home", "h", "vault", "daemon", "status"]) == ("vault", "daemon", "status")
+    assert command_of(["no", "such"]) is None
+    check(["balance"], {"error": {"code": "x"}})  # errors keep their own shape
+    with pytest.raises(AssertionError, match="sahara balance"):
+        check(["balance"], {"balance_wei": 1})
