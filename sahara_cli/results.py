@@ -53,7 +53,7 @@ __all__ = [
 _SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 #: Field names that hide which thing they mean; the convention names each one.
 _AMBIGUOUS = {
-    "id": "name the thing: asset_id, offer_id, license_id, item_id...",
+    "id": "name the thing: asset_id, offer_id, license_id, receipt_id...",
     "asset": "asset_id",
     "offer": "offer_id",
     "license": "license_id",
