@@ -37,6 +37,8 @@ from pydantic import (
     model_validator,
 )
 
+from sahara_cli.units import format_sah
+
 __all__ = [
     "Address",
     "Hash32",
@@ -46,7 +48,6 @@ __all__ = [
     "Timestamp",
     "Transaction",
     "Wei",
-    "format_sah",
     "iso_utc",
 ]
 
@@ -63,13 +64,6 @@ _AMBIGUOUS = {
     "sah": "a *_sah field with its *_wei",
     "chainid": "chain_id",
 }
-
-
-def format_sah(wei: int) -> str:
-    """Wei as SAH with up to 18 decimals, trailing zeros trimmed: 1.5, 0.000001, 10000."""
-    sign = "-" if wei < 0 else ""
-    whole, frac = divmod(abs(wei), 10**18)
-    return sign + f"{whole}.{frac:018d}".rstrip("0").rstrip(".")
 
 
 def _to_wei(value: Any) -> int:

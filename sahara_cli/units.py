@@ -1,4 +1,4 @@
-"""Numbers shown to people: sizes in bytes."""
+"""Numbers shown to people: sizes in bytes, amounts in SAH."""
 
 from __future__ import annotations
 
@@ -11,3 +11,10 @@ def human_size(size: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} TiB"
+
+
+def format_sah(wei: int) -> str:
+    """Wei as SAH with up to 18 decimals, trailing zeros trimmed: 1.5, 0.000001, 10000."""
+    sign = "-" if wei < 0 else ""
+    whole, frac = divmod(abs(wei), 10**18)
+    return sign + f"{whole}.{frac:018d}".rstrip("0").rstrip(".")

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
 
 def sah(wei: int) -> str:
-    from sahara_cli.results import format_sah
+    from sahara_cli.units import format_sah
 
     return f"{format_sah(wei)} SAH"
 

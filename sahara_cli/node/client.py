@@ -137,13 +137,6 @@ class NodeClient:
         return result
 
 
-def format_sah(wei: int) -> str:
-    """Wei as SAH with up to 18 decimals, trailing zeros trimmed: 1.5, 0.000001, 10000."""
-    whole, frac = divmod(wei, 10**18)
-    text = f"{whole}.{frac:018d}".rstrip("0").rstrip(".")
-    return text
-
-
 def parse_sah(text: str) -> int:
     """A decimal SAH amount ("1.5", "0.01", "2e-3" not allowed) in wei; exact, no floats."""
     from decimal import Decimal, InvalidOperation

@@ -28,7 +28,8 @@ from pydantic import Field
 
 from sahara_cli.errors import ProtocolInvalidArgument
 from sahara_cli.protocol import artifacts
-from sahara_cli.results import Address, Hash32, Result, Timestamp, format_sah
+from sahara_cli.results import Address, Hash32, Result, Timestamp
+from sahara_cli.units import format_sah
 
 if TYPE_CHECKING:
     from sahara_cli.protocol.client import Protocol

@@ -49,7 +49,7 @@ BPS = 10_000
 
 def sah(wei: int) -> str:
     """``1.5 SAH``: an amount for messages."""
-    from sahara_cli.results import format_sah
+    from sahara_cli.units import format_sah
 
     return f"{format_sah(wei)} SAH"
 

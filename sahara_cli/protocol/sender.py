@@ -29,8 +29,9 @@ from sahara_cli.errors import (
     RecordNotFound,
     SaharaError,
 )
-from sahara_cli.node.client import NodeClient, format_sah
+from sahara_cli.node.client import NodeClient
 from sahara_cli.protocol.values import Event, TxResult
+from sahara_cli.units import format_sah
 
 if TYPE_CHECKING:
     from sahara_cli.identity.keys import Signer

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sahara_cli.errors import ProtocolError, ProtocolInvalidArgument
-from sahara_cli.node.client import format_sah
+from sahara_cli.units import format_sah
 
 if TYPE_CHECKING:
     from sahara_cli.results import Transaction

@@ -8,10 +8,11 @@ import pytest
 from eth_account import Account
 
 from sahara_cli.errors import NodeRPCError, NodeUnreachable
-from sahara_cli.node.client import NodeClient, format_sah, parse_sah
+from sahara_cli.node.client import NodeClient, parse_sah
 from sahara_cli.node.genesis import dev_keys
 from sahara_cli.node.rpc.local import LocalTransport
 from sahara_cli.node.rpc.testing import dev_node
+from sahara_cli.units import format_sah
 
 
 def test_in_process_and_http_clients_agree(tmp_path: Path) -> None:

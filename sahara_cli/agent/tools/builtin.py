@@ -239,7 +239,7 @@ def license_check(
 
 
 def balance(ctx: ToolContext, address: str | None = None) -> dict[str, Any]:
-    from sahara_cli.node.client import format_sah
+    from sahara_cli.units import format_sah
 
     who = _address(ctx, address)
     wei = ctx.node().balance(who)

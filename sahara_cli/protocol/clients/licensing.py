@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 from sahara_cli.errors import LicenseNotFound, OfferNotFound, ProtocolReverted
 from sahara_cli.identity.keys import to_checksum_address
-from sahara_cli.node.client import format_sah
 from sahara_cli.protocol.clients.base import ContractClient, address_topic
 from sahara_cli.protocol.values import (
     BPS,
@@ -22,6 +21,7 @@ from sahara_cli.protocol.values import (
     license_type,
     sources_arg,
 )
+from sahara_cli.units import format_sah
 
 if TYPE_CHECKING:
     from sahara_cli.identity.keys import Signer
