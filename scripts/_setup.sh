@@ -158,6 +158,13 @@ for source in sorted(shared.iterdir()):
         os.symlink(source, target)  # a native program (ruff)
 PY
   mkdir -p "$SAHARA_VENV/.checkouts"
+  # Forget checkouts that were deleted or moved to another shared venv.
+  for entry in "$SAHARA_VENV"/.checkouts/*; do
+    [ -f "$entry" ] || continue
+    checkout="$(cat "$entry")"
+    [ "$(cat "$checkout/.venv/.sahara-link" 2>/dev/null)" = "$SAHARA_VENV $checkout" ] ||
+      rm -f "$entry"
+  done
   printf '%s\n' "$ROOT" >"$SAHARA_VENV/.checkouts/$(printf '%s' "$ROOT" | sha256sum | cut -c1-16)"
   printf '%s\n' "$LINK" >"$CHECKOUT_VENV/.sahara-link"
 fi
