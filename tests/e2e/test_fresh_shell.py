@@ -10,7 +10,6 @@ installed packages. Options go on the command line (``--home``, ``--password-fil
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,25 +18,12 @@ from typing import Any
 import pytest
 
 from tests.e2e.nodes import free_port
+from tests.install.tools import ROOT, clean_env
 from tests.schemas import check
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
-# Read at import, before the root conftest clears SAHARA_* for each test. A user who
-# moved the cache for the scripts has SAHARA_CACHE in their shell too; the default
-# location needs nothing.
-CACHE = os.environ.get("SAHARA_CACHE")
-
-
-def login_env() -> dict[str, str]:
-    """What a new login shell has after the README's set-up: HOME and PATH."""
-    env = {"HOME": str(Path.home()), "PATH": f"{VENV_BIN}:/usr/bin:/bin"}
-    default_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sahara"
-    if CACHE and Path(CACHE) != default_cache:
-        env["SAHARA_CACHE"] = CACHE
-    return env
 
 
 class Shell:
@@ -53,7 +39,7 @@ class Shell:
             ["sahara", "--home", str(self.home), "--json", "--no-prompt", *args],
             capture_output=True,
             text=True,
-            env=login_env(),
+            env=clean_env(VENV_BIN),
             cwd=self.workdir,
             timeout=timeout,
             check=False,
