@@ -103,8 +103,14 @@ venv_in_use() {
 # Old shared venvs (earlier lock files) go, except the two most recently used besides
 # this one and any that a checkout's .venv still layers on.
 prune_shared_venvs() {
-  local old kept=0
+  local old kept=0 venv stamps=()
+  for venv in "$SAHARA_CACHE"/venv-py*; do
+    [ -d "$venv" ] || continue
+    if [ -f "$venv/.last-used" ]; then stamps+=("$venv/.last-used"); else stamps+=("$venv"); fi
+  done
+  [ "${#stamps[@]}" -gt 0 ] || return 0
   while read -r old; do
+    old="${old%/.last-used}"
     [ "$old" = "$SAHARA_VENV" ] && continue
     if [ "$kept" -lt 2 ] || venv_in_use "$old"; then
       kept=$((kept + 1))
@@ -112,10 +118,7 @@ prune_shared_venvs() {
     fi
     say "removing old environment $old"
     rm -rf "$old"
-  done < <(for venv in "$SAHARA_CACHE"/venv-py*; do
-    [ -d "$venv" ] || continue
-    printf '%s %s\n' "$(stat -c %Y "$venv/.last-used" 2>/dev/null || stat -c %Y "$venv")" "$venv"
-  done | sort -rn | cut -d' ' -f2-)
+  done < <(ls -1dt "${stamps[@]}")
 }
 
 # This checkout's own venv, ROOT/.venv: a plain venv whose site-packages holds a .pth
@@ -127,9 +130,13 @@ CHECKOUT_VENV="$ROOT/.venv"
 LINK="$SAHARA_VENV $ROOT"
 if [ "$(cat "$CHECKOUT_VENV/.sahara-link" 2>/dev/null)" != "$LINK" ] ||
   [ ! -x "$CHECKOUT_VENV/bin/sahara" ]; then
+  if [ -e "$CHECKOUT_VENV" ] && [ ! -f "$CHECKOUT_VENV/.sahara-made" ]; then
+    die "$CHECKOUT_VENV was not made by these scripts: move it away (they keep this checkout's venv there)"
+  fi
   say "linking this checkout: $CHECKOUT_VENV"
   rm -rf "$CHECKOUT_VENV"
   "$UV" venv --quiet --python "$SAHARA_VENV/bin/python" --prompt sahara "$CHECKOUT_VENV"
+  touch "$CHECKOUT_VENV/.sahara-made"
   shared_site="$("$SAHARA_VENV/bin/python" -I -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
   own_site="$("$CHECKOUT_VENV/bin/python" -I -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
   printf "import site; site.addsitedir('%s')\n" "$shared_site" >"$own_site/_sahara_shared_venv.pth"

@@ -91,6 +91,29 @@ def test_a_deleted_clone_breaks_no_other(tmp_path: Path) -> None:
     assert (bin_dir / "pytest").read_text().splitlines()[0] == f"#!{bin_dir}/python"
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_venv_the_scripts_did_not_make_is_left_alone(tmp_path: Path) -> None:
+    if not (ROOT / ".venv" / ".sahara-link").is_file():
+        pytest.skip("this checkout has no .venv: run scripts/test once")
+    clone = copy_checkout(tmp_path / "clone")
+    mine = clone / ".venv" / "mine.txt"
+    mine.parent.mkdir()
+    mine.write_text("a user's own venv\n")
+    result = subprocess.run(
+        ["bash", "-c", "source scripts/_setup.sh"],
+        capture_output=True,
+        text=True,
+        env=setup_env(),
+        cwd=clone,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "was not made by these scripts" in result.stderr
+    assert mine.read_text() == "a user's own venv\n"
+
+
 def _prune(cache: Path, current: Path) -> None:
     """Run the script's prune (its two functions, as written there) over ``cache``."""
     script = SETUP.read_text()
