@@ -1,15 +1,20 @@
 # shellcheck shell=bash
 # Sourced by scripts/demo and scripts/test: makes sure the pinned environment exists,
-# then exports SAHARA_VENV and puts it first on PATH, and exports SAHARA_NODE_MODULES
-# and SAHARA_NODE22 for the JavaScript side of the end-to-end tests and benchmarks.
+# links this checkout into it, then puts ROOT/.venv/bin first on PATH and exports
+# SAHARA_NODE_MODULES and SAHARA_NODE22 for the JavaScript side of the end-to-end tests
+# and benchmarks.
 #
-# Everything is cached outside the clone, keyed by the lock files, so a second run on
-# the same machine installs nothing:
+# The heavy parts are cached outside the clone, keyed by the lock files, so a second run
+# on the same machine installs nothing:
 #   $SAHARA_CACHE/tools-uv/            uv, the installer (pinned)
-#   $SAHARA_CACHE/venv-<key>/          Python packages of requirements/lock.txt
+#   $SAHARA_CACHE/venv-<key>/          Python packages of requirements/lock.txt, shared by
+#                                      every clone (sahara-cli itself is not in it)
 #   $SAHARA_CACHE/npm-<key>/           npm packages of js/package-lock.json (ethers,
 #                                      hardhat, and a Node.js 22 binary for hardhat)
 # SAHARA_CACHE defaults to ${XDG_CACHE_HOME:-~/.cache}/sahara.
+# Each checkout gets its own light venv, ROOT/.venv (git-ignored): the shared packages
+# seen through a .pth file, this checkout installed editable, and `sahara` in its bin/.
+# So a clone's `sahara` never moves to another clone, and deleting a clone breaks no other.
 
 set -euo pipefail
 
@@ -18,28 +23,31 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # hash; every later install requires hashes too (requirements/lock.txt, build.txt).
 UV_VERSION="$(sed -n 's/^uv==\([0-9.]*\).*/\1/p' "$ROOT/requirements/bootstrap.txt")"
 # Bump when the way the environment is built changes, so cached venvs are rebuilt.
-SETUP_VERSION=2
+SETUP_VERSION=3
 SAHARA_CACHE="${SAHARA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sahara}"
 export SAHARA_CACHE
 
 say() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
 
+# Prints "3.11 /path/to/python3.11" for the first Python 3.11 or newer: one start of
+# each candidate (a pyenv shim costs a few hundred milliseconds), and the real
+# executable rather than a shim for every later use.
 find_python() {
-  local candidate
+  local candidate found
   for candidate in "${SAHARA_PYTHON:-}" python3.11 python3.12 python3.13 python3; do
     [ -n "$candidate" ] || continue
-    if command -v "$candidate" >/dev/null 2>&1 &&
-      "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
-      command -v "$candidate"
+    command -v "$candidate" >/dev/null 2>&1 || continue
+    if found="$("$candidate" -c 'import sys; assert sys.version_info >= (3, 11); print(f"{sys.version_info[0]}.{sys.version_info[1]} {sys.executable}")' 2>/dev/null)"; then
+      printf '%s\n' "$found"
       return 0
     fi
   done
   return 1
 }
 
-PYTHON="$(find_python)" || die "Python 3.11 or newer is required (set SAHARA_PYTHON to its path)."
-PY_TAG="$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+PYTHON_FOUND="$(find_python)" || die "Python 3.11 or newer is required (set SAHARA_PYTHON to its path)."
+read -r PY_TAG PYTHON <<<"$PYTHON_FOUND"
 
 mkdir -p "$SAHARA_CACHE"
 UV_HOME="$SAHARA_CACHE/tools-uv"
@@ -76,27 +84,103 @@ if [ ! -f "$SAHARA_VENV/.complete" ]; then
     "$UV" pip sync --quiet --require-hashes --compile-bytecode \
     --python "$SAHARA_VENV/bin/python" "$LOCK" "$BUILD_LOCK"
   touch "$SAHARA_VENV/.complete"
-  # Keep the three most recently built environments; older lock files' go.
-  ls -1dt "$SAHARA_CACHE"/venv-py* 2>/dev/null | tail -n +4 | while read -r old; do
+  SHARED_BUILT=1
+fi
+# When each shared venv was last used: the prune below keeps the recently used ones.
+touch "$SAHARA_VENV/.last-used"
+
+# True when a checkout's .venv still layers on the shared venv $1, so it must stay.
+venv_in_use() {
+  local entry checkout
+  for entry in "$1"/.checkouts/*; do
+    [ -f "$entry" ] || continue
+    checkout="$(cat "$entry")"
+    [ "$(cat "$checkout/.venv/.sahara-link" 2>/dev/null)" = "$1 $checkout" ] && return 0
+  done
+  return 1
+}
+
+# Old shared venvs (earlier lock files) go, except the two most recently used besides
+# this one and any that a checkout's .venv still layers on.
+prune_shared_venvs() {
+  local old kept=0 venv stamps=()
+  for venv in "$SAHARA_CACHE"/venv-py*; do
+    [ -d "$venv" ] || continue
+    if [ -f "$venv/.last-used" ]; then stamps+=("$venv/.last-used"); else stamps+=("$venv"); fi
+  done
+  [ "${#stamps[@]}" -gt 0 ] || return 0
+  while read -r old; do
+    old="${old%/.last-used}"
+    [ "$old" = "$SAHARA_VENV" ] && continue
+    if [ "$kept" -lt 2 ] || venv_in_use "$old"; then
+      kept=$((kept + 1))
+      continue
+    fi
     say "removing old environment $old"
     rm -rf "$old"
-  done
-fi
+  done < <(ls -1dt "${stamps[@]}")
+}
 
-# The cached venv is shared by every clone on this machine: point its editable
-# install of sahara-cli at this clone (a no-op when it already does).
-if [ ! -x "$SAHARA_VENV/bin/sahara" ] || [ "$("$SAHARA_VENV/bin/python" -I -c 'import sahara_cli, pathlib; print(pathlib.Path(sahara_cli.__file__).resolve().parent.parent)' 2>/dev/null)" != "$ROOT" ]; then
-  say "linking sahara-cli from $ROOT"
-  # Offline and without build isolation: the backend is the hash-pinned one installed
-  # above, so nothing unpinned is fetched to build sahara-cli.
+# This checkout's own venv, ROOT/.venv: a plain venv whose site-packages holds a .pth
+# that adds the shared venv's site-packages (with its own .pth files), the editable
+# install of this checkout, and the shared venv's commands with their first line pointed
+# at .venv/bin/python. .venv/.sahara-link records the shared venv and the checkout it was
+# made for; it is written last, so a run that stops half-way is redone next time.
+CHECKOUT_VENV="$ROOT/.venv"
+LINK="$SAHARA_VENV $ROOT"
+if [ "$(cat "$CHECKOUT_VENV/.sahara-link" 2>/dev/null)" != "$LINK" ] ||
+  [ ! -x "$CHECKOUT_VENV/bin/sahara" ]; then
+  if [ -e "$CHECKOUT_VENV" ] && [ ! -f "$CHECKOUT_VENV/.sahara-made" ]; then
+    die "$CHECKOUT_VENV was not made by these scripts: move it away (they keep this checkout's venv there)"
+  fi
+  say "linking this checkout: $CHECKOUT_VENV"
+  rm -rf "$CHECKOUT_VENV"
+  "$UV" venv --quiet --python "$SAHARA_VENV/bin/python" --prompt sahara "$CHECKOUT_VENV"
+  touch "$CHECKOUT_VENV/.sahara-made"
+  shared_site="$("$SAHARA_VENV/bin/python" -I -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
+  own_site="$("$CHECKOUT_VENV/bin/python" -I -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
+  printf "import site; site.addsitedir('%s')\n" "$shared_site" >"$own_site/_sahara_shared_venv.pth"
+  # Offline and without build isolation: the backend is the hash-pinned one of the
+  # shared venv, so nothing unpinned is fetched to build sahara-cli.
   "$UV" pip install --quiet --offline --no-build-isolation --no-deps \
-    --python "$SAHARA_VENV/bin/python" -e "$ROOT"
+    --python "$CHECKOUT_VENV/bin/python" -e "$ROOT"
+  "$CHECKOUT_VENV/bin/python" -I - "$SAHARA_VENV/bin" "$CHECKOUT_VENV/bin" <<'PY'
+import os, sys
+from pathlib import Path
+
+shared, own = Path(sys.argv[1]), Path(sys.argv[2])
+python = f"{shared}/python".encode()
+for source in sorted(shared.iterdir()):
+    target = own / source.name
+    if target.exists() or not source.is_file() or source.name.startswith("activate"):
+        continue
+    data = source.read_bytes()
+    # A console script names the shared Python in its first line (or, for a long path,
+    # in the `exec` of its second): run it with this venv's, which sees both.
+    head = b"\n".join(data.split(b"\n", 2)[:2])
+    if data.startswith(b"#!") and python in head:
+        target.write_bytes(head.replace(python, f"{own}/python".encode()) + data[len(head) :])
+        target.chmod(0o755)
+    else:
+        os.symlink(source, target)  # a native program (ruff)
+PY
+  mkdir -p "$SAHARA_VENV/.checkouts"
+  # Forget checkouts that were deleted or moved to another shared venv.
+  for entry in "$SAHARA_VENV"/.checkouts/*; do
+    [ -f "$entry" ] || continue
+    checkout="$(cat "$entry")"
+    [ "$(cat "$checkout/.venv/.sahara-link" 2>/dev/null)" = "$SAHARA_VENV $checkout" ] ||
+      rm -f "$entry"
+  done
+  printf '%s\n' "$ROOT" >"$SAHARA_VENV/.checkouts/$(printf '%s' "$ROOT" | sha256sum | cut -c1-16)"
+  printf '%s\n' "$LINK" >"$CHECKOUT_VENV/.sahara-link"
 fi
+if [ -n "${SHARED_BUILT:-}" ]; then prune_shared_venvs; fi
 
-"$SAHARA_VENV/bin/python" -m compileall -q "$ROOT/sahara_cli" >/dev/null
+"$CHECKOUT_VENV/bin/python" -m compileall -q "$ROOT/sahara_cli" >/dev/null
 
-export PATH="$SAHARA_VENV/bin:$PATH"
-export VIRTUAL_ENV="$SAHARA_VENV"
+export PATH="$CHECKOUT_VENV/bin:$SAHARA_VENV/bin:$PATH"
+export VIRTUAL_ENV="$CHECKOUT_VENV"
 
 # npm packages for the end-to-end tests: `npm ci` of js/ into the cache. Built in a
 # scratch folder and renamed into place, so a run that stops half-way leaves nothing
