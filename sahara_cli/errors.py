@@ -639,6 +639,20 @@ class VaultNotSetUp(VaultError, NotFoundError):
 # -- localnet --------------------------------------------------------------------------
 
 
+class SetupError(SaharaError):
+    """``sahara setup``: building the external programs sahara drives."""
+
+    code = "setup.error"
+
+
+class GoMissing(SetupError, NotFoundError):
+    code = "setup.go_missing"
+
+
+class GoBuildFailed(SetupError):
+    code = "setup.build_failed"
+
+
 class LocalnetError(NodeError):
     """``sahara localnet``: N CometBFT validators with their Sahara apps on 127.0.0.1."""
 
