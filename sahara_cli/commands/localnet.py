@@ -10,7 +10,7 @@ from rich.table import Table
 
 from sahara_cli.commands._output import returns
 from sahara_cli.commands._state import AppState, state
-from sahara_cli.errors import UsageError
+from sahara_cli.units import parse_seconds
 
 if TYPE_CHECKING:
     from sahara_cli.node.localnet import Localnet
@@ -28,25 +28,6 @@ def _net(st: AppState) -> Localnet:
     from sahara_cli.node.localnet import Localnet
 
     return Localnet(st.home.root / "localnet")
-
-
-def parse_duration(text: str) -> float:
-    """``1s``, ``500ms``, ``0.5s`` or a bare number of seconds."""
-    raw = text.strip().lower()
-    scale = 1.0
-    if raw.endswith("ms"):
-        raw, scale = raw[:-2], 0.001
-    elif raw.endswith("s"):
-        raw = raw[:-1]
-    try:
-        value = float(raw) * scale
-    except ValueError:
-        raise UsageError(
-            f"--block-time must be a duration such as 1s or 500ms, got {text!r}"
-        ) from None
-    if not value > 0:
-        raise UsageError(f"--block-time must be positive, got {text!r}")
-    return value
 
 
 def _render_status(info: LocalnetStatus) -> Any:
@@ -94,7 +75,7 @@ def up(
 ) -> None:
     """Create and start N validators on 127.0.0.1; wait until each is at height 2."""
     st = state()
-    seconds = parse_duration(block_time)
+    seconds = parse_seconds(block_time)
     st.home.create()
     with st.output.status(f"Starting {validators} validators"):
         info = _net(st).up(validators, seconds, cometbft_bin=cometbft_bin)
