@@ -597,6 +597,14 @@ class VaultPortInUse(VaultError, ConflictError):
     code = "vault.port_in_use"
 
 
+class VaultServeRunning(VaultError, ConflictError):
+    code = "vault.serve_running"
+
+
+class VaultServeStartFailed(VaultError):
+    code = "vault.serve_start_failed"
+
+
 class VaultExists(VaultError, ConflictError):
     """The path or repository to create is there already."""
 

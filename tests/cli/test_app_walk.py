@@ -254,6 +254,8 @@ SAMPLES = {
         "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
     ],
     ("vault", "status"): lambda tmp: ["vault", "status"],
+    ("vault", "serve-status"): lambda tmp: ["vault", "serve-status"],
+    ("vault", "serve-stop"): lambda tmp: ["vault", "serve-stop"],
     # model commands
     ("model", "add"): lambda tmp: [
         "model",
@@ -470,7 +472,14 @@ def test_every_command_prints_one_json_document(
             (built.parent / ".complete").touch()
     if path[0] in {"asset", "attribute", "claim", "events", "license", "market"}:
         protocol_setup(cli, live_node, tmp_path)
-    if path[0] == "vault" and path[1] not in {"add", "ls", "status", "daemon"}:
+    if path[0] == "vault" and path[1] not in {
+        "add",
+        "ls",
+        "status",
+        "daemon",
+        "serve-status",
+        "serve-stop",
+    }:
         vault_setup(cli, tmp_path)
     args = SAMPLES[path](tmp_path)
     result = cli("--json", "--no-prompt", *args)
