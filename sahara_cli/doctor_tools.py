@@ -115,7 +115,11 @@ def check_llama_cpp() -> Check:
 
 
 def _node_candidates() -> Iterator[tuple[str, str]]:
-    """(path, source) of each Node.js to try: the test set-up's, the cache's, PATH's."""
+    """(path, source) of each Node.js to try: the test set-up's (``SAHARA_NODE22``,
+    ``SAHARA_NODE_MODULES``), the cache's newest complete npm install, PATH's."""
+    pinned = os.environ.get("SAHARA_NODE22")
+    if pinned:
+        yield pinned, "env"
     modules = os.environ.get("SAHARA_NODE_MODULES")
     if modules:
         yield str(Path(modules) / NODE_PACKAGE_BIN), "env"
