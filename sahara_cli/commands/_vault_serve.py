@@ -10,7 +10,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,6 +19,9 @@ from sahara_cli.commands._protocol import IdOption, PasswordFileOption, protocol
 from sahara_cli.commands._state import state
 from sahara_cli.commands._vault import Backend, kv, open_vault
 from sahara_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from sahara_cli.vault.serve_process import ServePaths
 
 daemon_app = typer.Typer(help="Run a Kubo (IPFS) daemon for this home.", no_args_is_help=True)
 
@@ -68,7 +71,7 @@ def serve(
 
 
 def _foreground(
-    paths: Any,
+    paths: ServePaths,
     listen: str,
     backend: str | None,
     signer_name: str | None,
@@ -86,6 +89,14 @@ def _foreground(
     st = state()
     cfg = st.config().config
     host, _, port_text = listen.rpartition(":")
+    other = paths.running_pid()
+    if other is not None and other != os.getpid():
+        from sahara_cli.errors import VaultServeRunning
+
+        raise VaultServeRunning(
+            f"the vault server of this home runs already (pid {other})",
+            hint="Run 'sahara vault serve-stop' first.",
+        )
     proto = protocol(st)
     chain_id = proto.node.chain_id()
     who, info, _ = st.unlock(signer_name, password_file)
@@ -150,7 +161,7 @@ def _foreground(
 
 
 def _detach(
-    paths: Any,
+    paths: ServePaths,
     listen: str,
     backend: str | None,
     signer_name: str | None,

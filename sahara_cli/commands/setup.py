@@ -23,7 +23,7 @@ def _setup(name: str) -> None:
     with st.output.status(f"Building {binary.project} {binary.version}") as update:
 
         def progress(line: str) -> None:
-            if line.startswith(("building ", "built ")):
+            if line.startswith("building "):
                 st.output.note(line)
             else:
                 update(f"Building {binary.project} {binary.version}: {line}")

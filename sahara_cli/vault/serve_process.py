@@ -156,6 +156,8 @@ def start_serving(
         if code is not None:
             errors = [line for line in _tail(paths.log_file, 20) if line.startswith("error:")]
             reason = errors[-1].removeprefix("error:").strip() if errors else "no output"
+            if reason.startswith("cannot listen on"):  # taken since the check
+                raise VaultPortInUse(reason, hint="Pass another --addr HOST:PORT.")
             raise VaultServeStartFailed(
                 f"the vault server exited with status {code} while starting: {reason}",
                 hint=f"See {paths.log_file}.",

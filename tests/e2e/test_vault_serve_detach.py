@@ -12,6 +12,7 @@ import pytest
 
 from sahara_cli.errors import ExitCode
 from tests.e2e.cli_home import CliHome
+from tests.e2e.nodes import free_port
 from tests.e2e.test_vault_cli import owner  # noqa: F401  # the fixture: a home and a node
 
 pytestmark = pytest.mark.e2e
@@ -42,9 +43,10 @@ def test_detached_server_life_cycle(owner: CliHome) -> None:  # noqa: F811
         assert (status["pid"], status["url"], status["addr"]) == (pid, started["url"], addr)
         assert status["uptime_s"] >= 0 and status["started_at"]
 
-        again = owner.run("vault", "serve", "--detach")
-        assert again.returncode == ExitCode.CONFLICT, again.stderr
-        assert json.loads(again.stderr)["error"]["code"] == "vault.serve_running"
+        for args in (["--detach"], ["--addr", f"127.0.0.1:{free_port()}"]):
+            again = owner.run("vault", "serve", *args)
+            assert again.returncode == ExitCode.CONFLICT, again.stderr
+            assert json.loads(again.stderr)["error"]["code"] == "vault.serve_running"
     finally:
         stopped = owner.ok("vault", "serve-stop")
     assert stopped == {"stopped": True, "pid": pid, "killed": False}
