@@ -89,14 +89,9 @@ def _foreground(
     st = state()
     cfg = st.config().config
     host, _, port_text = listen.rpartition(":")
-    other = paths.running_pid()
-    if other is not None and other != os.getpid():
-        from sahara_cli.errors import VaultServeRunning
+    from sahara_cli.vault.serve_process import check_can_serve
 
-        raise VaultServeRunning(
-            f"the vault server of this home runs already (pid {other})",
-            hint="Run 'sahara vault serve-stop' first.",
-        )
+    check_can_serve(paths, host.strip("[]"), int(port_text))  # before the chain is asked
     proto = protocol(st)
     chain_id = proto.node.chain_id()
     who, info, _ = st.unlock(signer_name, password_file)

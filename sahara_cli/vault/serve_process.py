@@ -25,6 +25,7 @@ from sahara_cli.vault.results import ServeResult, ServeStatus, ServeStopped
 
 __all__ = [
     "ServePaths",
+    "check_can_serve",
     "check_listenable",
     "serve_status",
     "start_serving",
@@ -105,6 +106,18 @@ def check_listenable(host: str, port: int) -> None:
             ) from None
 
 
+def check_can_serve(paths: ServePaths, host: str, port: int) -> None:
+    """Before serving: ``vault.serve_running`` when this home's server runs (another
+    process than this one), ``vault.port_in_use`` when the port is taken."""
+    pid = paths.running_pid()
+    if pid is not None and pid != os.getpid():
+        raise VaultServeRunning(
+            f"the vault server of this home runs already (pid {pid})",
+            hint="Run 'sahara vault serve-stop' first.",
+        )
+    check_listenable(host, port)
+
+
 def _tail(path: Path, count: int) -> list[str]:
     try:
         return path.read_text(errors="replace").splitlines()[-count:]
@@ -124,14 +137,13 @@ def start_serving(
     returns once it listens. ``password`` goes to it on stdin, never in its environment.
     ``address`` (HOST, PORT) is checked first: a port in use is ``vault.port_in_use``."""
     ensure_private_dir(paths.root)
-    pid = paths.running_pid()
-    if pid is not None:
+    if address is not None:
+        check_can_serve(paths, *address)
+    elif (pid := paths.running_pid()) is not None:
         raise VaultServeRunning(
             f"the vault server of this home runs already (pid {pid})",
             hint="Run 'sahara vault serve-stop' first.",
         )
-    if address is not None:
-        check_listenable(*address)
     paths.forget()
     env = {k: v for k, v in os.environ.items() if k != "SAHARA_PASSWORD"}
     command = [sys.executable, "-m", "sahara_cli", *args]
