@@ -32,6 +32,11 @@ class Check:
     status: Status
     detail: str
     hint: str | None = None
+    #: For an external program: its version, its path and where it was found
+    #: (``setting``: a flag or config key, ``env``, ``cache`` or ``PATH``).
+    version: str | None = None
+    path: str | None = None
+    source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -180,8 +185,7 @@ def check_node(loaded: Any) -> Check:
 
 
 def check_vault(home: Home, loaded: Any) -> Iterator[Check]:
-    """The vault's catalogue (read only) and, for the Kubo backend or when it is
-    installed, the Kubo binary. Nothing is created."""
+    """The vault's catalogue, read only (Kubo is checked with the other programs)."""
     cfg = loaded.config.vault
     catalogue = home.root / "vault" / "vault.db"
     if catalogue.exists():
@@ -198,31 +202,10 @@ def check_vault(home: Home, loaded: Any) -> Iterator[Check]:
             )
     else:
         yield Check("vault", "ok", f"empty, backend {cfg.backend}")
-    from sahara_cli.errors import VaultKuboMissing
-    from sahara_cli.vault.kubo import find_ipfs
-
-    try:
-        binary = find_ipfs(cfg.ipfs_bin)
-    except VaultKuboMissing as exc:
-        status: Status = "fail" if cfg.backend == "kubo" else "skip"
-        yield Check("kubo", status, exc.message, exc.hint)
-        return
-    yield Check("kubo", "ok", binary)
 
 
 def check_agents(home: Home) -> Iterator[Check]:
-    """llama.cpp's library, and the models agents can run."""
-    try:
-        import llama_cpp
-
-        yield Check("llama.cpp", "ok", f"llama-cpp-python {llama_cpp.__version__}")
-    except Exception as exc:  # ImportError, or a library built for another CPU
-        yield Check(
-            "llama.cpp",
-            "fail",
-            f"llama-cpp-python cannot be loaded: {exc}",
-            "Reinstall it: scripts/test builds it, or 'pip install llama-cpp-python'.",
-        )
+    """The models agents can run."""
     from sahara_cli.agent.runners.model_store import ModelStore
     from sahara_cli.errors import SaharaError
 
@@ -246,6 +229,8 @@ def check_agents(home: Home) -> Iterator[Check]:
 
 
 def run_checks(home: Home) -> list[Check]:
+    from sahara_cli.doctor_tools import check_tools
+
     checks = [check_python(), *check_packages(), *check_home(home)]
     config_check, loaded = check_config(home)
     checks.append(config_check)
@@ -256,6 +241,8 @@ def run_checks(home: Home) -> list[Check]:
         if home.root.is_dir():
             checks.extend(check_vault(home, loaded))
             checks.extend(check_agents(home))
+    vault = loaded.config.vault if loaded is not None else None
+    checks.extend(check_tools(vault))
     return checks
 
 

@@ -597,6 +597,14 @@ class VaultPortInUse(VaultError, ConflictError):
     code = "vault.port_in_use"
 
 
+class VaultServeRunning(VaultError, ConflictError):
+    code = "vault.serve_running"
+
+
+class VaultServeStartFailed(VaultError):
+    code = "vault.serve_start_failed"
+
+
 class VaultExists(VaultError, ConflictError):
     """The path or repository to create is there already."""
 
@@ -637,6 +645,20 @@ class VaultNotSetUp(VaultError, NotFoundError):
 
 
 # -- localnet --------------------------------------------------------------------------
+
+
+class SetupError(SaharaError):
+    """``sahara setup``: building the external programs sahara drives."""
+
+    code = "setup.error"
+
+
+class GoMissing(SetupError, NotFoundError):
+    code = "setup.go_missing"
+
+
+class GoBuildFailed(SetupError):
+    code = "setup.build_failed"
 
 
 class LocalnetError(NodeError):

@@ -26,7 +26,17 @@ from pathlib import Path
 
 from sahara_cli.errors import CometbftMissing, SaharaError, VaultKuboMissing
 
-__all__ = ["COMETBFT", "KUBO", "GoBinary", "cache_root", "find_binary"]
+__all__ = [
+    "BINARIES",
+    "COMETBFT",
+    "KUBO",
+    "GoBinary",
+    "Located",
+    "cache_dir",
+    "cache_root",
+    "find_binary",
+    "locate",
+]
 
 
 @dataclass(frozen=True)
@@ -49,11 +59,14 @@ class GoBinary:
     module: str
     #: The error raised when it is missing (each keeps its documented code).
     error: type[SaharaError]
+    #: Go build tags ``go install`` needs (``-tags``), or "".
+    tags: str = ""
 
     @property
     def install_hint(self) -> str:
         return (
-            f"Install it with 'go install {self.module}@{self.version}', or set "
+            f"Build it with 'sahara setup {self.cache_name}' (or 'go install "
+            f"{self.module}@{self.version}'), or set "
             f"{self.env}=/path/to/{self.executable} (or {self.setting})."
         )
 
@@ -67,6 +80,9 @@ KUBO = GoBinary(
     version="v0.39.0",
     module="github.com/ipfs/kubo/cmd/ipfs",
     error=VaultKuboMissing,
+    # Kubo's dependency cockroachdb/swiss gates its runtime hooks on a list of Go
+    # versions; this tag lets a newer Go build it.
+    tags="untested_go_version",
 )
 COMETBFT = GoBinary(
     executable="cometbft",
@@ -78,6 +94,8 @@ COMETBFT = GoBinary(
     module="github.com/cometbft/cometbft/cmd/cometbft",
     error=CometbftMissing,
 )
+#: Every Go program sahara drives, by the name ``sahara setup`` takes.
+BINARIES = {b.cache_name: b for b in (KUBO, COMETBFT)}
 
 
 def cache_root() -> Path:
@@ -89,24 +107,35 @@ def cache_root() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "sahara"
 
 
+def cache_dir(binary: GoBinary) -> Path:
+    """Where the pinned version is built: ``<cache>/go/bin-<name>-<version>/``; a
+    ``.complete`` file in it marks a finished build."""
+    return cache_root() / "go" / f"bin-{binary.cache_name}-{binary.version}"
+
+
 def _cached(binary: GoBinary) -> str | None:
     """The pinned version in the project's cache, when a complete build is there."""
-    directory = cache_root() / "go" / f"bin-{binary.cache_name}-{binary.version}"
+    directory = cache_dir(binary)
     candidate = directory / binary.executable
     if (directory / ".complete").is_file() and os.access(candidate, os.X_OK):
         return str(candidate)
     return None
 
 
-def find_binary(binary: GoBinary, configured: str | None = None, *, source: str = "") -> str:
-    """The path of ``binary``: ``configured``, its environment variable, the cache, PATH.
+@dataclass(frozen=True)
+class Located:
+    """A binary found, and which source gave it: ``setting`` (a flag or config key),
+    ``env``, ``cache`` or ``PATH``."""
 
-    ``source`` names where ``configured`` came from in the error (default: the binary's
-    setting). Raises ``binary.error`` (``vault.kubo_missing``, ``localnet.cometbft_missing``).
-    """
-    for where, value in (
-        (source or binary.setting, configured),
-        (binary.env, os.environ.get(binary.env)),
+    path: str
+    source: str
+
+
+def locate(binary: GoBinary, configured: str | None = None, *, source: str = "") -> Located:
+    """Like :func:`find_binary`, and says where the binary was found."""
+    for kind, where, value in (
+        ("setting", source or binary.setting, configured),
+        ("env", binary.env, os.environ.get(binary.env)),
     ):
         if not value:
             continue
@@ -117,12 +146,24 @@ def find_binary(binary: GoBinary, configured: str | None = None, *, source: str 
                 hint=f"Point it at a {binary.project} {binary.version} binary. "
                 + binary.install_hint,
             )
-        return found
-    found = _cached(binary) or shutil.which(binary.executable)
+        return Located(found, kind)
+    cached = _cached(binary)
+    if cached is not None:
+        return Located(cached, "cache")
+    found = shutil.which(binary.executable)
     if found is None:
         raise binary.error(
             f"{binary.project}'s '{binary.executable}' binary was not found "
             f"({binary.setting}, {binary.env}, the cache, PATH)",
             hint=binary.install_hint,
         )
-    return found
+    return Located(found, "PATH")
+
+
+def find_binary(binary: GoBinary, configured: str | None = None, *, source: str = "") -> str:
+    """The path of ``binary``: ``configured``, its environment variable, the cache, PATH.
+
+    ``source`` names where ``configured`` came from in the error (default: the binary's
+    setting). Raises ``binary.error`` (``vault.kubo_missing``, ``localnet.cometbft_missing``).
+    """
+    return locate(binary, configured, source=source).path

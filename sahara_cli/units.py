@@ -18,3 +18,26 @@ def format_sah(wei: int) -> str:
     sign = "-" if wei < 0 else ""
     whole, frac = divmod(abs(wei), 10**18)
     return sign + f"{whole}.{frac:018d}".rstrip("0").rstrip(".")
+
+
+_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_seconds(text: str, what: str = "--block-time", *, allow_zero: bool = False) -> float:
+    """A duration as seconds: ``1s``, ``500ms``, ``0.5s``, ``2m``, ``1h`` or a plain number
+    of seconds (``1``, ``0.25``). ``allow_zero`` accepts 0 (a node's "on every
+    transaction"); negative values never pass. Raises ``UsageError``."""
+    import re
+
+    from sahara_cli.errors import UsageError
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*", text.lower())
+    if match is None:
+        raise UsageError(
+            f"{what} must be a duration such as 1s, 500ms or 2m, got {text!r}",
+            hint="Write a number of seconds (1, 0.5) or one with a unit: ms, s, m, h.",
+        )
+    value = float(match.group(1)) * _SECONDS[match.group(2) or "s"]
+    if value == 0 and not allow_zero:
+        raise UsageError(f"{what} must be positive, got {text!r}")
+    return value

@@ -1,8 +1,9 @@
 """Helpers for tests that run our ABCI server, alone or under a real CometBFT node.
 
-``scripts/_setup.sh`` builds CometBFT v0.38.25 and exports ``SAHARA_COMETBFT_BIN``; the
-path is read when this module is imported, because ``tests/conftest.py`` clears every
-``SAHARA_*`` variable around each test.
+The cometbft binary is the library's lookup (``SAHARA_COMETBFT_BIN``, the project's cache
+where ``scripts/_setup.sh`` and ``sahara setup cometbft`` build v0.38.25, then PATH), done
+when this module is imported, because ``tests/conftest.py`` clears every ``SAHARA_*``
+variable around each test.
 
 * :func:`serving` runs an :class:`~sahara_cli.node.abci.server.ABCIServer` on an event
   loop in a background thread and yields the address it listens on.
@@ -17,9 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -36,17 +35,19 @@ from typing import Any
 
 import pytest
 
+from sahara_cli.gobin import COMETBFT
 from sahara_cli.node.abci.server import ABCIServer, Application
+from tests.gobin import found_binary
 
-COMETBFT_BIN: str | None = os.environ.get("SAHARA_COMETBFT_BIN") or shutil.which("cometbft")
+COMETBFT_BIN: str | None = found_binary(COMETBFT)
 
 
 def cometbft_bin() -> str:
     """The cometbft binary; fails the test with what to do when there is none."""
     if not COMETBFT_BIN:
         pytest.fail(
-            "SAHARA_COMETBFT_BIN is not set and no 'cometbft' is on PATH: run the tests "
-            "through scripts/test (it builds CometBFT v0.38.25) or export "
+            "CometBFT was not found (SAHARA_COMETBFT_BIN, the cache, PATH): run 'sahara "
+            "setup cometbft', run the tests through scripts/test, or export "
             "SAHARA_COMETBFT_BIN=/path/to/cometbft",
             pytrace=False,
         )

@@ -1,8 +1,9 @@
 """A real Kubo daemon for tests, on a temporary repo (loopback only).
 
-``scripts/_setup.sh`` builds Kubo and exports ``SAHARA_IPFS_BIN``; the path is read
-here, when the module is imported, because ``tests/conftest.py`` clears every
-``SAHARA_*`` variable around each test. Use it from a test module as::
+The binary is the library's lookup (``SAHARA_IPFS_BIN``, the project's cache where
+``scripts/_setup.sh`` and ``sahara setup kubo`` build it, then PATH), done when the module
+is imported, because ``tests/conftest.py`` clears every ``SAHARA_*`` variable around
+each test. Use it from a test module as::
 
     @pytest.fixture(scope="module")
     def kubo(tmp_path_factory):
@@ -12,25 +13,25 @@ here, when the module is imported, because ``tests/conftest.py`` clears every
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from sahara_cli.gobin import KUBO
 from sahara_cli.vault.kubo import KuboDaemon
+from tests.gobin import found_binary
 
-IPFS_BIN: str | None = os.environ.get("SAHARA_IPFS_BIN") or shutil.which("ipfs")
+IPFS_BIN: str | None = found_binary(KUBO)
 
 
 def ipfs_bin() -> str:
     """The Kubo binary; fails the test (like tests/e2e/test_vault_kubo_cids.py) without one."""
     if not IPFS_BIN:
         pytest.fail(
-            "SAHARA_IPFS_BIN is not set and no 'ipfs' is on PATH: run the tests through "
-            "scripts/test (it builds Kubo v0.39.0) or export SAHARA_IPFS_BIN=/path/to/ipfs",
+            "Kubo was not found (SAHARA_IPFS_BIN, the cache, PATH): run 'sahara setup kubo', "
+            "run the tests through scripts/test, or export SAHARA_IPFS_BIN=/path/to/ipfs",
             pytrace=False,
         )
     if not Path(IPFS_BIN).is_file():

@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,7 +20,17 @@ from sahara_cli.commands._state import state
 from sahara_cli.commands._vault import Backend, kv, open_vault
 from sahara_cli.errors import UsageError
 
+if TYPE_CHECKING:
+    from sahara_cli.vault.serve_process import ServePaths
+
 daemon_app = typer.Typer(help="Run a Kubo (IPFS) daemon for this home.", no_args_is_help=True)
+
+
+def register_serve(app: typer.Typer) -> None:
+    """``vault serve`` (foreground, or ``--detach``), ``serve-status`` and ``serve-stop``."""
+    app.command("serve")(serve)
+    app.command("serve-status")(serve_status)
+    app.command("serve-stop")(serve_stop)
 
 
 @returns("sahara_cli.vault.results:ServeResult")
@@ -32,8 +44,39 @@ def serve(
     backend: Backend = None,
     signer_name: IdOption = None,
     password_file: PasswordFileOption = None,
+    detach: Annotated[
+        bool,
+        typer.Option(
+            "--detach",
+            help="Run in the background (pid and log in <home>/vault); see serve-status "
+            "and serve-stop.",
+        ),
+    ] = False,
 ) -> None:
-    """Release data keys to licensees (checked on chain) and serve your items' blocks."""
+    """Release data keys to licensees (checked on chain) and serve your items' blocks;
+    in the foreground until Ctrl-C, or with --detach in the background."""
+    from sahara_cli.vault.serve_process import ServePaths
+
+    st = state()
+    cfg = st.config().config
+    listen = addr or cfg.vault.serve_addr
+    host, _, port_text = listen.rpartition(":")
+    if not host or not port_text.isdigit():
+        raise UsageError(f"--addr {listen!r} is not HOST:PORT")
+    paths = ServePaths.of_home(st.home.require().root)
+    if detach:
+        _detach(paths, listen, backend, signer_name, password_file)
+        return
+    _foreground(paths, listen, backend, signer_name, password_file)
+
+
+def _foreground(
+    paths: ServePaths,
+    listen: str,
+    backend: str | None,
+    signer_name: str | None,
+    password_file: Path | None,
+) -> None:
     import asyncio
     import signal
 
@@ -45,10 +88,10 @@ def serve(
 
     st = state()
     cfg = st.config().config
-    listen = addr or cfg.vault.serve_addr
     host, _, port_text = listen.rpartition(":")
-    if not host or not port_text.isdigit():
-        raise UsageError(f"--addr {listen!r} is not HOST:PORT")
+    from sahara_cli.vault.serve_process import check_can_serve
+
+    check_can_serve(paths, host.strip("[]"), int(port_text))  # before the chain is asked
     proto = protocol(st)
     chain_id = proto.node.chain_id()
     who, info, _ = st.unlock(signer_name, password_file)
@@ -98,15 +141,82 @@ def serve(
         if st.output.json_mode:
             sys.stderr.write(f'{{"listening": "http://{listen}"}}\n')
             sys.stderr.flush()
+        url = f"http://{listen}"
+        paths.announce({"pid": os.getpid(), "url": url, "addr": listen, "started": time.time()})
         await stop.wait()
         await runner.cleanup()
 
     try:
         asyncio.run(main())
     finally:
+        paths.forget(os.getpid())
         server.close()
         vault.close()
     st.output.result(ServeResult(stopped=True, addr=listen), lambda c: c.print("Stopped."))
+
+
+def _detach(
+    paths: ServePaths,
+    listen: str,
+    backend: str | None,
+    signer_name: str | None,
+    password_file: Path | None,
+) -> None:
+    from sahara_cli.vault.serve_process import start_serving
+
+    st = state()
+    _, info, password = st.unlock(signer_name, password_file)
+    host, _, port = listen.rpartition(":")
+    args = ["--home", str(st.home.root), "--no-prompt", "vault", "serve", "--addr", listen]
+    args += ["--id", info.name] + (["--backend", backend] if backend else [])
+    with st.output.status("Starting the vault server"):
+        result = start_serving(paths, args, password, address=(host.strip("[]"), int(port)))
+    st.output.result(
+        result,
+        lambda c: c.print(
+            f"[bold green]vault server[/] of {info.name} at [bold]{result.url}[/] "
+            f"(pid {result.pid}, log {result.log})"
+        ),
+    )
+
+
+@returns("sahara_cli.vault.results:ServeStatus")
+def serve_status() -> None:
+    """Whether this home's background vault server runs: its URL, pid and uptime."""
+    from sahara_cli.vault.serve_process import ServePaths
+    from sahara_cli.vault.serve_process import serve_status as status_of
+
+    st = state()
+    result = status_of(ServePaths.of_home(st.home.require().root))
+
+    def render(console: Any) -> None:
+        if not result.running:
+            console.print("no vault server of this home is running")
+            return
+        console.print(
+            f"vault server at [bold]{result.url}[/] (pid {result.pid}, "
+            f"up {result.uptime_s:.0f} s, log {result.log})"
+        )
+
+    st.output.result(result, render)
+
+
+@returns("sahara_cli.vault.results:ServeStopped")
+def serve_stop() -> None:
+    """Stop this home's background vault server (SIGTERM; SIGKILL after 30 s)."""
+    from sahara_cli.vault.serve_process import ServePaths, stop_serving
+
+    st = state()
+    result = stop_serving(ServePaths.of_home(st.home.require().root))
+    st.output.result(
+        result,
+        lambda c: c.print(
+            f"stopped the vault server (pid {result.pid})"
+            + (", killed after the timeout" if result.killed else "")
+            if result.stopped
+            else "no vault server of this home is running"
+        ),
+    )
 
 
 @daemon_app.command("start")

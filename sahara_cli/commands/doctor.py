@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from sahara_cli.commands._output import returns
 from sahara_cli.commands._state import state
@@ -14,7 +13,9 @@ _STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 
 @returns("sahara_cli.doctor:DoctorReport")
 def doctor() -> None:
-    """Check Python, packages, the home and its permissions, the config and the node.
+    """Check Python, packages, the home and its permissions, the config, the node, and
+    the external programs (Kubo, CometBFT, llama.cpp, Node.js): version, where each was
+    found (a setting, the environment, the project's cache or PATH), how to get it.
 
     Exits 1 when a check fails; warnings do not change the exit status.
     """
@@ -25,17 +26,18 @@ def doctor() -> None:
     failed = [c for c in checks if c.status == "fail"]
 
     def render(console: Console) -> None:
-        table = Table(show_header=False, box=None, pad_edge=False)
-        table.add_column(no_wrap=True)
-        table.add_column(style="bold", no_wrap=True)
-        table.add_column()
+        # One line per check, never cut: a path or URL stays whole (the terminal may
+        # wrap it, but copying it gives the full text).
+        width = max(len(c.name) for c in checks)
         for check in checks:
             style = _STYLE[check.status]
-            detail = check.detail + (
-                f"\n[dim]fix: {check.hint}[/]" if check.hint and check.status != "ok" else ""
+            console.print(
+                f"[{style}]{check.status:<4}[/] [bold]{check.name:<{width}}[/] {check.detail}",
+                markup=True,
+                highlight=False,
             )
-            table.add_row(f"[{style}]{check.status}[/]", check.name, detail)
-        console.print(table)
+            if check.hint and check.status != "ok":
+                console.print(f"{'':<5}{'':<{width}} [dim]fix: {check.hint}[/]")
         console.print(
             f"[bold red]{len(failed)} check(s) failed[/]" if failed else "[green]all good[/]"
         )

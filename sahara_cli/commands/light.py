@@ -65,7 +65,7 @@ CometbftBin = Annotated[
     typer.Option(
         "--cometbft-bin",
         help="The cometbft binary.",
-        show_default="$SAHARA_COMETBFT_BIN, else cometbft on PATH",
+        show_default="$SAHARA_COMETBFT_BIN, the cache ('sahara setup cometbft'), PATH",
     ),
 ]
 Block = Annotated[

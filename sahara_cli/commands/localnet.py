@@ -10,7 +10,7 @@ from rich.table import Table
 
 from sahara_cli.commands._output import returns
 from sahara_cli.commands._state import AppState, state
-from sahara_cli.errors import UsageError
+from sahara_cli.units import parse_seconds
 
 if TYPE_CHECKING:
     from sahara_cli.node.localnet import Localnet
@@ -28,25 +28,6 @@ def _net(st: AppState) -> Localnet:
     from sahara_cli.node.localnet import Localnet
 
     return Localnet(st.home.root / "localnet")
-
-
-def parse_duration(text: str) -> float:
-    """``1s``, ``500ms``, ``0.5s`` or a bare number of seconds."""
-    raw = text.strip().lower()
-    scale = 1.0
-    if raw.endswith("ms"):
-        raw, scale = raw[:-2], 0.001
-    elif raw.endswith("s"):
-        raw = raw[:-1]
-    try:
-        value = float(raw) * scale
-    except ValueError:
-        raise UsageError(
-            f"--block-time must be a duration such as 1s or 500ms, got {text!r}"
-        ) from None
-    if not value > 0:
-        raise UsageError(f"--block-time must be positive, got {text!r}")
-    return value
 
 
 def _render_status(info: LocalnetStatus) -> Any:
@@ -77,27 +58,45 @@ def _render_status(info: LocalnetStatus) -> Any:
 @returns("sahara_cli.node.results:LocalnetStatus")
 def up(
     validators: Annotated[
-        int,
-        typer.Option("--validators", help="Number of validators (1 to 32).", min=1, max=32),
-    ] = 4,
+        int | None,
+        typer.Option(
+            "--validators",
+            help="Number of validators (1 to 32) of a new localnet.",
+            min=1,
+            max=32,
+            show_default="4; a stopped localnet keeps its own",
+        ),
+    ] = None,
     block_time: Annotated[
-        str, typer.Option("--block-time", help="Time between blocks (timeout_commit): 1s, 500ms.")
-    ] = "1s",
+        str | None,
+        typer.Option(
+            "--block-time",
+            help="Time between blocks (timeout_commit): 1s, 500ms.",
+            show_default="1s; a stopped localnet keeps its own",
+        ),
+    ] = None,
     cometbft_bin: Annotated[
         str | None,
         typer.Option(
             "--cometbft-bin",
             help="The cometbft binary.",
-            show_default="$SAHARA_COMETBFT_BIN, else cometbft on PATH",
+            show_default="$SAHARA_COMETBFT_BIN, the cache ('sahara setup cometbft'), PATH",
         ),
     ] = None,
+    reset: Annotated[
+        bool,
+        typer.Option("--reset", help="Delete a stopped localnet first and start a new chain."),
+    ] = False,
 ) -> None:
-    """Create and start N validators on 127.0.0.1; wait until each is at height 2."""
+    """Start the localnet: a stopped one resumes its chain (same genesis, height goes on);
+    otherwise create N validators on 127.0.0.1 and wait until each is at height 2."""
     st = state()
-    seconds = parse_duration(block_time)
+    seconds = None if block_time is None else parse_seconds(block_time)
     st.home.create()
-    with st.output.status(f"Starting {validators} validators"):
-        info = _net(st).up(validators, seconds, cometbft_bin=cometbft_bin)
+    with st.output.status("Starting the localnet"):
+        info = _net(st).up(validators, seconds, cometbft_bin=cometbft_bin, reset=reset)
+    if info.resumed:
+        st.output.note("resumed the stopped localnet (its chain goes on; --reset starts anew)")
     st.output.result(info, _render_status(info))
 
 

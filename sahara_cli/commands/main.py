@@ -26,6 +26,7 @@ from sahara_cli.commands import mcp as mcp_cmd
 from sahara_cli.commands import model as model_cmd
 from sahara_cli.commands import node as node_cmd
 from sahara_cli.commands import schema as schema_cmd
+from sahara_cli.commands import setup as setup_cmd
 from sahara_cli.commands import tx as tx_cmd
 from sahara_cli.commands import vault as vault_cmd
 from sahara_cli.commands._state import AppState
@@ -104,6 +105,7 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(id_cmd.app, name="id")
 app.command("init")(init_cmd.init)
 app.command("doctor")(doctor_cmd.doctor)
+app.add_typer(setup_cmd.app, name="setup")
 app.add_typer(node_cmd.app, name="node")
 app.add_typer(localnet_cmd.app, name="localnet")
 app.add_typer(light_cmd.app, name="light")

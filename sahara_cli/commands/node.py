@@ -32,9 +32,11 @@ RpcAddr = Annotated[
     typer.Option("--rpc-addr", help="HOST:PORT for JSON-RPC.", show_default="config node.rpc_addr"),
 ]
 BlockTime = Annotated[
-    float | None,
+    str | None,
     typer.Option(
-        "--block-time", help="Seconds between blocks; 0 mines on every tx.", show_default="0"
+        "--block-time",
+        help="Time between blocks: 1s, 500ms, 2m, or seconds; 0 mines on every tx.",
+        show_default="config node.block_time (0)",
     ),
 ]
 ChainId = Annotated[
@@ -104,10 +106,13 @@ def _validator(
 
 
 def _settings(
-    st: AppState, rpc_addr: str | None, block_time: float | None, chain_id: int | None
+    st: AppState, rpc_addr: str | None, block_time: str | None, chain_id: int | None
 ) -> Any:
+    from sahara_cli.units import parse_seconds
+
+    seconds = None if block_time is None else parse_seconds(block_time, allow_zero=True)
     st.overrides.update(
-        {"node.rpc_addr": rpc_addr, "node.block_time": block_time, "node.chain_id": chain_id}
+        {"node.rpc_addr": rpc_addr, "node.block_time": seconds, "node.chain_id": chain_id}
     )
     return st.config().config.node
 
@@ -241,11 +246,12 @@ def start(
     password_file: PasswordFile = None,
 ) -> None:
     """Start a node in the background (pid and log in <home>/node)."""
-    from sahara_cli.node.process import start_background
+    from sahara_cli.node.process import parse_addr, start_background
     from sahara_cli.node.results import NodeServing
 
     st = state()
     settings = _settings(st, rpc_addr, block_time, chain_id)
+    address = parse_addr(settings.rpc_addr)
     _, source, password = _validator(st, password_file, dev)
     st.home.create()
     args = ["--home", str(st.home.root), "--no-prompt", "node", "run"]
@@ -259,7 +265,7 @@ def start(
         args += ["--cors", origin]
     paths = _paths(st)
     with st.output.status("Starting the node"):
-        runtime = start_background(paths, args, password)
+        runtime = start_background(paths, args, password, address=address)
     info = NodeServing.from_runtime(runtime, validator_source=source, log=str(paths.log_file))
     st.output.result(info, _render_banner(info))
 

@@ -29,7 +29,7 @@ from sahara_cli.commands._vault import (
     registration_of,
     render_added,
 )
-from sahara_cli.commands._vault_serve import daemon_app, serve
+from sahara_cli.commands._vault_serve import daemon_app, register_serve
 from sahara_cli.errors import UsageError
 from sahara_cli.units import human_size
 
@@ -38,7 +38,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(daemon_app, name="daemon")
-app.command("serve")(serve)
+register_serve(app)
 
 
 @app.command("add")

@@ -55,6 +55,9 @@ if TYPE_CHECKING:
 HOST = "127.0.0.1"
 PORT_NAMES = ("p2p", "rpc", "abci", "eth_rpc")
 MAX_VALIDATORS = 32
+#: A new localnet's validators and block time when ``up`` is not told.
+DEFAULT_VALIDATORS = 4
+DEFAULT_BLOCK_TIME = 1.0
 
 
 def free_port() -> int:
@@ -253,29 +256,41 @@ class Localnet:
 
     def up(
         self,
-        validators: int,
-        block_time: float,
+        validators: int | None = None,
+        block_time: float | None = None,
         *,
         cometbft_bin: str | None = None,
+        reset: bool = False,
         timeout: float = 90.0,
     ) -> LocalnetStatus:
-        """Create and start ``validators`` nodes; returns :meth:`status` once each is at
-        height 2 or more. On any failure nothing is left running."""
-        if not 1 <= validators <= MAX_VALIDATORS:
+        """Start the localnet; returns :meth:`status` once each node makes blocks.
+
+        A stopped localnet resumes: the same genesis, keys and ports, its chain going on
+        from the height it reached (``resumed`` is true); ``validators`` and
+        ``block_time`` must then be None or its own. ``reset`` deletes it first for a new
+        chain. Otherwise ``validators`` (default 4) nodes are created and started, and
+        each reaches height 2. On any failure nothing is left running."""
+        if validators is not None and not 1 <= validators <= MAX_VALIDATORS:
             raise UsageError(f"--validators must be 1 to {MAX_VALIDATORS}, got {validators}")
-        if block_time <= 0:
+        if block_time is not None and block_time <= 0:
             raise UsageError(f"--block-time must be positive, got {block_time:g}")
-        binary = find_binary(COMETBFT, cometbft_bin)
         if self.running_pids():
             raise LocalnetRunning(
                 f"a localnet runs already in {self.root}",
                 hint="Run 'sahara localnet down' first.",
             )
+        if reset and self.root.exists():
+            shutil.rmtree(self.root)
+        if self.state_file.exists():
+            return self._resume(self._load(), validators, block_time, cometbft_bin, timeout)
         if self.root.exists() and any(self.root.iterdir()):
             raise LocalnetExists(
-                f"{self.root} holds a stopped localnet",
-                hint="Run 'sahara localnet down --clean' to remove it first.",
+                f"{self.root} holds files but no localnet state",
+                hint="Run 'sahara localnet up --reset' for a new localnet (it deletes them).",
             )
+        validators = DEFAULT_VALIDATORS if validators is None else validators
+        block_time = DEFAULT_BLOCK_TIME if block_time is None else block_time
+        binary = find_binary(COMETBFT, cometbft_bin)
         nodes = self._create(binary, validators, block_time)
         data: dict[str, Any] = {
             "validators": validators,
@@ -285,6 +300,20 @@ class Localnet:
             "nodes": [],
         }
         self._store(data, nodes)
+        self._start_all(data, nodes, binary, timeout, height=2)
+        return self.status()
+
+    def _start_all(
+        self,
+        data: dict[str, Any],
+        nodes: list[NodeEntry],
+        binary: str,
+        timeout: float,
+        *,
+        height: int = 1,
+    ) -> None:
+        """Every app, then every CometBFT, until each node is at ``height``; on failure
+        everything is stopped again."""
         try:
             for n in nodes:
                 self._check_ports(n)
@@ -296,12 +325,42 @@ class Localnet:
             for n in nodes:
                 n.comet_pid = self._spawn_comet(binary, n)
             self._store(data, nodes)
-            self._wait_heights(nodes, 2, timeout=timeout)
+            self._wait_heights(nodes, height, timeout=timeout)
         except BaseException:
             self._stop_all(nodes)
             self._store(data, [NodeEntry(n.index, n.ports) for n in nodes])
             raise
-        return self.status()
+
+    def _resume(
+        self,
+        data: dict[str, Any],
+        validators: int | None,
+        block_time: float | None,
+        cometbft_bin: str | None,
+        timeout: float,
+    ) -> LocalnetStatus:
+        """Start a stopped localnet again, on its data: its chain continues."""
+        asked = {"--validators": validators, "--block-time": block_time}
+        held = {"--validators": data["validators"], "--block-time": data["block_time"]}
+        for option, value in asked.items():
+            if value is not None and value != held[option]:
+                raise LocalnetExists(
+                    f"{self.root} holds a stopped localnet with {option} {held[option]:g}, "
+                    f"not {value:g}",
+                    hint=f"Leave {option} out to resume it, or add --reset to delete it "
+                    "and start a new chain.",
+                )
+        binary = find_binary(COMETBFT, cometbft_bin or data.get("cometbft_bin"))
+        nodes = [NodeEntry(n.index, n.ports) for n in self._nodes(data)]
+        self._start_all(data, nodes, binary, timeout)
+        try:  # blocks go on from where the chain stopped
+            reached = max(self._height(n) or 0 for n in nodes)
+            self._wait_heights(nodes, reached + 1, timeout=timeout)
+        except BaseException:
+            self._stop_all(nodes)
+            self._store(data, [NodeEntry(n.index, n.ports) for n in nodes])
+            raise
+        return self.status().model_copy(update={"resumed": True})
 
     def _create(self, binary: str, validators: int, block_time: float) -> list[NodeEntry]:
         """``cometbft testnet`` into the root, then ports, peers and timeouts per node."""

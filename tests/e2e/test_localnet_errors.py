@@ -107,3 +107,49 @@ def test_port_in_use_and_crashed_apps_leave_nothing_behind(tmp_path: Path) -> No
     assert down.returncode == 0, down.stderr
     wait_dead([p for p in started if p])
     assert home.ok("localnet", "down", "--clean")["removed"] is True
+
+
+def test_down_then_up_resumes_the_same_chain(tmp_path: Path) -> None:
+    cometbft_bin()
+    home = CliHome(tmp_path / "home", env={"SAHARA_COMETBFT_BIN": COMETBFT_BIN or ""})
+    try:
+        first = home.ok("localnet", "up", "--validators", "2", "--block-time", "300ms")
+        assert first["resumed"] is False
+        comets = [n["cometbft_rpc_url"] for n in first["nodes"]]
+        wait_height(comets, 4)
+        genesis = [block_one(u) for u in comets]
+        assert len(set(genesis)) == 1
+        reached = min(height(u) for u in comets)  # a new chain would be back at 2
+        down = home.ok("localnet", "down")
+        assert down["stopped"] and not down["removed"]
+
+        again = home.ok("localnet", "up")
+        assert again["resumed"] is True
+        assert (again["validators"], again["block_time_s"]) == (2, 0.3)
+        assert [n["ports"] for n in again["nodes"]] == [n["ports"] for n in first["nodes"]]
+        assert all(n["height"] >= reached for n in again["nodes"]), (reached, again)
+        assert [block_one(u) for u in comets] == genesis  # the same chain, not a new one
+        wait_height(comets, max(height(u) for u in comets) + 1)  # and it goes on
+
+        # Other settings than the stopped localnet's: refused, nothing started.
+        home.ok("localnet", "down")
+        other = home.run("localnet", "up", "--validators", "3")
+        assert other.returncode == ExitCode.CONFLICT, other.stderr
+        assert error(other)["code"] == "localnet.exists"
+        assert "--reset" in error(other)["hint"]
+        assert home.ok("localnet", "status")["running"] == 0
+
+        fresh = home.ok("localnet", "up", "--reset", "--validators", "1")
+        assert fresh["resumed"] is False and fresh["validators"] == 1
+        assert block_one(fresh["nodes"][0]["cometbft_rpc_url"]) not in genesis
+    finally:
+        home.run("localnet", "down")
+
+
+def block_one(comet_url: str) -> str:
+    """The hash of block 1: it names the chain (its genesis and validators)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{comet_url}/block?height=1", timeout=10) as reply:
+        doc = json.loads(reply.read())
+    return str(doc["result"]["block_id"]["hash"])

@@ -107,10 +107,11 @@ def test_port_in_use_is_a_clear_error(home: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         result = sahara(home, "--json", "node", "start", "--dev", "--rpc-addr", f"127.0.0.1:{port}")
-    assert result.returncode != 0
+    assert result.returncode == 7  # CONFLICT
     error = json.loads(result.stderr)["error"]
     assert "Traceback" not in result.stderr
-    assert error["message"]
+    assert error["code"] == "node.port_unavailable"
+    assert f"127.0.0.1:{port}" in error["message"]
     assert sahara(home, "node", "stop").returncode == 0  # nothing left running
 
 
@@ -166,3 +167,39 @@ def test_the_rpc_execution_limits_come_from_the_config(tmp_path: Path) -> None:
         }
     finally:
         ok(sahara(home, "node", "stop"))
+
+
+def test_block_time_takes_the_duration_syntax_of_localnet(home: Path) -> None:
+    port = free_port()
+    started = ok(
+        sahara(
+            home,
+            "--json",
+            "node",
+            "start",
+            "--dev",
+            "--block-time",
+            "500ms",
+            "--rpc-addr",
+            f"127.0.0.1:{port}",
+        )
+    )
+    try:
+        assert started["block_time_s"] == 0.5
+        assert (
+            ok(
+                sahara(
+                    home,
+                    "--json",
+                    "node",
+                    "status",
+                    env={"SAHARA_NODE_RPC_URL": f"http://127.0.0.1:{port}"},
+                )
+            )["block_time_s"]
+            == 0.5
+        )
+    finally:
+        ok(sahara(home, "node", "stop"))
+    bad = sahara(home, "--json", "node", "start", "--dev", "--block-time", "soon")
+    assert bad.returncode == 2
+    assert "1s, 500ms" in json.loads(bad.stderr)["error"]["message"]

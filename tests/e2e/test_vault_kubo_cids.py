@@ -21,11 +21,12 @@ import pytest
 
 from sahara_cli.vault import car, unixfs
 from sahara_cli.vault.cid import CID
+from tests.vault_kubo import IPFS_BIN as IPFS_FOUND
 
 pytestmark = pytest.mark.e2e
 
 # Read at import: the root conftest's autouse fixture clears SAHARA_* for each test.
-IPFS_BIN = os.environ.get("SAHARA_IPFS_BIN", "")
+IPFS_BIN = IPFS_FOUND or ""
 
 C = 262144
 MIB = 1 << 20
@@ -51,12 +52,12 @@ class Kubo:
 def _new_repo(path: Path) -> Kubo:
     if not IPFS_BIN:
         pytest.fail(
-            "SAHARA_IPFS_BIN is not set: run the tests through scripts/test (it builds "
-            "Kubo v0.39.0) or export SAHARA_IPFS_BIN=/path/to/ipfs",
+            "Kubo was not found (SAHARA_IPFS_BIN, the cache, PATH): run 'sahara setup kubo', "
+            "run the tests through scripts/test, or export SAHARA_IPFS_BIN=/path/to/ipfs",
             pytrace=False,
         )
     if not Path(IPFS_BIN).is_file():
-        pytest.fail(f"SAHARA_IPFS_BIN={IPFS_BIN} is not a file", pytrace=False)
+        pytest.fail(f"{IPFS_BIN} is not a file", pytrace=False)
     kubo = Kubo(path)
     kubo("init", "--profile=test", "--empty-repo")
     return kubo

@@ -7,7 +7,17 @@ from pathlib import Path
 import pytest
 
 from sahara_cli.errors import CometbftMissing, VaultKuboMissing
-from sahara_cli.gobin import COMETBFT, KUBO, GoBinary, cache_root, find_binary
+from sahara_cli.gobin import (
+    BINARIES,
+    COMETBFT,
+    KUBO,
+    GoBinary,
+    Located,
+    cache_dir,
+    cache_root,
+    find_binary,
+    locate,
+)
 
 
 def fake(path: Path) -> str:
@@ -80,3 +90,25 @@ def test_cache_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert cache_root() == tmp_path / "xdg" / "sahara"
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert cache_root() == Path.home() / ".cache" / "sahara"
+
+
+def test_locate_says_which_source_gave_the_binary(
+    bare: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake(bare / "path" / "ipfs")
+    assert locate(KUBO).source == "PATH"
+    cached = fake(cache_dir(KUBO) / "ipfs")
+    (cache_dir(KUBO) / ".complete").touch()
+    assert locate(KUBO) == Located(cached, "cache")
+    assert cache_dir(KUBO) == bare / "cache" / "go" / f"bin-kubo-{KUBO.version}"
+    monkeypatch.setenv(KUBO.env, fake(bare / "env" / "ipfs"))
+    assert locate(KUBO).source == "env"
+    assert locate(KUBO, fake(bare / "flag" / "ipfs")).source == "setting"
+
+
+def test_the_hint_names_sahara_setup(bare: Path) -> None:
+    with pytest.raises(CometbftMissing) as caught:
+        find_binary(COMETBFT)
+    assert "sahara setup cometbft" in (caught.value.hint or "")
+    assert BINARIES == {"kubo": KUBO, "cometbft": COMETBFT}
+    assert KUBO.tags == "untested_go_version" and COMETBFT.tags == ""

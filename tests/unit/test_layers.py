@@ -33,6 +33,8 @@ LIBRARY = (
     "log",
     "units",
     "doctor",
+    "doctor_tools",
+    "gosetup",
     "bootstrap",
     "gobin",
 )
