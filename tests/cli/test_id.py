@@ -241,3 +241,18 @@ def test_missing_home(cli: Invoke, home: Path) -> None:
     assert result.exit_code == 3
     assert result.error()["code"] == "home.not_found"
     assert "sahara init" in result.error()["hint"]
+
+
+def test_a_password_is_not_read_from_a_pipe(cli: Invoke, initialised: Path) -> None:
+    piped = cli("--json", "id", "sign-message", "hi", input=PASSWORD + "\n", tty=False)
+    assert piped.exit_code == 4 and piped.stdout == ""
+    error = piped.error()
+    assert error["code"] == "identity.password_required"
+    assert "not a terminal" in error["message"] and "SAHARA_PASSWORD" in error["hint"]
+
+
+def test_a_wrong_password_names_the_id(cli: Invoke, initialised: Path) -> None:
+    address = cli("--json", "id", "show", "main").json()["address"]
+    result = cli("--json", "id", "sign-message", "hi", env={"SAHARA_PASSWORD": "nope"})
+    assert result.exit_code == 4
+    assert result.error()["message"] == f"wrong password for Sahara ID 'main' ({address})"
