@@ -70,6 +70,15 @@ class AppState:
             trash_dir=home.backups_dir / "deleted-ids",
         )
 
+    def keystore_or_none(self) -> KeyStore | None:
+        """The home's keystore, or None when there is no home (for lookups that may fail)."""
+        from sahara_cli.errors import HomeError
+
+        try:
+            return self.keystore()
+        except HomeError:
+            return None
+
     # -- asking the user ---------------------------------------------------------------
 
     def password(self, password_file: Path | None, *, purpose: str, new: bool = False) -> str:
