@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from sahara_cli.errors import NotFoundError, TxReverted, UsageError
+from sahara_cli.errors import (
+    InsufficientFunds,
+    NodeRPCError,
+    NotFoundError,
+    TxReverted,
+    UsageError,
+)
 from sahara_cli.results import Address, Hash32, Result, Sah, Transaction, Wei
 
 if TYPE_CHECKING:
@@ -137,8 +143,16 @@ def send(
     nonce = client.nonce(signer.address)
     tip = client.max_priority_fee()
     max_fee = 2 * client.base_fee() + tip
+    held = client.balance(signer.address)
+    if value > held:
+        raise _short(signer.address, held, value, 0)
     call = {"from": signer.address, "to": to, "value": hex(value), "data": "0x" + data.hex()}
-    gas_limit = gas or client.estimate_gas(call)
+    try:
+        gas_limit = gas or client.estimate_gas(call)
+    except NodeRPCError as exc:
+        raise _funds_error(exc, signer.address, held, value, 0) from exc
+    if value + gas_limit * max_fee > held:
+        raise _short(signer.address, held, value, gas_limit * max_fee)
     signed = Account.sign_transaction(
         {
             "type": 2,
@@ -153,7 +167,10 @@ def send(
         },
         signer.private_key,
     )
-    tx_hash = client.send_raw(bytes(signed.raw_transaction))
+    try:
+        tx_hash = client.send_raw(bytes(signed.raw_transaction))
+    except NodeRPCError as exc:  # the pool counts this sender's pending transactions too
+        raise _funds_error(exc, signer.address, held, value, gas_limit * max_fee) from exc
     receipt = None
     if wait:
         if progress is not None:
@@ -171,6 +188,30 @@ def send(
             "tx": mined(receipt) if receipt is not None else None,
         }
     )
+
+
+def _short(sender: str, held: int, value: int, max_fee: int) -> InsufficientFunds:
+    """``node.insufficient_funds``, with what the sender holds and what it would need."""
+    from sahara_cli.units import format_sah
+
+    fees = f" and up to {format_sah(max_fee)} SAH of fees" if max_fee else ""
+    return InsufficientFunds(
+        f"{sender} holds {format_sah(held)} SAH: too little to send {format_sah(value)} SAH{fees}",
+        hint=(
+            "Fund it first ('sahara tx send --to ADDRESS|ID --value SAH' from another ID, or "
+            "'sahara node fund ADDRESS|ID SAH' on a dev chain), or send less."
+        ),
+        details={"address": sender, "balance_wei": str(held), "needed_wei": str(value + max_fee)},
+    )
+
+
+def _funds_error(
+    exc: NodeRPCError, sender: str, held: int, value: int, max_fee: int
+) -> NodeRPCError | InsufficientFunds:
+    """The node's "insufficient funds" refusal as ``node.insufficient_funds``; others as is."""
+    if "insufficient funds" in exc.message:
+        return _short(sender, held, value, max_fee)
+    return exc
 
 
 def require_success(sent: Transfer) -> None:

@@ -103,3 +103,20 @@ def test_block_tags() -> None:
         wallet.block_tag("yesterday")
     with pytest.raises(UsageError, match="negative"):
         wallet.block_tag("-1")
+
+
+def test_an_unaffordable_transfer_is_insufficient_funds(client: NodeClient, alice: Signer) -> None:
+    """Before anything is signed: the value alone, then the value with its fees."""
+    from sahara_cli.errors import InsufficientFunds
+
+    for value in (11 * SAH, 10 * SAH):  # more than held; all of it, leaving nothing for gas
+        with pytest.raises(InsufficientFunds) as raised:
+            wallet.send(client, alice, BOB, value)
+        error = raised.value
+        assert error.code == "node.insufficient_funds" and error.exit_code == 7
+        assert f"{alice.address} holds 10 SAH" in error.message
+        assert error.details["balance_wei"] == str(10 * SAH)
+    assert client.nonce(alice.address) == 0  # nothing was sent
+    poor = Signer(os.urandom(32))
+    with pytest.raises(InsufficientFunds, match="holds 0 SAH"):
+        wallet.send(client, poor, BOB, 0)
