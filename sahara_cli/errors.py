@@ -332,6 +332,16 @@ class PortUnavailable(NodeError, ConflictError):
     code = "node.port_unavailable"
 
 
+class NotDevChain(NodeError, ConflictError):
+    """A dev-chain-only operation (``node fund``) against a chain that is not one."""
+
+    code = "node.not_dev_chain"
+    default_hint = (
+        "On this chain send SAH from a funded ID ('sahara tx send --to ADDRESS|ID --value "
+        "SAH'); for a dev chain run 'sahara node start --dev'."
+    )
+
+
 class CometBFTError(NodeError):
     """CometBFT's RPC answered with an error (``message`` is CometBFT's text)."""
 

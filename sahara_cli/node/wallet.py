@@ -17,6 +17,7 @@ from pydantic import ConfigDict, Field
 from sahara_cli.errors import (
     InsufficientFunds,
     NodeRPCError,
+    NotDevChain,
     NotFoundError,
     TxReverted,
     UsageError,
@@ -58,6 +59,18 @@ class Transfer(Result):
     gas: int = Field(description="gas limit")
     chain_id: int
     tx: Transaction | None = Field(description="the mined transaction; null with --no-wait")
+
+
+class Funding(Result):
+    """``node fund``: SAH sent to an address from a dev account of a dev chain."""
+
+    to: Address
+    amount_wei: Wei
+    amount_sah: Sah = ""
+    funder: Address = Field(description="the dev account that paid")
+    balance_wei: Wei = Field(description="what the funded address holds afterwards")
+    balance_sah: Sah = ""
+    tx: Transaction
 
 
 class TransactionDetails(Result):
@@ -187,6 +200,53 @@ def send(
             "chain_id": chain_id,
             "tx": mined(receipt) if receipt is not None else None,
         }
+    )
+
+
+def fund(client: NodeClient, to: str, amount: int, *, progress: Progress | None = None) -> Funding:
+    """Send ``amount`` wei to ``to`` from a dev account, on a dev chain only.
+
+    The dev accounts' keys are public (the test mnemonic), so a chain that is not a dev
+    chain (``sahara_nodeInfo`` says ``dev: false``, or the node is not a sahara node) is
+    refused with :class:`NotDevChain` before anything is signed. The first dev account
+    that can pay the amount and the fee pays; the transfer is waited for.
+    """
+    from sahara_cli.identity.keys import Signer, parse_address
+    from sahara_cli.node.genesis import dev_keys
+    from sahara_cli.units import format_sah
+
+    to = parse_address(to, "ADDRESS")
+    if amount <= 0:
+        raise UsageError("AMOUNT must be more than 0 SAH")
+    try:
+        info = client.call("sahara_nodeInfo")
+    except NodeRPCError:  # not a sahara node: certainly not one of our dev chains
+        info = None
+    where = client.url or "the node"
+    if not isinstance(info, dict) or info.get("dev") is not True:
+        raise NotDevChain(
+            f"{where} does not run a dev chain: 'node fund' pays from the public dev "
+            "accounts, which only a dev chain funds"
+        )
+    fee = 21_000 * (2 * client.base_fee() + client.max_priority_fee())
+    for key in dev_keys():
+        payer = Signer(key)
+        if client.balance(payer.address) >= amount + fee:
+            break
+    else:
+        raise InsufficientFunds(
+            f"no dev account holds {format_sah(amount)} SAH and the fee",
+            hint="Fund a smaller amount, or several times.",
+        )
+    sent = send(client, payer, to, amount, progress=progress)
+    require_success(sent)
+    assert sent.tx is not None  # waited for
+    return Funding(
+        to=to,
+        amount_wei=amount,
+        funder=payer.address,
+        balance_wei=client.balance(to),
+        tx=sent.tx,
     )
 
 

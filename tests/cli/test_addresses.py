@@ -70,6 +70,7 @@ def a_file(tmp: Path) -> str:
 INPUTS: dict[tuple[tuple[str, ...], str], Callable[[str, Path], list[str]]] = {
     (("tx", "send"), "to"): lambda a, tmp: ["--to", a, "--value", "1"],
     (("balance",), "address"): lambda a, tmp: [a],
+    (("node", "fund"), "address"): lambda a, tmp: [a, "1"],
     (("vault", "share"), "to"): lambda a, tmp: ["somefile", "--to", a],
     (("vault", "add"), "contributors"): lambda a, tmp: [
         a_file(tmp),
