@@ -218,6 +218,7 @@ def buy(
     access, is warned of first; without a terminal it needs --yes.
     """
     from sahara_cli.errors import ConfirmationRequired
+    from sahara_cli.identity.passwords import why_no_prompt
     from sahara_cli.protocol import licensing
     from sahara_cli.protocol.guardrails import purchase_warnings
 
@@ -228,8 +229,8 @@ def buy(
     proto = protocol(st)
     priced = licensing.prepare_buy(proto, offer_id, calls)
     warnings = purchase_warnings(proto, priced, address_of(st, signer_name))
-    if warnings and (st.json or st.no_prompt) and not yes:  # nobody to warn: refuse
-        raise ConfirmationRequired(f"{warnings[0]}; pass --yes to buy anyway")
+    if warnings and not yes and (st.json or why_no_prompt(no_prompt=st.no_prompt)):
+        raise ConfirmationRequired(f"{warnings[0]}; pass --yes to buy anyway")  # nobody to ask
     for warning in warnings:
         st.output.warn(warning)
     who = signer(st, signer_name, password_file)

@@ -642,6 +642,9 @@ def test_buying_what_you_have_is_warned_and_needs_yes(cli: Invoke, world: World)
     assert declined.exit_code == 130
     assert "warning:" in declined.stderr and "owns asset" in declined.stderr
     assert world.balance(world.owner) == before
+    piped = cli("license", "buy", full, "--id", "owner", input="y\n", tty=False)
+    assert piped.exit_code == 2 and "pass --yes to buy anyway" in piped.stderr
+    assert world.balance(world.owner) == before
 
     bought = ok(cli, "license", "buy", full, "--yes", "--id", "buyer")
     assert bought["warnings"] == []
