@@ -202,7 +202,10 @@ class WrongPassword(IdentityError, LockedError):
 
 class PasswordRequired(IdentityError, LockedError):
     code = "identity.password_required"
-    default_hint = "Pass --password-file FILE or set SAHARA_PASSWORD when using --no-prompt."
+    default_hint = (
+        "Pass --password-file FILE or set SAHARA_PASSWORD: nobody can be asked with "
+        "--no-prompt or without a terminal on standard input."
+    )
 
 
 class KeystoreInvalid(IdentityError, InvalidDataError):
@@ -237,7 +240,7 @@ class SignatureMismatch(IdentityError):
 
 class ConfirmationRequired(UsageError):
     code = "confirmation_required"
-    default_hint = "Pass --yes to confirm when running with --no-prompt."
+    default_hint = "Pass --yes to confirm when running with --no-prompt or without a terminal."
 
 
 class FileUnreadable(InvalidDataError):
@@ -327,6 +330,16 @@ class PortUnavailable(NodeError, ConflictError):
     """The JSON-RPC address is in use or cannot be bound."""
 
     code = "node.port_unavailable"
+
+
+class NotDevChain(NodeError, ConflictError):
+    """A dev-chain-only operation (``node fund``) against a chain that is not one."""
+
+    code = "node.not_dev_chain"
+    default_hint = (
+        "On this chain send SAH from a funded ID ('sahara tx send --to ADDRESS|ID --value "
+        "SAH'); for a dev chain run 'sahara node start --dev'."
+    )
 
 
 class CometBFTError(NodeError):

@@ -76,9 +76,17 @@ Invoke = Callable[..., Result]
 def cli() -> Invoke:
     """Run the real CLI entry (``run``) in-process with captured streams."""
 
-    def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
+    def invoke(
+        *args: str,
+        input: str | None = None,
+        env: dict[str, str] | None = None,
+        tty: bool | None = None,
+    ) -> Result:
+        """``input`` is typed at a terminal (stdin is a TTY) unless ``tty=False``."""
         runner = CliRunner()
         with runner.isolation(input=input, env=env) as (out, err, _):
+            if input is not None if tty is None else tty:
+                sys.stdin.isatty = lambda: True  # type: ignore[method-assign]
             code = run(list(args))
             sys.stdout.flush()
             sys.stderr.flush()

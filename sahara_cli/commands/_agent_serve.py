@@ -54,7 +54,7 @@ def publish(
         str | None,
         typer.Option(
             "--meter",
-            help="Address that meters calls (default: the publishing ID).",
+            help="Address or ID name that meters calls (default: the publishing ID).",
             show_default=False,
         ),
     ] = None,
@@ -64,12 +64,11 @@ def publish(
     """Register the agent as an asset and offer an API license at a price per call."""
     from sahara_cli.agent.servers.publish import publish as publish_flow
     from sahara_cli.agent.spec import AgentStore
-    from sahara_cli.commands._protocol import parse_bps
-    from sahara_cli.identity.keys import parse_address
+    from sahara_cli.commands._protocol import address_of, parse_bps
 
     st = state()
     upstream = parse_bps(upstream_share, "--upstream-share")
-    meter = parse_address(meter, "--meter") if meter is not None else None
+    meter = address_of(st, meter, "--meter") if meter is not None else None
     home = st.home.require()
     spec = AgentStore(home.root).load(name)
     proto = protocol(st)

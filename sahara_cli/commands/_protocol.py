@@ -52,19 +52,11 @@ def signer(st: AppState, name: str | None, password_file: Path | None) -> Signer
 def address_of(st: AppState, text: str | None, what: str = "address") -> str:
     """An address given as 0x..., an ID name, or (None) the default ID's.
 
-    Text starting with ``0x`` is an address and must pass
-    :func:`~sahara_cli.identity.keys.parse_address` (EIP-55 when mixed case), unless it is
-    not 0x and 40 hex digits and an ID has that very name.
+    See :func:`sahara_cli.identity.addresses.resolve_address`.
     """
-    from sahara_cli.identity.keys import is_address, looks_like_address, parse_address
+    from sahara_cli.identity.addresses import resolve_address
 
-    if (
-        text is not None
-        and looks_like_address(text)
-        and (is_address(text.strip()) or text not in st.keystore().names())
-    ):
-        return parse_address(text, what)
-    return st.keystore().resolve(text).address
+    return resolve_address(text, what, keystore=st.keystore)
 
 
 def parse_duration(text: str) -> int:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sahara_cli.commands._output import Output
-from sahara_cli.errors import ConfirmationRequired, PasswordRequired, SecretInvalid
+from sahara_cli.errors import ConfirmationRequired
 from sahara_cli.home import Home, resolve_home
 
 if TYPE_CHECKING:
@@ -16,6 +15,8 @@ if TYPE_CHECKING:
     from sahara_cli.identity.keys import Signer
     from sahara_cli.identity.store import IdentityInfo, KeyStore
 
+#: The same name as :data:`sahara_cli.identity.passwords.PASSWORD_ENV` (not imported here:
+#: ``sahara --help`` loads no identity code).
 PASSWORD_ENV = "SAHARA_PASSWORD"  # noqa: S105  # the variable name, not a password
 
 
@@ -69,27 +70,38 @@ class AppState:
             trash_dir=home.backups_dir / "deleted-ids",
         )
 
+    def keystore_or_none(self) -> KeyStore | None:
+        """The home's keystore, or None when there is no home (for lookups that may fail)."""
+        from sahara_cli.errors import HomeError
+
+        try:
+            return self.keystore()
+        except HomeError:
+            return None
+
     # -- asking the user ---------------------------------------------------------------
 
     def password(self, password_file: Path | None, *, purpose: str, new: bool = False) -> str:
-        """A password from ``--password-file``, then ``SAHARA_PASSWORD``, then a prompt."""
-        from sahara_cli.identity.store import read_secret_file
+        """A password from ``--password-file``, then ``SAHARA_PASSWORD``, then a prompt.
 
-        if password_file is not None:
-            secret = read_secret_file(password_file, "password", first_line=True)
-        elif os.environ.get(PASSWORD_ENV):
-            secret = os.environ[PASSWORD_ENV]
-        elif self.no_prompt:
-            raise PasswordRequired(f"a password is needed to {purpose}, and prompting is off")
-        else:
+        The prompt needs a terminal: with ``--no-prompt`` or a piped stdin the command
+        fails with ``identity.password_required`` (see :mod:`sahara_cli.identity.passwords`).
+        """
+        from sahara_cli.identity.passwords import read_password, why_no_prompt
+
+        def ask(prompt: str, twice: bool) -> str:
             import typer
 
-            secret = typer.prompt(
-                f"Password to {purpose}", hide_input=True, confirmation_prompt=new, err=True
-            )
-        if new and not secret:
-            raise SecretInvalid("the password must not be empty")
-        return secret
+            return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=twice, err=True))
+
+        reason = why_no_prompt(no_prompt=self.no_prompt)
+        return read_password(
+            password_file,
+            purpose=purpose,
+            ask=None if reason else ask,
+            cannot_ask=reason or "",
+            new=new,
+        )
 
     def unlock(
         self, name: str | None, password_file: Path | None, *, role: str = ""
@@ -112,7 +124,18 @@ class AppState:
             raise ConfirmationRequired(f"{question} (needs confirmation)")
         import typer
 
-        if not typer.confirm(question, default=False, err=True):
+        from sahara_cli.identity.passwords import why_no_prompt
+
+        try:
+            agreed = typer.confirm(question, default=False, err=True)
+        except typer.Abort:
+            reason = why_no_prompt(no_prompt=False)
+            if reason is None:  # Ctrl-C or end of input at a terminal
+                raise
+            # a pipe that ran dry (``< /dev/null``): nobody is there to say yes
+            typer.echo("", err=True)  # end the unanswered question's line
+            raise ConfirmationRequired(f"{question} (needs confirmation, and {reason})") from None
+        if not agreed:
             raise typer.Abort()
 
 

@@ -273,7 +273,7 @@ def update(
         str | None,
         typer.Option(
             "--meter",
-            help="Address allowed to record API calls (your serving node).",
+            help="Address or ID name allowed to record API calls (your serving node).",
             show_default=False,
         ),
     ] = None,

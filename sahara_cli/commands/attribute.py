@@ -107,7 +107,9 @@ def claim(
 ) -> None:
     """Claim all revenue credited to your Sahara ID by the assets you contributed to.
 
-    With nothing to claim it fails with protocol.reverted (exit 7) and sends nothing.
+    With nothing to claim it fails with protocol.reverted (exit 7) and sends nothing; an
+    ID that cannot pay the claim's gas fails with protocol.insufficient_funds before its
+    password is asked. --dry-run shows each asset's claimable amount and their total.
     """
     from sahara_cli.protocol import attribution
 
@@ -116,16 +118,21 @@ def claim(
     address = address_of(st, signer_name)
     found = attribution.claimable(proto, address, st.home.root)
     if not dry_run:
-        attribution.preflight_claim(found)
+        attribution.preflight_claim(found, proto)
         who = signer(st, signer_name, password_file)
         found = attribution.claim(proto, who, st.home.root, preview=found)
 
     def render(console: Console) -> None:
         if found.dry_run:
-            console.print(f"Claimable: [bold]{found.claimable_sah} SAH[/]  {address}")
+            console.print(f"Claimable by [bold]{address}[/]:")
         else:
-            console.print(f"Claimed [bold]{found.paid_sah} SAH[/] to {address}")
-        for c in found.credited_by_asset:
-            console.print(f"  #{c.asset_id} {c.name}: {c.amount_sah} SAH credited")
+            console.print(f"Claimed [bold]{found.paid_sah} SAH[/] to {address}:")
+        for c in found.claimable_by_asset:
+            console.print(f"  #{c.asset_id} {c.name}: {c.amount_sah} SAH")
+        console.print(f"  total: [bold]{found.claimable_sah} SAH[/]")
+        if found.claimed_before_wei:
+            console.print(f"  [dim]claimed before: {found.claimed_before_sah} SAH[/]")
+        for warning in found.warnings:
+            st.output.warn(warning)
 
     st.output.result(found, render)

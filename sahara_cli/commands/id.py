@@ -336,24 +336,40 @@ def verify_message(
         str, typer.Option("--signature", "-s", help="0x-prefixed 65-byte signature.")
     ] = "",
     address: Annotated[
-        str | None, typer.Option("--address", help="Expected signer; exit 1 if another key signed.")
+        str | None,
+        typer.Option(
+            "--address", help="Expected signer (address or ID name); exit 1 if another signed."
+        ),
     ] = None,
     file: Annotated[
         Path | None, typer.Option("--file", help="The signed file.", dir_okay=False)
     ] = None,
     hex_: Annotated[bool, typer.Option("--hex", help="MESSAGE is hex-encoded bytes.")] = False,
 ) -> None:
-    """Recover the signer of an EIP-191 signature (and check it against --address)."""
-    from sahara_cli.identity.keys import parse_address
+    """Say who signed an EIP-191 signature (and check it against --address).
+
+    Without --address any well-formed signature recovers to some address: the command
+    prints that signer and the local ID with its address, if one.
+    """
+    from sahara_cli.identity.addresses import resolve_address
     from sahara_cli.identity.signing import message_bytes, verify_message
 
     if not signature:
         raise UsageError("--signature is required")
-    expected = parse_address(address, "--address") if address is not None else None
-    check = verify_message(message_bytes(message, file, hex_=hex_), signature, expected)
-    state().output.result(
-        check, lambda c: c.print(f"[green]valid[/] signature by {check.recovered}")
-    )
+    st = state()
+    if address is not None:
+        address = resolve_address(address, "--address", keystore=st.keystore)
+    payload = message_bytes(message, file, hex_=hex_)
+    check = verify_message(payload, signature, address, keystore=st.keystore_or_none())
+
+    def render(console: Console) -> None:
+        who = f"Sahara ID '{check.signer_name}'" if check.signer_name else "no local ID"
+        if check.expected is None:
+            console.print(f"signed by {check.recovered}  [dim]({who})[/]")
+        else:
+            console.print(f"[green]valid[/] signature by {check.recovered}  [dim]({who})[/]")
+
+    st.output.result(check, render)
 
 
 @app.command("sign-typed-data")

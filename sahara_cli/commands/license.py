@@ -212,8 +212,15 @@ def buy(
     signer_name: IdOption = None,
     password_file: PasswordFileOption = None,
 ) -> None:
-    """Buy a license from an offer, paying its price (per call times --calls for api)."""
+    """Buy a license from an offer, paying its price (per call times --calls for api).
+
+    Buying a license to your own asset, or one you hold already and that still grants
+    access, is warned of first; without a terminal it needs --yes.
+    """
+    from sahara_cli.errors import ConfirmationRequired
+    from sahara_cli.identity.passwords import why_no_prompt
     from sahara_cli.protocol import licensing
+    from sahara_cli.protocol.guardrails import purchase_warnings
 
     offer_id = parse_id(offer_arg, "offer id")
     if calls is not None and calls < 1:
@@ -221,16 +228,21 @@ def buy(
     st = state()
     proto = protocol(st)
     priced = licensing.prepare_buy(proto, offer_id, calls)
+    warnings = purchase_warnings(proto, priced, address_of(st, signer_name))
+    if warnings and not yes and (st.json or why_no_prompt(no_prompt=st.no_prompt)):
+        raise ConfirmationRequired(f"{warnings[0]}; pass --yes to buy anyway")  # nobody to ask
+    for warning in warnings:
+        st.output.warn(warning)
     who = signer(st, signer_name, password_file)
     what = f"{priced.summary} from offer {offer_id}"
     licensing.preflight_funds(proto, who.address, priced.cost_wei, what)
     st.confirm(
         f"Buy {priced.summary} to asset {priced.asset_id} from offer {offer_id} "
-        f"for {sah(priced.cost_wei)}?",
+        f"for {sah(priced.cost_wei)}{' anyway' if warnings else ''}?",
         yes=yes,
     )
     with st.output.status("Buying the license"):
-        bought = licensing.buy(proto, who, priced)
+        bought = licensing.buy(proto, who, priced).model_copy(update={"warnings": warnings})
     rows = {**license_rows(bought), "paid": sah(bought.cost_wei)}
     _write(st, bought, rows, bought.tx, f"Bought license {bought.license_id}")
 

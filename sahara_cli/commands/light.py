@@ -145,9 +145,10 @@ def _client(st: AppState, remote: Remote) -> Iterator[LightClient]:
 def _verified_account(
     st: AppState, remote: Remote, address: str, keys: Sequence[int], block: int | None
 ) -> LightAccount:
-    from sahara_cli.identity.keys import parse_address
+    from sahara_cli.identity.addresses import resolve_address
 
-    checked = parse_address(address, "ADDRESS")  # before anything reaches the network
+    # before anything reaches the network; an ID name needs the home's keystore
+    checked = resolve_address(address, "ADDRESS", keystore=st.keystore)
     with _client(st, remote) as client:
         return client.verified_account(checked, keys, block)
 
@@ -175,7 +176,7 @@ def _slot(text: str) -> int:
 @returns("sahara_cli.node.results:LightAccount")
 @_remote_options
 def balance(
-    address: Annotated[str, typer.Argument(help="The account (0x and 40 hex digits).")],
+    address: Annotated[str, typer.Argument(help="The account: an address or a Sahara ID name.")],
     block: Block = None,
     *,
     remote: Remote,
@@ -197,7 +198,7 @@ def balance(
 @returns("sahara_cli.node.results:LightAccount")
 @_remote_options
 def storage(
-    address: Annotated[str, typer.Argument(help="The contract (0x and 40 hex digits).")],
+    address: Annotated[str, typer.Argument(help="The contract: an address or a Sahara ID name.")],
     slots: Annotated[list[str], typer.Argument(help="Storage slots (decimal or 0x hex).")],
     block: Block = None,
     *,

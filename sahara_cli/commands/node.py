@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sahara_cli.commands import _node_fund
 from sahara_cli.commands._output import returns
 from sahara_cli.commands._state import AppState, state
 from sahara_cli.errors import IdentityNotFound, NodeError, UsageError
@@ -396,3 +397,6 @@ def accounts() -> None:
         )
 
     st.output.result(info, render)
+
+
+app.command("fund")(_node_fund.fund)

@@ -40,7 +40,10 @@ def _table(rows: dict[str, Any], title: str | None = None) -> Any:
 @app.command("send")
 @returns(f"{_RESULTS}:Transfer")
 def send(
-    to: Annotated[str, typer.Option("--to", help="Recipient address.", show_default=False)],
+    to: Annotated[
+        str,
+        typer.Option("--to", help="Recipient: an address or a Sahara ID name.", show_default=False),
+    ],
     value: Annotated[str, typer.Option("--value", help="Amount in SAH, e.g. 1.5.")] = "0",
     data: Annotated[
         str | None, typer.Option("--data", help="Call data (hex).", show_default=False)
@@ -54,17 +57,17 @@ def send(
     password_file: PasswordFileOption = None,
 ) -> None:
     """Sign a transaction with a Sahara ID (EIP-1559) and send it to the node."""
-    from sahara_cli.identity.keys import parse_address
+    from sahara_cli.commands._protocol import address_of
     from sahara_cli.node import wallet
     from sahara_cli.node.client import parse_sah
 
-    to = parse_address(to, "--to")  # EIP-55 checked: a typo never receives the payment
+    st = state()
+    to = address_of(st, to, "--to")  # EIP-55 checked: a typo never receives the payment
     amount = parse_sah(value)
     try:
         payload = bytes.fromhex((data or "").removeprefix("0x"))
     except ValueError:
         raise UsageError("--data is not hex") from None
-    st = state()
     client = _client(st)
     signer, _, _ = st.unlock(signer_name, password_file)
     with st.output.status("Signing and sending") as progress:

@@ -154,6 +154,9 @@ class SignatureCheck(Result):
     recovered: Address
     valid: bool
     expected: Address | None = Field(description="the --address checked against, if given")
+    signer_name: str | None = Field(
+        default=None, description="the local Sahara ID with the recovered address, if any"
+    )
 
 
 class InitReport(Result):

@@ -8,7 +8,7 @@ it before any password is asked; the signing functions take an unlocked
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sahara_cli.errors import FileUnreadable, SignatureInvalid, SignatureMismatch, UsageError
 from sahara_cli.identity.keys import (
@@ -19,6 +19,9 @@ from sahara_cli.identity.keys import (
     typed_data_hash,
 )
 from sahara_cli.identity.results import MessageSignature, SignatureCheck, TypedDataSignature
+
+if TYPE_CHECKING:
+    from sahara_cli.identity.store import KeyStore
 
 
 def message_bytes(message: str | None, file: Path | None = None, *, hex_: bool = False) -> bytes:
@@ -48,11 +51,18 @@ def sign_message(signer: Signer, message: bytes) -> MessageSignature:
     )
 
 
-def verify_message(message: bytes, signature: str, expected: str | None = None) -> SignatureCheck:
+def verify_message(
+    message: bytes,
+    signature: str,
+    expected: str | None = None,
+    *,
+    keystore: KeyStore | None = None,
+) -> SignatureCheck:
     """Recover the signer of an EIP-191 signature of ``message``.
 
     With ``expected``, a valid signature by another address raises
-    :class:`SignatureMismatch` (``details.recovered`` holds the signer).
+    :class:`SignatureMismatch` (``details.recovered`` holds the signer). With
+    ``keystore``, ``signer_name`` is the local ID whose address signed, if any.
     """
     if expected is not None:
         expected = parse_address(expected, "expected signer")
@@ -61,7 +71,13 @@ def verify_message(message: bytes, signature: str, expected: str | None = None) 
         raise SignatureMismatch(
             f"signed by {recovered}, not by {expected}", details={"recovered": recovered}
         )
-    return SignatureCheck(recovered=recovered, valid=True, expected=expected)
+    known = keystore.find_address(recovered) if keystore is not None else None
+    return SignatureCheck(
+        recovered=recovered,
+        valid=True,
+        expected=expected,
+        signer_name=known.name if known is not None else None,
+    )
 
 
 def read_typed_data(file: Path) -> dict[str, Any]:

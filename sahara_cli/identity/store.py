@@ -25,6 +25,7 @@ from sahara_cli.errors import (
     NoDefaultIdentity,
     SaharaError,
     SecretInvalid,
+    WrongPassword,
 )
 from sahara_cli.fsutil import PRIVATE_FILE, ensure_private_dir, fsync_dir, move_new, write_new
 from sahara_cli.identity import keystore
@@ -178,11 +179,21 @@ class KeyStore:
 
     # -- secrets ---------------------------------------------------------------------
 
+    def _decrypt(self, info: IdentityInfo, document: dict[str, Any], password: str) -> bytes:
+        """The ID's private key; a wrong password names the ID it was tried on."""
+        try:
+            return keystore.decrypt(document, password)
+        except WrongPassword as exc:
+            raise WrongPassword(
+                f"wrong password for Sahara ID '{info.name}' ({info.address})",
+                details={"name": info.name, "address": info.address},
+            ) from exc
+
     def unlock(self, name: str | None, password: str, progress: Progress | None = None) -> Signer:
         info = self.resolve(name)
         if progress:
             progress(f"Unlocking {info.name}")
-        return Signer(keystore.decrypt(self._load(info.path), password))
+        return Signer(self._decrypt(info, self._load(info.path), password))
 
     def export(
         self, name: str | None, password: str, progress: Progress | None = None
@@ -192,7 +203,7 @@ class KeyStore:
         document = self._load(info.path)
         if progress:
             progress(f"Checking the password of {info.name}")
-        keystore.decrypt(document, password)
+        self._decrypt(info, document, password)
         return {k: v for k, v in document.items() if k != "sahara"}
 
     # -- writing ---------------------------------------------------------------------

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from sahara_cli.errors import NotFoundError, TxReverted, UsageError
+from sahara_cli.errors import (
+    InsufficientFunds,
+    NodeRPCError,
+    NotDevChain,
+    NotFoundError,
+    TxReverted,
+    UsageError,
+)
 from sahara_cli.results import Address, Hash32, Result, Sah, Transaction, Wei
 
 if TYPE_CHECKING:
@@ -52,6 +59,18 @@ class Transfer(Result):
     gas: int = Field(description="gas limit")
     chain_id: int
     tx: Transaction | None = Field(description="the mined transaction; null with --no-wait")
+
+
+class Funding(Result):
+    """``node fund``: SAH sent to an address from a dev account of a dev chain."""
+
+    to: Address
+    amount_wei: Wei
+    amount_sah: Sah = ""
+    funder: Address = Field(description="the dev account that paid")
+    balance_wei: Wei = Field(description="what the funded address holds afterwards")
+    balance_sah: Sah = ""
+    tx: Transaction
 
 
 class TransactionDetails(Result):
@@ -137,8 +156,16 @@ def send(
     nonce = client.nonce(signer.address)
     tip = client.max_priority_fee()
     max_fee = 2 * client.base_fee() + tip
+    held = client.balance(signer.address)
+    if value > held:
+        raise _short(signer.address, held, value, 0)
     call = {"from": signer.address, "to": to, "value": hex(value), "data": "0x" + data.hex()}
-    gas_limit = gas or client.estimate_gas(call)
+    try:
+        gas_limit = gas or client.estimate_gas(call)
+    except NodeRPCError as exc:
+        raise _funds_error(exc, signer.address, held, value, 0) from exc
+    if value + gas_limit * max_fee > held:
+        raise _short(signer.address, held, value, gas_limit * max_fee)
     signed = Account.sign_transaction(
         {
             "type": 2,
@@ -153,7 +180,10 @@ def send(
         },
         signer.private_key,
     )
-    tx_hash = client.send_raw(bytes(signed.raw_transaction))
+    try:
+        tx_hash = client.send_raw(bytes(signed.raw_transaction))
+    except NodeRPCError as exc:  # the pool counts this sender's pending transactions too
+        raise _funds_error(exc, signer.address, held, value, gas_limit * max_fee) from exc
     receipt = None
     if wait:
         if progress is not None:
@@ -171,6 +201,77 @@ def send(
             "tx": mined(receipt) if receipt is not None else None,
         }
     )
+
+
+def fund(client: NodeClient, to: str, amount: int, *, progress: Progress | None = None) -> Funding:
+    """Send ``amount`` wei to ``to`` from a dev account, on a dev chain only.
+
+    The dev accounts' keys are public (the test mnemonic), so a chain that is not a dev
+    chain (``sahara_nodeInfo`` says ``dev: false``, or the node is not a sahara node) is
+    refused with :class:`NotDevChain` before anything is signed. The first dev account
+    that can pay the amount and the fee pays; the transfer is waited for.
+    """
+    from sahara_cli.identity.keys import Signer, parse_address
+    from sahara_cli.node.genesis import dev_keys
+    from sahara_cli.units import format_sah
+
+    to = parse_address(to, "ADDRESS")
+    if amount <= 0:
+        raise UsageError("AMOUNT must be more than 0 SAH")
+    try:
+        info = client.call("sahara_nodeInfo")
+    except NodeRPCError:  # not a sahara node: certainly not one of our dev chains
+        info = None
+    where = client.url or "the node"
+    if not isinstance(info, dict) or info.get("dev") is not True:
+        raise NotDevChain(
+            f"{where} does not run a dev chain: 'node fund' pays from the public dev "
+            "accounts, which only a dev chain funds"
+        )
+    fee = 21_000 * (2 * client.base_fee() + client.max_priority_fee())
+    for key in dev_keys():
+        payer = Signer(key)
+        if client.balance(payer.address) >= amount + fee:
+            break
+    else:
+        raise InsufficientFunds(
+            f"no dev account holds {format_sah(amount)} SAH and the fee",
+            hint="Fund a smaller amount, or several times.",
+        )
+    sent = send(client, payer, to, amount, progress=progress)
+    require_success(sent)
+    assert sent.tx is not None  # waited for
+    return Funding(
+        to=to,
+        amount_wei=amount,
+        funder=payer.address,
+        balance_wei=client.balance(to),
+        tx=sent.tx,
+    )
+
+
+def _short(sender: str, held: int, value: int, max_fee: int) -> InsufficientFunds:
+    """``node.insufficient_funds``, with what the sender holds and what it would need."""
+    from sahara_cli.units import format_sah
+
+    fees = f" and up to {format_sah(max_fee)} SAH of fees" if max_fee else ""
+    return InsufficientFunds(
+        f"{sender} holds {format_sah(held)} SAH: too little to send {format_sah(value)} SAH{fees}",
+        hint=(
+            "Fund it first ('sahara tx send --to ADDRESS|ID --value SAH' from another ID, or "
+            "'sahara node fund ADDRESS|ID SAH' on a dev chain), or send less."
+        ),
+        details={"address": sender, "balance_wei": str(held), "needed_wei": str(value + max_fee)},
+    )
+
+
+def _funds_error(
+    exc: NodeRPCError, sender: str, held: int, value: int, max_fee: int
+) -> NodeRPCError | InsufficientFunds:
+    """The node's "insufficient funds" refusal as ``node.insufficient_funds``; others as is."""
+    if "insufficient funds" in exc.message:
+        return _short(sender, held, value, max_fee)
+    return exc
 
 
 def require_success(sent: Transfer) -> None:

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from sahara_cli.errors import NothingToClaim, UsageError
+from sahara_cli.errors import NothingToClaim, ProtocolInsufficientFunds, UsageError
 from sahara_cli.results import Address, Result, Sah, Transaction, Wei
+from sahara_cli.units import format_sah
 
 if TYPE_CHECKING:
     from sahara_cli.identity.keys import Signer
@@ -71,11 +72,20 @@ class ClaimResult(Result):
     claimable_sah: Sah = ""
     claimed_before_wei: Wei
     claimed_before_sah: Sah = ""
-    credited_by_asset: list[Credit]
+    credited_by_asset: list[Credit] = Field(
+        description="what each asset credited the account in all, claimed or not"
+    )
+    claimable_by_asset: list[Credit] = Field(
+        default_factory=list,
+        description="what each asset credited since the last claim; sums to claimable_wei",
+    )
     dry_run: bool
     paid_wei: Wei | None = None
     paid_sah: Sah | None = None
     tx: Transaction | None = None
+    warnings: list[str] = Field(
+        default_factory=list, description="what a person should know before claiming"
+    )
 
 
 def contributors(proto: Protocol, asset_id: int) -> list[Contributor]:
@@ -136,21 +146,83 @@ def claimable(proto: Protocol, address: str, home_root: Path) -> ClaimResult:
 
     with ProtocolIndex.for_home(proto, home_root) as index:
         credits = index.credits(address)
+        unclaimed = index.unclaimed_credits(address)
+    now = proto.claimable(address)
+    warnings = []
+    by_asset = sum(c["amount"] for c in unclaimed)
+    if by_asset != now:  # a block mined between the two reads
+        warnings.append(
+            f"the assets' credits since the last claim add up to {format_sah(by_asset)} SAH, "
+            f"the contract says {format_sah(now)} SAH: run the command again"
+        )
+    short = claim_gas_shortfall(proto, address, now)
+    if short is not None:
+        warnings.append(short.message)
     return ClaimResult(
         address=address,
-        claimable_wei=proto.claimable(address),
+        claimable_wei=now,
         claimed_before_wei=proto.claimed(address),
         credited_by_asset=[
             Credit(asset_id=c["asset"], name=c["name"], amount_wei=c["amount"]) for c in credits
         ],
+        claimable_by_asset=[
+            Credit(asset_id=c["asset"], name=c["name"], amount_wei=c["amount"]) for c in unclaimed
+        ],
         dry_run=True,
+        warnings=warnings,
     )
 
 
-def preflight_claim(preview: ClaimResult) -> None:
-    """Refuse a claim of nothing (the contract would revert and charge gas)."""
+def claim_gas_shortfall(
+    proto: Protocol, address: str, claimable_wei: int
+) -> ProtocolInsufficientFunds | None:
+    """The error to raise when ``address`` cannot pay the gas of its claim (None if it can).
+
+    A claim pays the claimer only once it is mined: its gas comes out of the balance the
+    claimer already has, so an ID that was only ever credited (never funded) cannot claim.
+    """
+    from sahara_cli.errors import NodeRPCError
+    from sahara_cli.protocol.sender import GAS_MARGIN
+
+    if claimable_wei == 0:
+        return None
+    contract = proto.attribution
+    request = {
+        "from": address,
+        "to": contract.address,
+        "data": "0x" + contract.encode("claim").hex(),
+    }
+    try:
+        estimate = int(proto.node.call("eth_estimateGas", request), 16)
+    except NodeRPCError:  # the claim itself would fail: the send reports why
+        return None
+    fee = (int(estimate * GAS_MARGIN) + 10_000) * (
+        2 * proto.node.base_fee() + proto.node.max_priority_fee()
+    )
+    held = proto.node.balance(address, "pending")
+    if held >= fee:
+        return None
+    return ProtocolInsufficientFunds(
+        f"{address} needs gas to claim its {format_sah(claimable_wei)} SAH: it holds "
+        f"{format_sah(held)} SAH and the claim can cost up to {format_sah(fee)} SAH "
+        "(the claimed SAH arrive only once the claim is mined)",
+        hint=(
+            "Send the ID a little SAH first: 'sahara tx send --to ID --value 0.01' from "
+            "another ID, or 'sahara node fund ID 1' on a dev chain."
+        ),
+        details={"address": address, "balance_wei": str(held), "needed_wei": str(fee)},
+    )
+
+
+def preflight_claim(preview: ClaimResult, proto: Protocol | None = None) -> None:
+    """Refuse a claim of nothing (the contract would revert and charge gas), and, given
+    ``proto``, a claim whose gas the claimer cannot pay (:func:`claim_gas_shortfall`)."""
     if preview.claimable_wei == 0:
         raise NothingToClaim(f"nothing to claim for {preview.address}")
+    if proto is not None:
+        short = claim_gas_shortfall(proto, preview.address, preview.claimable_wei)
+        if short is not None:
+            raise short
 
 
 def claim(
@@ -162,9 +234,9 @@ def claim(
     """
     if preview is None or preview.address != signer.address:
         preview = claimable(proto, signer.address, home_root)
-    preflight_claim(preview)
+    preflight_claim(preview, proto)
     paid, tx = proto.claim(signer)
     return ClaimResult.model_validate(
         preview.model_dump(exclude={"claimable_sah", "claimed_before_sah"})
-        | {"dry_run": False, "paid_wei": paid, "tx": tx.transaction()}
+        | {"dry_run": False, "paid_wei": paid, "tx": tx.transaction(), "warnings": []}
     )

@@ -488,6 +488,38 @@ class ProtocolIndex:
         )
         return [{"asset": r[0], "name": r[1] or "", "amount": int(r[2])} for r in rows]
 
+    def unclaimed_credits(self, account: str) -> list[dict[str, Any]]:
+        """What each asset credited ``account`` since its last claim (a claim pays all):
+        ``{asset, name, amount}`` (wei), by asset; their sum is what it can claim now."""
+        import json
+
+        self.sync()
+        who = str(address_arg(account))
+        last = self._rows(
+            "SELECT block, log_index FROM claims WHERE account = ? "
+            "ORDER BY block DESC, log_index DESC LIMIT 1",
+            (who,),
+        )
+        since = (last[0][0], last[0][1]) if last else (-1, -1)
+        rows = self._rows(
+            "SELECT args FROM events WHERE contract = 'Attribution' AND name = 'Credited' "
+            "AND (block, log_index) > (?, ?) ORDER BY block, log_index",
+            since,
+        )
+        totals: dict[int, int] = {}
+        for (args,) in rows:
+            credit = json.loads(args)
+            if str(credit["account"]).lower() == who.lower():
+                asset = int(credit["asset"])
+                totals[asset] = totals.get(asset, 0) + int(credit["amount"])
+        out = []
+        for asset, amount in sorted(totals.items()):
+            named = self._rows("SELECT name FROM assets WHERE id = ?", (asset,))
+            out.append(
+                {"asset": asset, "name": (named[0][0] if named else "") or "", "amount": amount}
+            )
+        return out
+
     def claims(self, account: str) -> list[dict[str, Any]]:
         """Every claim ``account`` made: ``{block, tx_hash, amount}`` (wei), oldest first."""
         self.sync()

@@ -166,6 +166,11 @@ class PurchaseResult(LicenseInfo):
     cost_wei: Wei
     cost_sah: Sah = ""
     tx: Transaction
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="what the buyer was warned of and confirmed: owning the asset, "
+        "or holding an active license of this type already",
+    )
 
 
 class MeterResult(LicenseInfo):

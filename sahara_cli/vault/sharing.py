@@ -32,22 +32,25 @@ class Recipient:
 def recipient(text: str, keystore: KeyStore) -> Recipient:
     """``--to``: an address (its public key from the keystore, when an ID there has it),
     a public key (hex, compressed or not) or an ID name."""
-    from sahara_cli.identity.keys import address_of_public_key, looks_like_address, parse_address
+    from sahara_cli.identity.addresses import resolve_address
+    from sahara_cli.identity.keys import address_of_public_key, looks_like_address
 
     text = text.strip()
-    digits = len(text.removeprefix("0x"))
-    if looks_like_address(text) and digits not in (66, 130):
-        address = parse_address(text, "--to")
-        known = keystore.find_address(address)
-        if known is not None and known.public_key:
-            return Recipient(address, bytes.fromhex(known.public_key.removeprefix("0x")))
-        return Recipient(address)
-    if digits in (66, 130):
-        public_key = bytes.fromhex(text.removeprefix("0x"))
+    if looks_like_address(text) and len(text) - 2 in (66, 130):
+        try:
+            public_key = bytes.fromhex(text[2:])
+        except ValueError:
+            public_key = b""
+        if public_key:
+            return Recipient(address_of_public_key(public_key), public_key)
+    elif len(text) in (66, 130) and all(c in "0123456789abcdefABCDEF" for c in text):
+        public_key = bytes.fromhex(text)
         return Recipient(address_of_public_key(public_key), public_key)
-    info = keystore.get(text)
-    key = bytes.fromhex(info.public_key.removeprefix("0x")) if info.public_key else None
-    return Recipient(info.address, key)
+    address = resolve_address(text, "--to", keystore=lambda: keystore)
+    known = keystore.find_address(address)
+    if known is not None and known.public_key:
+        return Recipient(address, bytes.fromhex(known.public_key.removeprefix("0x")))
+    return Recipient(address)
 
 
 def share(vault: Vault, ref: str, to: Recipient, *, unlock: Unlock) -> ShareResult:

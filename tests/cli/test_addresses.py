@@ -70,6 +70,7 @@ def a_file(tmp: Path) -> str:
 INPUTS: dict[tuple[tuple[str, ...], str], Callable[[str, Path], list[str]]] = {
     (("tx", "send"), "to"): lambda a, tmp: ["--to", a, "--value", "1"],
     (("balance",), "address"): lambda a, tmp: [a],
+    (("node", "fund"), "address"): lambda a, tmp: [a, "1"],
     (("vault", "share"), "to"): lambda a, tmp: ["somefile", "--to", a],
     (("vault", "add"), "contributors"): lambda a, tmp: [
         a_file(tmp),
@@ -163,6 +164,64 @@ def test_unchecksummed_addresses_pass_the_check(
             assert result.error()["code"] != "identity.bad_address", result.stderr
 
 
+@pytest.mark.parametrize("key", sorted(INPUTS), ids=lambda k: " ".join(k[0]) + " " + k[1])
+def test_an_id_name_is_taken_wherever_an_address_is(
+    key: tuple[tuple[str, ...], str], cli: Invoke, initialised: Path, tmp_path: Path
+) -> None:
+    path, _ = key
+    named = cli("--json", "--no-prompt", *path, *INPUTS[key]("main", tmp_path))
+    if named.exit_code:
+        assert named.error()["code"] not in ("identity.bad_address", "identity.not_found"), (
+            named.stderr
+        )
+    unknown = cli("--json", "--no-prompt", *path, *INPUTS[key]("nobody", tmp_path))
+    assert unknown.exit_code == 3, unknown.stderr
+    error = unknown.error()
+    assert error["code"] == "identity.not_found", error
+    assert "'nobody'" in error["message"] and "main" in error["hint"]
+
+
+@pytest.mark.parametrize("key", sorted(INPUTS), ids=lambda k: " ".join(k[0]) + " " + k[1])
+def test_a_short_address_is_a_bad_address_not_a_missing_id(
+    key: tuple[tuple[str, ...], str], cli: Invoke, initialised: Path, tmp_path: Path
+) -> None:
+    path, _ = key
+    result = cli("--json", "--no-prompt", *path, *INPUTS[key]("0x123", tmp_path))
+    assert result.exit_code == 2, result.stderr
+    error = result.error()
+    assert error["code"] == "identity.bad_address", error
+    assert "'0x123' is not an address" in error["message"]
+
+
+def test_the_resolver_reads_names_and_addresses(tmp_path: Path) -> None:
+    from sahara_cli.identity.addresses import resolve_address
+    from sahara_cli.identity.store import KeyStore
+
+    store = KeyStore(tmp_path / "keys", scrypt_n=1024, default="bob")
+    bob, _ = store.create("bob", "pw")
+    odd, _ = store.create("0x123", "pw")  # a name that looks like an address is still one
+
+    def resolve(text: str | None) -> str:
+        return resolve_address(text, "--to", keystore=lambda: store)
+
+    assert resolve(None) == resolve("bob") == resolve(" bob ") == bob.address
+    assert resolve("0x123") == odd.address
+    assert resolve(TEST_ADDRESS_1.lower()) == TEST_ADDRESS_1
+    with pytest.raises(errors.AddressInvalid, match="lacks the 0x prefix"):
+        resolve(TEST_ADDRESS_1[2:])
+    with pytest.raises(errors.AddressInvalid, match="not an address"):
+        resolve("0x1234")
+    with pytest.raises(errors.AddressInvalid, match="neither an address"):
+        resolve("bob smith")
+    with pytest.raises(errors.IdentityNotFound, match="neither an address nor the name"):
+        resolve("carol")
+
+    def no_home() -> KeyStore:
+        raise AssertionError("a plain address needs no keystore")
+
+    assert resolve_address(TEST_ADDRESS_1, keystore=no_home) == TEST_ADDRESS_1
+
+
 # -- the library function ------------------------------------------------------------------
 
 
@@ -243,3 +302,20 @@ def test_tx_send_pays_no_mistyped_address(
     assert paid.exit_code == 0, paid.stderr
     assert paid.json()["to"] == TEST_ADDRESS_1
     assert client.balance(TEST_ADDRESS_1) == before + 10**18
+
+
+def test_tx_send_to_an_id_name(
+    cli: Invoke, initialised: Path, node_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sahara_cli.node.client import NodeClient
+
+    monkeypatch.setenv("SAHARA_PASSWORD", PASSWORD)
+    monkeypatch.setenv("SAHARA_NODE_RPC_URL", node_url)
+    client = NodeClient(node_url)
+    sender = cli("--json", "id", "show", "--no-chain").json()["address"]
+    bob = cli("--json", "--no-prompt", "id", "create", "bob").json()["address"]
+    client.call("sahara_dev_setBalance", sender, hex(10**20))
+    paid = cli("--json", "tx", "send", "--to", "bob", "--value", "2", "--id", "main")
+    assert paid.exit_code == 0, paid.stderr
+    assert paid.json()["to"] == bob
+    assert cli("--json", "balance", "bob").json()["balance_wei"] == str(2 * 10**18)

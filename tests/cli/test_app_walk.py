@@ -217,6 +217,7 @@ SAMPLES = {
     ("balance",): lambda tmp: ["balance"],
     ("localnet", "down"): lambda tmp: ["localnet", "down"],
     ("node", "accounts"): lambda tmp: ["node", "accounts"],
+    ("node", "fund"): lambda tmp: ["node", "fund", "main", "1.5"],
     ("node", "logs"): lambda tmp: ["node", "logs"],
     ("node", "reset"): lambda tmp: ["node", "reset", "--yes"],
     ("node", "status"): lambda tmp: ["node", "status"],

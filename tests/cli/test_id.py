@@ -167,6 +167,7 @@ def test_sign_and_verify_message(cli: Invoke, initialised: Path, pw: None, tmp_p
         "recovered": signed["address"],
         "valid": True,
         "expected": signed["address"],
+        "signer_name": "main",
     }
     wrong = cli(
         "--json",
@@ -241,3 +242,35 @@ def test_missing_home(cli: Invoke, home: Path) -> None:
     assert result.exit_code == 3
     assert result.error()["code"] == "home.not_found"
     assert "sahara init" in result.error()["hint"]
+
+
+def test_a_password_is_not_read_from_a_pipe(cli: Invoke, initialised: Path) -> None:
+    piped = cli("--json", "id", "sign-message", "hi", input=PASSWORD + "\n", tty=False)
+    assert piped.exit_code == 4 and piped.stdout == ""
+    error = piped.error()
+    assert error["code"] == "identity.password_required"
+    assert "not a terminal" in error["message"] and "SAHARA_PASSWORD" in error["hint"]
+
+
+def test_a_wrong_password_names_the_id(cli: Invoke, initialised: Path) -> None:
+    address = cli("--json", "id", "show", "main").json()["address"]
+    result = cli("--json", "id", "sign-message", "hi", env={"SAHARA_PASSWORD": "nope"})
+    assert result.exit_code == 4
+    assert result.error()["message"] == f"wrong password for Sahara ID 'main' ({address})"
+
+
+def test_verify_message_without_address_says_who_signed(
+    cli: Invoke, initialised: Path, pw: None
+) -> None:
+    signed = cli("--json", "id", "sign-message", "hello sahara").json()
+    text = cli("id", "verify-message", "hello sahara", "-s", signed["signature"])
+    assert text.exit_code == 0, text.stderr
+    assert f"signed by {signed['address']}" in text.stdout and "'main'" in text.stdout
+    assert "valid" not in text.stdout
+    other = Account.create()
+    foreign = Account.sign_message(encode_defunct(text="hi"), other.key).signature.hex()
+    stranger = cli("id", "verify-message", "hi", "-s", "0x" + foreign.removeprefix("0x"))
+    assert f"signed by {other.address}" in stranger.stdout and "no local ID" in stranger.stdout
+    by_name = cli("--json", "id", "verify-message", "hello sahara", "-s", signed["signature"],
+                  "--address", "main")  # fmt: skip
+    assert by_name.json()["expected"] == signed["address"]

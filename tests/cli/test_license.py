@@ -628,3 +628,36 @@ def test_claim_pays_what_a_sale_credited(cli: Invoke, world: World) -> None:
     # the owner is not the dev chain's validator here, so no tips come back to it
     assert world.balance(world.owner) == before + 2 * SAH - fee
     assert fails(cli, 7, "claim", "--id", "owner")["code"] == "protocol.reverted"
+
+
+def test_buying_what_you_have_is_warned_and_needs_yes(cli: Invoke, world: World) -> None:
+    full = str(offer(cli, world, "--type", "full", "--price", "1"))
+    # The owner buying a license to its own asset: refused without --yes, nothing paid.
+    before = world.balance(world.owner)
+    err = fails(cli, 2, "license", "buy", full, "--id", "owner")
+    assert err["code"] == "confirmation_required"
+    assert "owns asset" in err["message"] and "--yes" in err["message"]
+    assert world.balance(world.owner) == before
+    declined = cli("license", "buy", full, "--id", "owner", input="n\n")
+    assert declined.exit_code == 130
+    assert "warning:" in declined.stderr and "owns asset" in declined.stderr
+    assert world.balance(world.owner) == before
+    piped = cli("license", "buy", full, "--id", "owner", input="y\n", tty=False)
+    assert piped.exit_code == 2 and "pass --yes to buy anyway" in piped.stderr
+    assert world.balance(world.owner) == before
+
+    bought = ok(cli, "license", "buy", full, "--yes", "--id", "buyer")
+    assert bought["warnings"] == []
+    # A second license of a type the buyer holds, still active.
+    again = fails(cli, 2, "license", "buy", full, "--id", "buyer")
+    assert again["code"] == "confirmation_required"
+    assert "already holds a full license" in again["message"]
+    assert "with no expiry" in again["message"]
+    forced = ok(cli, "license", "buy", full, "--yes", "--id", "buyer")
+    assert len(forced["warnings"]) == 1 and "already holds" in forced["warnings"][0]
+    # Buying more calls of an api license is a top-up, not a warning.
+    api = str(offer(cli, world, "--type", "api", "--price-per-call", "0.01"))
+    ok(cli, "license", "buy", api, "--calls", "2", "--yes", "--id", "buyer")
+    assert (
+        ok(cli, "license", "buy", api, "--calls", "2", "--yes", "--id", "buyer")["warnings"] == []
+    )

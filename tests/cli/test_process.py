@@ -111,3 +111,44 @@ def test_no_prompt_never_waits_for_input(sahara, tmp_path: Path) -> None:
     # stdin stays open and empty: without --no-prompt handling this would block until timeout.
     result = sahara(["--no-prompt", "init"], env=env, input=None)
     assert result.returncode == 4
+
+
+@pytest.mark.parametrize("stdin", ["\n", None])
+def test_a_piped_stdin_is_like_no_prompt(sahara, tmp_path: Path, stdin: str | None) -> None:
+    """``echo | sahara id create x`` and ``< /dev/null``: the password hint, not an abort."""
+    home = tmp_path / "h"
+    created = sahara(["--json", "init", "--no-id"], env={"SAHARA_HOME": str(home)})
+    assert created.returncode == 0, created.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "sahara_cli", "id", "create", "x"],
+        input=stdin,
+        stdin=subprocess.DEVNULL if stdin is None else None,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SAHARA_HOME": str(home), "SAHARA_IDENTITY_SCRYPT_N": "1024"},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 4, result.stderr
+    assert "GetPassWarning" not in result.stderr and "aborted" not in result.stderr
+    assert "not a terminal" in result.stderr
+    assert "SAHARA_PASSWORD" in result.stderr and "--password-file" in result.stderr
+    assert not (home / "keystore" / "x.json").exists()
+
+
+def test_a_confirmation_without_a_terminal_needs_yes(sahara, tmp_path: Path) -> None:
+    env = {"SAHARA_HOME": str(tmp_path / "h"), "SAHARA_PASSWORD": PASSWORD}
+    assert sahara(["--json", "--no-prompt", "init"], env=env).returncode == 0
+    result = subprocess.run(
+        [sys.executable, "-m", "sahara_cli", "--json", "id", "delete", "main"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    error = json.loads(result.stderr.splitlines()[-1])["error"]
+    assert error["code"] == "confirmation_required" and "not a terminal" in error["message"]
+    assert (tmp_path / "h" / "keystore" / "main.json").exists()

@@ -103,3 +103,65 @@ def test_block_tags() -> None:
         wallet.block_tag("yesterday")
     with pytest.raises(UsageError, match="negative"):
         wallet.block_tag("-1")
+
+
+def test_an_unaffordable_transfer_is_insufficient_funds(client: NodeClient, alice: Signer) -> None:
+    """Before anything is signed: the value alone, then the value with its fees."""
+    from sahara_cli.errors import InsufficientFunds
+
+    for value in (11 * SAH, 10 * SAH):  # more than held; all of it, leaving nothing for gas
+        with pytest.raises(InsufficientFunds) as raised:
+            wallet.send(client, alice, BOB, value)
+        error = raised.value
+        assert error.code == "node.insufficient_funds" and error.exit_code == 7
+        assert f"{alice.address} holds 10 SAH" in error.message
+        assert error.details["balance_wei"] == str(10 * SAH)
+    assert client.nonce(alice.address) == 0  # nothing was sent
+    poor = Signer(os.urandom(32))
+    with pytest.raises(InsufficientFunds, match="holds 0 SAH"):
+        wallet.send(client, poor, BOB, 0)
+
+
+def test_fund_pays_from_a_dev_account(client: NodeClient, alice: Signer) -> None:
+    from sahara_cli.node.genesis import dev_accounts
+
+    before = client.balance(BOB)
+    funded = wallet.fund(client, BOB.lower(), 5 * SAH)
+    assert funded.to == BOB and funded.amount_sah == "5"
+    assert funded.tx.status == "success" and funded.tx.fee_wei > 0
+    assert funded.balance_wei == client.balance(BOB) == before + 5 * SAH
+    assert funded.funder in {a.address for a in dev_accounts().accounts}
+    with pytest.raises(UsageError):
+        wallet.fund(client, BOB, 0)
+
+
+def test_fund_is_refused_on_a_chain_that_is_not_a_dev_chain(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The dev accounts hold SAH here too: only the chain's kind stops the payment."""
+    from sahara_cli.errors import NotDevChain
+    from sahara_cli.node.genesis import Genesis, dev_accounts
+    from sahara_cli.node.producer import Node, NodeConfig
+    from sahara_cli.node.rpc.server import serve_in_thread
+
+    validator = Signer(os.urandom(32))
+    genesis = Genesis(validator=validator.address, dev=False)
+    for account in dev_accounts().accounts:
+        genesis.fund(account.address, 100 * SAH)
+    data_dir = tmp_path_factory.mktemp("not-dev")
+    node = Node(NodeConfig(data_dir=data_dir, dev=False), validator=validator, genesis=genesis)
+    node.start()
+    try:
+        handle = serve_in_thread(node, "127.0.0.1", 0)
+        try:
+            other = NodeClient(handle.url)
+            stranger = Signer(os.urandom(32)).address
+            with pytest.raises(NotDevChain) as raised:
+                wallet.fund(other, stranger, SAH)
+            assert raised.value.code == "node.not_dev_chain" and raised.value.exit_code == 7
+            assert "tx send" in str(raised.value.hint)
+            assert other.balance(stranger) == 0 and other.block_number() == 0
+        finally:
+            handle.stop()
+    finally:
+        node.stop()

@@ -138,3 +138,55 @@ def test_claim_pays_the_credit_and_refuses_nothing(chain: Chain) -> None:
     assert chain.client.balance(chain.buyer.address) == before + paid.paid_wei - paid.tx.fee_wei
     after = attribution.claimable(p, chain.buyer.address, chain.home)
     assert after.claimable_wei == 0 and after.claimed_before_wei == 4 * SAH // 10
+
+
+def test_claim_dry_run_adds_up_by_asset_since_the_last_claim(chain: Chain) -> None:
+    import os
+
+    from sahara_cli.errors import ProtocolInsufficientFunds
+    from sahara_cli.identity.keys import Signer
+
+    p = chain.proto
+    fresh = Signer(os.urandom(32))  # credited, never funded
+    assets = []
+    for n in range(2):
+        asset, _ = p.register(
+            chain.owner,
+            kind="dataset",
+            cid=f"bafy-adds-up-{n}-{chain.home.name}",
+            commitment=bytes([10 + n]) * 32,
+            name=f"part-{n}",
+            contributors=[
+                Contribution(chain.owner.address, 7000),
+                Contribution(fresh.address, 3000),
+            ],
+        )
+        assets.append(asset)
+    p.pay(chain.partner, assets[0], SAH)
+    p.pay(chain.partner, assets[1], 2 * SAH)
+    p.pay(chain.partner, assets[0], SAH // 2)
+    preview = attribution.claimable(p, fresh.address, chain.home)
+    by_asset = {c.asset_id: c.amount_wei for c in preview.claimable_by_asset}
+    assert by_asset == {assets[0]: 3 * SAH * 3 // 20, assets[1]: 6 * SAH // 10}
+    assert sum(by_asset.values()) == preview.claimable_wei
+    # The claimer holds nothing: the claim's gas cannot be paid, said before anything is sent.
+    assert any("needs gas" in w for w in preview.warnings)
+    with pytest.raises(ProtocolInsufficientFunds, match="needs gas to claim") as short:
+        attribution.preflight_claim(preview, p)
+    assert "node fund" in str(short.value.hint)
+    with pytest.raises(ProtocolInsufficientFunds, match="needs gas to claim"):
+        attribution.claim(p, fresh, chain.home, preview=preview)
+    assert chain.client.nonce(fresh.address) == 0
+
+    chain.client.call("sahara_dev_setBalance", fresh.address, hex(SAH // 100))
+    funded = attribution.claimable(p, fresh.address, chain.home)
+    assert funded.warnings == []
+    paid = attribution.claim(p, fresh, chain.home, preview=funded)
+    assert paid.paid_wei == preview.claimable_wei
+    p.pay(chain.partner, assets[1], SAH)  # after the claim: only this is claimable
+    after = attribution.claimable(p, fresh.address, chain.home)
+    assert [(c.asset_id, c.amount_wei) for c in after.claimable_by_asset] == [
+        (assets[1], 3 * SAH // 10)
+    ]
+    assert after.claimable_wei == 3 * SAH // 10
+    assert {c.asset_id: c.amount_wei for c in after.credited_by_asset}[assets[1]] == 9 * SAH // 10

@@ -1,0 +1,52 @@
+"""sahara node fund: SAH for an address or ID from a dev account (dev chains only)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from sahara_cli.commands._output import returns
+from sahara_cli.commands._state import state
+
+
+@returns("sahara_cli.node.wallet:Funding")
+def fund(
+    address: Annotated[
+        str, typer.Argument(help="Address or Sahara ID name to fund.", show_default=False)
+    ],
+    amount: Annotated[str, typer.Argument(help="SAH to send, e.g. 100 or 0.5.")],
+) -> None:
+    """Send SAH to ADDRESS (or an ID) from a dev account; refused on a non-dev chain.
+
+    Examples:
+
+        sahara node fund bob 100
+
+        sahara node fund 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 0.5
+    """
+    from sahara_cli.commands._protocol import address_of, table, tx_rows
+    from sahara_cli.node import wallet
+    from sahara_cli.node.client import parse_sah
+    from sahara_cli.node.process import require_reachable
+
+    st = state()
+    to = address_of(st, address, "ADDRESS")
+    value = parse_sah(amount)
+    cfg = st.config().config.node
+    client = require_reachable(cfg.rpc_url, cfg.timeout)
+    with st.output.status(f"Funding {to}") as progress:
+        funded = wallet.fund(client, to, value, progress=progress)
+    rows = {
+        "funded": funded.to,
+        "amount": f"{funded.amount_sah} SAH",
+        "from": f"{funded.funder} (dev account)",
+        "balance": f"{funded.balance_sah} SAH",
+        **tx_rows(funded.tx),
+    }
+
+    def render(console: Console) -> None:
+        table(rows)(console)
+
+    st.output.result(funded, render)
