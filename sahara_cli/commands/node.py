@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sahara_cli.commands import _node_fund
+from sahara_cli.commands import _node_dev
 from sahara_cli.commands._output import returns
 from sahara_cli.commands._state import AppState, state
 from sahara_cli.errors import IdentityNotFound, NodeError, UsageError
@@ -375,28 +375,5 @@ def reset(
     )
 
 
-@app.command("accounts")
-@returns("sahara_cli.node.results:DevAccounts")
-def accounts() -> None:
-    """The 10 funded development accounts (addresses and private keys), as anvil prints them."""
-    from sahara_cli.node.genesis import dev_accounts
-
-    st = state()
-    info = dev_accounts()
-
-    def render(console: Console) -> None:
-        table = Table(title=f"dev accounts (mnemonic: {info.mnemonic})", title_justify="left")
-        table.add_column("#")
-        table.add_column("address", no_wrap=True)
-        table.add_column("private key", no_wrap=True)
-        for row in info.accounts:
-            table.add_row(str(row.index), row.address, row.private_key)
-        console.print(table)
-        console.print(
-            "[yellow]These keys are public knowledge: never use them on a real network.[/]"
-        )
-
-    st.output.result(info, render)
-
-
-app.command("fund")(_node_fund.fund)
+app.command("accounts")(_node_dev.accounts)
+app.command("fund")(_node_dev.fund)

@@ -1,4 +1,5 @@
-"""sahara node fund: SAH for an address or ID from a dev account (dev chains only)."""
+"""The dev-chain commands of ``sahara node``: ``accounts`` (the funded test accounts) and
+``fund`` (SAH for an address or ID from a dev account; refused on other chains)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from sahara_cli.commands._output import returns
 from sahara_cli.commands._state import state
@@ -50,3 +52,26 @@ def fund(
         table(rows)(console)
 
     st.output.result(funded, render)
+
+
+@returns("sahara_cli.node.results:DevAccounts")
+def accounts() -> None:
+    """The 10 funded development accounts (addresses and private keys), as anvil prints them."""
+    from sahara_cli.node.genesis import dev_accounts
+
+    st = state()
+    info = dev_accounts()
+
+    def render(console: Console) -> None:
+        table = Table(title=f"dev accounts (mnemonic: {info.mnemonic})", title_justify="left")
+        table.add_column("#")
+        table.add_column("address", no_wrap=True)
+        table.add_column("private key", no_wrap=True)
+        for row in info.accounts:
+            table.add_row(str(row.index), row.address, row.private_key)
+        console.print(table)
+        console.print(
+            "[yellow]These keys are public knowledge: never use them on a real network.[/]"
+        )
+
+    st.output.result(info, render)
