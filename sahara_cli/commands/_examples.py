@@ -195,6 +195,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "agent chat": (
         "sahara agent chat scout",
         'sahara agent chat scout --message "What is in my vault?"',
+        'sahara agent chat scout -m "Summarise my notes." --max-tokens 64',
     ),
     "agent run": (
         "sahara agent run scout --task task.txt",
