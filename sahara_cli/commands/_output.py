@@ -15,10 +15,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from rich.console import Console, ConsoleRenderable, Group, RenderableType, RenderHook
-from rich.padding import Padding
-from rich.panel import Panel
-from rich.table import Table
-from rich.text import Text
 
 from sahara_cli.errors import SaharaError
 
@@ -90,6 +86,11 @@ class WholeValues(RenderHook):
         return renderables
 
     def _widen(self, renderable: RenderableType) -> None:
+        from rich.padding import Padding
+        from rich.panel import Panel
+        from rich.table import Table
+        from rich.text import Text
+
         if isinstance(renderable, Group):
             for inner in renderable.renderables:
                 self._widen(inner)
