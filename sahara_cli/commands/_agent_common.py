@@ -60,12 +60,18 @@ def open_cli_agent(
     password_file: Path | None,
     *,
     verbose_events: bool = False,
+    max_tokens: int | None = None,
 ) -> Agent:
-    """Open the agent ``name`` of this home, its plan and tool calls as notes on stderr."""
+    """Open the agent ``name`` of this home, its plan and tool calls as notes on stderr.
+
+    ``max_tokens`` caps each reply below the spec's own limit, for this run only."""
     from sahara_cli.agent.brain import open_agent
 
     home = st.home.require()
     spec = load_spec(st, name)
+    if max_tokens is not None and max_tokens < spec.generation.max_tokens:
+        generation = spec.generation.model_copy(update={"max_tokens": max_tokens})
+        spec = spec.model_copy(update={"generation": generation})
     signer = _signer(st, spec, password_file)
     cfg = st.config().config
 
@@ -80,7 +86,7 @@ def open_cli_agent(
             st.output.note(f"[dim]tool {call['tool']}({call['arguments']}): {status}[/]")
 
     with st.output.status(f"Loading {spec.model.name}"):
-        return open_agent(
+        agent = open_agent(
             home.root,
             spec,
             signer=signer,
@@ -88,6 +94,11 @@ def open_cli_agent(
             on_event=event,
             vault_config=cfg.vault,
         )
+    if agent.runner.is_test_model:
+        st.output.note(
+            f"[yellow]{spec.name} runs a tiny random-weight test model: its answer is noise.[/]"
+        )
+    return agent
 
 
 def render_answer(answer: Answer, console: Console, *, streamed: bool) -> None:

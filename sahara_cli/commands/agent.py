@@ -167,6 +167,15 @@ OptImage = Annotated[
         "--image", help="An image to look at (needs a model with a projector).", dir_okay=False
     ),
 ]
+OptMaxTokens = Annotated[
+    int | None,
+    typer.Option(
+        "--max-tokens",
+        min=1,
+        help="Cap each answer at this many tokens (below the agent's own limit).",
+        show_default="the agent's generation.max_tokens",
+    ),
+]
 OptRecord = Annotated[
     bool, typer.Option("--record", help="Commit each answer's provenance record on chain.")
 ]
@@ -180,6 +189,7 @@ def chat(
     file: OptFile = None,
     image: OptImage = None,
     record: OptRecord = False,
+    max_tokens: OptMaxTokens = None,
     password_file: PasswordFileOption = None,
 ) -> None:
     """Chat with an agent: streaming answers with sources; /help lists slash commands.
@@ -195,7 +205,7 @@ def chat(
             "an interactive chat cannot run with --json or --no-prompt",
             hint='Pass --message "..." for one answer.',
         )
-    agent = open_cli_agent(st, name, password_file, verbose_events=True)
+    agent = open_cli_agent(st, name, password_file, verbose_events=True, max_tokens=max_tokens)
     with agent:
         if message is not None:
             _one_shot(st, agent, message, file or [], image or [], record)

@@ -170,8 +170,9 @@ def pull(
     """
     st = state()
     store = _store(st)
-    with st.output.status(f"Downloading {filename} from {repo}"):
-        entry = store.pull(repo, filename, revision=revision, name=name, sha256=sha256)
+    entry = store.pull(
+        repo, filename, revision=revision, name=name, sha256=sha256, report=st.output
+    )
     data = _view(entry, store.default)
     st.output.result(data, _render_entry(data))
 

@@ -320,7 +320,7 @@ def export(
 
     st = state()
     with open_vault(st, backend) as vault:
-        result = export_item(vault, ref, car)
+        result = export_item(vault, ref, car, report=st.output)
     rows = {"wrote": result.path, "bytes": human_size(result.bytes), "root": result.root}
     st.output.result(result, kv(rows))
 
@@ -342,8 +342,8 @@ def import_(
 
     st = state()
     info = st.keystore().resolve(signer_name)
-    with open_vault(st, backend) as vault, st.output.status(f"Importing {car}"):
-        result = import_items(vault, car, info.address, name)
+    with open_vault(st, backend) as vault:
+        result = import_items(vault, car, info.address, name, report=st.output)
 
     def render(console: Console) -> None:
         for item in result.items:

@@ -24,7 +24,7 @@ import hashlib
 import os
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -515,14 +515,18 @@ class Vault:
 
     # -- CAR ---------------------------------------------------------------------------
 
-    def export_car(self, item: Item, out: Path) -> dict[str, Any]:
+    def export_car(
+        self, item: Item, out: Path, *, progress: Progress | None = None
+    ) -> dict[str, Any]:
+        """Write the item's blocks as a CAR v1 file; ``progress(n)`` counts block bytes."""
         from sahara_cli.vault import car, unixfs
 
         cid = CID.decode(item.cid)
         tmp, fd = _create_partial(out)
+        blocks = _counted(unixfs.walk(cid, self._get), progress)
         try:
             with os.fdopen(fd, "wb") as handle:
-                written = car.write_car(handle, [cid], unixfs.walk(cid, self._get))
+                written = car.write_car(handle, [cid], blocks)
                 handle.flush()
                 os.fsync(handle.fileno())
             tmp.replace(out)
@@ -536,10 +540,18 @@ class Vault:
             tmp.unlink(missing_ok=True)  # ours: made with O_EXCL (gone once renamed)
         return {"path": str(out), "bytes": written, "root": item.cid}
 
-    def import_car(self, path: Path, holder: Holder, name: str | None = None) -> list[Item]:
+    def import_car(
+        self,
+        path: Path,
+        holder: Holder,
+        name: str | None = None,
+        *,
+        progress: Progress | None = None,
+    ) -> list[Item]:
         """Store every block of a CAR file and add each root as a public item.
 
         Encrypted exports import as blocks only: their keys travel separately.
+        ``progress(n)`` counts the bytes of the blocks stored.
         """
         from sahara_cli.vault import car, unixfs
 
@@ -551,7 +563,7 @@ class Vault:
         with handle:
             try:
                 roots, blocks = car.read_car(handle)
-                for cid, data in blocks:
+                for cid, data in _counted(blocks, progress):
                     sink.put(cid.v1() if cid.version == 0 else cid, data)
                 sink.flush()
             except BaseException:
@@ -630,3 +642,13 @@ def _remove_tree(path: Path) -> None:
 
     with contextlib.suppress(FileNotFoundError):
         shutil.rmtree(path)
+
+
+def _counted(
+    blocks: Iterable[tuple[CID, bytes]], progress: Progress | None
+) -> Iterator[tuple[CID, bytes]]:
+    """``blocks`` as they are, each block's size counted with ``progress``."""
+    for cid, data in blocks:
+        if progress is not None:
+            progress(len(data))
+        yield cid, data

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sahara_cli.vault.reporting import SILENT, Reporter
+
 if TYPE_CHECKING:
     from sahara_cli.vault.core import Vault
     from sahara_cli.vault.db import Item
@@ -69,17 +71,28 @@ def remove_item(vault: Vault, item: Item, *, embedder: str = "minilm") -> Remove
     )
 
 
-def export_item(vault: Vault, ref: str, car: Path) -> ExportResult:
-    """Write an item's blocks (ciphertext when encrypted) as a CAR v1 file."""
+def export_item(vault: Vault, ref: str, car: Path, report: Reporter = SILENT) -> ExportResult:
+    """Write an item's blocks (ciphertext when encrypted) as a CAR v1 file.
+
+    ``report`` shows the bytes written against the item's size (a close estimate)."""
     from sahara_cli.vault.results import ExportResult
 
-    return ExportResult.model_validate(vault.export_car(vault.find(ref), car))
+    item = vault.find(ref)
+    with report.progress("Exporting", item.size or None) as advance:
+        written = vault.export_car(item, car, progress=advance)
+    return ExportResult.model_validate(written)
 
 
-def import_items(vault: Vault, car: Path, holder: str, name: str | None = None) -> ImportResult:
-    """Store the blocks of a CAR file; each root becomes an item held by ``holder``."""
+def import_items(
+    vault: Vault, car: Path, holder: str, name: str | None = None, report: Reporter = SILENT
+) -> ImportResult:
+    """Store the blocks of a CAR file; each root becomes an item held by ``holder``.
+
+    ``report`` shows the bytes stored against the CAR file's size."""
     from sahara_cli.vault.core import Holder
     from sahara_cli.vault.results import ImportResult, VaultItem
 
-    items = vault.import_car(car, Holder(holder, b""), name)
+    total = car.stat().st_size if car.is_file() else None
+    with report.progress("Importing", total) as advance:
+        items = vault.import_car(car, Holder(holder, b""), name, progress=advance)
     return ImportResult(items=[VaultItem.of(item) for item in items])

@@ -61,6 +61,15 @@ class Runner(ABC):
 
     kind: str
     model_path: Path
+    #: The model's own name, as its file says (GGUF ``general.name``); "" when it has none.
+    title: str = ""
+
+    @property
+    def is_test_model(self) -> bool:
+        """A tiny random-weight model sahara writes for tests and demos: answers are noise."""
+        from sahara_cli.agent.runners.tiny_models import TINY_NAME
+
+        return self.title == TINY_NAME
 
     @property
     @abstractmethod

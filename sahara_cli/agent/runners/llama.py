@@ -189,6 +189,7 @@ class LlamaRunner(Runner):
                     "(its output size is the model's embedding size).",
                 ) from exc
         self._handler = handler
+        self.title = str(self._llama.metadata.get("general.name", ""))
         self._n_vocab = int(self._llama.n_vocab())
         self._eos = int(self._llama.token_eos())
         self._bos = int(self._llama.token_bos())

@@ -39,6 +39,7 @@ from sahara_cli.errors import (
 )
 from sahara_cli.fsutil import atomic_write
 from sahara_cli.units import human_size
+from sahara_cli.vault.reporting import SILENT, Reporter
 
 Progress = Callable[[int], None]
 
@@ -541,8 +542,12 @@ class ModelStore:
         sha256: str | None = None,
         endpoint: str | None = None,
         progress: Progress | None = None,
+        report: Reporter = SILENT,
     ) -> ModelEntry:
         """Download ``filename`` of the Hugging Face repo ``repo`` and add it.
+
+        ``report`` shows the download and the check of the file as byte counts (the
+        hub's own progress bar is never drawn); ``progress`` counts the bytes checked.
 
         The revision (a branch, tag or commit; ``main`` by default) is resolved to its
         commit first, and the file is downloaded at that commit, so a branch that moves
@@ -572,7 +577,8 @@ class ModelStore:
 
         try:
             url = hf_hub_url(repo, filename, revision=revision or "main", endpoint=endpoint)
-            meta = get_hf_file_metadata(url, endpoint=endpoint)
+            with report.status(f"Asking the hub for {filename}"):
+                meta = get_hf_file_metadata(url, endpoint=endpoint)
         except Exception as exc:  # offline, DNS, HTTP 404, auth: all a failed download
             raise failed(exc) from exc
         commit = (meta.commit_hash or "").lower()
@@ -602,6 +608,7 @@ class ModelStore:
                 revision=commit,
                 local_dir=downloads,
                 endpoint=endpoint,
+                tqdm_class=_reporting_tqdm(report, f"Downloading {filename}"),
             )
         except Exception as exc:
             raise failed(exc) from exc
@@ -612,13 +619,48 @@ class ModelStore:
                     f"{filename} from {repo}@{commit[:12]} is not the file the hub names "
                     f"(git blob {blob_id})"
                 )
-            return self.add(
-                path,
-                name=name,
-                progress=progress,
-                source=f"hf:{repo}/{filename}@{commit}",
-                expected_sha256=expected,
-            )
+            with report.progress("Checking", path.stat().st_size) as checked:
+
+                def advance(n: int) -> None:
+                    checked(n)
+                    if progress is not None:
+                        progress(n)
+
+                return self.add(
+                    path,
+                    name=name,
+                    progress=advance,
+                    source=f"hf:{repo}/{filename}@{commit}",
+                    expected_sha256=expected,
+                )
         finally:
             with contextlib.suppress(OSError):
                 path.unlink()
+
+
+def _reporting_tqdm(report: Reporter, description: str) -> Any:
+    """A tqdm class for ``hf_hub_download`` that draws nothing and counts into ``report``."""
+    from huggingface_hub.utils.tqdm import tqdm as hub_tqdm
+
+    class ReportingTqdm(hub_tqdm):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["disable"] = True  # the hub's own bar would write to stderr even for --json
+            super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+            total = kwargs.get("total")
+            self._shown: Any = report.progress(description, int(total) if total else None)
+            self._advance = self._shown.__enter__()
+            if kwargs.get("initial"):
+                self._advance(int(kwargs["initial"]))
+
+        def update(self, n: float | None = 1) -> bool | None:
+            if n:
+                self._advance(int(n))
+            return None
+
+        def close(self) -> None:
+            shown, self._shown = getattr(self, "_shown", None), None
+            if shown is not None:
+                shown.__exit__(None, None, None)
+            super().close()
+
+    return ReportingTqdm

@@ -79,6 +79,9 @@ class TorchRunner(Runner):
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise ModelInvalid(f"transformers cannot load {self.model_path}: {exc}") from exc
         self._model.eval()
+        marker = self.model_path / "sahara-tiny.json"  # from_pretrained resets name_or_path
+        if marker.is_file():
+            self.title = str(json.loads(marker.read_text(encoding="utf-8")).get("name", ""))
         self._torch = torch
         self._device = device
         limit = config.get("max_position_embeddings") or options.n_ctx
