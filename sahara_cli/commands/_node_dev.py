@@ -20,14 +20,7 @@ def fund(
     ],
     amount: Annotated[str, typer.Argument(help="SAH to send, e.g. 100 or 0.5.")],
 ) -> None:
-    """Send SAH to ADDRESS (or an ID) from a dev account; refused on a non-dev chain.
-
-    Examples:
-
-        sahara node fund bob 100
-
-        sahara node fund 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 0.5
-    """
+    """Send SAH to ADDRESS (or an ID) from a dev account; refused on a non-dev chain."""
     from sahara_cli.commands._protocol import address_of, table, tx_rows
     from sahara_cli.node import wallet
     from sahara_cli.node.client import parse_sah
