@@ -128,6 +128,7 @@ class _Copier:
         if not self.batch:
             return
         if self.writer is None:
+            self.store.packs_dir.mkdir(mode=0o700, exist_ok=True)  # a home of the first layout
             self.writer = packs.PackWriter(self.store.packs_dir)
         for record in self.writer.append(self.batch):
             self.moved[record.digest] = (self.writer.name, record.offset, record.length)
