@@ -373,3 +373,32 @@ def test_gc_reclaims_what_an_unfinished_add_wrote_and_waits_for_a_running_one(
     back = initialised / "blob.back"
     cli("--json", "vault", "get", kept["items"][0]["cid"], "-o", str(back))
     assert back.read_bytes() == (vault_home / "blob.bin").read_bytes()
+
+
+HEAVY = ("chromadb", "sentence_transformers", "torch", "onnxruntime", "sahara_cli.vault.embed")
+
+
+@pytest.mark.parametrize("flags", [["--public"], []], ids=["public", "private"])
+def test_adding_a_binary_loads_no_index_or_model(
+    initialised: Path, vault_home: Path, flags: list[str]
+) -> None:
+    """Content with nothing to index (here a binary blob, indexing left on) opens neither
+    the search index nor the embedding model: the add is hashing and writing only."""
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    command = [sys.executable, "-X", "importtime", "-m", "sahara_cli", "--json", "--no-prompt"]
+    done = subprocess.run(
+        [*command, "vault", "add", str(vault_home / "blob.bin"), *flags],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    [item] = json.loads(done.stdout)["items"]
+    assert item["chunks"] == 0
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+    assert not {m for m in loaded if m.startswith(HEAVY)}
