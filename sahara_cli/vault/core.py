@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -138,6 +137,8 @@ def _walk_sorted(root: Path) -> Iterator[Path]:
 
 def write_deterministic_tar(root: Path, write: Callable[[bytes], None], progress: Progress) -> None:
     """Pack ``root`` as a tar stream that depends only on names, modes and contents."""
+    import tarfile  # only trees need it: a file's add does not load it
+
     with tarfile.open(fileobj=_TarWriter(write), mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
         for path in _walk_sorted(root):
             rel = path.relative_to(root).as_posix()
@@ -502,6 +503,8 @@ class Vault:
                 if item.kind == "directory":
                     tree = tmp_dir / "tree"
                     tree.mkdir()
+                    import tarfile
+
                     with tarfile.open(staged, "r:") as tar:
                         tar.extractall(tree, filter="data")
                     staged.unlink()

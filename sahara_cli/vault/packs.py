@@ -14,7 +14,6 @@ can be rebuilt. Reads always hash the bytes against the CID asked for.
 from __future__ import annotations
 
 import os
-import secrets
 import struct
 import time
 from collections.abc import Iterator, Sequence
@@ -30,7 +29,7 @@ PACK_MAX = 1 << 30
 
 def new_pack_name() -> str:
     """A name no other store picks: the time in ns, then random bits."""
-    return f"{time.time_ns():016x}-{secrets.token_hex(4)}{SUFFIX}"
+    return f"{time.time_ns():016x}-{os.urandom(4).hex()}{SUFFIX}"
 
 
 @dataclass(frozen=True)
