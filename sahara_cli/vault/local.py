@@ -39,8 +39,6 @@ holds the lock, every pack byte that no index row names is garbage
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import os
 import sqlite3
 import threading
@@ -48,13 +46,15 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from sahara_cli.errors import VaultBackendError, VaultBlockCorrupt, VaultBlockNotFound, VaultBusy
+from sahara_cli.errors import VaultBackendError, VaultBlockCorrupt, VaultBlockNotFound
 from sahara_cli.fsutil import ensure_private_dir
 from sahara_cli.vault import flatfs, packs
 from sahara_cli.vault.blockstore import Blockstore, GCResult, StoreStat
 from sahara_cli.vault.cid import CID, RAW
 from sahara_cli.vault.db import setup_sqlite
 from sahara_cli.vault.flatfs import SHARDING, block_key, block_path, cid_from_key
+from sahara_cli.vault.locking import WriterLock
+from sahara_cli.vault.locking import os_error as _os_error
 
 __all__ = [
     "SHARDING",
@@ -67,86 +67,6 @@ __all__ = [
 
 #: Where a block lies: (pack name, offset of its bytes, length).
 Location = tuple[str, int, int]
-
-
-class WriterLock:
-    """Shared by writers for the life of a store, exclusive for gc (``flock`` on a file).
-
-    Locks belong to the open file, so two stores in one process exclude each other just
-    as two processes do.
-    """
-
-    def __init__(self, path: Path, *, gc_wait: float = 10.0, write_wait: float = 600.0) -> None:
-        self.path = path
-        self.gc_wait = gc_wait
-        self.write_wait = write_wait
-        self._fd: int | None = None
-        self._shared = False
-        self._mutex = threading.Lock()
-
-    def _open(self) -> int:
-        if self._fd is None:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            except OSError as exc:
-                raise _os_error(f"cannot open the lock file {self.path}", exc) from exc
-        return self._fd
-
-    def _acquire(self, fd: int, mode: int, wait: float) -> bool:
-        deadline = time.monotonic() + wait
-        delay = 0.005
-        while True:
-            try:
-                fcntl.flock(fd, mode | fcntl.LOCK_NB)
-                return True
-            except BlockingIOError:
-                pass
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(delay)
-            delay = min(delay * 2, 0.1)
-
-    def shared(self) -> None:
-        """Hold the lock shared (a no-op when this store holds it already)."""
-        with self._mutex:
-            if self._shared:
-                return
-            if not self._acquire(self._open(), fcntl.LOCK_SH, self.write_wait):
-                raise VaultBusy(
-                    f"the vault store {self.path.parent} is being garbage-collected "
-                    f"for more than {self.write_wait:g} s",
-                    hint="Wait for the other 'sahara vault gc' to finish, then try again.",
-                    code="vault.busy",
-                )
-            self._shared = True
-
-    @contextlib.contextmanager
-    def exclusive(self) -> Iterator[None]:
-        """Hold the lock alone: no other store is between its puts and its pin."""
-        with self._mutex:
-            fd = self._open()
-            if not self._acquire(fd, fcntl.LOCK_EX, self.gc_wait):
-                if self._shared:
-                    fcntl.flock(fd, fcntl.LOCK_SH)
-                raise VaultBusy(
-                    f"another sahara process is writing to the vault store {self.path.parent}; "
-                    "gc did not run",
-                    hint="Run gc again when the other 'vault add' or 'vault pin' has finished.",
-                    code="vault.busy",
-                )
-            try:
-                yield
-            finally:
-                # Back to what this store held before: shared if it had written.
-                fcntl.flock(fd, fcntl.LOCK_SH if self._shared else fcntl.LOCK_UN)
-
-    def release(self) -> None:
-        with self._mutex:
-            if self._fd is not None:
-                os.close(self._fd)  # closing the file drops the lock
-                self._fd = None
-            self._shared = False
 
 
 class LocalBlockstore(Blockstore):
@@ -578,16 +498,6 @@ def _fsync_path(path: Path, flags: int) -> None:
         raise _os_error(f"cannot sync {path} to disk", exc) from exc
     finally:
         os.close(fd)
-
-
-def _os_error(what: str, exc: OSError) -> VaultBackendError:
-    reason = exc.strerror or str(exc)
-    hint = None
-    if exc.errno == errno.ENOSPC:
-        hint = "Free some disk space, then run the command again."
-    elif exc.errno in (errno.EACCES, errno.EPERM):
-        hint = "Check the owner and mode of the sahara home (it should be yours, 0700)."
-    return VaultBackendError(f"{what}: {reason}", hint=hint)
 
 
 def _db_error(path: Path, exc: sqlite3.Error) -> VaultBackendError:

@@ -136,7 +136,8 @@ class _Copier:
 
 
 def _apply(store: LocalBlockstore, plan: Plan) -> None:
-    from sahara_cli.vault.local import _fsync_path, _os_error
+    from sahara_cli.vault.local import _fsync_path
+    from sahara_cli.vault.locking import os_error as _os_error
 
     copier = _Copier(store)
     migrated: list[Path] = []
