@@ -256,7 +256,16 @@ class LocalBlockstore(Blockstore):
         where = self.locate(cid)
         if where is not None:
             try:
-                data = self.read_at(where)
+                try:
+                    data = self.read_at(where)
+                except FileNotFoundError:
+                    # A gc in another process moved the block between the look-up and
+                    # the read (a reader holds no lock): look again.
+                    moved = self.locate(cid)
+                    if moved is None:
+                        return self.get(cid)
+                    where = moved
+                    data = self.read_at(where)
             except OSError as exc:
                 raise _os_error(f"cannot read block {cid} from the pack {where[0]}", exc) from exc
             if not cid.verify(data):

@@ -448,6 +448,25 @@ class TestLocalBlockstore(BlockstoreConformance):
                 c.digest for c in [top[0], leaves[0][0], leaves[1][0]]
             ]
 
+    def test_a_reader_follows_a_block_that_gc_moved(
+        self, store: LocalBlockstore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A reader holds no lock: a gc in another process may rewrite the pack between
+        its look-up and its read. The read looks again."""
+        keep, drop = raw_block(5000), raw_block(9000)
+        store.put_many([keep, drop])
+        store.pin(keep[0])
+        reader = LocalBlockstore(store.root)
+        try:
+            stale = reader.locate(keep[0])
+            assert store.gc().removed_blocks == 1
+            looks = iter([stale])
+            real = reader.locate
+            monkeypatch.setattr(reader, "locate", lambda cid: next(looks, None) or real(cid))
+            assert reader.get(keep[0]) == keep[1]
+        finally:
+            reader.close()
+
     def test_putting_a_recorded_block_writes_nothing(self, store: LocalBlockstore) -> None:
         cid, data = raw_block(3000)
         store.put(cid, data)
