@@ -205,6 +205,18 @@ class BlockstoreConformance:
         assert result.removed_blocks >= len(blocks)
         assert result.removed_bytes >= sum(len(data) for _, data in blocks)
 
+    def test_gc_dry_run_counts_and_removes_nothing(self, store: Blockstore) -> None:
+        root, blocks = self.dag(store)
+        store.pin(root)
+        loose = [raw_block(size) for size in (1500, 2500)]
+        store.put_many(loose)
+        counted = store.gc(dry_run=True)
+        assert counted.removed_blocks >= 2 and counted.removed_bytes >= 4000
+        assert all(store.has(cid) for cid, _ in [*blocks, *loose])
+        assert store.gc() == counted
+        assert not any(store.has(cid) for cid, _ in loose)
+        assert all(store.get(cid) == data for cid, data in blocks)
+
     def test_pin_with_missing_child_fails(self, store: Blockstore) -> None:
         present, missing = raw_block(), raw_block()
         root = node_block(present, missing)
