@@ -7,7 +7,8 @@ writers' lock held exclusive, so no other store has bytes in flight.
    at it; every other record is garbage: a removed block, a second copy, or what a
    killed add wrote and never recorded (those count as removed blocks too). A pack
    without garbage stays; one without live records is deleted; the others have their
-   live records copied to a new pack and are deleted.
+   live records copied to a new pack and are deleted. Small packs (one per small add)
+   are merged the same way.
 4. The first layout's files (``blocks/``): a kept block moves into the new pack (read
    and hashed first; a damaged file stays where ``get`` reports it); the others, and
    temporary files of killed writers, are deleted.
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 
 #: Live bytes copied per batch while a pack is rewritten.
 COPY_BATCH = 8 << 20
+#: Packs under this size, all garbage-free, are merged into one when there are several.
+SMALL_PACK = 4 << 20
 
 
 @dataclass
@@ -82,6 +85,7 @@ def _plan(store: LocalBlockstore, keep: set[bytes]) -> Plan:
         names = sorted(e.name for e in os.scandir(store.packs_dir) if e.name.endswith(packs.SUFFIX))
     except FileNotFoundError:
         names = []
+    small: list[tuple[Path, list[packs.Record]]] = []
     for name in names:
         path = store.packs_dir / name
         mine = live.get(name, {})
@@ -93,6 +97,10 @@ def _plan(store: LocalBlockstore, keep: set[bytes]) -> Plan:
         end = records[-1].offset + records[-1].length if records else len(packs.MAGIC)
         if len(kept) < len(records) or path.stat().st_size != end or not records:
             plan.rewrite.append((path, kept))
+        elif end < SMALL_PACK:
+            small.append((path, kept))
+    if len(small) > 1:  # many small adds: their packs become one
+        plan.rewrite.extend(small)
     for entry, cid in flatfs.entries(store.blocks_dir):
         if cid is None:
             if entry.name.startswith(flatfs.TEMP_PREFIX):

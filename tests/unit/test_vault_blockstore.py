@@ -431,6 +431,28 @@ class TestLocalBlockstore(BlockstoreConformance):
         assert store.gc() == GCResult(removed_blocks=0, removed_bytes=0)
         assert list(store.packs_dir.iterdir()) == [after]  # nothing to rewrite
 
+    def test_gc_merges_the_packs_of_small_adds(self, tmp_path: Path) -> None:
+        root = tmp_path / "vault"
+        added = [raw_block(size) for size in (100, 2000, 30_000)]
+        big = [raw_block(256 * 1024) for _ in range(17)]
+        for block in added:  # three adds, three stores, three packs
+            with LocalBlockstore(root) as store:
+                store.put(*block)
+                store.pin(block[0])
+        with LocalBlockstore(root) as store:  # and one pack too big to merge
+            store.put_many(big)
+            for cid, _ in big:
+                store.pin(cid)
+        large = max((root / "packs").iterdir(), key=lambda p: p.stat().st_size)
+        assert len(list((root / "packs").iterdir())) == 4
+        with LocalBlockstore(root) as store:
+            assert store.gc() == GCResult(removed_blocks=0, removed_bytes=0)
+            assert len(list((root / "packs").iterdir())) == 2 and large.exists()
+            for cid, data in [*added, *big]:
+                assert store.get(cid) == data
+            assert store.gc() == GCResult(removed_blocks=0, removed_bytes=0)
+            assert len(list((root / "packs").iterdir())) == 2
+
     def test_first_layout_is_read_then_moved_into_a_pack_by_gc(self, tmp_path: Path) -> None:
         """A home from before packs: one file per block under blocks/ (flatfs)."""
         root = tmp_path / "vault"
