@@ -77,6 +77,13 @@ def _reachable(store: LocalBlockstore) -> set[bytes]:
 def _plan(store: LocalBlockstore, keep: set[bytes]) -> Plan:
     index = store.index()
     plan = Plan(index, {d: where[2] for d, where in index.items() if d not in keep})
+    _plan_packs(store, keep, plan)
+    _plan_first_layout(store, keep, plan)
+    return plan
+
+
+def _plan_packs(store: LocalBlockstore, keep: set[bytes], plan: Plan) -> None:
+    index = plan.index
     live: dict[str, dict[int, bytes]] = {}  # pack -> offset -> digest, of kept blocks
     for digest, (name, offset, _) in index.items():
         if digest in keep:
@@ -101,19 +108,21 @@ def _plan(store: LocalBlockstore, keep: set[bytes]) -> Plan:
             small.append((path, kept))
     if len(small) > 1:  # many small adds: their packs become one
         plan.rewrite.extend(small)
+
+
+def _plan_first_layout(store: LocalBlockstore, keep: set[bytes], plan: Plan) -> None:
     for entry, cid in flatfs.entries(store.blocks_dir):
         if cid is None:
             if entry.name.startswith(flatfs.TEMP_PREFIX):
                 plan.drop.append(Path(entry.path))
             continue
-        if cid.digest in keep and cid.digest not in index:
+        if cid.digest in keep and cid.digest not in plan.index:
             plan.migrate.append((Path(entry.path), cid))
             continue
         with contextlib.suppress(FileNotFoundError):
             if cid.digest not in keep:
                 plan.removed.setdefault(cid.digest, entry.stat(follow_symlinks=False).st_size)
             plan.drop.append(Path(entry.path))
-    return plan
 
 
 class _Copier:
