@@ -30,8 +30,14 @@ chunks in the same run:
 
 Target: our search p50 at most 1.2x the peer's. Prints a table, then one JSON document
 (``--json-out FILE`` also writes it). Exit status 0 whether or not the target is met
-(timings vary between machines). ``--skip-add`` skips the add half (``sahara vault
-add`` of files; it joins this file later), ``--skip-search`` this half.
+(timings vary between machines). ``--skip-add`` skips the add half, ``--skip-search``
+this half.
+
+The add half: a --add-mib file (256 MiB) added as a whole command, --add-runs times
+(median), the sides taking turns: ``sahara vault add --public`` against Kubo's ``ipfs
+add --cid-version=1`` (target >= 1.0x, and the same CID), and the encrypted ``sahara
+vault add`` against one core's sha256 + AES-256-GCM over the same bytes in 256 KiB
+chunks (target >= 0.5x); ``Vault.add`` in-process too, without the command's start-up.
 Needs ``source scripts/_setup.sh``. Nothing touches the network.
 """
 
@@ -458,6 +464,8 @@ def report_search(search: dict[str, Any]) -> dict[str, Any]:
 # -- the add half -------------------------------------------------------------------------
 
 ADD_RUNS = 3
+TARGET_PUBLIC_VS_KUBO = 1.0  # sahara vault add --public over ipfs add --cid-version=1
+TARGET_ENCRYPTED_VS_LIMIT = 0.5  # encrypted vault add over one core's sha256 + AES-GCM
 
 
 def make_file(path: Path, size_mib: int, seed: int) -> None:
@@ -468,7 +476,9 @@ def make_file(path: Path, size_mib: int, seed: int) -> None:
 
 
 def measure_limit(path: Path) -> dict[str, float]:
-    """Single-core sha256 + AES-256-GCM over the file's bytes (already in memory)."""
+    """One core's sha256 + AES-256-GCM over the file's bytes (already in memory): one
+    thread hashes and encrypts each 256 KiB chunk in turn (hashlib, ``cryptography``'s
+    AESGCM); each alone too. The best of three passes of each."""
     import hashlib
 
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -476,22 +486,38 @@ def measure_limit(path: Path) -> dict[str, float]:
     data = path.read_bytes()
     view = memoryview(data)
     segment = 1 << 18
+    chunks = [bytes(view[offset : offset + segment]) for offset in range(0, len(data), segment)]
     aead = AESGCM(bytes(32))
     nonce = bytes(12)
-    start = time.perf_counter()
-    digest = hashlib.sha256()
-    for offset in range(0, len(data), 1 << 20):
-        digest.update(view[offset : offset + (1 << 20)])
-    sha = time.perf_counter() - start
-    start = time.perf_counter()
-    for offset in range(0, len(data), segment):
-        aead.encrypt(nonce, bytes(view[offset : offset + segment]), None)
-    aes = time.perf_counter() - start
+
+    def sha() -> None:
+        digest = hashlib.sha256()
+        for chunk in chunks:
+            digest.update(chunk)
+
+    def aes() -> None:
+        for chunk in chunks:
+            aead.encrypt(nonce, chunk, None)
+
+    def both() -> None:
+        digest = hashlib.sha256()
+        for chunk in chunks:
+            digest.update(chunk)
+            aead.encrypt(nonce, chunk, None)
+
+    def best(run: Callable[[], None]) -> float:
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
     mib = len(data) / (1 << 20)
     return {
-        "sha256_mib_s": mib / sha,
-        "aes_gcm_mib_s": mib / aes,
-        "limit_mib_s": mib / (sha + aes),
+        "sha256_mib_s": mib / best(sha),
+        "aes_gcm_mib_s": mib / best(aes),
+        "limit_mib_s": mib / best(both),
     }
 
 
@@ -592,6 +618,8 @@ def measure_add(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             times[side].append(elapsed)
             cids[side] = cid
     rates = {side: mib / statistics.median(t) for side, t in times.items() if t}
+    public_vs_kubo = rates["public"] / rates["kubo"] if "kubo" in rates else None
+    encrypted_vs_limit = rates["encrypted"] / limit["limit_mib_s"]
     return {
         "file_mib": args.add_mib,
         "runs": args.add_runs,
@@ -601,8 +629,14 @@ def measure_add(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "cid_public": cids.get("public"),
         "cid_kubo": cids.get("kubo"),
         "same_cid": cids.get("public") == cids.get("kubo") if "kubo" in cids else None,
-        "public_vs_kubo": rates["public"] / rates["kubo"] if "kubo" in rates else None,
-        "encrypted_vs_limit": rates["encrypted"] / limit["limit_mib_s"],
+        "public_vs_kubo": public_vs_kubo,
+        "encrypted_vs_limit": encrypted_vs_limit,
+        "targets_met": {
+            "public_vs_kubo": None
+            if public_vs_kubo is None
+            else public_vs_kubo >= TARGET_PUBLIC_VS_KUBO,
+            "encrypted_vs_limit": encrypted_vs_limit >= TARGET_ENCRYPTED_VS_LIMIT,
+        },
     }
 
 
@@ -612,7 +646,8 @@ def report_add(add: dict[str, Any]) -> list[str]:
         f"add of a {add['file_mib']} MiB file (median of {add['runs']} runs, whole command)",
         f"  sha256 alone            {add['limit']['sha256_mib_s']:8.0f} MiB/s",
         f"  AES-256-GCM alone       {add['limit']['aes_gcm_mib_s']:8.0f} MiB/s",
-        f"  sha256 + AES-GCM limit  {add['limit']['limit_mib_s']:8.0f} MiB/s  (one core)",
+        f"  sha256 + AES-GCM limit  {add['limit']['limit_mib_s']:8.0f} MiB/s  (one core, "
+        "256 KiB chunks)",
         f"  sahara vault add --public {rates['public']:6.0f} MiB/s",
         f"  sahara vault add (encrypted) {rates['encrypted']:3.0f} MiB/s"
         f"  = {add['encrypted_vs_limit']:.2f}x the limit (target >= 0.5)",

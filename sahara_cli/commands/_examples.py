@@ -156,6 +156,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     ),
     "vault ls": ("sahara vault ls", "sahara --json vault ls"),
     "vault status": ("sahara vault status",),
+    "vault gc": ("sahara vault gc --dry-run", "sahara vault gc"),
     "vault get": ("sahara vault get notes.txt -o notes.txt", "sahara vault get 7 -o data"),
     "vault cat": ("sahara vault cat notes.txt", "sahara vault cat bafkreigh2akisc..."),
     "vault rm": ("sahara vault rm notes.txt", "sahara vault rm 7 --yes"),

@@ -1,7 +1,9 @@
-"""sahara vault serve and sahara vault daemon: the long-running parts of the vault.
+"""sahara vault serve, vault daemon and vault gc: the parts of the vault that run on
+their own or look after the store.
 
 ``vault serve`` releases data keys to licensees (checked on chain) and serves blocks;
-``vault daemon`` runs a Kubo (IPFS) daemon for the home.
+``vault daemon`` runs a Kubo (IPFS) daemon for the home; ``vault gc`` collects the blocks
+no item needs.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sahara_cli.commands._protocol import IdOption, PasswordFileOption, protocol
 from sahara_cli.commands._state import state
 from sahara_cli.commands._vault import Backend, kv, open_vault
 from sahara_cli.errors import UsageError
+from sahara_cli.units import human_size
 
 if TYPE_CHECKING:
     from sahara_cli.vault.serve_process import ServePaths
@@ -270,3 +273,27 @@ def daemon_status() -> None:
     st = state()
     result = status_of(st.home.require().root, st.config().config.vault)
     st.output.result(result, kv(result.model_dump()))
+
+
+@returns("sahara_cli.vault.results:GarbageCollected")
+def gc(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what gc would remove; remove nothing.")
+    ] = False,
+    backend: Backend = None,
+) -> None:
+    """Remove blocks no item needs: removed items, and what an interrupted add wrote.
+
+    Refuses (vault.busy) while another 'vault add' writes to the store.
+    """
+    from sahara_cli.vault.items import collect_garbage
+
+    st = state()
+    with open_vault(st, backend) as vault:
+        result = collect_garbage(vault, dry_run=dry_run)
+    freed = f"{result.removed_blocks} blocks, {human_size(result.removed_bytes)}"
+    rows = {
+        "would free" if dry_run else "freed": freed,
+        "left": f"{result.blocks} blocks, {human_size(result.bytes)}",
+    }
+    st.output.result(result, kv(rows))

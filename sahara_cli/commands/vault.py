@@ -29,7 +29,7 @@ from sahara_cli.commands._vault import (
     registration_of,
     render_added,
 )
-from sahara_cli.commands._vault_serve import daemon_app, register_serve
+from sahara_cli.commands._vault_serve import daemon_app, gc, register_serve
 from sahara_cli.errors import UsageError
 from sahara_cli.units import human_size
 
@@ -39,6 +39,7 @@ app = typer.Typer(
 )
 app.add_typer(daemon_app, name="daemon")
 register_serve(app)
+app.command("gc")(gc)
 
 
 @app.command("add")

@@ -2,7 +2,7 @@
 
 Two implementations share it and one conformance test class
 (``tests/unit/test_vault_blockstore.py``): :class:`sahara_cli.vault.local.LocalBlockstore`
-(files under the home, no daemon) and :class:`sahara_cli.vault.kubo.KuboBlockstore`
+(pack files under the home, no daemon) and :class:`sahara_cli.vault.kubo.KuboBlockstore`
 (a real IPFS node over Kubo's HTTP RPC API).
 
 Blocks are immutable and addressed by their CID, so ``put`` is idempotent and safe to
@@ -84,8 +84,8 @@ class Blockstore(ABC):
         """The roots pinned directly."""
 
     @abstractmethod
-    def gc(self) -> GCResult:
-        """Delete every block not reachable from a pin."""
+    def gc(self, *, dry_run: bool = False) -> GCResult:
+        """Delete every block not reachable from a pin (``dry_run``: only count them)."""
 
     @abstractmethod
     def stat(self) -> StoreStat: ...

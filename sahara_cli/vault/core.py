@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tarfile
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -50,6 +49,8 @@ from sahara_cli.vault.db import Item, VaultDB
 Progress = Callable[[int], None]
 READ_SIZE = 1 << 20
 BATCH_BYTES = 8 << 20
+#: Threads that hash the leaves of an add (the reading thread encrypts and links).
+HASH_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,8 @@ def _walk_sorted(root: Path) -> Iterator[Path]:
 
 def write_deterministic_tar(root: Path, write: Callable[[bytes], None], progress: Progress) -> None:
     """Pack ``root`` as a tar stream that depends only on names, modes and contents."""
+    import tarfile  # only trees need it: a file's add does not load it
+
     with tarfile.open(fileobj=_TarWriter(write), mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
         for path in _walk_sorted(root):
             rel = path.relative_to(root).as_posix()
@@ -285,13 +288,16 @@ class Vault:
         # No separate plaintext hash here: the CID already commits to the content, and
         # the SHA-256 an asset registers is computed when it is registered
         # (ensure_commitment). A one-block file's CID digest is that SHA-256 already.
-        importer = unixfs.FileImporter(sink.put)
-        with source.open("rb", buffering=0) as handle:
+        with (
+            ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="vault-hash") as hasher,
+            source.open("rb", buffering=0) as handle,
+        ):
+            importer = unixfs.FileImporter(sink.put, hasher=hasher)
             # Reads of exactly one chunk become the leaves themselves, uncopied.
             while chunk := handle.read(unixfs.CHUNK_SIZE):
                 importer.write(chunk)
                 progress(len(chunk))
-        result = importer.finish()
+            result = importer.finish()
         commitment = "0x" + result.cid.digest.hex() if result.cid.codec == RAW else ""
         return result.cid, result.size, result.size, commitment, None, commitment
 
@@ -308,13 +314,17 @@ class Vault:
         from sahara_cli.vault import unixfs
 
         key = crypto.new_data_key()
-        importer = unixfs.FileImporter(sink.put)
-        encryptor = crypto.Encryptor(key, importer.write)
         digest = hashlib.sha256()
         plain_size = 0
-        # The plaintext hash runs on a second core (hashlib releases the GIL) while
-        # this thread encrypts and builds the DAG; order is kept by waiting each time.
-        with ThreadPoolExecutor(1) as pool:
+        # The plaintext hash runs on a thread of its own and the ciphertext leaves are
+        # hashed on others (hashlib releases the GIL) while this thread reads, encrypts
+        # and builds the DAG; the plaintext's order is kept by waiting each time.
+        with (
+            ThreadPoolExecutor(1, thread_name_prefix="vault-digest") as pool,
+            ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="vault-hash") as hasher,
+        ):
+            importer = unixfs.FileImporter(sink.put, hasher=hasher)
+            encryptor = crypto.Encryptor(key, importer.write)
             pending: list[Any] = []
 
             def feed(chunk: bytes) -> None:
@@ -344,8 +354,8 @@ class Vault:
                         progress(len(chunk))
             if pending:
                 pending.pop().result()
-        encryptor.finish()
-        result = importer.finish()
+            encryptor.finish()
+            result = importer.finish()
         wrapped = crypto.wrap_key(key, holder.public_key)
         self._new_keys[result.cid.encode()] = key
         plain = "0x" + digest.hexdigest()
@@ -493,6 +503,8 @@ class Vault:
                 if item.kind == "directory":
                     tree = tmp_dir / "tree"
                     tree.mkdir()
+                    import tarfile
+
                     with tarfile.open(staged, "r:") as tar:
                         tar.extractall(tree, filter="data")
                     staged.unlink()

@@ -16,13 +16,21 @@ if TYPE_CHECKING:
     from sahara_cli.vault.db import Item
     from sahara_cli.vault.results import (
         ExportResult,
+        GarbageCollected,
         ImportResult,
         ItemList,
         RemoveResult,
         VaultStatus,
     )
 
-__all__ = ["export_item", "import_items", "list_items", "remove_item", "status"]
+__all__ = [
+    "collect_garbage",
+    "export_item",
+    "import_items",
+    "list_items",
+    "remove_item",
+    "status",
+]
 
 
 def list_items(vault: Vault) -> ItemList:
@@ -96,3 +104,21 @@ def import_items(
     with report.progress("Importing", total) as advance:
         items = vault.import_car(car, Holder(holder, b""), name, progress=advance)
     return ImportResult(items=[VaultItem.of(item) for item in items])
+
+
+def collect_garbage(vault: Vault, *, dry_run: bool = False) -> GarbageCollected:
+    """Remove every block no pin reaches: items removed, and what an interrupted add
+    wrote. Takes the vault's writers' lock: while an add runs it raises ``vault.busy``
+    and removes nothing. ``dry_run`` counts without removing."""
+    from sahara_cli.vault.results import GarbageCollected
+
+    result = vault.store.gc(dry_run=dry_run)
+    after = vault.store.stat()
+    return GarbageCollected(
+        backend=vault.store.name,
+        dry_run=dry_run,
+        removed_blocks=result.removed_blocks,
+        removed_bytes=result.removed_bytes,
+        blocks=after.blocks,
+        bytes=after.bytes,
+    )

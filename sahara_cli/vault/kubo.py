@@ -413,9 +413,10 @@ class KuboBlockstore(Blockstore):
 
     # -- gc and stat ------------------------------------------------------------------
 
-    def gc(self) -> GCResult:
+    def gc(self, *, dry_run: bool = False) -> GCResult:
         """``repo/gc``. Sizes of the blocks it will remove are read first (``block/stat``
-        of every unpinned block), since Kubo reports only their CIDs."""
+        of every unpinned block), since Kubo reports only their CIDs; ``dry_run`` stops
+        there."""
         lock = self._lock.exclusive() if self._lock is not None else contextlib.nullcontext()
         with lock:
             pinned = {cid.digest for cid in self._pin_keys("all")}
@@ -425,6 +426,8 @@ class KuboBlockstore(Blockstore):
                     size = self.block_size(cid)
                     if size is not None:
                         sizes[cid.digest] = size
+            if dry_run:
+                return GCResult(removed_blocks=len(sizes), removed_bytes=sum(sizes.values()))
             removed = removed_bytes = 0
             for doc in self.stream("repo/gc", {"stream-errors": "true"}):
                 if not isinstance(doc, dict):

@@ -1,218 +1,113 @@
-"""The default block store: files under the home, no daemon.
+"""The default block store: pack files under the home, no daemon.
 
 Layout (``root`` is the vault's store directory)::
 
-    root/blocks/SHARDING              "/repo/flatfs/shard/v1/next-to-last/2"
-    root/blocks/<XY>/<KEY>.data       one block; KEY = base32 of its multihash, XY = KEY[-3:-1]
-    root/pins.sqlite                  the pinned roots (SQLite, WAL)
-    root/writers.lock                 the advisory lock that keeps gc away from writers
+    root/packs/<ID>.pack      append-only pack files of blocks (sahara_cli.vault.packs)
+    root/pins.sqlite          the index (digest -> pack, offset, length) and the pinned
+                              roots (SQLite, WAL)
+    root/writers.lock         the advisory lock that keeps gc away from writers
+    root/blocks/              the first layout, one file per block (flatfs): read, and
+                              emptied by gc (sahara_cli.vault.flatfs)
 
-The block files are laid out exactly as Kubo's flatfs datastore lays them out, so a
-block is found by its multihash whatever the codec of the CID that names it (as in
-Kubo, :meth:`LocalBlockstore.cids` yields CIDv1 ``raw`` for every block).
+A block costs an append, not a file: each store that writes opens a pack of its own
+and appends every new block to it (one ``writev`` per batch). Blocks are found by their
+sha2-256 digest whatever the codec of the CID that names them (as in Kubo;
+:meth:`LocalBlockstore.cids` yields CIDv1 ``raw`` for every block).
 
-Writes: the bytes go to a temporary file ``.tmp-…`` in the block's directory, which is
-renamed over ``<KEY>.data``. Readers see the whole block or no block; a writer killed
-half-way leaves a temporary file that every listing ignores and ``gc`` removes.
-
-Durability is batched: ``put`` does not fsync, it remembers the block. :meth:`sync`
-fsyncs every block remembered (a few threads at once, so the file system commits them
-together), then each shard directory that gained an entry, then ``blocks/`` when a
-shard was created; :meth:`~LocalBlockstore.pin` calls it before it records the pin, and
-the vault catalogues an item only after the pin. So a power cut never leaves a pinned
-or catalogued item with a block that was not on disk. A block that is on disk already
-when it is put again is read and hashed: a file left torn or zeroed by a power cut is
-rewritten rather than kept (and an intact one is fsynced at the next sync all the same,
-since the process that wrote it may have died before it synced). ``fsync=False`` turns
-the syncing off (for throw-away stores); ``get`` checks every block's hash either way.
-
-Pins live in SQLite rather than a JSON file: two ``sahara`` processes pinning at the
-same time each change one row in a transaction, where a JSON file rewritten whole would
-need a lock of its own to keep one process from dropping the other's pin.
+Recording is what makes a block exist for others: until :meth:`~LocalBlockstore.sync`
+or :meth:`~LocalBlockstore.pin`, the blocks a store put are known to that store only
+(it reads them back from its pack). ``sync`` fdatasyncs the store's packs (and the
+``packs/`` directory for a new one), then commits their index rows in one SQLite
+transaction (``synchronous=FULL``: the commit is fsynced); ``pin`` does the same with
+the pin in that transaction. So an add costs one data sync and one index commit, not a
+sync per block, a power cut never leaves an index row (and so a pin or an item) whose
+bytes were not on disk, and an add that is killed leaves bytes in a pack that no row
+names: ``stat`` does not count them and ``gc`` reclaims them. Putting a block the index
+has already writes nothing.
 
 Two processes at once (:class:`WriterLock`): every store that writes (``put``,
 ``put_many``, ``pin``) takes a *shared* ``flock`` on ``writers.lock`` at its first write
 and keeps it until :meth:`~LocalBlockstore.close`; ``gc`` takes it *exclusive*. So gc
-never runs while another store holds blocks that it has written but not pinned yet
+never runs while another store holds blocks that it has written but not recorded yet
 (a ``vault add`` between its puts and its pin), however long that add takes, and a
 writer that starts during gc waits for it. The kernel drops the lock of a killed
-process, so a crash never blocks gc for good. Because no writer can be active while gc
-holds the lock, every temporary file gc sees is stale and removed.
+process, so a crash never blocks gc for good. Because no writer is active while gc
+holds the lock, every pack byte that no index row names is garbage
+(:mod:`sahara_cli.vault.localgc`).
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import errno
-import fcntl
 import os
-import secrets
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sahara_cli.errors import VaultBackendError, VaultBlockCorrupt, VaultBlockNotFound, VaultBusy
-from sahara_cli.fsutil import atomic_write, ensure_private_dir, fsync_dir
+from sahara_cli.errors import VaultBackendError, VaultBlockCorrupt, VaultBlockNotFound
+from sahara_cli.fsutil import ensure_private_dir
+from sahara_cli.vault import flatfs, packs
 from sahara_cli.vault.blockstore import Blockstore, GCResult, StoreStat
-from sahara_cli.vault.cid import CID, RAW, SHA2_256
+from sahara_cli.vault.cid import CID, RAW
 from sahara_cli.vault.db import setup_sqlite
+from sahara_cli.vault.flatfs import SHARDING, block_key, block_path, cid_from_key
+from sahara_cli.vault.locking import WriterLock
+from sahara_cli.vault.locking import os_error as _os_error
 
-SHARDING = "/repo/flatfs/shard/v1/next-to-last/2\n"
-BLOCK_SUFFIX = ".data"
-TEMP_PREFIX = ".tmp-"
-_MH_PREFIX = bytes((SHA2_256, 32))
+__all__ = [
+    "SHARDING",
+    "LocalBlockstore",
+    "WriterLock",
+    "block_key",
+    "block_path",
+    "cid_from_key",
+]
 
-
-def block_key(cid: CID) -> str:
-    """The flatfs key of a block: base32 (upper case, no padding) of its multihash."""
-    return base64.b32encode(cid.multihash).decode("ascii").rstrip("=")
-
-
-def block_path(blocks_dir: Path, cid: CID) -> Path:
-    """Where flatfs (``next-to-last/2``) keeps ``cid``: ``blocks/<KEY[-3:-1]>/<KEY>.data``."""
-    key = block_key(cid)
-    return blocks_dir / key[-3:-1] / (key + BLOCK_SUFFIX)
-
-
-def cid_from_key(key: str) -> CID | None:
-    """The CIDv1 raw of a flatfs key, or None for a name that is not a sha2-256 key."""
-    try:
-        multihash = base64.b32decode(key + "=" * (-len(key) % 8))
-    except ValueError:
-        return None
-    if len(multihash) != 34 or not multihash.startswith(_MH_PREFIX):
-        return None
-    return CID(RAW, multihash[2:])
-
-
-class WriterLock:
-    """Shared by writers for the life of a store, exclusive for gc (``flock`` on a file).
-
-    Locks belong to the open file, so two stores in one process exclude each other just
-    as two processes do.
-    """
-
-    def __init__(self, path: Path, *, gc_wait: float = 10.0, write_wait: float = 600.0) -> None:
-        self.path = path
-        self.gc_wait = gc_wait
-        self.write_wait = write_wait
-        self._fd: int | None = None
-        self._shared = False
-        self._mutex = threading.Lock()
-
-    def _open(self) -> int:
-        if self._fd is None:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            except OSError as exc:
-                raise _os_error(f"cannot open the lock file {self.path}", exc) from exc
-        return self._fd
-
-    def _acquire(self, fd: int, mode: int, wait: float) -> bool:
-        deadline = time.monotonic() + wait
-        delay = 0.005
-        while True:
-            try:
-                fcntl.flock(fd, mode | fcntl.LOCK_NB)
-                return True
-            except BlockingIOError:
-                pass
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(delay)
-            delay = min(delay * 2, 0.1)
-
-    def shared(self) -> None:
-        """Hold the lock shared (a no-op when this store holds it already)."""
-        with self._mutex:
-            if self._shared:
-                return
-            if not self._acquire(self._open(), fcntl.LOCK_SH, self.write_wait):
-                raise VaultBusy(
-                    f"the vault store {self.path.parent} is being garbage-collected "
-                    f"for more than {self.write_wait:g} s",
-                    hint="Wait for the other 'sahara vault gc' to finish, then try again.",
-                    code="vault.busy",
-                )
-            self._shared = True
-
-    @contextlib.contextmanager
-    def exclusive(self) -> Iterator[None]:
-        """Hold the lock alone: no other store is between its puts and its pin."""
-        with self._mutex:
-            fd = self._open()
-            if not self._acquire(fd, fcntl.LOCK_EX, self.gc_wait):
-                if self._shared:
-                    fcntl.flock(fd, fcntl.LOCK_SH)
-                raise VaultBusy(
-                    f"another sahara process is writing to the vault store {self.path.parent}; "
-                    "gc did not run",
-                    hint="Run gc again when the other 'vault add' or 'vault pin' has finished.",
-                    code="vault.busy",
-                )
-            try:
-                yield
-            finally:
-                # Back to what this store held before: shared if it had written.
-                fcntl.flock(fd, fcntl.LOCK_SH if self._shared else fcntl.LOCK_UN)
-
-    def release(self) -> None:
-        with self._mutex:
-            if self._fd is not None:
-                os.close(self._fd)  # closing the file drops the lock
-                self._fd = None
-            self._shared = False
-
-
-WRITE_THREADS = 4
-#: A put_many batch of at least this many bytes is fsynced as soon as it is written.
-EARLY_SYNC_BYTES = 4 << 20
+#: Where a block lies: (pack name, offset of its bytes, length).
+Location = tuple[str, int, int]
 
 
 class LocalBlockstore(Blockstore):
-    """Blocks as files under ``root/blocks`` (flatfs layout), pins in ``root/pins.sqlite``."""
+    """Blocks in ``root/packs``, their index and the pins in ``root/pins.sqlite``."""
 
     name = "local"
 
     def __init__(self, root: Path, *, fsync: bool = True, gc_wait: float = 10.0) -> None:
         self.root = Path(root)
-        self.blocks_dir = self.root / "blocks"
+        self.packs_dir = self.root / "packs"
+        self.blocks_dir = self.root / "blocks"  # the first layout, read only
         self.pins_file = self.root / "pins.sqlite"
         self.fsync = fsync
         self.lock = WriterLock(self.root / "writers.lock", gc_wait=gc_wait)
-        self._dirs: set[str] = set()
-        # Written (or found) since the last sync: block files, and directories that
-        # gained an entry. Guarded by _sync_mutex (the writer threads add to them).
-        self._unsynced_files: set[Path] = set()
-        self._unsynced_dirs: set[Path] = set()
-        self._sync_mutex = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
+        # Guards the pack being written, the blocks not recorded yet and the readers.
+        self._mutex = threading.RLock()
+        self._writer: packs.PackWriter | None = None
+        self._full: list[packs.PackWriter] = []  # packs rotated out, not synced yet
+        self._new_packs = False  # a pack was created since packs/ was last synced
+        self._pending: dict[bytes, Location] = {}
+        self._readers: dict[str, int] = {}
         self._db: sqlite3.Connection | None = None
         self._db_mutex = threading.Lock()
         self._ready = False
 
-    # -- files ------------------------------------------------------------------------
+    # -- writing ----------------------------------------------------------------------
 
     def path(self, cid: CID) -> Path:
+        """Where the first layout (one file per block) keeps ``cid``."""
         return block_path(self.blocks_dir, cid)
 
     def _prepare(self) -> None:
         """Create the store on its first write, then hold the writers' lock."""
         if not self._ready:
             try:
+                fresh = not self.packs_dir.is_dir()
                 ensure_private_dir(self.root)
-                self.blocks_dir.mkdir(mode=0o700, exist_ok=True)
-                sharding = self.blocks_dir / "SHARDING"
-                if not sharding.exists():
-                    atomic_write(sharding, SHARDING.encode(), mode=0o644)
-                    if self.fsync:  # a new store: its own entry and blocks/ are durable
-                        fsync_dir(self.root)
-                        fsync_dir(self.root.parent)
+                self.packs_dir.mkdir(mode=0o700, exist_ok=True)
+                if fresh and self.fsync:  # a new store: its own entry and packs/ are durable
+                    _fsync_path(self.root, os.O_RDONLY | os.O_DIRECTORY)
+                    _fsync_path(self.root.parent, os.O_RDONLY | os.O_DIRECTORY)
             except OSError as exc:
                 raise _os_error(f"cannot create the vault store {self.root}", exc) from exc
             self._ready = True
@@ -224,119 +119,160 @@ class LocalBlockstore(Blockstore):
                 f"refusing to store block {cid}: the bytes given do not hash to it",
                 hint="This is a bug in the caller: compute the CID from the bytes.",
             )
-        self._prepare()
-        self._store(cid, data)
+        self.put_many([(cid, data)])
 
     def put_many(self, blocks: Iterable[tuple[CID, bytes]]) -> None:
-        """Store many blocks whose CIDs the caller computed from their bytes (the importer,
-        or a CAR reader that checked each one): they are not hashed a second time.
-
-        Files are written by a few threads: creating a file costs more than hashing
-        256 KiB, and the system calls run without the GIL. A batch of many bytes is
-        fsynced at once, by the same threads: the vault writes batches from a thread of
-        their own, so the disk works while the next batch is hashed (and encrypted),
-        and the sync before the pin finds little left to do.
-        """
+        """Append many blocks whose CIDs the caller computed from their bytes (the
+        importer, or a CAR reader that checked each one): they are not hashed again.
+        Blocks the index or this store already has are skipped."""
         batch = list(blocks)
         if not batch:
             return
         self._prepare()
-        if len(batch) < 4:
+        with self._mutex:
+            known = self._recorded([cid.digest for cid, _ in batch])
+            fresh: dict[bytes, bytes] = {}
             for cid, data in batch:
-                self._store(cid, data)
-            return
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="vault-write")
-        for future in [self._pool.submit(self._store, cid, data) for cid, data in batch]:
-            future.result()
-        if self.fsync and sum(len(data) for _, data in batch) >= EARLY_SYNC_BYTES:
-            paths = {self.path(cid) for cid, _ in batch}
-            list(self._pool.map(lambda p: _fsync_path(p, os.O_RDONLY), paths))
-            with self._sync_mutex:
-                self._unsynced_files -= paths
-
-    def _store(self, cid: CID, data: bytes) -> None:
-        key = block_key(cid)
-        shard = key[-3:-1]
-        directory = self.blocks_dir / shard
-        path = directory / (key + BLOCK_SUFFIX)
-        if self._intact(cid, path, len(data)):
-            # Content-addressed: the same bytes are there already. Sync them all the
-            # same: the process that wrote them may have died before its own sync.
-            self._written(path)
-            return
-        tmp: Path | None = None
-        try:
-            if shard not in self._dirs:
-                directory.mkdir(mode=0o700, exist_ok=True)
-                self._dirs.add(shard)
-            tmp = directory / f"{TEMP_PREFIX}{key}-{secrets.token_hex(6)}"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+                digest = cid.digest
+                if digest not in known and digest not in self._pending:
+                    fresh.setdefault(digest, data)
+            if not fresh:
+                return
+            writer = self._pack()
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
-            tmp.replace(path)
-            self._written(path)
-        except BaseException as exc:
-            if tmp is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
-            if isinstance(exc, OSError):
-                raise _os_error(f"cannot write block {cid} to {path}", exc) from exc
-            raise
+                records = writer.append(list(fresh.items()))
+            except OSError as exc:
+                raise _os_error(f"cannot write to the pack {writer.path}", exc) from exc
+            for record in records:
+                self._pending[record.digest] = (writer.name, record.offset, record.length)
+            if writer.size >= packs.PACK_MAX:
+                self._full.append(writer)
+                self._writer = None
 
-    @staticmethod
-    def _intact(cid: CID, path: Path, size: int) -> bool:
-        """Whether ``path`` holds exactly the block ``cid`` (read and hashed: a file of
-        the right size may still be torn, or zeros, after a power cut)."""
-        try:
-            with path.open("rb") as fh:
-                if os.fstat(fh.fileno()).st_size != size:
-                    return False
-                return cid.verify(fh.read())
-        except FileNotFoundError:
-            return False
-        except OSError as exc:
-            raise _os_error(f"cannot read block {cid} from {path}", exc) from exc
-
-    def _written(self, path: Path) -> None:
-        if not self.fsync:
-            return
-        with self._sync_mutex:
-            self._unsynced_files.add(path)
-            self._unsynced_dirs.add(path.parent)
+    def _pack(self) -> packs.PackWriter:
+        if self._writer is None:
+            try:
+                self._writer = packs.PackWriter(self.packs_dir)
+            except OSError as exc:
+                raise _os_error(f"cannot create a pack in {self.packs_dir}", exc) from exc
+            self._new_packs = True
+        return self._writer
 
     def sync(self) -> None:
-        """Make every block put since the last sync durable: the files, then the shard
-        directories that name them, then ``blocks/`` (which names the shards; a shard
-        may have been made by a process that died before it synced)."""
-        with self._sync_mutex:
-            files, self._unsynced_files = self._unsynced_files, set()
-            dirs, self._unsynced_dirs = self._unsynced_dirs, set()
-        if not files and not dirs:
-            return
-        dirs.add(self.blocks_dir)
-        try:
-            if len(files) < 4:
-                for path in files:
-                    _fsync_path(path, os.O_RDONLY)
-            else:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="vault-write")
-                list(self._pool.map(lambda p: _fsync_path(p, os.O_RDONLY), files))
-            # Shard directories first, blocks/ last.
-            for directory in sorted(dirs, key=lambda d: d == self.blocks_dir):
-                _fsync_path(directory, os.O_RDONLY | os.O_DIRECTORY)
-        except BaseException:
-            with self._sync_mutex:  # not synced: try again at the next sync
-                self._unsynced_files.update(files)
-                self._unsynced_dirs.update(dirs)
-            raise
+        """Make every block put so far durable, then record it: the packs' data, then
+        ``packs/`` when it gained a pack, then the index rows (one fsynced commit)."""
+        self._record(None)
+
+    def _record(self, pin: CID | None) -> None:
+        with self._mutex:
+            writers = [w for w in [*self._full, self._writer] if w is not None]
+            if not self._pending and pin is None:
+                return
+            try:
+                if self.fsync:
+                    for writer in writers:
+                        writer.sync()
+                    if self._new_packs:
+                        _fsync_path(self.packs_dir, os.O_RDONLY | os.O_DIRECTORY)
+            except OSError as exc:
+                raise _os_error(f"cannot sync the packs in {self.packs_dir} to disk", exc) from exc
+            self._new_packs = False
+            rows = [(digest, *where) for digest, where in self._pending.items()]
+            with self._db_mutex:
+                db = self._connect(create=True)
+                assert db is not None
+                try:
+                    with db:
+                        db.executemany(
+                            "INSERT OR IGNORE INTO blocks (digest, pack, offset, length) "
+                            "VALUES (?, ?, ?, ?)",
+                            rows,
+                        )
+                        if pin is not None:
+                            db.execute(
+                                "INSERT OR IGNORE INTO pins (cid, pinned_at) VALUES (?, ?)",
+                                (pin.encode(), time.time()),
+                            )
+                except sqlite3.Error as exc:
+                    raise _db_error(self.pins_file, exc) from exc
+            self._pending.clear()
+            for writer in self._full:
+                writer.close()
+            self._full = []
+
+    # -- reading ----------------------------------------------------------------------
+
+    def _recorded(self, digests: list[bytes]) -> set[bytes]:
+        """Which of ``digests`` the index holds."""
+        with self._db_mutex:
+            db = self._connect(create=False)
+            if db is None:
+                return set()
+            found: set[bytes] = set()
+            try:
+                for start in range(0, len(digests), 500):
+                    part = digests[start : start + 500]
+                    marks = ",".join("?" * len(part))
+                    found.update(
+                        row[0]
+                        for row in db.execute(
+                            f"SELECT digest FROM blocks WHERE digest IN ({marks})",  # noqa: S608
+                            part,
+                        )
+                    )
+            except sqlite3.Error as exc:
+                raise _db_error(self.pins_file, exc) from exc
+            return found
+
+    def locate(self, cid: CID) -> Location | None:
+        """Where ``cid``'s bytes lie in a pack (None: not in a pack)."""
+        with self._mutex:
+            where = self._pending.get(cid.digest)
+        if where is not None:
+            return where
+        with self._db_mutex:
+            db = self._connect(create=False)
+            if db is None:
+                return None
+            try:
+                row = db.execute(
+                    "SELECT pack, offset, length FROM blocks WHERE digest = ?", (cid.digest,)
+                ).fetchone()
+            except sqlite3.Error as exc:
+                raise _db_error(self.pins_file, exc) from exc
+        return None if row is None else (row[0], row[1], row[2])
+
+    def read_at(self, where: Location) -> bytes:
+        """The bytes at ``where`` (short when the pack was cut)."""
+        name, offset, length = where
+        with self._mutex:
+            fd = self._readers.get(name)
+            if fd is None:
+                fd = os.open(self.packs_dir / name, os.O_RDONLY | os.O_CLOEXEC)
+                self._readers[name] = fd
+        return os.pread(fd, length, offset)
 
     def get(self, cid: CID) -> bytes:
+        where = self.locate(cid)
+        if where is not None:
+            try:
+                try:
+                    data = self.read_at(where)
+                except FileNotFoundError:
+                    # A gc in another process moved the block between the look-up and
+                    # the read (a reader holds no lock): look again.
+                    moved = self.locate(cid)
+                    if moved is None:
+                        return self.get(cid)
+                    where = moved
+                    data = self.read_at(where)
+            except OSError as exc:
+                raise _os_error(f"cannot read block {cid} from the pack {where[0]}", exc) from exc
+            if not cid.verify(data):
+                raise VaultBlockCorrupt(
+                    f"block {cid} in the pack {self.packs_dir / where[0]} does not match its CID"
+                )
+            return data
         path = self.path(cid)
         try:
             data = path.read_bytes()
@@ -349,9 +285,20 @@ class LocalBlockstore(Blockstore):
         return data
 
     def has(self, cid: CID) -> bool:
-        return self.path(cid).is_file()
+        return self.locate(cid) is not None or self.path(cid).is_file()
 
     def delete(self, cid: CID) -> None:
+        """Forget one block: its row (its bytes become garbage for gc), or its file."""
+        with self._mutex:
+            self._pending.pop(cid.digest, None)
+        with self._db_mutex:
+            db = self._connect(create=False)
+            if db is not None:
+                try:
+                    with db:
+                        db.execute("DELETE FROM blocks WHERE digest = ?", (cid.digest,))
+                except sqlite3.Error as exc:
+                    raise _db_error(self.pins_file, exc) from exc
         path = self.path(cid)
         try:
             path.unlink()
@@ -360,38 +307,39 @@ class LocalBlockstore(Blockstore):
         except OSError as exc:
             raise _os_error(f"cannot delete block {cid} ({path})", exc) from exc
 
-    def _entries(self) -> Iterator[tuple[os.DirEntry[str], CID | None]]:
-        """Every file in the shard folders: ``(entry, cid)``, cid None for non-blocks."""
-        try:
-            shards = [e for e in os.scandir(self.blocks_dir) if e.is_dir(follow_symlinks=False)]
-        except FileNotFoundError:
-            return
-        for shard in shards:
-            try:
-                entries = list(os.scandir(shard.path))
-            except FileNotFoundError:
-                continue
-            for entry in entries:
-                name = entry.name
-                cid = None
-                if name.endswith(BLOCK_SUFFIX) and not name.startswith("."):
-                    cid = cid_from_key(name[: -len(BLOCK_SUFFIX)])
-                yield entry, cid
+    def index(self) -> dict[bytes, Location]:
+        """Every recorded block (and this store's own, not recorded yet): digest -> where."""
+        found: dict[bytes, Location] = {}
+        with self._db_mutex:
+            db = self._connect(create=False)
+            if db is not None:
+                try:
+                    for digest, pack, offset, length in db.execute(
+                        "SELECT digest, pack, offset, length FROM blocks"
+                    ):
+                        found[digest] = (pack, offset, length)
+                except sqlite3.Error as exc:
+                    raise _db_error(self.pins_file, exc) from exc
+        with self._mutex:
+            found.update(self._pending)
+        return found
+
+    def _sizes(self) -> dict[bytes, int]:
+        sizes = {digest: where[2] for digest, where in self.index().items()}
+        for entry, cid in flatfs.entries(self.blocks_dir):
+            if cid is not None and cid.digest not in sizes:
+                with contextlib.suppress(FileNotFoundError):
+                    sizes[cid.digest] = entry.stat(follow_symlinks=False).st_size
+        return sizes
 
     def cids(self) -> Iterator[CID]:
-        for _, cid in self._entries():
-            if cid is not None:
-                yield cid
+        for digest in self._sizes():
+            yield CID(RAW, digest)
 
     def stat(self) -> StoreStat:
-        blocks = size = 0
-        for entry, cid in self._entries():
-            if cid is None:
-                continue
-            with contextlib.suppress(FileNotFoundError):
-                size += entry.stat(follow_symlinks=False).st_size
-                blocks += 1
-        return StoreStat(blocks=blocks, bytes=size, location=str(self.root))
+        """Recorded blocks (and this store's own): bytes a killed add left are not counted."""
+        sizes = self._sizes()
+        return StoreStat(blocks=len(sizes), bytes=sum(sizes.values()), location=str(self.root))
 
     # -- pins -------------------------------------------------------------------------
 
@@ -401,12 +349,17 @@ class LocalBlockstore(Blockstore):
         if not create and not self.pins_file.exists():
             return None
         try:
+            if create:
+                ensure_private_dir(self.root)
             db = sqlite3.connect(self.pins_file, timeout=30.0, check_same_thread=False)
             setup_sqlite(
                 db,
                 "PRAGMA journal_mode=WAL",
-                "PRAGMA synchronous=NORMAL",
+                # Every commit is fsynced: a row names bytes that are on disk, and stays.
+                "PRAGMA synchronous=FULL" if self.fsync else "PRAGMA synchronous=OFF",
                 "CREATE TABLE IF NOT EXISTS pins (cid TEXT PRIMARY KEY, pinned_at REAL NOT NULL)",
+                "CREATE TABLE IF NOT EXISTS blocks (digest BLOB PRIMARY KEY, pack TEXT NOT NULL,"
+                " offset INTEGER NOT NULL, length INTEGER NOT NULL) WITHOUT ROWID",
             )
         except sqlite3.Error as exc:
             raise _db_error(self.pins_file, exc) from exc
@@ -453,21 +406,12 @@ class LocalBlockstore(Blockstore):
         return VaultBlockNotFound(f"cannot pin {root}: block {cid} below it is missing")
 
     def pin(self, root: CID) -> None:
+        """Check every block below ``root``, then record them and the pin in one commit,
+        after their bytes are on disk."""
         self._prepare()
         for _ in self.walk(root):
             pass
-        self.sync()  # the blocks are on disk before the pin (and the item) is recorded
-        with self._db_mutex:
-            db = self._connect(create=True)
-            assert db is not None
-            try:
-                with db:
-                    db.execute(
-                        "INSERT OR IGNORE INTO pins (cid, pinned_at) VALUES (?, ?)",
-                        (root.encode(), time.time()),
-                    )
-            except sqlite3.Error as exc:
-                raise _db_error(self.pins_file, exc) from exc
+        self._record(root)
 
     def unpin(self, root: CID) -> None:
         with self._db_mutex:
@@ -493,44 +437,56 @@ class LocalBlockstore(Blockstore):
 
     # -- gc ---------------------------------------------------------------------------
 
-    def gc(self) -> GCResult:
-        if not self.blocks_dir.is_dir():
+    def gc(self, *, dry_run: bool = False) -> GCResult:
+        """Delete every block no pin reaches, and what killed writers left; rewrite the
+        packs that hold garbage and move the first layout's live blocks into a pack."""
+        from sahara_cli.vault.localgc import collect
+
+        if not self.root.is_dir():
             return GCResult(removed_blocks=0, removed_bytes=0)
         with self.lock.exclusive():
-            keep: set[bytes] = set()
-            for root in self.pins():
-                try:
-                    keep.update(cid.digest for cid in self.walk(root, missing_ok=True))
-                except VaultBlockCorrupt as exc:
-                    raise VaultBlockCorrupt(
-                        f"gc stopped, nothing was removed: {exc.message} (under pin {root})",
-                        hint="Remove that item and add it again, then run gc.",
-                    ) from None
-            removed = removed_bytes = 0
-            for entry, cid in self._entries():
-                if cid is None:
-                    if entry.name.startswith(TEMP_PREFIX):
-                        # No writer holds the lock now: this is a killed writer's leftover.
-                        with contextlib.suppress(FileNotFoundError):
-                            Path(entry.path).unlink()
-                    continue
-                if cid.digest in keep:
-                    continue
-                try:
-                    size = entry.stat(follow_symlinks=False).st_size
-                    Path(entry.path).unlink()
-                except FileNotFoundError:
-                    continue
-                except OSError as exc:
-                    raise _os_error(f"gc cannot delete {entry.path}", exc) from exc
-                removed += 1
-                removed_bytes += size
-        return GCResult(removed_blocks=removed, removed_bytes=removed_bytes)
+            return collect(self, dry_run=dry_run)
+
+    def replace_rows(self, drop: list[bytes], moved: dict[bytes, Location]) -> None:
+        """gc's one commit: forget ``drop`` and point ``moved`` at their new places."""
+        with self._db_mutex:
+            db = self._connect(create=True)
+            assert db is not None
+            try:
+                with db:
+                    db.executemany("DELETE FROM blocks WHERE digest = ?", [(d,) for d in drop])
+                    db.executemany(
+                        "INSERT OR REPLACE INTO blocks (digest, pack, offset, length) "
+                        "VALUES (?, ?, ?, ?)",
+                        [(digest, *where) for digest, where in moved.items()],
+                    )
+            except sqlite3.Error as exc:
+                raise _db_error(self.pins_file, exc) from exc
+
+    def retire_writer(self) -> None:
+        """Record what this store put, and start a new pack at its next write (gc may
+        rewrite or delete every pack there is)."""
+        self.sync()
+        with self._mutex:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+            for fd in self._readers.values():
+                os.close(fd)
+            self._readers.clear()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        """Close files; blocks put and not recorded (no sync, no pin) stay garbage."""
+        with self._mutex:
+            for writer in [*self._full, self._writer]:
+                if writer is not None:
+                    writer.close()
+            self._full = []
+            self._writer = None
+            self._pending.clear()
+            for fd in self._readers.values():
+                os.close(fd)
+            self._readers.clear()
         with self._db_mutex:
             if self._db is not None:
                 self._db.close()
@@ -551,16 +507,6 @@ def _fsync_path(path: Path, flags: int) -> None:
         raise _os_error(f"cannot sync {path} to disk", exc) from exc
     finally:
         os.close(fd)
-
-
-def _os_error(what: str, exc: OSError) -> VaultBackendError:
-    reason = exc.strerror or str(exc)
-    hint = None
-    if exc.errno == errno.ENOSPC:
-        hint = "Free some disk space, then run the command again."
-    elif exc.errno in (errno.EACCES, errno.EPERM):
-        hint = "Check the owner and mode of the sahara home (it should be yours, 0700)."
-    return VaultBackendError(f"{what}: {reason}", hint=hint)
 
 
 def _db_error(path: Path, exc: sqlite3.Error) -> VaultBackendError:

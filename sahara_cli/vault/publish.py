@@ -14,7 +14,7 @@ typed result (:mod:`sahara_cli.vault.results`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -109,14 +109,40 @@ def index_plaintext(
     embedder: str,
     report: Reporter = SILENT,
 ) -> Item:
-    """Embed the text of ``plaintext`` for ``item`` and record how many chunks it gave."""
+    """Embed the text of ``plaintext`` for ``item`` and record how many chunks it gave.
+
+    Content with no text file in it (a model, an archive) opens neither the index nor
+    the embedding model.
+    """
     from sahara_cli.vault.search import index_item, open_index
 
+    if not _has_text(plaintext):
+        vault.db.update(item.id, chunks=0, indexed=1)
+        return vault.db.by_id(item.id)
     index = open_index(vault.root, embedder)
     with report.status(f"Indexing {item.name}"):
         chunks = index_item(index, item, plaintext, key)
     vault.db.update(item.id, chunks=chunks, indexed=1)
     return vault.db.by_id(item.id)
+
+
+def _has_text(path: Path) -> bool:
+    """Whether a file, or any file of a tree, looks like text (by its name and head)."""
+    from sahara_cli.vault.text import SNIFF_BYTES, is_text
+
+    if path.is_file():
+        files: Iterable[Path] = [path]
+    else:
+        files = (p for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+    for file in files:
+        try:
+            with file.open("rb") as handle:
+                head = handle.read(SNIFF_BYTES)
+        except OSError:
+            return True  # let the indexer report it
+        if is_text(file.name, head):
+            return True
+    return False
 
 
 def index_added(

@@ -21,6 +21,7 @@ __all__ = [
     "DaemonStatus",
     "DaemonStopped",
     "ExportResult",
+    "GarbageCollected",
     "GetResult",
     "ImportResult",
     "ItemList",
@@ -145,6 +146,20 @@ class RemoveResult(Result):
     asset_id: int | None = Field(description="the asset stays registered on chain")
     removed_blocks: int
     removed_bytes: int
+
+
+class GarbageCollected(Result):
+    """``vault gc``: the blocks no pin reaches, removed (or, with ``--dry-run``, counted),
+    and what the store holds after."""
+
+    backend: str
+    dry_run: bool
+    removed_blocks: int = Field(
+        description="blocks removed: unpinned, or written by an add that never finished"
+    )
+    removed_bytes: int
+    blocks: int = Field(description="blocks the store holds after gc")
+    bytes: int = Field(description="bytes of those blocks")
 
 
 class ShareResult(Result):

@@ -44,7 +44,9 @@ import hashlib
 import os
 import shutil
 import stat as stat_mod
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -133,6 +135,14 @@ def _option_error(message: str) -> VaultError:
 # -- files --------------------------------------------------------------------------
 
 
+#: Leaves a hasher may have in flight (bytes held: this many chunks).
+HASH_AHEAD = 8
+
+
+def _sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
 class FileImporter:
     """Push-style streaming importer of one file.
 
@@ -142,7 +152,14 @@ class FileImporter:
     tree level.
     """
 
-    def __init__(self, put: Put, *, chunk_size: int = CHUNK_SIZE, max_links: int = MAX_LINKS):
+    def __init__(
+        self,
+        put: Put,
+        *,
+        chunk_size: int = CHUNK_SIZE,
+        max_links: int = MAX_LINKS,
+        hasher: Executor | None = None,
+    ):
         if not 0 < chunk_size <= MAX_CHUNK_SIZE:
             raise _option_error(f"chunk size must be 1 to {MAX_CHUNK_SIZE} bytes, not {chunk_size}")
         if max_links < 2:
@@ -159,11 +176,16 @@ class FileImporter:
         self._size = 0
         self._blocks = 0
         self._result: ImportResult | None = None
+        # With a hasher, leaves are hashed on its threads (hashlib lets go of the GIL),
+        # a few at a time, and handed on in order as their digests come back.
+        self._hasher = hasher
+        self._hashing: deque[tuple[Future[bytes], bytes]] = deque()
+        self._hashing_bytes = 0
 
     @property
     def size(self) -> int:
         """File bytes written so far."""
-        return self._size + self._fill
+        return self._size + self._hashing_bytes + self._fill
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._result is not None:
@@ -201,9 +223,11 @@ class FileImporter:
         """Flush the last chunk, close every level and return the root."""
         if self._result is not None:
             return self._result
-        if self._fill or self._size == 0:
+        if self._fill or self.size == 0:
             self._leaf(bytes(self._buf[: self._fill]))
             self._fill = 0
+        while self._hashing:
+            self._settle()
         levels = self._levels
         height = 0
         while height < len(levels) - 1:
@@ -216,7 +240,21 @@ class FileImporter:
         return self._result
 
     def _leaf(self, chunk: bytes) -> None:
-        cid = CID(RAW, hashlib.sha256(chunk).digest())
+        if self._hasher is not None:
+            self._hashing.append((self._hasher.submit(_sha256, chunk), chunk))
+            self._hashing_bytes += len(chunk)
+            if len(self._hashing) > HASH_AHEAD:
+                self._settle()
+            return
+        self._linked(chunk, hashlib.sha256(chunk).digest())
+
+    def _settle(self) -> None:
+        future, chunk = self._hashing.popleft()
+        self._hashing_bytes -= len(chunk)
+        self._linked(chunk, future.result())
+
+    def _linked(self, chunk: bytes, digest: bytes) -> None:
+        cid = CID(RAW, digest)
         self._put(cid, chunk)
         self._blocks += 1
         size = len(chunk)

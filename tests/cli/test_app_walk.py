@@ -242,6 +242,7 @@ SAMPLES = {
         "--car",
         str(tmp / "v.car"),
     ],
+    ("vault", "gc"): lambda tmp: ["vault", "gc", "--dry-run"],
     ("vault", "get"): lambda tmp: ["vault", "get", MADE["vault"], "-o", str(tmp / "out.txt")],
     ("vault", "import"): lambda tmp: ["vault", "import", MADE["car"]],
     ("vault", "ls"): lambda tmp: ["vault", "ls"],

@@ -112,12 +112,15 @@ def test_tampered_block_fails_get_and_leaves_no_output(
     cli: Invoke, initialised: Path, vault_home: Path, tmp_path: Path
 ) -> None:
     added = cli("--json", "vault", "add", str(vault_home / "blob.bin")).json()["items"][0]
-    files = sorted((initialised / "vault" / "blocks").rglob("*.data"))
-    assert len(files) == 4  # three 256 KiB leaves and a root
-    victim = max(files, key=lambda p: p.stat().st_size)
-    raw = bytearray(victim.read_bytes())
-    raw[100] ^= 0xFF
-    victim.write_bytes(bytes(raw))
+    from sahara_cli.vault import packs
+
+    [pack] = (initialised / "vault" / "packs").glob("*.pack")
+    records = list(packs.scan(pack))
+    assert len(records) == 4  # three 256 KiB leaves and a root
+    victim = max(records, key=lambda r: r.length)
+    raw = bytearray(pack.read_bytes())
+    raw[victim.offset + 100] ^= 0xFF
+    pack.write_bytes(bytes(raw))
     out = tmp_path / "blob.out"
     result = cli("--json", "--no-prompt", "vault", "get", added["cid"], "-o", str(out))
     assert result.exit_code == 8 and result.error()["code"] == "vault.block_corrupt"
@@ -342,3 +345,60 @@ def test_reconcile_does_not_adopt_an_asset_someone_else_registered(
         assert [r.code for r in refused] == ["vault.cid_taken"]
         assert stranger.address in refused[0].message and f"#{taken}" in refused[0].message
         assert refused[0].details["owner"] == stranger.address
+
+
+def test_gc_reclaims_what_an_unfinished_add_wrote_and_waits_for_a_running_one(
+    cli: Invoke, initialised: Path, vault_home: Path
+) -> None:
+    from sahara_cli.vault.cid import CID, RAW
+    from sahara_cli.vault.local import LocalBlockstore
+
+    kept = cli("--json", "vault", "add", str(vault_home / "blob.bin"), "--public").json()
+    before = cli("--json", "vault", "status").json()
+    # An add that wrote blocks and never recorded its item (its process went away).
+    unfinished = LocalBlockstore(initialised / "vault")
+    leaves = [os.urandom(1000 * (i + 1)) for i in range(3)]
+    unfinished.put_many([(CID.of(RAW, data), data) for data in leaves])
+    refused = cli("--json", "vault", "gc")  # the add still runs: gc refuses, removes nothing
+    assert refused.exit_code != 0 and refused.error()["code"] == "vault.busy"
+    unfinished.close()
+    assert cli("--json", "vault", "status").json()["blocks"] == before["blocks"]
+    counted = cli("--json", "vault", "gc", "--dry-run").json()
+    assert counted["dry_run"] and (counted["removed_blocks"], counted["removed_bytes"]) == (3, 6000)
+    done = cli("--json", "vault", "gc").json()
+    assert (done["removed_blocks"], done["removed_bytes"]) == (3, 6000)
+    assert (done["blocks"], done["bytes"]) == (before["blocks"], before["bytes"])
+    assert cli("--json", "vault", "gc").json()["removed_blocks"] == 0
+    assert len(list((initialised / "vault" / "packs").glob("*.pack"))) == 1
+    back = initialised / "blob.back"
+    cli("--json", "vault", "get", kept["items"][0]["cid"], "-o", str(back))
+    assert back.read_bytes() == (vault_home / "blob.bin").read_bytes()
+
+
+HEAVY = ("chromadb", "sentence_transformers", "torch", "onnxruntime", "sahara_cli.vault.embed")
+
+
+@pytest.mark.parametrize("flags", [["--public"], []], ids=["public", "private"])
+def test_adding_a_binary_loads_no_index_or_model(
+    initialised: Path, vault_home: Path, flags: list[str]
+) -> None:
+    """Content with nothing to index (here a binary blob, indexing left on) opens neither
+    the search index nor the embedding model: the add is hashing and writing only."""
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    command = [sys.executable, "-X", "importtime", "-m", "sahara_cli", "--json", "--no-prompt"]
+    done = subprocess.run(
+        [*command, "vault", "add", str(vault_home / "blob.bin"), *flags],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    [item] = json.loads(done.stdout)["items"]
+    assert item["chunks"] == 0
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+    assert not {m for m in loaded if m.startswith(HEAVY)}

@@ -25,8 +25,8 @@ from sahara_cli.errors import (
     VaultBlockNotFound,
     VaultBusy,
 )
-from sahara_cli.vault import dagpb
-from sahara_cli.vault.blockstore import Blockstore
+from sahara_cli.vault import dagpb, packs
+from sahara_cli.vault.blockstore import Blockstore, GCResult
 from sahara_cli.vault.cid import CID, DAG_PB, RAW
 from sahara_cli.vault.kubo import KuboBlockstore, KuboDaemon, free_port
 from sahara_cli.vault.local import (
@@ -205,6 +205,18 @@ class BlockstoreConformance:
         assert result.removed_blocks >= len(blocks)
         assert result.removed_bytes >= sum(len(data) for _, data in blocks)
 
+    def test_gc_dry_run_counts_and_removes_nothing(self, store: Blockstore) -> None:
+        root, blocks = self.dag(store)
+        store.pin(root)
+        loose = [raw_block(size) for size in (1500, 2500)]
+        store.put_many(loose)
+        counted = store.gc(dry_run=True)
+        assert counted.removed_blocks >= 2 and counted.removed_bytes >= 4000
+        assert all(store.has(cid) for cid, _ in [*blocks, *loose])
+        assert store.gc() == counted
+        assert not any(store.has(cid) for cid, _ in loose)
+        assert all(store.get(cid) == data for cid, data in blocks)
+
     def test_pin_with_missing_child_fails(self, store: Blockstore) -> None:
         present, missing = raw_block(), raw_block()
         root = node_block(present, missing)
@@ -317,9 +329,14 @@ class TestLocalBlockstore(BlockstoreConformance):
 
     def corrupt(self, store: Blockstore, cid: CID, data: bytes) -> None:
         assert isinstance(store, LocalBlockstore)
-        path = store.path(cid)
-        assert path.is_file()
-        path.write_bytes(data)
+        where = store.locate(cid)
+        assert where is not None
+        name, offset, length = where
+        with (store.packs_dir / name).open("r+b") as pack:
+            pack.seek(offset)
+            pack.write(data[:length])
+            if len(data) < length:
+                pack.truncate(offset + len(data))
 
     def test_stat_is_exact(self, store: LocalBlockstore) -> None:
         assert store.stat().blocks == 0
@@ -337,18 +354,23 @@ class TestLocalBlockstore(BlockstoreConformance):
         assert (result.removed_blocks, result.removed_bytes) == (1, 250)
         assert store.gc().removed_blocks == 0
 
-    def test_layout_is_kubo_flatfs(self, store: LocalBlockstore) -> None:
-        cid, data = raw_block()
-        store.put(cid, data)
-        key = block_key(cid)
-        assert key.startswith("CIQ")  # base32 of 0x12 0x20 ...
-        path = store.root / "blocks" / key[-3:-1] / f"{key}.data"
-        assert path.read_bytes() == data
-        assert block_path(store.blocks_dir, cid) == path
-        assert (store.root / "blocks" / "SHARDING").read_text() == SHARDING
-        assert cid_from_key(key) == CID(RAW, cid.digest)
+    def test_layout_is_packs_with_an_index(self, store: LocalBlockstore) -> None:
+        blocks = [raw_block(size) for size in (10, 3000, 70_000)]
+        store.put_many(blocks)
+        [pack] = list(store.packs_dir.iterdir())
+        assert pack.name.endswith(".pack") and pack.stat().st_mode & 0o777 == 0o600
+        assert pack.read_bytes().startswith(packs.MAGIC)
+        records = list(packs.scan(pack))
+        assert [(r.digest, r.length) for r in records] == [
+            (cid.digest, len(data)) for cid, data in blocks
+        ]
+        assert not (store.root / "blocks").exists()  # nothing is one file per block
+        with LocalBlockstore(store.root) as other:
+            assert not other.has(blocks[0][0])  # not recorded yet: this store's own
+            store.sync()
+            assert other.get(blocks[1][0]) == blocks[1][1]
+        assert cid_from_key(block_key(blocks[0][0])) == CID(RAW, blocks[0][0].digest)
         assert cid_from_key("NOTAKEY") is None
-        assert path.stat().st_mode & 0o777 == 0o600
 
     def test_nothing_is_created_by_reading(self, tmp_path: Path) -> None:
         with LocalBlockstore(tmp_path / "absent") as store:
@@ -361,62 +383,162 @@ class TestLocalBlockstore(BlockstoreConformance):
                 store.get(raw_block()[0])
         assert not (tmp_path / "absent").exists()
 
-    def test_stale_temp_files_are_ignored_then_collected(self, store: LocalBlockstore) -> None:
-        cid, data = raw_block()
-        store.put(cid, data)
-        store.pin(cid)
-        shard = store.path(cid).parent
-        stale = shard / f".tmp-{block_key(cid)}-deadbeef"
-        stale.write_bytes(data[:10])  # what a killed writer leaves
-        assert digests(store.cids()) == {cid.digest}
-        assert store.stat().blocks == 1
-        result = store.gc()
-        assert not stale.exists()
-        assert result.removed_blocks == 0
-        assert store.get(cid) == data
+    def test_a_killed_writer_leaves_nothing_counted_and_gc_reclaims_it(
+        self, tmp_path: Path
+    ) -> None:
+        root = tmp_path / "vault"
+        kept = raw_block(500)
+        with LocalBlockstore(root) as store:
+            store.put(*kept)
+            store.pin(kept[0])
+        script = textwrap.dedent(
+            """
+            import os, sys
+            from pathlib import Path
+            from sahara_cli.vault.cid import CID, RAW
+            from sahara_cli.vault.local import LocalBlockstore
+            store = LocalBlockstore(Path(sys.argv[1]))
+            for i in range(5):
+                data = os.urandom(70_000)
+                store.put(CID.of(RAW, data), data)
+            os._exit(9)   # killed between its puts and its pin
+            """
+        )
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        killed = subprocess.run([sys.executable, "-c", script, str(root)], env=env, check=False)
+        assert killed.returncode == 9
+        orphan = max((root / "packs").iterdir(), key=lambda p: p.stat().st_mtime_ns)
+        with orphan.open("ab") as pack:  # and a record cut short
+            pack.write(packs.HEADER.pack(1000, bytes(32)) + b"x" * 10)
+        with LocalBlockstore(root) as store:
+            assert (store.stat().blocks, store.stat().bytes) == (1, 500)
+            assert store.gc(dry_run=True) == GCResult(removed_blocks=5, removed_bytes=350_000)
+            assert orphan.exists()
+            assert store.gc() == GCResult(removed_blocks=5, removed_bytes=350_000)
+            assert not orphan.exists()
+            assert store.get(kept[0]) == kept[1]
+            assert store.gc().removed_blocks == 0
 
-    def test_put_repairs_a_truncated_block(self, store: LocalBlockstore) -> None:
-        cid, data = raw_block(3000)
-        store.put(cid, data)
-        store.path(cid).write_bytes(data[:5])
-        store.put(cid, data)
-        assert store.get(cid) == data
+    def test_gc_rewrites_a_pack_that_holds_garbage(self, store: LocalBlockstore) -> None:
+        keep, drop = raw_block(100_000), raw_block(200_000)
+        store.put_many([keep, drop])
+        store.pin(keep[0])
+        [before] = list(store.packs_dir.iterdir())
+        assert store.gc() == GCResult(removed_blocks=1, removed_bytes=200_000)
+        [after] = list(store.packs_dir.iterdir())
+        assert after != before and after.stat().st_size < 100_100
+        assert store.get(keep[0]) == keep[1]
+        assert store.gc() == GCResult(removed_blocks=0, removed_bytes=0)
+        assert list(store.packs_dir.iterdir()) == [after]  # nothing to rewrite
 
-    def test_put_repairs_a_torn_block_of_the_right_size(self, store: LocalBlockstore) -> None:
-        """After a power cut a block file can hold its full length of zeros (the size was
-        written, the data never was): putting the same CID again rewrites it."""
-        cid, data = raw_block(3000)
-        store.put(cid, data)
-        store.path(cid).write_bytes(bytes(len(data)))
-        store.put(cid, data)
-        assert store.get(cid) == data
-        store.path(cid).write_bytes(bytes(len(data)))
-        store.put_many([(cid, data), *(raw_block(50) for _ in range(4))])
-        assert store.get(cid) == data
+    def test_gc_merges_the_packs_of_small_adds(self, tmp_path: Path) -> None:
+        root = tmp_path / "vault"
+        added = [raw_block(size) for size in (100, 2000, 30_000)]
+        big = [raw_block(256 * 1024) for _ in range(17)]
+        for block in added:  # three adds, three stores, three packs
+            with LocalBlockstore(root) as store:
+                store.put(*block)
+                store.pin(block[0])
+        with LocalBlockstore(root) as store:  # and one pack too big to merge
+            store.put_many(big)
+            for cid, _ in big:
+                store.pin(cid)
+        large = max((root / "packs").iterdir(), key=lambda p: p.stat().st_size)
+        assert len(list((root / "packs").iterdir())) == 4
+        with LocalBlockstore(root) as store:
+            assert store.gc() == GCResult(removed_blocks=0, removed_bytes=0)
+            assert len(list((root / "packs").iterdir())) == 2 and large.exists()
+            for cid, data in [*added, *big]:
+                assert store.get(cid) == data
+            assert store.gc() == GCResult(removed_blocks=0, removed_bytes=0)
+            assert len(list((root / "packs").iterdir())) == 2
 
-    def test_pin_makes_every_block_and_directory_durable_first(
+    def test_first_layout_is_read_then_moved_into_a_pack_by_gc(self, tmp_path: Path) -> None:
+        """A home from before packs: one file per block under blocks/ (flatfs)."""
+        root = tmp_path / "vault"
+        leaves = [raw_block(size) for size in (10, 3000)]
+        top = node_block(*leaves)
+        loose = raw_block(77)
+        for cid, data in [*leaves, top, loose]:
+            path = block_path(root / "blocks", cid)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        (root / "blocks" / "SHARDING").write_text(SHARDING)
+        stale = block_path(root / "blocks", loose[0]).parent / ".tmp-XYZ-deadbeef"
+        stale.write_bytes(b"torn")
+        store = LocalBlockstore(root)
+        with store:
+            assert store.get(top[0]) == top[1]
+            assert store.stat().blocks == 4
+            store.pin(top[0])
+            assert store.gc() == GCResult(removed_blocks=1, removed_bytes=77)
+            assert list((root / "blocks").rglob("*.data")) == [] and not stale.exists()
+            for cid, data in [*leaves, top]:
+                assert store.locate(cid) is not None and store.get(cid) == data
+            assert store.stat().blocks == 3
+        with LocalBlockstore(root) as again:
+            assert isinstance(again, LocalBlockstore)
+            assert [c.digest for c in again.walk(top[0])] == [
+                c.digest for c in [top[0], leaves[0][0], leaves[1][0]]
+            ]
+
+    def test_a_reader_follows_a_block_that_gc_moved(
         self, store: LocalBlockstore, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """Nothing is recorded (pinned, then catalogued) before the blocks under it and the
-        directory entries naming them have been fsynced, including a block that was
-        already on disk (written by a process killed before it synced)."""
-        synced: list[tuple[int, int]] = []
-        real_fsync = os.fsync
+        """A reader holds no lock: a gc in another process may rewrite the pack between
+        its look-up and its read. The read looks again."""
+        keep, drop = raw_block(5000), raw_block(9000)
+        store.put_many([keep, drop])
+        store.pin(keep[0])
+        reader = LocalBlockstore(store.root)
+        try:
+            stale = reader.locate(keep[0])
+            assert store.gc().removed_blocks == 1
+            looks = iter([stale])
+            real = reader.locate
+            monkeypatch.setattr(reader, "locate", lambda cid: next(looks, None) or real(cid))
+            assert reader.get(keep[0]) == keep[1]
+        finally:
+            reader.close()
 
-        def spy(fd: int) -> None:
-            info = os.fstat(fd)
-            synced.append((info.st_dev, info.st_ino))
-            real_fsync(fd)
+    def test_putting_a_recorded_block_writes_nothing(self, store: LocalBlockstore) -> None:
+        cid, data = raw_block(3000)
+        store.put(cid, data)
+        store.pin(cid)
+        [pack] = list(store.packs_dir.iterdir())
+        size = pack.stat().st_size
+        with LocalBlockstore(store.root) as other:
+            other.put(cid, data)
+            other.put_many([(cid, data)] * 5)
+            other.sync()
+        assert pack.stat().st_size == size
+        assert [p.name for p in store.packs_dir.iterdir()] == [pack.name]
+
+    def test_pin_makes_the_pack_and_its_directory_durable_first(
+        self, store: LocalBlockstore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Nothing is recorded (indexed and pinned, then catalogued) before the pack's
+        bytes and the directory entry naming the pack have been synced; one data sync
+        for the whole add, not one per block."""
+        events: list[tuple[str, tuple[int, int]]] = []
+        real_fsync, real_fdatasync = os.fsync, os.fdatasync
+
+        def spy(kind: str, real: object) -> object:
+            def call(fd: int) -> None:
+                info = os.fstat(fd)
+                events.append((kind, (info.st_dev, info.st_ino)))
+                real(fd)  # type: ignore[operator]
+
+            return call
 
         leaves = [raw_block(size) for size in (10, 2000, 70_000, 5, 300)]
-        early = leaves[0]
-        early_path = store.path(early[0])
-        early_path.parent.mkdir(parents=True)
-        early_path.write_bytes(early[1])  # on disk, never synced
         root = node_block(*leaves)
-        monkeypatch.setattr(os, "fsync", spy)
+        store.put(*leaves[0])  # creates the store
+        monkeypatch.setattr(os, "fsync", spy("fsync", real_fsync))
+        monkeypatch.setattr(os, "fdatasync", spy("fdatasync", real_fdatasync))
         store.put_many([*leaves[1:], root])
-        store.put(*early)
+        with LocalBlockstore(store.root) as other:
+            assert other.pins() == [] and not other.has(root[0])
         store.pin(root[0])
         assert store.pins() == [root[0]]
 
@@ -424,10 +546,12 @@ class TestLocalBlockstore(BlockstoreConformance):
             info = path.stat()
             return info.st_dev, info.st_ino
 
-        needed = {ident(store.path(cid)) for cid, _ in [*leaves, root]}
-        needed |= {ident(store.path(cid).parent) for cid, _ in [*leaves, root]}
-        needed.add(ident(store.blocks_dir))
-        assert needed <= set(synced), "pin returned before every block was fsynced"
+        [pack] = list(store.packs_dir.iterdir())
+        assert events.count(("fdatasync", ident(pack))) == 1
+        assert ("fsync", ident(store.packs_dir)) in events
+        assert events.index(("fdatasync", ident(pack))) < events.index(
+            ("fsync", ident(store.packs_dir))
+        )
 
     def test_pins_persist(self, tmp_path: Path) -> None:
         root = tmp_path / "vault"
@@ -519,7 +643,7 @@ class TestLocalBlockstore(BlockstoreConformance):
             for cid in walked:
                 store.get(cid)
         assert store.stat().blocks == 100 + 2 * 100 + 2
-        assert not list(store.blocks_dir.glob("*/.tmp-*"))
+        assert store.gc().removed_blocks == 0
         store.close()
 
 

@@ -12,6 +12,7 @@ import io
 import itertools
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,24 @@ def test_file_cid_matches_kubo(kind: str, size: int, expected: str) -> None:
     # Tsize is the DAG's bytes: every block counted as often as it is linked.
     if kind == "rand":
         assert result.tsize == sum(len(b) for b in store.values())
+    assert unixfs.read_file(result.cid, store.read) == payload
+
+
+@pytest.mark.parametrize(("kind", "size", "expected"), KUBO_FILES[::2] + KUBO_FILES[-2:])
+def test_leaves_hashed_on_other_threads_give_kubo_cids(kind: str, size: int, expected: str) -> None:
+    """With a hasher, leaves are hashed a few at a time on its threads and linked in
+    order: the same CIDs, the same blocks, and ``size`` counts bytes still hashing."""
+    payload = data(size) if kind == "rand" else repetitive(size)
+    store = Store()
+    with ThreadPoolExecutor(2) as hasher:
+        importer = FileImporter(store.put, hasher=hasher)
+        view = memoryview(payload)
+        for start in range(0, len(payload), C):
+            importer.write(bytes(view[start : start + C]))
+        assert importer.size == size
+        result = importer.finish()
+    assert result.cid.encode() == expected
+    assert result.blocks == store.puts
     assert unixfs.read_file(result.cid, store.read) == payload
 
 
