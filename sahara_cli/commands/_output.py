@@ -12,13 +12,14 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from rich.console import Console
+if TYPE_CHECKING:  # rich loads when something is printed, not with the module
+    from rich.console import Console
 
-from sahara_cli.errors import SaharaError
+    from sahara_cli.errors import SaharaError
 
-Render = Callable[[Console], None]
+Render = Callable[["Console"], None]
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: The attribute on a command's callback that names its result model.
@@ -76,10 +77,14 @@ class Output:
 
     @property
     def out(self) -> Console:
+        from rich.console import Console
+
         return Console(file=sys.stdout, highlight=False, soft_wrap=True)
 
     @property
     def err(self) -> Console:
+        from rich.console import Console
+
         return Console(file=sys.stderr, highlight=False, soft_wrap=True)
 
     def result(self, data: Any, render: Render | None = None) -> None:
