@@ -85,7 +85,7 @@ def _path(info: ParameterInfo) -> Coerce:
     def coerce(value: Any, param: _TyperParameter, ctx: _click.Context) -> Any:
         if isinstance(value, str) and value:
             value = Path(value)
-        if type(value) is not Path:
+        if not isinstance(value, Path):
             raise _Unsure
         return coerce_cli_path(value, info, path_type=Path, param=param, ctx=ctx)
 
