@@ -17,12 +17,13 @@ from typing import Any, ClassVar
 from typer import _click
 from typer.core import TyperCommand, TyperGroup
 
-from sahara_cli.commands import _params
+from sahara_cli.commands import _help_render, _params
 
 #: ``ctx.meta`` key set while the root help is being formatted.
 _SUMMARIES = "sahara.summaries_only"
 
 _params.install()  # plain option values without pydantic (see _params)
+_help_render.install()  # help without rich.markdown and rich.traceback (see _help_render)
 
 
 @dataclass(frozen=True)
