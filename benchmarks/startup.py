@@ -87,8 +87,13 @@ def find_sahara() -> str:
 
 
 def clean_env(home: Path, rpc_url: str) -> dict[str, str]:
-    """The caller's environment without SAHARA_* settings, with a throwaway home and node."""
+    """The caller's environment without SAHARA_* settings, with a throwaway home and node.
+
+    Bytecode is cached (``PYTHONDONTWRITEBYTECODE`` dropped), as in an installed package:
+    the warm-up run writes the ``.pyc`` files that the timed runs read.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAHARA_")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["SAHARA_HOME"] = str(home)
     env["SAHARA_NODE_RPC_URL"] = rpc_url
     env["COLUMNS"] = "80"
