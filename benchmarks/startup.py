@@ -30,6 +30,7 @@ import argparse
 import os
 import platform
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -234,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs < 1:
         parser.error("--runs must be at least 1")
 
+    # A stopped benchmark still stops its node (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("error: stopped"))
     sahara = find_sahara()
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="sahara-bench-") as tmp:

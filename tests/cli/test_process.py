@@ -76,6 +76,24 @@ def test_fast_paths_do_not_import_heavy_modules(args: list[str]) -> None:
         assert "sahara_cli.config" not in loaded
 
 
+#: What ``sahara balance`` still loads: its typed result and the config are pydantic models.
+BALANCE_ALLOWED = {"pydantic"}
+
+
+def test_balance_does_not_import_heavy_modules(sahara, tmp_path: Path) -> None:
+    from sahara_cli.node.rpc.testing import dev_node
+
+    env = {"SAHARA_HOME": str(tmp_path / "h"), "SAHARA_PASSWORD": PASSWORD}
+    assert sahara(["--no-prompt", "init"], env=env).returncode == 0
+    with dev_node(tmp_path / "node") as (_, server):
+        env["SAHARA_NODE_RPC_URL"] = server.url
+        for args in (["balance"], ["balance", "0x" + "11" * 20, "--block", "latest"]):
+            loaded = loaded_modules(args, env=env)
+            assert "sahara_cli.node.wallet" in loaded, "the command ran"
+            heavy = [m for m in heavy_in(loaded) if m.split(".")[0] not in BALANCE_ALLOWED]
+            assert not heavy, f"'sahara {' '.join(args)}' imported {heavy}"
+
+
 def test_version(sahara) -> None:
     from sahara_cli import __version__
 
