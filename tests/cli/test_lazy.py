@@ -161,3 +161,22 @@ def test_fast_coercion_agrees_with_typer(
     assert decided == (fast_result[0] == "value" and (annotation, value) not in SLOW), (
         "a well-formed value takes the fast path; anything else Typer's"
     )
+
+
+def test_the_help_renderer_loads_markdown_and_tracebacks_when_used() -> None:
+    probe = (
+        "import sys\n"
+        "from sahara_cli.commands import main\n"
+        "import typer.rich_utils as ru\n"
+        "assert 'rich.markdown' not in sys.modules and 'rich.traceback' not in sys.modules\n"
+        "from rich.markdown import Markdown\n"
+        "from rich.traceback import Traceback\n"
+        "assert isinstance(ru.Markdown('*x*'), Markdown)\n"
+        "try:\n    1 / 0\nexcept ZeroDivisionError as exc:\n"
+        "    assert isinstance(ru.Traceback.from_exception(type(exc), exc, None), Traceback)\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout == "ok\n", done.stderr
