@@ -12,13 +12,14 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from rich.console import Console, ConsoleRenderable, Group, RenderableType, RenderHook
+if TYPE_CHECKING:  # rich loads when something is printed, not with the module
+    from rich.console import Console
 
-from sahara_cli.errors import SaharaError
+    from sahara_cli.errors import SaharaError
 
-Render = Callable[[Console], None]
+Render = Callable[["Console"], None]
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: The attribute on a command's callback that names its result model.
@@ -68,49 +69,6 @@ def to_json(data: Any) -> str:
     return json.dumps(data, default=_default, indent=2, sort_keys=False)
 
 
-class WholeValues(RenderHook):
-    """Tables never fold or cut a word: hashes, addresses, CIDs and URLs stay whole.
-
-    A table whose columns cannot all fit the terminal at their longest word (a 64-hex
-    hash beside a 40-hex address does not fit 80 columns) is laid out wider than the
-    terminal instead of breaking values, so each value stays on one line to copy; prose
-    still wraps between words.
-    """
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-
-    def process_renderables(self, renderables: list[ConsoleRenderable]) -> list[ConsoleRenderable]:
-        for renderable in renderables:
-            self._widen(renderable)
-        return renderables
-
-    def _widen(self, renderable: RenderableType) -> None:
-        from rich.padding import Padding
-        from rich.panel import Panel
-        from rich.table import Table
-        from rich.text import Text
-
-        if isinstance(renderable, Group):
-            for inner in renderable.renderables:
-                self._widen(inner)
-        elif isinstance(renderable, Panel | Padding):
-            self._widen(renderable.renderable)
-        elif isinstance(renderable, Table):
-            for column in renderable.columns:
-                for cell in column.cells:
-                    self._widen(cell)
-                    text = self.console.render_str(cell) if isinstance(cell, str) else cell
-                    words = text.plain.split() if isinstance(text, Text) else []
-                    longest = max((len(word) for word in words), default=0)
-                    column.min_width = max(column.min_width or 0, longest)
-            if renderable.width is None:
-                wide = self.console.options.update(max_width=1_000_000)
-                needed = self.console.measure(renderable, options=wide).minimum
-                if needed > self.console.width:
-                    renderable.width = needed
-
-
 @dataclass
 class Output:
     json_mode: bool = False
@@ -119,12 +77,18 @@ class Output:
 
     @property
     def out(self) -> Console:
+        from rich.console import Console
+
+        from sahara_cli.commands._whole import WholeValues
+
         console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
         console.push_render_hook(WholeValues(console))
         return console
 
     @property
     def err(self) -> Console:
+        from rich.console import Console
+
         return Console(file=sys.stderr, highlight=False, soft_wrap=True)
 
     def result(self, data: Any, render: Render | None = None) -> None:

@@ -10,25 +10,7 @@ from typing import Annotated
 import typer
 
 from sahara_cli import __version__
-from sahara_cli.commands import agent as agent_cmd
-from sahara_cli.commands import asset as asset_cmd
-from sahara_cli.commands import attribute as attribute_cmd
-from sahara_cli.commands import config as config_cmd
-from sahara_cli.commands import doctor as doctor_cmd
-from sahara_cli.commands import events as events_cmd
-from sahara_cli.commands import id as id_cmd
-from sahara_cli.commands import init as init_cmd
-from sahara_cli.commands import license as license_cmd
-from sahara_cli.commands import light as light_cmd
-from sahara_cli.commands import localnet as localnet_cmd
-from sahara_cli.commands import market as market_cmd
-from sahara_cli.commands import mcp as mcp_cmd
-from sahara_cli.commands import model as model_cmd
-from sahara_cli.commands import node as node_cmd
-from sahara_cli.commands import schema as schema_cmd
-from sahara_cli.commands import setup as setup_cmd
-from sahara_cli.commands import tx as tx_cmd
-from sahara_cli.commands import vault as vault_cmd
+from sahara_cli.commands._lazy import Entry, LazyGroup
 from sahara_cli.commands._state import AppState
 from sahara_cli.errors import ExitCode, SaharaError, UsageError
 
@@ -39,7 +21,110 @@ license and attribute them on chain.
 Global options may also be given after the command: 'sahara id list --json'.
 """
 
+#: Every command of the root app, in the order ``sahara --help`` lists them: the name, where
+#: it lives (``"module:attribute"``: a ``typer.Typer`` group or a command function) and the
+#: first paragraph of its help. A command's module is imported only when the command runs,
+#: shows its help or is walked; adding a command group is one line here.
+COMMANDS: tuple[Entry, ...] = (
+    Entry(
+        "init",
+        "sahara_cli.commands.init:init",
+        "Create the home, its config and a first Sahara ID. Safe to run twice.",
+    ),
+    Entry(
+        "doctor",
+        "sahara_cli.commands.doctor:doctor",
+        "Check Python, packages, the home and its permissions, the config, the node, and\n"
+        "the external programs (Kubo, CometBFT, llama.cpp, Node.js): version, where each was\n"
+        "found (a setting, the environment, the project's cache or PATH), how to get it.",
+    ),
+    Entry(
+        "setup",
+        "sahara_cli.commands.setup:app",
+        "Build the pinned Kubo and CometBFT with 'go install' into the project's cache, "
+        "where every command finds them.",
+    ),
+    Entry(
+        "balance",
+        "sahara_cli.commands.tx:balance",
+        "Show the SAH balance of an address or Sahara ID.",
+    ),
+    Entry(
+        "claim",
+        "sahara_cli.commands.attribute:claim",
+        "Claim all revenue credited to your Sahara ID by the assets you contributed to.",
+    ),
+    Entry(
+        "events",
+        "sahara_cli.commands.events:events",
+        "List the events of the protocol contracts, newest first, filtered by contract,\n"
+        "event, asset, address and block range.",
+    ),
+    Entry(
+        "schema",
+        "sahara_cli.commands.schema:schema",
+        "Print the JSON Schema of COMMAND's --json document.",
+    ),
+    Entry(
+        "config",
+        "sahara_cli.commands.config:app",
+        "Show and change settings (file, environment and defaults).",
+    ),
+    Entry("id", "sahara_cli.commands.id:app", "Manage Sahara IDs: keys, keystores and signatures."),
+    Entry("node", "sahara_cli.commands.node:app", "Run the local Sahara chain node and manage it."),
+    Entry(
+        "localnet",
+        "sahara_cli.commands.localnet:app",
+        "Run a local network of CometBFT validators (each with its Sahara app) on 127.0.0.1.",
+    ),
+    Entry(
+        "light",
+        "sahara_cli.commands.light:app",
+        "A light client: headers verified by CometBFT's light client, balances and storage "
+        "verified with eth_getProof against them.",
+    ),
+    Entry("tx", "sahara_cli.commands.tx:app", "Send and inspect transactions."),
+    Entry(
+        "asset", "sahara_cli.commands.asset:app", "Register AI assets on chain and look them up."
+    ),
+    Entry(
+        "license", "sahara_cli.commands.license:app", "Offer, buy and check licenses of AI assets."
+    ),
+    Entry(
+        "attribute",
+        "sahara_cli.commands.attribute:app",
+        "Record contributors of assets and see how revenue flows.",
+    ),
+    Entry("market", "sahara_cli.commands.market:app", "Browse and search license offers."),
+    Entry(
+        "vault",
+        "sahara_cli.commands.vault:app",
+        "Encrypted, content-addressed storage for AI assets, on IPFS when you want it.",
+    ),
+    Entry(
+        "model",
+        "sahara_cli.commands.model:app",
+        "Keep the models agents run: pull from Hugging Face, add files, pick a default.",
+    ),
+    Entry(
+        "agent",
+        "sahara_cli.commands.agent:app",
+        "Agents: a persona, a model, tools and memory, answering with sources.",
+    ),
+    Entry(
+        "mcp",
+        "sahara_cli.commands.mcp:app",
+        "Model Context Protocol: vault search, asset and license lookups for any agent.",
+    ),
+)
+
+
+class _Root(LazyGroup):
+    entries = COMMANDS
+
+
 app = typer.Typer(
+    cls=_Root,
     name="sahara",
     help=HELP,
     no_args_is_help=True,
@@ -100,28 +185,6 @@ def root(
 
     setup_logging(state.home.logs_dir, verbose=verbose, debug=debug)
 
-
-app.add_typer(config_cmd.app, name="config")
-app.add_typer(id_cmd.app, name="id")
-app.command("init")(init_cmd.init)
-app.command("doctor")(doctor_cmd.doctor)
-app.add_typer(setup_cmd.app, name="setup")
-app.add_typer(node_cmd.app, name="node")
-app.add_typer(localnet_cmd.app, name="localnet")
-app.add_typer(light_cmd.app, name="light")
-app.add_typer(tx_cmd.app, name="tx")
-app.command("balance")(tx_cmd.balance)
-app.add_typer(asset_cmd.app, name="asset")
-app.add_typer(license_cmd.app, name="license")
-app.add_typer(attribute_cmd.app, name="attribute")
-app.command("claim")(attribute_cmd.claim)
-app.add_typer(market_cmd.app, name="market")
-app.command("events")(events_cmd.events)
-app.add_typer(vault_cmd.app, name="vault")
-app.add_typer(model_cmd.app, name="model")
-app.add_typer(agent_cmd.app, name="agent")
-app.add_typer(mcp_cmd.app, name="mcp")
-app.command("schema")(schema_cmd.schema)
 
 GLOBAL_FLAGS = ("--json", "--no-prompt", "--debug")
 

@@ -1,30 +1,73 @@
 """A small JSON-RPC client for a Sahara (or any Ethereum) node.
 
-``NodeClient`` speaks HTTP through httpx with one keep-alive connection; an in-process
-transport (any callable taking a request dict and returning the reply dict) lets the
-library and tests use a node in the same process without a socket.
+``NodeClient`` speaks HTTP over a keep-alive connection (the standard library's client for
+plain HTTP, httpx for HTTPS and proxies); an in-process transport (any callable taking a
+request dict and returning the reply dict) lets the library and tests use a node in the
+same process without a socket.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
+import os
+import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sahara_cli.errors import NodeError, NodeRPCError, NodeUnreachable, TxTimeout
+
+if TYPE_CHECKING:
+    import socket
 
 Transport = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-class HTTPTransport:
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
-        import httpx
+_PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY")
 
+
+def _plain_http(url: str) -> bool:
+    """Whether ``url`` is plain HTTP that no proxy setting applies to."""
+    return url.startswith("http://") and not any(os.environ.get(v) for v in _PROXY_VARIABLES)
+
+
+class HTTPTransport:
+    """JSON-RPC over HTTP: httpx, or the standard library for plain HTTP without a proxy.
+
+    A node is most often a plain ``http://`` URL on this machine, where the standard
+    library's client does the same work as httpx without its import (a large part of a
+    short command's start-up); HTTPS and proxied URLs go through httpx.
+    """
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
         self.url = url
-        self._client = httpx.Client(timeout=timeout, headers={"Content-Type": "application/json"})
+        self._http: _StdlibHTTP | None = None
+        self._client: Any = None
+        if _plain_http(url):
+            self._http = _StdlibHTTP(url, timeout)
+        else:
+            import httpx
+
+            self._client = httpx.Client(
+                timeout=timeout, headers={"Content-Type": "application/json"}
+            )
 
     def __call__(self, request: dict[str, Any]) -> dict[str, Any]:
+        if self._http is not None:
+            status, body = self._http.post(json.dumps(request).encode())
+        else:
+            status, body = self._post_httpx(request)
+        if status != 200:
+            text = body.decode("utf-8", "replace")
+            raise NodeError(f"{self.url} answered HTTP {status}: {text[:200]}")
+        try:
+            reply: dict[str, Any] = json.loads(body)
+        except ValueError as exc:
+            raise NodeError(f"{self.url} did not answer with JSON") from exc
+        return reply
+
+    def _post_httpx(self, request: dict[str, Any]) -> tuple[int, bytes]:
         import httpx
 
         try:
@@ -33,18 +76,77 @@ class HTTPTransport:
             raise NodeUnreachable(
                 f"no node answers at {self.url} ({exc.__class__.__name__})"
             ) from exc
-        if response.status_code != 200:
-            raise NodeError(
-                f"{self.url} answered HTTP {response.status_code}: {response.text[:200]}"
-            )
-        try:
-            reply: dict[str, Any] = response.json()
-        except ValueError as exc:
-            raise NodeError(f"{self.url} did not answer with JSON") from exc
-        return reply
+        return response.status_code, response.content
 
     def close(self) -> None:
-        self._client.close()
+        if self._http is not None:
+            self._http.close()
+        if self._client is not None:
+            self._client.close()
+
+
+class _StdlibHTTP:
+    """POSTs to one URL over a keep-alive connection per thread (``http.client``)."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        self.url = url
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or 80
+        self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._timeout = timeout
+        self._local = threading.local()
+
+    def _connection(self) -> Any:
+        import http.client
+
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and conn.sock is not None and _peer_closed(conn.sock):
+            conn.close()  # the node closed an idle connection: open a new one, as httpx does
+        if conn is None:
+            conn = self._local.conn = http.client.HTTPConnection(
+                self._host, self._port, timeout=self._timeout
+            )
+        return conn
+
+    def post(self, body: bytes) -> tuple[int, bytes]:
+        conn = self._connection()
+        headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
+        try:
+            conn.request("POST", self._target, body=body, headers=headers)
+        except OSError as exc:
+            self.close()
+            kind = "ConnectTimeout" if isinstance(exc, TimeoutError) else "ConnectError"
+            raise NodeUnreachable(f"no node answers at {self.url} ({kind})") from exc
+        try:
+            response = conn.getresponse()
+            data = response.read()
+        except (OSError, ValueError) as exc:  # ValueError: http.client's malformed replies
+            self.close()
+            kind = "ReadTimeout" if isinstance(exc, TimeoutError) else "ReadError"
+            raise NodeUnreachable(f"no node answers at {self.url} ({kind})") from exc
+        if response.will_close:
+            self.close()
+        return response.status, data
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            conn.close()
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    """Whether an idle connection's socket has become readable (closed by the peer)."""
+    import select
+
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 class NodeClient:

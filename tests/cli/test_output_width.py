@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console, Group
 from rich.table import Table
 
-from sahara_cli.commands._output import WholeValues
+from sahara_cli.commands._whole import WholeValues
 from tests.cli.test_app_walk import MADE, protocol_setup, vault_setup
 from tests.conftest import PASSWORD, Invoke
 
