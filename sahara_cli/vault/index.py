@@ -246,8 +246,8 @@ class VaultIndex:
                 f"the search index at {self.path} was built with {name} ({dim} dimensions), "
                 f"not {embedder.name} ({embedder.dim}): their vectors do not mix",
                 hint=(
-                    f"Search it with the embedder that built it (vault.embedder), or remove "
-                    f"that directory and index the items again."
+                    "Search it with the embedder that built it (vault.embedder), or remove "
+                    "that directory and index the items again."
                 ),
             )
         return embedder

@@ -272,8 +272,8 @@ def build_int8(model_path: Path, out: Path) -> None:
             os.fsync(handle.fileno())
         sidecar = Path(work) / "sha256"
         sidecar.write_text(_file_sha256(int8_path), encoding="utf-8")
-        os.replace(int8_path, out)
-        os.replace(sidecar, _sidecar(out))
+        int8_path.replace(out)
+        sidecar.replace(_sidecar(out))
 
 
 def _sidecar(graph: Path) -> Path:
