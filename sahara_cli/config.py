@@ -124,9 +124,10 @@ class VaultSection(_Section):
         description="Key requests a second 'vault serve' takes from one Sahara address "
         "(bursts of 2x).",
     )
-    embedder: Literal["minilm", "sentence-transformers"] = Field(
-        "minilm",
-        description="all-MiniLM-L6-v2 in numpy (fast start) or through sentence-transformers.",
+    embedder: Literal["onnx-int8", "minilm", "sentence-transformers"] = Field(
+        "onnx-int8",
+        description="all-MiniLM-L6-v2 for search: int8 on onnxruntime (fast), float in "
+        "numpy, or float through sentence-transformers. An index keeps its embedder.",
     )
     index: bool = Field(True, description="Embed text assets into the search index on add.")
 

@@ -88,13 +88,22 @@ def _chunk_id(item_id: str, index: int) -> str:
 class VaultIndex:
     """The search index of one vault, in the Chroma database at ``path``.
 
-    ``embedder`` defaults to :func:`~sahara_cli.vault.embed.get_embedder` (the numpy
-    MiniLM), loaded only when a method needs a vector (``add`` and ``search``).
+    The collection records the name of the embedder that made its vectors, and vectors of
+    another embedder are never mixed in. With ``embedder`` given, an index built by another
+    one is refused (:class:`~sahara_cli.errors.VaultIndexError`). Without it, the embedder
+    is loaded when a method first needs a vector: ``kind`` (default ``"onnx-int8"``) for a
+    new index, and for an existing one the kind that built it, so that an index made by
+    the float model keeps being searched and extended with the float model.
     """
 
-    def __init__(self, path: Path, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self, path: Path, embedder: Embedder | None = None, *, kind: str | None = None
+    ) -> None:
+        from sahara_cli.vault.embed import DEFAULT_KIND
+
         self.path = Path(path)
         self._embedder = embedder
+        self._kind = kind or DEFAULT_KIND
         self._client: ClientAPI | None = None
         self._collection: ChromaCollection | None = None
 
@@ -123,11 +132,30 @@ class VaultIndex:
 
     @property
     def embedder(self) -> Embedder:
+        """The embedder of this index's vectors (that of the existing index, if any)."""
         if self._embedder is None:
-            from sahara_cli.vault.embed import get_embedder
-
-            self._embedder = get_embedder()
+            collection = self._get_collection(create=False)
+            recorded = None if collection is None else (collection.metadata or {}).get("embedder")
+            if self._embedder is None:
+                self._embedder = self._load_embedder(recorded)
         return self._embedder
+
+    def _load_embedder(self, recorded: object) -> Embedder:
+        """The configured kind's embedder, or the kind that made the ``recorded`` vectors."""
+        from sahara_cli.vault.embed import KIND_OF_NAME, NAME_OF_KIND, get_embedder
+
+        kind = self._kind
+        if isinstance(recorded, str) and recorded != NAME_OF_KIND.get(kind):
+            built_by = KIND_OF_NAME.get(recorded)
+            if built_by is not None:
+                log.info(
+                    "the search index at %s holds %s vectors: using the %r embedder",
+                    self.path,
+                    recorded,
+                    built_by,
+                )
+                kind = built_by
+        return get_embedder(kind)
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -171,7 +199,9 @@ class VaultIndex:
             except NotFoundError:
                 if not create:
                     return None
-                embedder = self.embedder
+                if self._embedder is None:
+                    self._embedder = self._load_embedder(None)
+                embedder = self._embedder
                 collection = client.get_or_create_collection(
                     COLLECTION,
                     configuration={"hnsw": {"space": "cosine"}},
@@ -204,16 +234,21 @@ class VaultIndex:
             )
 
     def _check_embedder(self, collection: ChromaCollection) -> Embedder:
-        embedder = self.embedder
         metadata = collection.metadata or {}
         name, dim = metadata.get("embedder"), metadata.get("dim")
+        if self._embedder is None:
+            self._embedder = self._load_embedder(name)
+        embedder = self._embedder
         if (name is not None and name != embedder.name) or (
             dim is not None and dim != embedder.dim
         ):
             raise VaultIndexError(
                 f"the search index at {self.path} was built with {name} ({dim} dimensions), "
-                f"not {embedder.name} ({embedder.dim})",
-                hint="Remove that directory and index the items again.",
+                f"not {embedder.name} ({embedder.dim}): their vectors do not mix",
+                hint=(
+                    "Search it with the embedder that built it (vault.embedder), or remove "
+                    "that directory and index the items again."
+                ),
             )
         return embedder
 

@@ -25,11 +25,11 @@ if TYPE_CHECKING:
 MAX_INDEX_BYTES = 16 << 20  # text indexed per file
 
 
-def open_index(vault_root: Path, embedder: str = "minilm") -> VaultIndex:
-    from sahara_cli.vault.embed import get_embedder
+def open_index(vault_root: Path, embedder: str = "onnx-int8") -> VaultIndex:
+    """The vault's search index; ``embedder`` is the kind a new index is built with."""
     from sahara_cli.vault.index import VaultIndex
 
-    return VaultIndex(vault_root / "chroma", get_embedder(embedder))
+    return VaultIndex(vault_root / "chroma", kind=embedder)
 
 
 def _text_files(path: Path) -> Iterator[tuple[str, Path]]:
@@ -104,7 +104,7 @@ def search_vault(
     query: str,
     k: int = 5,
     *,
-    embedder: str = "minilm",
+    embedder: str = "onnx-int8",
     unlock: Callable[[], Signer] | None = None,
 ) -> SearchResult:
     """``vault search``: the top ``k`` chunks of what this vault indexed.

@@ -119,7 +119,9 @@ def test_gelu_is_the_exact_erf_form() -> None:
 
 
 def test_get_embedder_kinds() -> None:
-    assert isinstance(get_embedder(), MiniLMEmbedder)
+    from sahara_cli.vault.onnx_embed import OnnxInt8Embedder
+
+    assert isinstance(get_embedder(), OnnxInt8Embedder)  # the default: int8 on onnxruntime
     assert isinstance(get_embedder("minilm"), MiniLMEmbedder)
     assert isinstance(get_embedder(), embed.Embedder)
     with pytest.raises(VaultIndexError, match="unknown embedder"):
@@ -152,7 +154,7 @@ def test_numpy_embedder_needs_no_torch() -> None:
         "import sahara_cli.vault.embed, sahara_cli.vault.index\n"
         "assert 'numpy' not in sys.modules and 'chromadb' not in sys.modules\n"
         "from sahara_cli.vault.embed import get_embedder\n"
-        "v = get_embedder().embed(['hello'])\n"
+        "v = get_embedder('minilm').embed(['hello'])\n"
         "assert v.shape == (1, 384)\n"
         "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers') "
         "if m in sys.modules]\n"
