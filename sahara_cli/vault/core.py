@@ -1,10 +1,12 @@
 """The vault: add, read, remove, export and import items over one blockstore.
 
-Data path of a private add (``Vault.add``)::
+Data path of a private add (``Vault.add``; :mod:`sahara_cli.vault.ingest`)::
 
-    file ──read 1 MiB──┬─> sha256 (a worker thread)            -> digest -> commitment
-                       └─> Encryptor (AES-256-GCM segments) -> FileImporter (UnixFS,
-                           256 KiB raw leaves, balanced DAG) -> blockstore (batched)
+    file ──readinto reused 2 MiB buffers──┬─> sha256 (a thread)      -> digest -> commitment
+                                          └─> AES-256-GCM segments sealed into one
+                                              stream buffer -> 256 KiB leaves (views)
+                                              -> sha256 (two threads) -> FileImporter
+                                              (balanced DAG) -> blockstore (batched)
 
 The commitment of a private item is salted with a salt derived from its data key
 (``crypto.salted_commitment``), so the chain does not confirm a guessed plaintext; the
