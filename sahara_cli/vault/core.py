@@ -1,10 +1,12 @@
 """The vault: add, read, remove, export and import items over one blockstore.
 
-Data path of a private add (``Vault.add``)::
+Data path of a private add (``Vault.add``; :mod:`sahara_cli.vault.ingest`)::
 
-    file ──read 1 MiB──┬─> sha256 (a worker thread)            -> digest -> commitment
-                       └─> Encryptor (AES-256-GCM segments) -> FileImporter (UnixFS,
-                           256 KiB raw leaves, balanced DAG) -> blockstore (batched)
+    file ──readinto reused 2 MiB buffers──┬─> sha256 (a thread)      -> digest -> commitment
+                                          └─> AES-256-GCM segments sealed into one
+                                              stream buffer -> 256 KiB leaves (views)
+                                              -> sha256 (two threads) -> FileImporter
+                                              (balanced DAG) -> blockstore (batched)
 
 The commitment of a private item is salted with a salt derived from its data key
 (``crypto.salted_commitment``), so the chain does not confirm a guessed plaintext; the
@@ -27,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from sahara_cli.errors import (
     FileUnreadable,
@@ -46,11 +48,12 @@ from sahara_cli.vault.blockstore import Blockstore
 from sahara_cli.vault.cid import CID, RAW
 from sahara_cli.vault.db import Item, VaultDB
 
+if TYPE_CHECKING:
+    from sahara_cli.vault.unixfs import ImportResult
+
 Progress = Callable[[int], None]
 READ_SIZE = 1 << 20
 BATCH_BYTES = 8 << 20
-#: Threads that hash the leaves of an add (the reading thread encrypts and links).
-HASH_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,12 @@ class _BlockSink:
         self._inflight.append(self._pool.submit(self.store.put_many, self.pending))
         self.pending = []
         self.pending_bytes = 0
+
+    def checkpoint(self) -> Future[None] | None:
+        """Send what was put; the future is done once all of it is written (None:
+        it is)."""
+        self._send()
+        return self._inflight[-1] if self._inflight else None
 
     def abandon(self) -> None:
         """Stop after an error elsewhere: wait for writes under way, drop the rest."""
@@ -278,6 +287,7 @@ class Vault:
         self, source: Path, is_dir: bool, sink: _BlockSink, *, hidden: bool, progress: Progress
     ) -> tuple[CID, int, int, str, bytes | None, str]:
         from sahara_cli.vault import unixfs
+        from sahara_cli.vault.ingest import ingest
 
         if is_dir:
             result = unixfs.import_directory(
@@ -288,16 +298,8 @@ class Vault:
         # No separate plaintext hash here: the CID already commits to the content, and
         # the SHA-256 an asset registers is computed when it is registered
         # (ensure_commitment). A one-block file's CID digest is that SHA-256 already.
-        with (
-            ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="vault-hash") as hasher,
-            source.open("rb", buffering=0) as handle,
-        ):
-            importer = unixfs.FileImporter(sink.put, hasher=hasher)
-            # Reads of exactly one chunk become the leaves themselves, uncopied.
-            while chunk := handle.read(unixfs.CHUNK_SIZE):
-                importer.write(chunk)
-                progress(len(chunk))
-            result = importer.finish()
+        with source.open("rb", buffering=0) as handle:
+            result = ingest(handle, sink, progress=progress, views=self._views()).result
         commitment = "0x" + result.cid.digest.hex() if result.cid.codec == RAW else ""
         return result.cid, result.size, result.size, commitment, None, commitment
 
@@ -311,56 +313,26 @@ class Vault:
         progress: Progress,
         salted: bool,
     ) -> tuple[CID, int, int, str, bytes | None, str]:
-        from sahara_cli.vault import unixfs
+        from sahara_cli.vault.ingest import ingest
 
         key = crypto.new_data_key()
-        digest = hashlib.sha256()
-        plain_size = 0
-        # The plaintext hash runs on a thread of its own and the ciphertext leaves are
-        # hashed on others (hashlib releases the GIL) while this thread reads, encrypts
-        # and builds the DAG; the plaintext's order is kept by waiting each time.
-        with (
-            ThreadPoolExecutor(1, thread_name_prefix="vault-digest") as pool,
-            ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="vault-hash") as hasher,
-        ):
-            importer = unixfs.FileImporter(sink.put, hasher=hasher)
-            encryptor = crypto.Encryptor(key, importer.write)
-            pending: list[Any] = []
-
-            def feed(chunk: bytes) -> None:
-                nonlocal plain_size
-                if pending:
-                    pending.pop().result()
-                pending.append(pool.submit(digest.update, chunk))
-                encryptor.write(chunk)
-                plain_size += len(chunk)
-
-            if is_dir:
-                buffer = bytearray()
-
-                def feed_tar(data: bytes) -> None:
-                    buffer.extend(data)
-                    if len(buffer) >= READ_SIZE:
-                        feed(bytes(buffer))
-                        buffer.clear()
-
-                write_deterministic_tar(source, feed_tar, progress)
-                if buffer:
-                    feed(bytes(buffer))
-            else:
-                with source.open("rb") as handle:
-                    while chunk := handle.read(READ_SIZE):
-                        feed(chunk)
-                        progress(len(chunk))
-            if pending:
-                pending.pop().result()
-            encryptor.finish()
-            result = importer.finish()
+        if not is_dir:
+            with source.open("rb", buffering=0) as handle:
+                done = ingest(handle, sink, key=key, progress=progress, views=self._views())
+            result, plain_size, plain = done.result, done.size, done.digest
+        else:
+            result, plain_size, plain = _import_sealed_tree(source, sink, key, progress)
         wrapped = crypto.wrap_key(key, holder.public_key)
         self._new_keys[result.cid.encode()] = key
-        plain = "0x" + digest.hexdigest()
         commitment = crypto.salted_commitment(key, plain) if salted else plain
         return result.cid, plain_size, result.size, commitment, wrapped, plain
+
+    def _views(self) -> bool:
+        """Whether the store copies a block out before its write returns (the local
+        packs do), so that an add may hand it views of buffers it reuses."""
+        from sahara_cli.vault.local import LocalBlockstore
+
+        return isinstance(self.store, LocalBlockstore)
 
     # -- finding -----------------------------------------------------------------------
 
@@ -612,6 +584,53 @@ class Vault:
                 )
             )
         return items
+
+
+def _import_sealed_tree(
+    source: Path, sink: _BlockSink, key: bytes, progress: Progress
+) -> tuple[ImportResult, int, str]:
+    """A directory's deterministic tar stream, encrypted under ``key`` and imported;
+    returns the import, the tar's bytes and its sha256 (``0x`` hex)."""
+    from sahara_cli.vault import unixfs
+    from sahara_cli.vault.ingest import HASH_THREADS
+
+    digest = hashlib.sha256()
+    plain_size = 0
+    # The plaintext hash runs on a thread of its own and the ciphertext leaves are
+    # hashed on others (hashlib releases the GIL) while this thread packs, encrypts
+    # and builds the DAG; the plaintext's order is kept by waiting each time.
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="vault-digest") as pool,
+        ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="vault-hash") as hasher,
+    ):
+        importer = unixfs.FileImporter(sink.put, hasher=hasher)
+        encryptor = crypto.Encryptor(key, importer.write)
+        pending: list[Future[None]] = []
+
+        def feed(chunk: bytes) -> None:
+            nonlocal plain_size
+            if pending:
+                pending.pop().result()
+            pending.append(pool.submit(digest.update, chunk))
+            encryptor.write(chunk)
+            plain_size += len(chunk)
+
+        buffer = bytearray()
+
+        def feed_tar(data: bytes) -> None:
+            buffer.extend(data)
+            if len(buffer) >= READ_SIZE:
+                feed(bytes(buffer))
+                buffer.clear()
+
+        write_deterministic_tar(source, feed_tar, progress)
+        if buffer:
+            feed(bytes(buffer))
+        if pending:
+            pending.pop().result()
+        encryptor.finish()
+        result = importer.finish()
+    return result, plain_size, "0x" + digest.hexdigest()
 
 
 def _looks_encrypted(root: CID, get: Callable[[CID], bytes]) -> bool:

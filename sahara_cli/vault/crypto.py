@@ -89,12 +89,30 @@ class Encryptor:
         self._done = False
         sink(self.header)
 
-    def _seal(self, plain: bytes | bytearray | memoryview, last: bool) -> None:
+    def _nonce(self, last: bool) -> bytes:
         if self._counter >= 0xFFFFFFFF:
             raise ValueError("stream too long for one data key")
         nonce = self._prefix + self._counter.to_bytes(4, "big") + (b"\x01" if last else b"\x00")
-        self._sink(self._aead.encrypt(nonce, bytes(plain), self.header))
         self._counter += 1
+        return nonce
+
+    def _seal(self, plain: bytes | bytearray | memoryview, last: bool) -> None:
+        self._sink(self._aead.encrypt(self._nonce(last), bytes(plain), self.header))
+
+    def seal_into(
+        self, plain: bytes | bytearray | memoryview, out: memoryview, *, last: bool
+    ) -> None:
+        """Seal the next segment straight into ``out`` (``len(plain) + TAG_SIZE`` bytes):
+        for callers that cut the plaintext into segments themselves, with no copies
+        (:mod:`sahara_cli.vault.ingest`). The header is the caller's to place; the sink
+        gets nothing. ``plain`` is a whole segment, or with ``last`` the rest (0 to a
+        segment's bytes). Not to be mixed with :meth:`write`."""
+        if self._done or self._buffer:
+            raise ValueError("seal_into() after finish() or write()")
+        if len(plain) > self._segment or (len(plain) < self._segment and not last):
+            raise ValueError("seal_into() takes whole segments, and a shorter last one")
+        self._aead.encrypt_into(self._nonce(last), plain, self.header, out)
+        self._done = last
 
     def write(self, data: bytes | memoryview) -> None:
         if self._done:

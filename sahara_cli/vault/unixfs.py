@@ -219,6 +219,18 @@ class FileImporter:
             self._buf[:rest] = view[pos:]
             self._fill = rest
 
+    def link_leaf(self, digest: bytes, size: int) -> CID:
+        """Link a leaf of ``size`` bytes that the caller cut, hashed (``digest``, its
+        sha2-256) and stored itself: a whole chunk, or the file's last, shorter one
+        (:mod:`sahara_cli.vault.ingest`). Not to be mixed with :meth:`write`."""
+        if self._result is not None:
+            raise VaultError("link_leaf() after finish()", code="vault.importer_finished")
+        if self._fill or self._hashing or size > self._chunk:
+            raise VaultError("link_leaf() takes whole chunks only", code="vault.importer_misuse")
+        cid = CID(RAW, digest)
+        self._link(cid, size)
+        return cid
+
     def finish(self) -> ImportResult:
         """Flush the last chunk, close every level and return the root."""
         if self._result is not None:
@@ -256,8 +268,10 @@ class FileImporter:
     def _linked(self, chunk: bytes, digest: bytes) -> None:
         cid = CID(RAW, digest)
         self._put(cid, chunk)
+        self._link(cid, len(chunk))
+
+    def _link(self, cid: CID, size: int) -> None:
         self._blocks += 1
-        size = len(chunk)
         self._size += size
         self._push(0, (cid, size, size))
 
