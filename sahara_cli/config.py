@@ -124,10 +124,11 @@ class VaultSection(_Section):
         description="Key requests a second 'vault serve' takes from one Sahara address "
         "(bursts of 2x).",
     )
-    embedder: Literal["onnx-int8", "minilm", "sentence-transformers"] = Field(
-        "onnx-int8",
-        description="all-MiniLM-L6-v2 for search: int8 on onnxruntime (fast), float in "
-        "numpy, or float through sentence-transformers. An index keeps its embedder.",
+    embedder: Literal["onnx", "onnx-int8", "minilm", "sentence-transformers"] = Field(
+        "onnx",
+        description="all-MiniLM-L6-v2 for search: float on onnxruntime (the default), int8 "
+        "on onnxruntime (faster, different best hits on close calls), float in numpy, or "
+        "float through sentence-transformers. An index keeps its embedder.",
     )
     index: bool = Field(True, description="Embed text assets into the search index on add.")
 

@@ -42,7 +42,7 @@ def register_model(
     *,
     asset_name: str | None = None,
     public: bool = False,
-    embedder: str | None = "onnx-int8",
+    embedder: str | None = "onnx",
     report: Reporter = SILENT,
 ) -> ModelRegistered:
     """Add the model ``name`` to the vault, register it (kind 'model') and record it."""

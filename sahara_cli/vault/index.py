@@ -91,7 +91,7 @@ class VaultIndex:
     The collection records the name of the embedder that made its vectors, and vectors of
     another embedder are never mixed in. With ``embedder`` given, an index built by another
     one is refused (:class:`~sahara_cli.errors.VaultIndexError`). Without it, the embedder
-    is loaded when a method first needs a vector: ``kind`` (default ``"onnx-int8"``) for a
+    is loaded when a method first needs a vector: ``kind`` (default ``"onnx"``) for a
     new index, and for an existing one the kind that built it, so that an index made by
     the float model keeps being searched and extended with the float model.
     """

@@ -58,7 +58,7 @@ def status(vault: Vault) -> VaultStatus:
     )
 
 
-def remove_item(vault: Vault, item: Item, *, embedder: str = "onnx-int8") -> RemoveResult:
+def remove_item(vault: Vault, item: Item, *, embedder: str = "onnx") -> RemoveResult:
     """Forget an item: drop it from the search index, unpin it and collect its blocks.
 
     A registered asset stays on chain; licensees can no longer fetch it from here.

@@ -1,10 +1,14 @@
-"""all-MiniLM-L6-v2 quantised to int8 and run on onnxruntime: the vault's fast embedder.
+"""all-MiniLM-L6-v2 on onnxruntime: the vault's default embedder (float) and an int8 one.
 
 The ONNX graph is written here from the model's safetensors weights (no torch, no
 download): onnxruntime's fused BERT operators (``EmbedLayerNormalization``,
 ``Attention``, ``SkipLayerNormalization``, ``BiasGelu``), then mean pooling over the real
-tokens and L2 normalisation inside the graph. ``quantize_dynamic`` turns its matrix
-products into int8 ones (weights per output channel, activations per batch at run time).
+tokens and L2 normalisation inside the graph. The float graph gives the float model's vectors (to
+within 1e-6), so it shares the model's name and its indexes. For the int8 one,
+``quantize_dynamic`` turns its matrix products into int8 ones (weights per output
+channel, activations per batch at run time): faster, but its vectors differ by a few
+per mille and it changes the best hit of about one search in six on close calls, so it
+is its own embedder kind (``onnx-int8``) with its own vector name.
 
 The graph is built once per machine, at first use, into the project's cache
 (``$SAHARA_CACHE/embed``, else ``~/.cache/sahara/embed``), under a name keyed by the hash
@@ -27,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sahara_cli.errors import VaultIndexError
-from sahara_cli.vault.embed import INT8_NAME
+from sahara_cli.vault.embed import INT8_NAME, MODEL_NAME
 
 if TYPE_CHECKING:
     from sahara_cli.vault.embed import FloatArray
@@ -249,31 +253,50 @@ def build_float_graph(model_path: Path) -> Any:
     return model
 
 
-def build_int8(model_path: Path, out: Path) -> None:
-    """Write the int8 graph of the model at ``model_path`` to ``out`` (atomically)."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+PRECISIONS = ("float", "int8")
 
+
+def build_graph(model_path: Path, out: Path, precision: str = "int8") -> None:
+    """Write the ``precision`` graph of the model at ``model_path`` to ``out`` (atomically)."""
+    import onnx
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".build-") as work:
         float_path = Path(work) / "float.onnx"
         int8_path = Path(work) / "int8.onnx"
         onnx.save(build_float_graph(model_path), str(float_path))
-        quantize_dynamic(
-            float_path,
-            int8_path,
-            op_types_to_quantize=["MatMul", "Attention"],
-            per_channel=True,
-            weight_type=QuantType.QInt8,
-            # Shape inference does not know the fused operators' outputs: they are float.
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
+        if precision == "float":
+            float_path.replace(int8_path)
+        else:
+            _quantise(float_path, int8_path)
         with int8_path.open("rb") as handle:
             os.fsync(handle.fileno())
         sidecar = Path(work) / "sha256"
         sidecar.write_text(_file_sha256(int8_path), encoding="utf-8")
         int8_path.replace(out)
         sidecar.replace(_sidecar(out))
+
+
+def build_int8(model_path: Path, out: Path) -> None:
+    """Write the int8 graph of the model at ``model_path`` to ``out`` (atomically)."""
+    build_graph(model_path, out, "int8")
+
+
+def _quantise(float_path: Path, int8_path: Path) -> None:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        float_path,
+        int8_path,
+        op_types_to_quantize=["MatMul", "Attention"],
+        per_channel=True,
+        weight_type=QuantType.QInt8,
+        # Shape inference does not know the fused operators' outputs: they are float.
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
 
 
 def _sidecar(graph: Path) -> Path:
@@ -293,40 +316,54 @@ def int8_graph(model_path: Path, directory: Path | None = None) -> tuple[Path, b
 
     Returns its path and whether it was built by this call.
     """
+    return cached_graph(model_path, directory, "int8")
+
+
+def cached_graph(
+    model_path: Path, directory: Path | None = None, precision: str = "int8"
+) -> tuple[Path, bool]:
+    """The cached ``precision`` graph of ``model_path``, built when missing or damaged.
+
+    Returns its path and whether it was built by this call.
+    """
     directory = directory if directory is not None else cache_dir()
-    graph = directory / f"minilm-int8-{cache_key(model_path)}.onnx"
+    graph = directory / f"minilm-{precision}-{cache_key(model_path)}.onnx"
     if _intact(graph):
         return graph, False
     if graph.exists():
         log.warning("the cached embedding model %s is damaged: building it again", graph)
     log.warning(
-        "building the int8 embedding model into %s (once per machine, a few seconds)",
+        "building the %s embedding model into %s (once per machine, a few seconds)",
+        precision,
         directory,
     )
     started = time.perf_counter()
     try:
-        build_int8(model_path, graph)
+        build_graph(model_path, graph, precision)
     except ImportError as exc:
         raise VaultIndexError(
-            f"the int8 embedding model cannot be built: {exc}",
+            f"the {precision} embedding model cannot be built: {exc}",
             hint="Install the 'onnx' package, or set vault.embedder = \"minilm\".",
         ) from exc
     except OSError as exc:
         raise VaultIndexError(
-            f"the int8 embedding model cannot be written to {directory}: {exc}",
+            f"the {precision} embedding model cannot be written to {directory}: {exc}",
             hint="Make SAHARA_CACHE point at a writable directory.",
         ) from exc
     except Exception as exc:
         raise VaultIndexError(
-            f"the int8 embedding model cannot be built: {exc}",
+            f"the {precision} embedding model cannot be built: {exc}",
             hint='Set vault.embedder = "minilm" to use the float model.',
         ) from exc
     log.info("built %s in %.1f s", graph, time.perf_counter() - started)
     return graph, True
 
 
-class OnnxInt8Embedder:
-    """all-MiniLM-L6-v2 in int8 on onnxruntime: the float model's vectors, to within 1 %."""
+class OnnxEmbedder:
+    """all-MiniLM-L6-v2 on onnxruntime: ``precision="float"`` gives the float model's
+    vectors (within 1e-6, same name), ``"int8"`` its own to within about 1 %."""
+
+    precision = "float"
 
     def __init__(self, model_path: Path | None = None, cache: Path | None = None) -> None:
         from sahara_cli.vault.embed import check_model_dir, model_dir
@@ -341,7 +378,7 @@ class OnnxInt8Embedder:
                 f"onnxruntime cannot be imported: {exc}",
                 hint='Set vault.embedder = "minilm" to use the float model.',
             ) from exc
-        self.graph, self.built = int8_graph(path, cache)
+        self.graph, self.built = cached_graph(path, cache, self.precision)
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
@@ -354,7 +391,7 @@ class OnnxInt8Embedder:
             tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
         except Exception as exc:
             raise VaultIndexError(
-                f"cannot load the int8 embedding model {self.graph}: {exc}",
+                f"cannot load the {self.precision} embedding model {self.graph}: {exc}",
                 hint=f"Remove {self.graph} to have it built again.",
             ) from exc
         self._dim = int(config["hidden_size"])
@@ -368,7 +405,7 @@ class OnnxInt8Embedder:
 
     @property
     def name(self) -> str:
-        return INT8_NAME
+        return INT8_NAME if self.precision == "int8" else MODEL_NAME
 
     @property
     def dim(self) -> int:
@@ -411,3 +448,9 @@ class OnnxInt8Embedder:
             out[rows] = self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
             start += size
         return out
+
+
+class OnnxInt8Embedder(OnnxEmbedder):
+    """all-MiniLM-L6-v2 in int8 on onnxruntime: the float model's vectors, to within 1 %."""
+
+    precision = "int8"

@@ -58,7 +58,7 @@ class AddOptions:
     #: Commit to the plaintext's bare SHA-256 instead of a salted one (private items).
     plain_commitment: bool = False
     #: The embedder that indexes text for search; None: do not index.
-    embedder: str | None = "onnx-int8"
+    embedder: str | None = "onnx"
 
 
 @dataclass(frozen=True)
@@ -220,7 +220,7 @@ def record_registration(
     if item.chunks:
         from sahara_cli.vault.search import open_index
 
-        open_index(vault.root, embedder or "onnx-int8").set_asset(item.cid, asset_id)
+        open_index(vault.root, embedder or "onnx").set_asset(item.cid, asset_id)
     return vault.db.by_id(item.id)
 
 
@@ -351,7 +351,7 @@ def publish_path(
     *,
     public: bool = False,
     name: str | None = None,
-    embedder: str | None = "onnx-int8",
+    embedder: str | None = "onnx",
     report: Reporter = SILENT,
 ) -> Item:
     """Add one file or tree for ``who`` (indexed), then register it: the vault item."""
@@ -374,7 +374,7 @@ def register_asset(
     uri: str = "",
     vault: Vault | None = None,
     public: bool = False,
-    embedder: str | None = "onnx-int8",
+    embedder: str | None = "onnx",
     report: Reporter = SILENT,
 ) -> AssetRegistered:
     """``asset register``: a file goes into the vault first (encrypted unless ``public``)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 MAX_INDEX_BYTES = 16 << 20  # text indexed per file
 
 
-def open_index(vault_root: Path, embedder: str = "onnx-int8") -> VaultIndex:
+def open_index(vault_root: Path, embedder: str = "onnx") -> VaultIndex:
     """The vault's search index; ``embedder`` is the kind a new index is built with."""
     from sahara_cli.vault.index import VaultIndex
 
@@ -104,7 +104,7 @@ def search_vault(
     query: str,
     k: int = 5,
     *,
-    embedder: str = "onnx-int8",
+    embedder: str = "onnx",
     unlock: Callable[[], Signer] | None = None,
 ) -> SearchResult:
     """``vault search``: the top ``k`` chunks of what this vault indexed.

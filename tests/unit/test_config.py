@@ -169,3 +169,14 @@ def test_config_workflows_return_typed_results(file: Path) -> None:
     assert unset_setting(file, "node.timeout").removed is True
     assert unset_setting(file, "node.timeout").removed is False
     assert load_config(file, environ={}).sources["node.timeout"] == "default"
+
+
+def test_vault_embedder_defaults_to_the_float_onnx_graph(file: Path) -> None:
+    from sahara_cli.vault.embed import DEFAULT_KIND, KINDS
+
+    assert load_config(file, environ={}).get("vault.embedder") == "onnx" == DEFAULT_KIND
+    for kind in KINDS:  # every embedder kind is a valid setting
+        env = {"SAHARA_VAULT_EMBEDDER": kind}
+        assert load_config(file, environ=env).get("vault.embedder") == kind
+    with pytest.raises(ConfigInvalid, match="SAHARA_VAULT_EMBEDDER"):
+        load_config(file, environ={"SAHARA_VAULT_EMBEDDER": "int4"})

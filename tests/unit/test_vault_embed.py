@@ -119,9 +119,11 @@ def test_gelu_is_the_exact_erf_form() -> None:
 
 
 def test_get_embedder_kinds() -> None:
-    from sahara_cli.vault.onnx_embed import OnnxInt8Embedder
+    from sahara_cli.vault.onnx_embed import OnnxEmbedder, OnnxInt8Embedder
 
-    assert isinstance(get_embedder(), OnnxInt8Embedder)  # the default: int8 on onnxruntime
+    default = get_embedder()  # the default: the float model on onnxruntime
+    assert type(default) is OnnxEmbedder and default.name == embed.MODEL_NAME
+    assert isinstance(get_embedder("onnx-int8"), OnnxInt8Embedder)
     assert isinstance(get_embedder("minilm"), MiniLMEmbedder)
     assert isinstance(get_embedder(), embed.Embedder)
     with pytest.raises(VaultIndexError, match="unknown embedder"):

@@ -1,5 +1,6 @@
-"""The int8 all-MiniLM-L6-v2 on onnxruntime: agreement with the float model, its cache,
-the fallback to the float model, and an index that keeps the embedder that built it."""
+"""all-MiniLM-L6-v2 on onnxruntime, float (the default) and int8: agreement with the float
+model, the graphs' cache, the fallback to the numpy float model, and an index that keeps
+the embedder that built it."""
 
 from __future__ import annotations
 
@@ -23,7 +24,12 @@ from sahara_cli.vault.embed import (
     model_dir,
 )
 from sahara_cli.vault.index import VaultIndex
-from sahara_cli.vault.onnx_embed import OnnxInt8Embedder, build_float_graph, int8_graph
+from sahara_cli.vault.onnx_embed import (
+    OnnxEmbedder,
+    OnnxInt8Embedder,
+    build_float_graph,
+    int8_graph,
+)
 from sahara_cli.vault.text import chunk_text
 from tests.unit.test_vault_embed import TEXTS
 
@@ -60,8 +66,34 @@ def int8(cache: Path) -> OnnxInt8Embedder:
 
 
 @pytest.fixture(scope="module")
+def onnx_float(cache: Path) -> OnnxEmbedder:
+    return OnnxEmbedder(cache=cache)
+
+
+@pytest.fixture(scope="module")
 def floats() -> MiniLMEmbedder:
     return MiniLMEmbedder()
+
+
+def test_onnx_float_gives_the_float_models_vectors(
+    onnx_float: OnnxEmbedder, floats: MiniLMEmbedder, cache: Path
+) -> None:
+    """Batched and sorted by length, the float graph matches the numpy float model within
+    1e-4, so it shares the float model's name (and its indexes)."""
+    texts = [*TEXTS, *CORPUS, *QUERIES]
+    np.testing.assert_allclose(onnx_float.embed(texts), floats.embed(texts), atol=1e-4)
+    assert onnx_float.name == MODEL_NAME and onnx_float.dim == 384
+    assert onnx_float.graph.parent == cache and onnx_float.graph.name.startswith("minilm-float-")
+    again = OnnxEmbedder(cache=cache)
+    assert again.graph == onnx_float.graph and not again.built
+
+
+def test_int8_and_float_graphs_are_cached_apart(
+    onnx_float: OnnxEmbedder, int8: OnnxInt8Embedder
+) -> None:
+    assert onnx_float.graph != int8.graph and int8.graph.name.startswith("minilm-int8-")
+    # int8 layers (the word embeddings stay float): the int8 file is clearly smaller
+    assert onnx_float.graph.stat().st_size > 1.4 * int8.graph.stat().st_size
 
 
 def test_float_graph_is_the_float_model(floats: MiniLMEmbedder, tmp_path: Path) -> None:
@@ -155,18 +187,19 @@ def test_falls_back_to_the_float_model(monkeypatch: pytest.MonkeyPatch) -> None:
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
-    with pytest.raises(VaultIndexError, match="onnxruntime cannot be imported"):
-        get_embedder("onnx-int8", fallback=False)
+    for kind in ("onnx", "onnx-int8"):
+        with pytest.raises(VaultIndexError, match="onnxruntime cannot be imported"):
+            get_embedder(kind, fallback=False)
     fallback = get_embedder()
     assert isinstance(fallback, MiniLMEmbedder) and fallback.name == MODEL_NAME
 
 
-def test_default_is_int8_without_torch() -> None:
+def test_default_is_onnx_float_without_torch() -> None:
     code = (
         "import sys\n"
         "from sahara_cli.vault.embed import get_embedder\n"
         "e = get_embedder()\n"
-        "assert type(e).__name__ == 'OnnxInt8Embedder', type(e)\n"
+        "assert type(e).__name__ == 'OnnxEmbedder', type(e)\n"
         "assert e.embed(['hello']).shape == (1, 384)\n"
         "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers') "
         "if m in sys.modules]\n"
@@ -210,3 +243,20 @@ def test_an_index_keeps_its_embedder(
         pytest.raises(VaultIndexError, match="built with all-MiniLM-L6-v2-int8"),
     ):
         index.add("x", asset_id=None, cid="x", name="x", chunks=chunk_text("x"))
+
+
+def test_float_indexes_are_shared_by_the_float_embedders(
+    tmp_path: Path, onnx_float: OnnxEmbedder, floats: MiniLMEmbedder
+) -> None:
+    """An index of the numpy float model is searched and extended by the onnx float one
+    (the default), and the other way round: same vectors, same name."""
+    with VaultIndex(tmp_path / "float", floats) as index:
+        _add(index)
+    with VaultIndex(tmp_path / "float", onnx_float) as index:
+        assert index.search("which animal purrs?", k=1)[0].item == "item0"
+        index.add("more", asset_id=None, cid="c", name="m", chunks=chunk_text("Dogs bark."))
+    with VaultIndex(tmp_path / "float", kind="onnx") as index:
+        assert type(index.embedder) is OnnxEmbedder
+        assert index.search("dogs barking", k=1)[0].item == "more"
+    with VaultIndex(tmp_path / "float", floats) as index:
+        assert index.search("dogs barking", k=1)[0].item == "more"
