@@ -29,6 +29,7 @@ from sahara_cli.errors import (
 )
 from sahara_cli.fsutil import atomic_write, ensure_private_dir
 from sahara_cli.identity.keys import Signer
+from sahara_cli.procutil import listen_error, live_pid, read_runtime
 
 if TYPE_CHECKING:
     from sahara_cli.node.results import ChainReset, NodeLog, NodeStatus
@@ -64,24 +65,10 @@ class NodePaths:
 
     def running_pid(self) -> int | None:
         """The pid of a live node of this home, or None (stale pid files are ignored)."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            return pid
-        return pid
+        return live_pid(self.pid_file)
 
     def runtime(self) -> dict[str, Any] | None:
-        try:
-            data: dict[str, Any] = json.loads(self.runtime_file.read_text())
-        except (FileNotFoundError, ValueError):
-            return None
-        return data
+        return read_runtime(self.runtime_file)
 
 
 def parse_addr(text: str) -> tuple[str, int]:
@@ -192,18 +179,11 @@ PORT_HINT = "Another program (or node) uses it: pick another --rpc-addr HOST:POR
 def check_bindable(host: str, port: int) -> None:
     """Raise ``node.port_unavailable`` when ``host:port`` cannot be listened on now (the
     same socket options as the JSON-RPC server, so a port in TIME_WAIT is not refused)."""
-    import socket
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-            sock.listen(1)
-        except OSError as exc:
-            raise PortUnavailable(
-                f"cannot serve JSON-RPC on {host}:{port}: {exc.strerror or exc}", hint=PORT_HINT
-            ) from None
+    exc = listen_error(host, port)
+    if exc is not None:
+        raise PortUnavailable(
+            f"cannot serve JSON-RPC on {host}:{port}: {exc.strerror or exc}", hint=PORT_HINT
+        )
 
 
 def start_background(

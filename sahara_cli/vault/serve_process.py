@@ -21,6 +21,7 @@ from typing import Any
 
 from sahara_cli.errors import VaultPortInUse, VaultServeRunning, VaultServeStartFailed
 from sahara_cli.fsutil import atomic_write, ensure_private_dir
+from sahara_cli.procutil import listen_error, live_pid, read_runtime
 from sahara_cli.vault.results import ServeResult, ServeStatus, ServeStopped
 
 __all__ = [
@@ -54,25 +55,11 @@ class ServePaths:
         return self.root / "serve.log"
 
     def runtime(self) -> dict[str, Any] | None:
-        try:
-            data: dict[str, Any] = json.loads(self.runtime_file.read_text())
-        except (FileNotFoundError, ValueError):
-            return None
-        return data
+        return read_runtime(self.runtime_file)
 
     def running_pid(self) -> int | None:
         """The pid of this home's live vault server, or None (a stale pid file is ignored)."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            return pid
-        return pid
+        return live_pid(self.pid_file)
 
     def announce(self, info: dict[str, Any]) -> None:
         """Called by the serving process once it listens."""
@@ -91,19 +78,12 @@ class ServePaths:
 
 def check_listenable(host: str, port: int) -> None:
     """``vault.port_in_use`` when ``host:port`` cannot be listened on now."""
-    import socket
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-            sock.listen(1)
-        except OSError as exc:
-            raise VaultPortInUse(
-                f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-                hint="Pass another --addr HOST:PORT.",
-            ) from None
+    exc = listen_error(host, port)
+    if exc is not None:
+        raise VaultPortInUse(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint="Pass another --addr HOST:PORT.",
+        )
 
 
 def check_can_serve(paths: ServePaths, host: str, port: int) -> None:

@@ -37,6 +37,7 @@ LIBRARY = (
     "gosetup",
     "bootstrap",
     "gobin",
+    "procutil",
 )
 #: The agent's core: the modules of ``agent/`` outside its sub-packages (runners, tools,
 #: servers), which each say what they may import.
@@ -74,7 +75,8 @@ RULES = [
           "sahara_cli.compute")),
     Rule("errors, config and results sit at the bottom",
          ("sahara_cli.errors", "sahara_cli.config", "sahara_cli.results", "sahara_cli.units",
-          "sahara_cli.fsutil", "sahara_cli.home", "sahara_cli.log", "sahara_cli.gobin"),
+          "sahara_cli.fsutil", "sahara_cli.home", "sahara_cli.log", "sahara_cli.gobin",
+          "sahara_cli.procutil"),
          ("sahara_cli.node", "sahara_cli.protocol", "sahara_cli.vault", "sahara_cli.agent",
           "sahara_cli.compute")),
     Rule("agent runners never import the agent's core (but its plain types), tools or servers",
