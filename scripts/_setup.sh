@@ -232,6 +232,10 @@ go_setup() { # NAME: prints the executable's path, or fails with the reason on s
     "$PYTHON_BIN" -c 'import json, sys; print(json.load(sys.stdin)["path"])'
 }
 PYTHON_BIN="$CHECKOUT_VENV/bin/python"
+if [ ! -f "$SAHARA_CACHE/go/bin-kubo-"*/.complete ] 2>/dev/null ||
+  [ ! -f "$SAHARA_CACHE/go/bin-cometbft-"*/.complete ] 2>/dev/null; then
+  say "building Kubo and CometBFT with go install (once per machine; a few minutes)"
+fi
 if kubo_bin="$(go_setup kubo)"; then
   export SAHARA_IPFS_BIN="$kubo_bin"
 else
