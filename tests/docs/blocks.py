@@ -25,6 +25,7 @@ and output that starts with ``error:`` means the command is meant to fail.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -235,3 +236,26 @@ def output_matches(expected: list[str], actual: str) -> bool:
         if not re.fullmatch(pattern, g):
             return False
     return True
+
+
+def printed_null(stdout: str) -> bool:
+    """Whether a jq filter printed a bare ``null`` (the key it reads is missing).
+
+    jq prints a stream of JSON values; only a value that *is* null counts, not a null
+    field inside an object it printed. Raw (``jq -r``) output that is not JSON is read
+    line by line.
+    """
+    decoder = json.JSONDecoder()
+    text = stdout.strip()
+    at = 0
+    while at < len(text):
+        try:
+            value, end = decoder.raw_decode(text, at)
+        except ValueError:
+            return any(line.strip() == "null" for line in text[at:].splitlines())
+        if value is None:
+            return True
+        at = end
+        while at < len(text) and text[at].isspace():
+            at += 1
+    return False

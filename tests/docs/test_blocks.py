@@ -14,6 +14,7 @@ from tests.docs.blocks import (
     output_matches,
     page_paths,
     parse_page,
+    printed_null,
 )
 
 PAGE = """\
@@ -137,3 +138,19 @@ def test_every_page_parses_and_every_left_out_block_says_why() -> None:
 )
 def test_keys_listed_in_a_comment(command: str, keys: set[str] | None) -> None:
     assert Step(command, 1).documented_keys == keys
+
+
+@pytest.mark.parametrize(
+    ("stdout", "null"),
+    [
+        ("null\n", True),
+        ('"a"\nnull\n', True),
+        ('[\n  {\n    "error": null,\n    "record": {"agent_asset": null}\n  }\n]\n', False),
+        ('{\n  "a": 1,\n  "b": null\n}\n', False),
+        ("12\n", False),
+        ("plain text from jq -r\n", False),
+        ("plain text from jq -r\nnull\n", True),
+    ],
+)
+def test_only_a_bare_null_counts_as_a_missing_key(stdout: str, null: bool) -> None:
+    assert printed_null(stdout) is null

@@ -32,7 +32,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs.blocks import Block, Step, output_matches, page_paths, parse_page
+from tests.docs.blocks import (
+    Block,
+    Step,
+    output_matches,
+    page_paths,
+    parse_page,
+    printed_null,
+)
 from tests.docs.pages import GETH_KEYSTORE, KEY_HEX, PAGES, PageSetup
 from tests.e2e.cli_home import FAST_SCRYPT
 from tests.e2e.nodes import free_port
@@ -212,7 +219,7 @@ def _run_step(run: PageRun, block: Block, step: Step) -> None:
             f"{where}: `{step.command}` exited {result.returncode}\n"
             f"stderr:\n{result.stderr}\nstdout:\n{result.stdout}"
         )
-    if "| jq" in command and "null" in result.stdout.split():
+    if "| jq" in command and printed_null(result.stdout):
         pytest.fail(
             f"{where}: `{step.command}` printed null: the JSON key its jq filter reads is "
             f"missing (renamed?)\n{result.stdout}"
