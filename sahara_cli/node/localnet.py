@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -65,6 +66,41 @@ def free_port() -> int:
         sock.bind((HOST, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+#: Where a localnet's saved ports are drawn from when the system's ephemeral range
+#: cannot be read (Linux's default range starts at 32768, macOS's at 49152).
+SAVED_PORTS_LOW = 20000
+EPHEMERAL_LOW_DEFAULT = 32768
+
+
+def ephemeral_low() -> int:
+    """The first port of the range the system hands out to outgoing connections."""
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        return int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        return EPHEMERAL_LOW_DEFAULT
+
+
+def saved_port(used: set[int], *, rng: random.Random | None = None) -> int:
+    """A free port for a localnet to keep across stops and starts.
+
+    Drawn below the ephemeral range: a port from ``bind(0)`` is in it, and while the
+    localnet is stopped any program's outgoing connection may take it, so that the
+    localnet could not start again on its ports.
+    """
+    pick = rng or random.SystemRandom()
+    high = ephemeral_low() - 1
+    low = SAVED_PORTS_LOW if high - SAVED_PORTS_LOW >= 1000 else 1024
+    for _ in range(200):
+        port = pick.randint(low, high)
+        if port not in used and port_free(port):
+            return port
+    port = free_port()  # the range below is full: fall back to one the system picks
+    while port in used:
+        port = free_port()
+    return port
 
 
 def port_free(port: int) -> bool:
@@ -401,9 +437,7 @@ class Localnet:
         for i in range(validators):
             ports = {}
             for name in PORT_NAMES:
-                port = free_port()
-                while port in used:
-                    port = free_port()
+                port = saved_port(used)
                 used.add(port)
                 ports[name] = port
             nodes.append(NodeEntry(i, ports))
