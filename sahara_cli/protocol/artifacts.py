@@ -29,6 +29,8 @@ CONSTANT_NAMES = {
     "LICENSING": "Licensing",
     "ATTRIBUTION": "Attribution",
     "PROVENANCE": "Provenance",
+    "TRAINING_SAP": "TrainingRecord",
+    "INFERENCE_SAP": "InferenceRecord",
 }
 
 
@@ -37,6 +39,13 @@ def addresses() -> dict[str, str]:
     """Contract name to checksummed address, as every sahara genesis deploys them."""
     data: dict[str, Any] = json.loads(MANIFEST.read_text())
     return dict(data["contracts"])
+
+
+@cache
+def sap_addresses() -> dict[str, str]:
+    """SAP name to checksummed address: the node's precompiles the contracts call."""
+    data: dict[str, Any] = json.loads(MANIFEST.read_text())
+    return dict(data.get("saps", {}))
 
 
 @cache
@@ -77,7 +86,7 @@ def _vyper_version() -> str:
 
 def constant_mismatches(source: Path) -> list[str]:
     """Address constants in ``source`` that differ from the deployment manifest."""
-    wanted = addresses()
+    wanted = {**addresses(), **sap_addresses()}
     problems = []
     pattern = re.compile(r"^(\w+): constant\(address\) = (0x[0-9a-fA-F]{40})", re.MULTILINE)
     for const, value in pattern.findall(source.read_text()):

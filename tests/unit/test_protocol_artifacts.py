@@ -18,11 +18,12 @@ from sahara_cli.protocol.artifacts import (
     addresses,
     artifact,
     constant_mismatches,
+    sap_addresses,
 )
 
 #: The other contracts each source names by address constant.
 REFERENCES = {
-    "AssetRegistry": {"ATTRIBUTION"},
+    "AssetRegistry": {"ATTRIBUTION", "TRAINING_SAP"},
     "Receipts": {"ATTRIBUTION"},
     "Licensing": {"REGISTRY", "ATTRIBUTION"},
     "Attribution": {"REGISTRY", "RECEIPTS"},
@@ -51,7 +52,7 @@ def test_address_constants_match_the_manifest(name: str) -> None:
     found = dict(CONSTANT.findall(source.read_text()))
     assert set(found) == REFERENCES[name]
     for const, value in found.items():
-        assert value == addresses()[CONSTANT_NAMES[const]]
+        assert value == {**addresses(), **sap_addresses()}[CONSTANT_NAMES[const]]
     assert constant_mismatches(source) == []
 
 

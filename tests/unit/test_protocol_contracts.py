@@ -467,13 +467,13 @@ def test_receipts_mint_and_set_share_checks(p: Protocol, accts: list[str]) -> No
 def test_setup_is_registry_only(p: Protocol, accts: list[str]) -> None:
     """Only the registry may record contributors."""
     with p.env.prank(accts[0]), boa.reverts("only the registry sets contributors"):
-        p.attribution.setup(1, accts[0], [(accts[0], BPS)], 0)
+        p.attribution.setup(1, accts[0], [(accts[0], BPS)], 0, [])
 
 
 def test_setup_checks_upstream_share(p: Protocol, accts: list[str]) -> None:
     """Attribution itself refuses an upstream share over 10,000 bps."""
     with p.env.prank(addresses()["AssetRegistry"]), boa.reverts("upstream share is over 10000 bps"):
-        p.attribution.setup(1, accts[0], [], 10_001)
+        p.attribution.setup(1, accts[0], [], 10_001, [])
 
 
 def test_registration_logs_contributors(p: Protocol, accts: list[str]) -> None:
@@ -1250,3 +1250,74 @@ def test_license_revenue_follows_the_attribution_graph(p: Protocol, accts: list[
     assert p.attribution.claimable(accts[0]) == 1_000
     assert p.attribution.claimable(accts[1]) == 7_200
     assert p.attribution.claimable(accts[2]) == 1_800
+
+
+# -- derived assets of the training SAP: registered for the submitter, weighted parents --
+
+TRAINING_SAP = "0x5a4a000000000000000000000000000000000100"
+
+
+def _register_derived(
+    p: Protocol, owner: str, parents: list[int], weights: list[int], upstream_bps: int
+) -> int:
+    with p.env.prank(TRAINING_SAP):
+        return int(
+            p.registry.registerDerived(
+                owner,
+                1,
+                f"bafy{next(_cids)}",
+                b"\x02" * 32,
+                "tuned",
+                "",
+                parents,
+                weights,
+                upstream_bps,
+            )
+        )
+
+
+def test_only_the_training_sap_registers_derived_assets(p: Protocol, accts: list[str]) -> None:
+    a = p.register(accts[0])
+    with p.env.prank(accts[1]), boa.reverts("only the training SAP registers derived assets"):
+        p.registry.registerDerived(accts[1], 1, "bafyx", b"\x02" * 32, "m", "", [a], [], 0)
+
+
+def test_a_derived_asset_belongs_to_the_submitter(p: Protocol, accts: list[str]) -> None:
+    a = p.register(accts[0])
+    model = _register_derived(p, accts[3], [a], [], 2_000)
+    assert p.registry.ownerOf(model) == accts[3]
+    assert p.registry.meterOf(model) == accts[3]
+    assert list(p.registry.parentsOf(model)) == [a]
+    assert p.receipts.balanceOf(accts[3]) == 1
+
+
+def test_weighted_parents_share_the_upstream_part_by_their_weights(
+    p: Protocol, accts: list[str]
+) -> None:
+    a = p.register(accts[0])
+    b = p.register(accts[1])
+    model = _register_derived(p, accts[2], [a, b], [7_500, 2_500], 4_000)
+    assert list(p.attribution.parentWeightsOf(model)) == [7_500, 2_500]
+    p.pay(accts[5], model, 10_001)
+    # 10001 * 4000 // 10000 = 4000 upstream: 3000 to a, 1000 to b; the model keeps 6001.
+    assert p.attribution.claimable(accts[0]) == 3_000
+    assert p.attribution.claimable(accts[1]) == 1_000
+    assert p.attribution.claimable(accts[2]) == 6_001
+    assert sum(p.attribution.claimable(x) for x in accts[:3]) == 10_001
+
+
+@pytest.mark.parametrize(
+    ("weights", "reason"),
+    [
+        ([10_000], "one weight per parent"),
+        ([5_000, 4_000], "parent weights must sum to 10000 bps"),
+        ([10_000, 0], "parent weight is zero"),
+    ],
+)
+def test_bad_parent_weights_are_refused(
+    p: Protocol, accts: list[str], weights: list[int], reason: str
+) -> None:
+    a = p.register(accts[0])
+    b = p.register(accts[1])
+    with boa.reverts(reason):
+        _register_derived(p, accts[2], [a, b], weights, 1_000)

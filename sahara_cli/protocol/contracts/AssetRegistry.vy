@@ -5,10 +5,13 @@
         commitment, name, metadata URI, kind, owner, the authorised meter of API
         calls, and parent assets (derived-from edges). Registration also records the
         contributors and upstream share in the Attribution contract, which mints the
-        ownership receipts.
+        ownership receipts. A derived asset recorded through the training SAP (a
+        trained or merged model) is registered by the SAP for the job's submitter, with
+        revenue weights for its parents (registerDerived).
 """
 
 ATTRIBUTION: constant(address) = 0x5a4A000000000000000000000000000000000004
+TRAINING_SAP: constant(address) = 0x5a4a000000000000000000000000000000000100
 
 MAX_PARENTS: constant(uint256) = 4
 MAX_CONTRIBUTORS: constant(uint256) = 16
@@ -30,7 +33,7 @@ struct Asset:
     parents: DynArray[uint256, MAX_PARENTS]
 
 interface Attribution:
-    def setup(asset: uint256, owner: address, contributors: DynArray[Contribution, MAX_CONTRIBUTORS], upstream_bps: uint256): nonpayable
+    def setup(asset: uint256, owner: address, contributors: DynArray[Contribution, MAX_CONTRIBUTORS], upstream_bps: uint256, parent_weights: DynArray[uint256, MAX_PARENTS]): nonpayable
 
 event Registered:
     asset: indexed(uint256)
@@ -71,6 +74,45 @@ def register(
            the owner alone.
     @param upstream_bps Share of every payment that flows on to the parents.
     """
+    return self._register(
+        msg.sender, kind, cid, commitment, name, uri, parents, [], contributors, upstream_bps
+    )
+
+@external
+def registerDerived(
+    owner: address,
+    kind: uint8,
+    cid: String[128],
+    commitment: bytes32,
+    name: String[64],
+    uri: String[256],
+    parents: DynArray[uint256, MAX_PARENTS],
+    parent_weights: DynArray[uint256, MAX_PARENTS],
+    upstream_bps: uint256,
+) -> uint256:
+    """
+    @notice Register the output of a finalised training or merge job for ``owner``.
+            Only the training SAP can, after the job's challenge window.
+    @param parent_weights How the upstream share is split among the parents, in basis
+           points summing to 10,000; empty means equally.
+    """
+    assert msg.sender == TRAINING_SAP, "only the training SAP registers derived assets"
+    assert owner != empty(address), "owner is the zero address"
+    return self._register(owner, kind, cid, commitment, name, uri, parents, parent_weights, [], upstream_bps)
+
+@internal
+def _register(
+    owner: address,
+    kind: uint8,
+    cid: String[128],
+    commitment: bytes32,
+    name: String[64],
+    uri: String[256],
+    parents: DynArray[uint256, MAX_PARENTS],
+    parent_weights: DynArray[uint256, MAX_PARENTS],
+    contributors: DynArray[Contribution, MAX_CONTRIBUTORS],
+    upstream_bps: uint256,
+) -> uint256:
     assert kind < KIND_COUNT, "unknown asset kind"
     assert len(cid) > 0, "content id is empty"
     assert len(name) > 0, "asset name is empty"
@@ -88,22 +130,23 @@ def register(
             assert parents[j] != parent, "parent listed twice"
     assert upstream_bps <= 10000, "upstream share is over 10000 bps"
     assert upstream_bps == 0 or len(parents) > 0, "an upstream share needs a parent asset"
+    assert len(parent_weights) == 0 or len(parent_weights) == len(parents), "one weight per parent"
     self.count = asset_id
     self.cidAsset[key] = asset_id
     self.assets[asset_id] = Asset(
-        owner=msg.sender,
+        owner=owner,
         kind=kind,
         cid=cid,
         commitment=commitment,
         name=name,
         uri=uri,
-        meter=msg.sender,
+        meter=owner,
         created=block.timestamp,
         parents=parents,
     )
-    extcall Attribution(ATTRIBUTION).setup(asset_id, msg.sender, contributors, upstream_bps)
+    extcall Attribution(ATTRIBUTION).setup(asset_id, owner, contributors, upstream_bps, parent_weights)
     log Registered(
-        asset=asset_id, owner=msg.sender, kind=kind, cid=cid, commitment=commitment,
+        asset=asset_id, owner=owner, kind=kind, cid=cid, commitment=commitment,
         name=name, uri=uri, parents=parents,
     )
     return asset_id

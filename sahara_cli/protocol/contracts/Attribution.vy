@@ -10,6 +10,9 @@
         payWith() also names the source assets a payment was earned with (the vault
         assets an agent's answer retrieved): at the first level their upstream share
         is split equally among the asset's parents and those sources together.
+        A derived asset registered through the training SAP may weigh its parents
+        (a merge's weights): the parents' part of the upstream share is then split by
+        those weights instead of equally.
 """
 
 REGISTRY: constant(address) = 0x5A4A000000000000000000000000000000000001
@@ -65,6 +68,7 @@ event Claimed:
 
 contributors: HashMap[uint256, DynArray[Contribution, MAX_CONTRIBUTORS]]
 upstreamOf: public(HashMap[uint256, uint256])
+parentWeights: HashMap[uint256, DynArray[uint256, MAX_PARENTS]]
 received: public(HashMap[uint256, uint256])
 claimable: public(HashMap[address, uint256])
 claimed: public(HashMap[address, uint256])
@@ -77,9 +81,17 @@ def setup(
     owner: address,
     contributors: DynArray[Contribution, MAX_CONTRIBUTORS],
     upstream_bps: uint256,
+    parent_weights: DynArray[uint256, MAX_PARENTS],
 ):
     assert msg.sender == REGISTRY, "only the registry sets contributors"
     assert upstream_bps <= BPS, "upstream share is over 10000 bps"
+    if len(parent_weights) > 0:
+        weight_total: uint256 = 0
+        for weight: uint256 in parent_weights:
+            assert weight > 0, "parent weight is zero"
+            weight_total += weight
+        assert weight_total == BPS, "parent weights must sum to 10000 bps"
+        self.parentWeights[asset] = parent_weights
     entries: DynArray[Contribution, MAX_CONTRIBUTORS] = contributors
     if len(entries) == 0:
         entries.append(Contribution(account=owner, weight_bps=BPS))
@@ -190,6 +202,12 @@ def claim() -> uint256:
 def contributorsOf(asset: uint256) -> DynArray[Contribution, MAX_CONTRIBUTORS]:
     return self.contributors[asset]
 
+@external
+@view
+def parentWeightsOf(asset: uint256) -> DynArray[uint256, MAX_PARENTS]:
+    """@notice The parents' weights in bps (empty: the upstream share is split equally)."""
+    return self.parentWeights[asset]
+
 @internal
 def _credit(asset: uint256, account: address, amount: uint256):
     if amount == 0:
@@ -217,11 +235,22 @@ def _distribute(asset: uint256, amount: uint256, sources: DynArray[uint256, MAX_
                     if source != item.asset and source not in targets:
                         targets.append(source)
             if len(targets) > 0:
-                per_parent: uint256 = item.amount * upstream_bps // BPS // len(targets)
-                if per_parent > 0:
-                    for target: uint256 in targets:
-                        work.append(Work(asset=target, amount=per_parent, depth=item.depth + 1))
-                    local -= per_parent * len(targets)
+                per_target: uint256 = item.amount * upstream_bps // BPS // len(targets)
+                if per_target > 0:
+                    weights: DynArray[uint256, MAX_PARENTS] = self.parentWeights[item.asset]
+                    weighted: bool = len(weights) > 0 and len(weights) == len(parents)
+                    pool: uint256 = per_target * len(parents)
+                    sent: uint256 = 0
+                    for k: uint256 in range(MAX_PARENTS + MAX_SOURCES):
+                        if k >= len(targets):
+                            break
+                        part: uint256 = per_target
+                        if weighted and k < len(parents):
+                            part = pool * weights[k] // BPS
+                        if part > 0:
+                            work.append(Work(asset=targets[k], amount=part, depth=item.depth + 1))
+                            sent += part
+                    local -= sent
         given: uint256 = 0
         for entry: Contribution in self.contributors[item.asset]:
             part: uint256 = local * entry.weight_bps // BPS
