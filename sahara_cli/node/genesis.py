@@ -96,7 +96,8 @@ PROTOCOL_DIR = Path(__file__).resolve().parent.parent / "protocol" / "contracts"
 
 def add_protocol(genesis: Genesis) -> Genesis:
     """Place the protocol contracts (registry, receipts, licensing, attribution,
-    provenance) at their fixed addresses, from the committed artifacts."""
+    provenance) at their fixed addresses, from the committed artifacts, and give the
+    SAPs their accounts and parameters."""
     try:
         manifest = json.loads((PROTOCOL_DIR / "deployment.json").read_text())
         for name, address in manifest["contracts"].items():
@@ -104,6 +105,13 @@ def add_protocol(genesis: Genesis) -> Genesis:
             genesis.predeploy(address, bytes.fromhex(artifact["bytecode_runtime"][2:]))
     except (OSError, ValueError, KeyError) as exc:
         raise GenesisInvalid(f"protocol contract artifacts cannot be read: {exc}") from exc
+    from sahara_cli.node.saps import genesis_accounts
+
+    for sap, storage in genesis_accounts(dev=genesis.dev).items():
+        # A nonce, so that the account is never empty (EIP-161) and its storage stays.
+        account = genesis.alloc.setdefault("0x" + sap.hex(), Account())
+        account.nonce = 1
+        account.storage = {hex(k): hex(v) for k, v in storage.items()}
     return genesis
 
 

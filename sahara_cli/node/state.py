@@ -31,7 +31,6 @@ from eth.db.chain import ChainDB
 from eth.db.schema import SchemaV1
 from eth.exceptions import HeaderNotFound
 from eth.rlp.sedes import chain_gaps
-from eth.vm.forks.prague import PragueVM
 from eth.vm.forks.prague.transactions import PragueTransactionBuilder
 from eth_typing import BlockNumber
 from eth_utils.exceptions import ValidationError
@@ -45,6 +44,7 @@ from sahara_cli.errors import (
     TxInvalid,
 )
 from sahara_cli.node.genesis import Genesis
+from sahara_cli.node.saps.vm import SaharaVM
 from sahara_cli.node.store import BlockStore, ReadOnlyDB
 
 META_GENESIS = b"genesis"
@@ -54,7 +54,8 @@ SIG_PREFIX = b"sig:"
 MAX_TX_BYTES = 128 * 1024
 
 
-VM = PragueVM
+#: py-evm's newest fork with the SAPs (Sahara AI-native precompiles) added.
+VM = SaharaVM
 TX_BUILDER = PragueTransactionBuilder
 
 

@@ -50,7 +50,12 @@ def sap_addresses() -> dict[str, str]:
 
 @cache
 def artifact(name: str) -> dict[str, Any]:
-    """``{"abi": [...], "bytecode": "0x...", "bytecode_runtime": "0x...", ...}``."""
+    """``{"abi": [...], "bytecode": "0x...", "bytecode_runtime": "0x...", ...}``; a SAP
+    (the node's own code, no bytecode) has its ``abi`` only."""
+    if name in sap_addresses():
+        from sahara_cli.node.saps import abi
+
+        return {"abi": abi(name)}
     if name not in NAMES:
         raise KeyError(f"no protocol contract named {name!r}")
     loaded: dict[str, Any] = json.loads((CONTRACTS_DIR / f"{name}.json").read_text())

@@ -30,6 +30,7 @@ from sahara_cli.protocol.clients import (
     ProvenanceClient,
     ReceiptsClient,
 )
+from sahara_cli.protocol.clients.saps import InferenceClient, TrainingClient
 from sahara_cli.protocol.sender import (
     ERROR_SELECTOR,
     GAS_MARGIN,
@@ -110,7 +111,11 @@ class Protocol:
             self.attribution,
             self.provenance,
         ]
-        self.sender.decoders = list(self.contracts)
+        self.training = TrainingClient(node, sender=sender)
+        self.inference = InferenceClient(node, sender=sender)
+        #: The SAPs' clients (precompiles: no code to check at their addresses).
+        self.saps: list[ContractClient] = [self.training, self.inference]
+        self.sender.decoders = [*self.contracts, *self.saps]
 
     def ensure_deployed(self) -> None:
         """Raise :class:`ProtocolNotDeployed` when the chain has no protocol contracts."""

@@ -25,7 +25,7 @@ from sahara_cli.protocol.artifacts import (
 REFERENCES = {
     "AssetRegistry": {"ATTRIBUTION", "TRAINING_SAP"},
     "Receipts": {"ATTRIBUTION"},
-    "Licensing": {"REGISTRY", "ATTRIBUTION"},
+    "Licensing": {"REGISTRY", "ATTRIBUTION", "INFERENCE_SAP"},
     "Attribution": {"REGISTRY", "RECEIPTS"},
     "Provenance": {"REGISTRY", "LICENSING"},
 }

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from sahara_cli.node.rpc.errors import ExecutionTimeout, StepLimitExceeded
+from sahara_cli.node.saps import ADDRESSES as SAP_ADDRESSES
 
 #: Opcodes between two looks at the clock (about a millisecond of py-evm).
 CHECK_EVERY = 1_000
@@ -59,6 +60,9 @@ PRECOMPILE_STEPS_PER_GAS: dict[int, float] = {
     0x0F: 18.0,  # pairing check
     0x10: 2.0,  # map field element to G1
     0x11: 7.0,  # map field element to G2
+    # The SAPs: their gas is mostly storage (22,100 a word) and the gas they hand on to
+    # the contracts they call, whose opcodes are counted in those frames.
+    **{int.from_bytes(a, "big"): 0.01 for a in SAP_ADDRESSES.values()},
 }
 #: For a precompile of a later fork not in the table.
 DEFAULT_STEPS_PER_GAS = 10.0

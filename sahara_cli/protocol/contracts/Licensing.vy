@@ -15,10 +15,13 @@
         hasAccess(asset, user, kind) is the one check the vault and agents call.
         meterWith() records calls of an agent and names the assets its answers used,
         so their contributors share the revenue (Attribution.payWith).
+        meterFor() is the same for the inference SAP, which records an answer and
+        meters its calls in one step on behalf of the asset's meter.
 """
 
 REGISTRY: constant(address) = 0x5A4A000000000000000000000000000000000001
 ATTRIBUTION: constant(address) = 0x5a4A000000000000000000000000000000000004
+INFERENCE_SAP: constant(address) = 0x5A4A000000000000000000000000000000000101
 
 ANY: constant(uint8) = 0
 API: constant(uint8) = 1
@@ -274,10 +277,10 @@ def accept(offer_id: uint256) -> uint256:
     return license_id
 
 @internal
-def _meter(license_id: uint256, calls: uint256) -> (uint256, uint256):
+def _meter(license_id: uint256, calls: uint256, meter: address) -> (uint256, uint256):
     lic: License = self.licenses[license_id]
     assert lic.kind == API, "not an API license"
-    assert msg.sender == staticcall Registry(REGISTRY).meterOf(lic.asset), "only the asset's meter records calls"
+    assert meter == staticcall Registry(REGISTRY).meterOf(lic.asset), "only the asset's meter records calls"
     assert calls > 0, "no calls to record"
     assert calls <= lic.calls, "not enough prepaid calls left"
     amount: uint256 = calls * lic.price
@@ -293,7 +296,7 @@ def meter(license_id: uint256, calls: uint256):
     """@notice Record API calls; each moves its price from the prepayment to revenue."""
     asset: uint256 = 0
     amount: uint256 = 0
-    asset, amount = self._meter(license_id, calls)
+    asset, amount = self._meter(license_id, calls, msg.sender)
     self._pay(asset, amount)
 
 @external
@@ -305,9 +308,26 @@ def meterWith(license_id: uint256, calls: uint256, sources: DynArray[uint256, MA
     """
     asset: uint256 = 0
     amount: uint256 = 0
-    asset, amount = self._meter(license_id, calls)
+    asset, amount = self._meter(license_id, calls, msg.sender)
     if amount > 0:
         extcall Attribution(ATTRIBUTION).payWith(asset, sources, value=amount)
+
+@external
+def meterFor(
+    meter: address, license_id: uint256, calls: uint256, sources: DynArray[uint256, MAX_SOURCES]
+) -> uint256:
+    """
+    @notice meterWith() on behalf of ``meter``, the asset's meter, who sent the answer's
+            record to the inference SAP. Only the inference SAP can call it.
+    @return The amount moved from the prepayment to the asset's revenue.
+    """
+    assert msg.sender == INFERENCE_SAP, "only the inference SAP meters for a meter"
+    asset: uint256 = 0
+    amount: uint256 = 0
+    asset, amount = self._meter(license_id, calls, meter)
+    if amount > 0:
+        extcall Attribution(ATTRIBUTION).payWith(asset, sources, value=amount)
+    return amount
 
 @external
 def refund(license_id: uint256) -> uint256:
