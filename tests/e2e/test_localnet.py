@@ -213,6 +213,40 @@ def assert_everywhere(urls: list[str], receipted: list[Receipted]) -> None:
             assert w3.eth.get_transaction(HexBytes(r.tx_hash))["blockHash"] == r.block_hash
 
 
+def check_saps(url_in: str, url_out: str) -> None:
+    from sahara_cli.identity.keys import Signer
+    from sahara_cli.node.client import NodeClient
+    from sahara_cli.protocol.client import Protocol
+
+    signer = Signer(dev_keys(5)[4])
+    into, out = Protocol(NodeClient(url_in)), Protocol(NodeClient(url_out))
+    dataset, _ = into.register(
+        signer, kind="dataset", cid="bafy-localnet-data", commitment=b"\1" * 32, name="d"
+    )
+    job, _ = into.training.submit(
+        signer,
+        kind="train",
+        base=0,
+        inputs=[dataset],
+        weights_bps=[],
+        hparams=b"\2" * 32,
+        cid="bafy-localnet-model",
+        commitment=b"\3" * 32,
+        name="tuned",
+        metrics='{"loss": 0.5}',
+        upstream_bps=2_000,
+        bond_wei=into.training.parameters()[0],
+    )
+    record, _ = into.inference.record(signer, dataset, b"\4" * 32, output_hash=b"\5" * 32)
+    deadline = time.monotonic() + 30
+    while out.training.job_count() < job or out.inference.record_count() < record:
+        assert time.monotonic() < deadline, "node 3 never saw the SAP writes of node 0"
+        time.sleep(0.1)
+    got = out.training.get_job(job)
+    assert (got.status, got.inputs, got.cid) == ("pending", [dataset], "bafy-localnet-model")
+    assert out.inference.get_record(record).output_hash == "0x" + "05" * 32
+
+
 def test_localnet_of_four_validators(tmp_path: Path) -> None:
     cometbft_bin()
     home = CliHome(tmp_path / "home", env={"SAHARA_COMETBFT_BIN": COMETBFT_BIN or ""})
@@ -250,6 +284,13 @@ def test_localnet_of_four_validators(tmp_path: Path) -> None:
         receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.1)
         assert receipt["status"] == 1, receipt
         assert w3.eth.get_balance(RECIPIENT) == 4242
+
+        # The SAPs run in every validator's EVM: a training job and an answer recorded
+        # through node 0 are read back from node 3, and the app hashes still agree.
+        check_saps(nodes[0]["eth_rpc_url"], nodes[3]["eth_rpc_url"])
+        wait_height(comets, max(height(u) for u in comets) + 2)
+        common = min(height(u) for u in comets)
+        assert len(app_hashes(comets, common)) == 1
 
         # From here on, transfers flow to the live validators the whole time.
         load = Load([n["eth_rpc_url"] for n in nodes])

@@ -3,10 +3,15 @@ transactions and eth_call, with their licence checks, bonds, windows and payouts
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+from eth_abi.abi import encode
 
 from sahara_cli.errors import NodeRPCError, ProtocolError
-from sahara_cli.identity.keys import Signer
+from sahara_cli.identity.keys import Signer, keccak256
 from sahara_cli.node.saps import training
 from sahara_cli.protocol.artifacts import sap_addresses
 from tests.unit.chain_fixtures import SAH, Chain
@@ -231,3 +236,68 @@ def test_the_saps_answer_eth_call_and_refuse_bad_calls(chain: Chain) -> None:
             {"to": address, "data": "0x" + submit_data.hex(), "from": chain.owner.address},
             "latest",
         )
+
+
+CALLER = """\
+# pragma version ~=0.4.3
+TRAINING: constant(address) = 0x5a4a000000000000000000000000000000000100
+INFERENCE: constant(address) = 0x5A4A000000000000000000000000000000000101
+
+interface Training:
+    def parameters() -> (uint256, uint256): view
+interface Inference:
+    def record(
+        asset: uint256, digest: bytes32, input_hash: bytes32, output_hash: bytes32,
+        sources: DynArray[uint256, 4], license_id: uint256, calls: uint256
+    ) -> uint256: nonpayable
+
+@external
+@view
+def window() -> uint256:
+    bond: uint256 = 0
+    window: uint256 = 0
+    bond, window = staticcall Training(TRAINING).parameters()
+    return window
+
+@external
+def note(asset: uint256, digest: bytes32) -> uint256:
+    return extcall Inference(INFERENCE).record(
+        asset, digest, empty(bytes32), empty(bytes32), [], 0, 0
+    )
+"""
+
+
+def test_a_contract_calls_the_saps(chain: Chain, tmp_path: Path) -> None:
+    source = tmp_path / "Caller.vy"
+    source.write_text(CALLER)
+    done = subprocess.run(
+        [sys.executable, "-m", "vyper", "-f", "bytecode", str(source)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    deploy = chain.client.call(
+        "eth_sendTransaction",
+        {"from": chain.owner.address, "data": done.stdout.strip(), "gas": hex(2_000_000)},
+    )
+    contract = chain.client.wait_for_receipt(deploy)["contractAddress"]
+    selector = keccak256(b"window()")[:4]
+    out = chain.client.call("eth_call", {"to": contract, "data": "0x" + selector.hex()}, "latest")
+    assert int(out, 16) == training.DEV_CHALLENGE_WINDOW
+    # A contract records an answer: the contract is the record's recorder.
+    data = keccak256(b"note(uint256,bytes32)")[:4] + encode(
+        ["uint256", "bytes32"], [chain.asset, b"\x0a" * 32]
+    )
+    tx = chain.client.call(
+        "eth_sendTransaction",
+        {
+            "from": chain.owner.address,
+            "to": contract,
+            "data": "0x" + data.hex(),
+            "gas": hex(500_000),
+        },
+    )
+    assert int(chain.client.wait_for_receipt(tx)["status"], 16) == 1
+    record = chain.proto.inference.get_record(chain.proto.inference.record_count())
+    assert record.recorder.lower() == contract.lower()
+    assert record.digest == "0x" + "0a" * 32
