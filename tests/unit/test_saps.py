@@ -33,6 +33,7 @@ def submit(chain: Chain, signer: Signer, inputs: list[int], **kw: object) -> int
         "cid": f"bafy-out-{len(inputs)}-{kw.get('tag', '')}",
         "commitment": COMMIT,
         "name": "tuned",
+        "uri": "http://127.0.0.1:8788",
         "metrics": '{"loss": 1.5}',
         "upstream_bps": 3_000,
         "bond_wei": BOND,
@@ -81,6 +82,7 @@ def test_the_owner_of_a_dataset_trains_on_it_and_the_job_finalises(chain: Chain)
     got = chain.proto.asset(asset)
     assert got.owner.lower() == chain.owner.address.lower()
     assert got.parents == [chain.asset]
+    assert got.uri == "http://127.0.0.1:8788"
     assert t.get_job(job).status == "finalized" and t.get_job(job).asset == asset
     # The bond came back: the owner paid only gas.
     after = int(chain.client.call("eth_getBalance", chain.owner.address, "latest"), 16)
@@ -228,7 +230,7 @@ def test_the_saps_answer_eth_call_and_refuse_bad_calls(chain: Chain) -> None:
         chain.client.call("eth_call", {"to": address, "data": "0xdeadbeef"}, "latest")
     # eth_call runs a write's checks too: a submission without a bond is refused.
     submit_data = chain.proto.training.encode(
-        "submit", 0, 0, [chain.asset], [], HPARAMS, "bafy-x", COMMIT, "n", "", 0
+        "submit", 0, 0, [chain.asset], [], HPARAMS, "bafy-x", COMMIT, "n", "", "", 0
     )
     with pytest.raises(NodeRPCError, match="bond too small"):
         chain.client.call(

@@ -36,6 +36,7 @@ BPS = 10_000
 MAX_CID = 128
 MAX_NAME = 64
 MAX_METRICS = 1024
+MAX_URI = 256
 
 #: Parameters a genesis sets (and governance will): the smallest bond, and how long a
 #: job stays open to challenges before it can be finalised.
@@ -46,7 +47,7 @@ DEV_CHALLENGE_WINDOW = 10
 JOB_TUPLE = (
     "(submitter:address,kind:uint8,status:uint8,base:uint256,inputs:uint256[],"
     "weights:uint256[],hparams:bytes32,cid:string,commitment:bytes32,name:string,"
-    "metrics:bytes32,bond:uint256,upstream_bps:uint256,submitted:uint256,"
+    "uri:string,metrics:bytes32,bond:uint256,upstream_bps:uint256,submitted:uint256,"
     "finalize_after:uint256,asset:uint256)"
 )
 
@@ -153,11 +154,14 @@ class TrainingRecord(SAP):
         cid: str,
         commitment: bytes,
         name: str,
+        uri: str,
         metrics: str,
         upstream_bps: int,
     ) -> tuple[Any, ...]:
         parents = ([base] if base else []) + list(inputs)
         _check_shape(kind, parents, inputs, weights, upstream_bps, cid, name, metrics)
+        if len(uri.encode()) > MAX_URI:
+            raise SAPRevert(f"output URI is over {MAX_URI} bytes")
         min_bond = call.read(slot("minBond"))
         if call.value < min_bond:
             raise SAPRevert(f"bond too small: {call.value} wei sent, {min_bond} wei needed")
@@ -201,6 +205,8 @@ class TrainingRecord(SAP):
             call.write_bytes(_field(job, "weights"), _pack(list(weights)))
         call.write_bytes(_field(job, "cid"), cid.encode())
         call.write_bytes(_field(job, "name"), name.encode())
+        if uri:
+            call.write_bytes(_field(job, "uri"), uri.encode())
         call.write(cid_key, job)
         call.emit(
             SUBMITTED,
@@ -226,6 +232,7 @@ class TrainingRecord(SAP):
         out["weights"] = _uints(call.read_bytes(_field(job, "weights")))
         out["cid"] = call.read_bytes(_field(job, "cid")).decode()
         out["name"] = call.read_bytes(_field(job, "name")).decode()
+        out["uri"] = call.read_bytes(_field(job, "uri")).decode()
         return out
 
     def finalize(self, call: Call, job: int) -> tuple[Any, ...]:
@@ -255,7 +262,7 @@ class TrainingRecord(SAP):
                 record["cid"],
                 record["commitment"].to_bytes(32, "big"),
                 record["name"],
-                f"sahara:job/{job}",
+                record["uri"],
                 parents,
                 record["weights"],
                 record["upstream_bps"],
@@ -297,6 +304,7 @@ class TrainingRecord(SAP):
                 r["cid"],
                 r["commitment"].to_bytes(32, "big"),
                 r["name"],
+                r["uri"],
                 r["metrics"].to_bytes(32, "big"),
                 r["bond"],
                 r["upstream_bps"],
@@ -347,6 +355,7 @@ TrainingRecord.methods = (
             ("cid", "string"),
             ("commitment", "bytes32"),
             ("name", "string"),
+            ("uri", "string"),
             ("metrics", "string"),
             ("upstream_bps", "uint256"),
         ),

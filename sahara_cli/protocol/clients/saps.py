@@ -43,6 +43,7 @@ class TrainingJob:
     cid: str
     commitment: str
     name: str
+    uri: str
     metrics_hash: str
     bond_wei: int
     upstream_bps: int
@@ -137,6 +138,7 @@ class TrainingClient(SAPClient):
         metrics: str,
         upstream_bps: int,
         bond_wei: int,
+        uri: str = "",
     ) -> tuple[int, TxResult]:
         """Record a job with ``bond_wei`` locked; returns the job id."""
         code = {v: k for k, v in JOB_KINDS.items()}[kind]
@@ -151,6 +153,7 @@ class TrainingClient(SAPClient):
             cid,
             hex32(commitment),
             name,
+            uri,
             metrics,
             upstream_bps,
             value=bond_wei,
@@ -184,6 +187,7 @@ class TrainingClient(SAPClient):
             cid=raw["cid"],
             commitment="0x" + raw["commitment"].hex(),
             name=raw["name"],
+            uri=raw["uri"],
             metrics_hash="0x" + raw["metrics"].hex(),
             bond_wei=raw["bond"],
             upstream_bps=raw["upstream_bps"],
