@@ -74,13 +74,23 @@ def load_model(base: Path, device: str) -> Any:
     from transformers import AutoModelForCausalLM
 
     try:
-        model: Any = AutoModelForCausalLM.from_pretrained(
-            str(base), local_files_only=True, dtype=torch.float32
+        model: Any
+        model, info = AutoModelForCausalLM.from_pretrained(
+            str(base), local_files_only=True, dtype=torch.float32, output_loading_info=True
         )
     except Exception as exc:  # unknown architecture, missing or broken weights, ...
         raise BaseModelInvalid(
             f"{base} cannot be loaded as a causal language model: {_first_line(exc)}"
         ) from None
+    # transformers fills weights the files lack with random ones; a base must have them all.
+    missing = sorted(info.get("missing_keys") or []) + sorted(
+        str(k[0]) if isinstance(k, tuple) else str(k) for k in info.get("mismatched_keys") or []
+    )
+    if missing:
+        raise BaseModelInvalid(
+            f"the weights in {base} do not fit its architecture: {len(missing)} missing or "
+            f"of another shape (the first: {missing[0]})"
+        )
     return model.to(device)
 
 
