@@ -74,10 +74,10 @@ def load_model(base: Path, device: str) -> Any:
     from transformers import AutoModelForCausalLM
 
     try:
-        model: Any
-        model, info = AutoModelForCausalLM.from_pretrained(
+        loaded: Any = AutoModelForCausalLM.from_pretrained(
             str(base), local_files_only=True, dtype=torch.float32, output_loading_info=True
         )
+        model, info = loaded
     except Exception as exc:  # unknown architecture, missing or broken weights, ...
         raise BaseModelInvalid(
             f"{base} cannot be loaded as a causal language model: {_first_line(exc)}"
