@@ -924,3 +924,59 @@ class LightHeaderRejected(LightClientError, InvalidDataError):
 
 class LightUnreachable(LightClientError, UnreachableError):
     code = "light.unreachable"
+
+
+# -- compute: training ------------------------------------------------------------------
+
+
+class ComputeSpecInvalid(ComputeError, UsageError):
+    """A training spec out of range: a LoRA string, DP budget, batch size, learning rate."""
+
+    code = "compute.spec_invalid"
+
+
+class BaseModelInvalid(ComputeError, InvalidDataError):
+    """The base model is not a local transformers causal LM with weights and a tokenizer."""
+
+    code = "compute.base_model_invalid"
+    default_hint = (
+        "Give a folder with config.json, the weights (safetensors) and the tokenizer files, "
+        "as transformers' save_pretrained writes them."
+    )
+
+
+class NoTrainingData(ComputeError, UsageError):
+    code = "compute.no_training_data"
+    default_hint = "Add more text, or lower the sequence length (seq_len)."
+
+
+class CheckpointMismatch(ComputeError, ConflictError):
+    """The checkpoint folder holds a run of other hyper-parameters, base model or data."""
+
+    code = "compute.checkpoint_mismatch"
+    default_hint = (
+        "Resume with the same settings and data, or give another checkpoint folder "
+        "(or delete this one to start over)."
+    )
+
+
+class CheckpointCorrupt(ComputeError, InvalidDataError):
+    code = "compute.checkpoint_corrupt"
+    default_hint = (
+        "Nothing was changed; move the checkpoint folder away to start over, "
+        "or restore it from a copy."
+    )
+
+
+class TrainingFailed(ComputeError):
+    """The training loop itself failed (out of memory, a non-finite loss)."""
+
+    code = "compute.training_failed"
+    default_hint = "Lower the batch size or the sequence length, or the learning rate."
+
+
+class TrainingInterrupted(ComputeError):
+    """Training stopped on request after writing a checkpoint (or with none to write)."""
+
+    code = "compute.interrupted"
+    exit_code = ExitCode.INTERRUPTED
