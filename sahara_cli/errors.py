@@ -459,6 +459,27 @@ class NotPermitted(ProtocolError, PermissionDeniedError):
     code = "protocol.not_permitted"
 
 
+class TrainingNotLicensed(ComputeError, PermissionDeniedError):
+    """A dataset or model of a compute job that its submitter may not train on."""
+
+    code = "compute.not_licensed"
+    default_hint = (
+        "Training needs ownership or a Full-Access, Long-term or Partnership license "
+        "valid now: 'sahara market show ASSET', then 'sahara license buy'."
+    )
+
+
+class ComputeJobNotFound(ComputeError, NotFoundError):
+    code = "compute.job_not_found"
+    default_hint = "List this home's jobs with 'sahara compute jobs'."
+
+
+class ComputeJobState(ComputeError, ConflictError):
+    """A job that cannot do what was asked now (finalise before its window ends...)."""
+
+    code = "compute.job_state"
+
+
 class OfferClosed(LicenseError, ConflictError):
     code = "license.offer_closed"
     default_hint = "Look for another offer with 'sahara market search'."

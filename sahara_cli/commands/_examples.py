@@ -139,6 +139,19 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "sahara attribute add 3 --contributor dana --weight 500 --id alice",
     ),
     "attribute show": ("sahara attribute show 3",),
+    # compute
+    "compute": (
+        "sahara compute train --base ./tiny-llama --data 3 --max-steps 50",
+        "sahara compute jobs",
+    ),
+    "compute train": (
+        "sahara compute train --base ./tiny-llama --data 3 --lora r=8,alpha=16",
+        "sahara compute train --base asset:5 --data 3 --data 4 --dp-epsilon 8",
+    ),
+    "compute jobs": ("sahara compute jobs", "sahara --json compute jobs | jq '.jobs[].state'"),
+    "compute show": ("sahara compute show 1", "sahara --json compute show 1 | jq .metrics"),
+    "compute finalize": ("sahara compute finalize 1", "sahara compute finalize 1 --wait"),
+    "compute cancel": ("sahara compute cancel 1",),
     # market
     "market": ("sahara market list", 'sahara market search "reviews"'),
     "market list": ("sahara market list", "sahara market list --asset 3 --all"),

@@ -112,6 +112,11 @@ COMMANDS: tuple[Entry, ...] = (
         "Agents: a persona, a model, tools and memory, answering with sources.",
     ),
     Entry(
+        "compute",
+        "sahara_cli.commands.compute:app",
+        "Train and merge models on licensed vault data; the chain records and pays for each job.",
+    ),
+    Entry(
         "mcp",
         "sahara_cli.commands.mcp:app",
         "Model Context Protocol: vault search, asset and license lookups for any agent.",

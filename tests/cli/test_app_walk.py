@@ -140,6 +140,7 @@ SAMPLES = {
         "dev0",
     ],
     ("attribute", "show"): lambda tmp: ["attribute", "show", MADE["asset"]],
+    ("compute", "jobs"): lambda tmp: ["compute", "jobs"],
     ("claim",): lambda tmp: ["claim"],
     ("license", "accept"): lambda tmp: ["license", "accept", MADE["partnership"], "--yes"],
     ("license", "buy"): lambda tmp: ["license", "buy", MADE["full"], "--yes"],
@@ -395,6 +396,18 @@ FAILING_SAMPLES = {
         "--ipfs-bin",
         str(tmp / "no-such-ipfs"),
     ],
+    # compute: training needs a model and licensed data (tests/compute); here, bad input.
+    ("compute", "train"): lambda tmp: [
+        "compute",
+        "train",
+        "--base",
+        str(tmp / "none"),
+        "--data",
+        "1",
+    ],
+    ("compute", "show"): lambda tmp: ["compute", "show", "nothing"],
+    ("compute", "finalize"): lambda tmp: ["compute", "finalize", "nothing"],
+    ("compute", "cancel"): lambda tmp: ["compute", "cancel", "nothing"],
     # agent/mcp servers
     ("model", "pull"): lambda tmp: ["model", "pull", "owner/nothing-GGUF", "nothing.gguf"],
     ("model", "register"): lambda tmp: ["model", "register", "no-such-model"],

@@ -1,0 +1,132 @@
+"""Training data from the vault, behind the chain's licence check.
+
+Every dataset of a job is checked on chain *before* any of them is decrypted: the trainer
+must own it, or hold a Full-Access, Long-term or Partnership license that is valid now by
+the chain's clock and the wall clock (an API license pays for answers, not for the data).
+Only then is each one's plaintext read through the vault and cut into training records.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sahara_cli.errors import (
+    NoTrainingData,
+    TrainingNotLicensed,
+    VaultLicenseExpired,
+    VaultNoLicense,
+)
+
+if TYPE_CHECKING:
+    from sahara_cli.identity.keys import Signer
+    from sahara_cli.protocol.client import Protocol
+    from sahara_cli.vault.core import Vault
+
+#: The most plaintext one dataset may bring into a training run.
+MAX_DATASET_BYTES = 256 << 20
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One dataset's training records, with where they came from."""
+
+    asset_id: int
+    name: str
+    records: list[str]
+    size: int
+    sha256: str
+
+
+def check_training_access(proto: Protocol, asset_ids: Sequence[int], user: str) -> None:
+    """Refuse, before anything is read, a dataset ``user`` may not train on."""
+    from sahara_cli.vault.access import check_access
+
+    for asset_id in asset_ids:
+        owner = proto.asset(asset_id).owner  # protocol.asset_not_found for an unknown id
+        try:
+            check_access(proto, asset_id, user, owner)
+        except (VaultNoLicense, VaultLicenseExpired) as exc:
+            api_only = exc.hint is not None and "API license" in exc.hint
+            reason = "expired" if isinstance(exc, VaultLicenseExpired) else "none"
+            if api_only:
+                reason = "api-only"
+            raise TrainingNotLicensed(
+                f"cannot train on asset {asset_id}: {exc.message}"
+                + (" (an API license serves answers, not the data)" if api_only else ""),
+                details={"asset_id": asset_id, "reason": reason},
+            ) from None
+
+
+def split_records(text: str, name: str) -> list[str]:
+    """Training records of a text: JSON Lines' ``text`` (or all string values), else
+    paragraphs, else lines."""
+    if name.endswith((".jsonl", ".ndjson")):
+        records = []
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError:
+                records.append(line.strip())
+                continue
+            if isinstance(value, dict):
+                if isinstance(value.get("text"), str):
+                    records.append(value["text"])
+                else:
+                    records.append(" ".join(str(v) for v in value.values() if isinstance(v, str)))
+            elif isinstance(value, str):
+                records.append(value)
+        return [r for r in records if r.strip()]
+    paragraphs = [p.strip() for p in text.split("\n\n") if p.strip()]
+    if len(paragraphs) > 1:
+        return paragraphs
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def read_datasets(
+    vault: Vault,
+    proto: Protocol,
+    asset_ids: Sequence[int],
+    unlock: Callable[[], Signer],
+) -> list[Dataset]:
+    """The records of each dataset, read through the vault once the chain allows it."""
+    import hashlib
+
+    from sahara_cli.errors import UsageError
+    from sahara_cli.vault.licensed import check_still_licensed, open_key
+
+    who = unlock()
+    check_training_access(proto, asset_ids, who.address)
+    items = [vault.find(f"asset:{asset_id}") for asset_id in asset_ids]
+    out = []
+    for asset_id, item in zip(asset_ids, items, strict=True):
+        if item.kind != "file":
+            raise UsageError(f"asset {asset_id} ({item.name}) is a folder; train on a text file")
+        if item.size > MAX_DATASET_BYTES:
+            raise UsageError(f"asset {asset_id} is over {MAX_DATASET_BYTES >> 20} MiB")
+        if item.origin == "licensed":
+            check_still_licensed(proto, item)
+        parts: list[bytes] = []
+        vault.stream(item, open_key(vault, item, lambda: who), parts.append)
+        data = b"".join(parts)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise NoTrainingData(
+                f"asset {asset_id} ({item.name}) is not UTF-8 text", details={"asset_id": asset_id}
+            ) from None
+        records = split_records(text, item.name)
+        if not records:
+            raise NoTrainingData(
+                f"asset {asset_id} ({item.name}) holds no text", details={"asset_id": asset_id}
+            )
+        out.append(
+            Dataset(
+                asset_id, item.name, records, len(data), "0x" + hashlib.sha256(data).hexdigest()
+            )
+        )
+    return out
