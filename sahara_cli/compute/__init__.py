@@ -1,0 +1,1 @@
+"""Collaborative computation: training and merging models on licensed data."""
