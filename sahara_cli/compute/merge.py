@@ -357,10 +357,11 @@ def _merge_full(
     def stream(names: Sequence[str]) -> Iterator[tuple[str, np.ndarray]]:
         nonlocal done
         for name in names:
-            yield name, merged(name)
+            value = merged(name)
             done += 1
             if on_progress is not None:
                 on_progress(done, total)
+            yield name, value
 
     sizes = 0
     for fname, f in first.files.items():

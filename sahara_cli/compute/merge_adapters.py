@@ -67,10 +67,10 @@ def merge_adapters(
                 a, b = _full_rank(sources, name, weights, density, lam, rank)
             else:
                 a, b = _concatenated(sources, name, method, weights, lam)
-            yield m.a, a
-            yield m.b, b
             if on_progress is not None:
                 on_progress(done, len(modules))
+            yield m.a, a
+            yield m.b, b
 
     metadata = first.files[ADAPTER_WEIGHTS].metadata or {"format": "pt"}
     count = write_streaming(tmp / ADAPTER_WEIGHTS, layout, tensors(), metadata)
