@@ -6,6 +6,7 @@ once per module; nothing downloads. Merged models must load in transformers and 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import shutil
@@ -519,3 +520,46 @@ def test_a_failure_while_writing_leaves_no_output(models: dict[str, Path], tmp_p
             [models["ft1"], models["ft2"]], tmp_path / "out", method="average", on_progress=fail
         )
     assert list(tmp_path.iterdir()) == []
+
+
+# -- mergekit as a reference --------------------------------------------------------------
+
+MERGEKIT_CASES = {
+    "average": ("linear", {}, {}),
+    "task-arithmetic": ("task_arithmetic", {"lam": 0.8}, {"lambda": 0.8}),
+    "ties": ("ties", {"lam": 1.0, "density": 0.3}, {}),
+}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mergekit") is None, reason="mergekit not installed")
+@pytest.mark.parametrize("method", sorted(MERGEKIT_CASES))
+def test_merges_equal_mergekits(models: dict[str, Path], tmp_path: Path, method: str) -> None:
+    """mergekit (not a dependency: docs/decisions.md) merges the same models the same."""
+    import mergekit.merge as mergekit_merge
+    from mergekit.config import MergeConfiguration
+    from mergekit.options import MergeOptions
+
+    name, ours, theirs = MERGEKIT_CASES[method]
+    inputs, weights = [models["ft1"], models["ft2"], models["ft3"]], [0.5, 0.3, 0.2]
+    base = None if method == "average" else models["base"]
+    merge_models(inputs, tmp_path / "ours", method=method, weights=weights, base=base, **ours)
+    entries = []
+    for path, w in zip(inputs, weights, strict=True):
+        parameters: dict[str, float] = {"weight": w}
+        if "density" in ours:
+            parameters["density"] = ours["density"]
+        entries.append({"model": str(path), "parameters": parameters})
+    config: dict[str, Any] = {"merge_method": name, "models": entries, "dtype": "float32"}
+    if base is not None:
+        config["base_model"] = str(base)
+    if theirs:
+        config["parameters"] = theirs
+    mergekit_merge.run_merge(
+        MergeConfiguration.model_validate(config), str(tmp_path / "theirs"),
+        MergeOptions(quiet=True, copy_tokenizer=False, write_model_card=False),
+    )  # fmt: skip
+    theirs_weights = weights_of(tmp_path / "theirs")
+    ours_weights = weights_of(tmp_path / "ours")
+    assert set(ours_weights) == set(theirs_weights)
+    for key, value in theirs_weights.items():
+        np.testing.assert_allclose(ours_weights[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
