@@ -563,3 +563,15 @@ def test_merges_equal_mergekits(models: dict[str, Path], tmp_path: Path, method:
     assert set(ours_weights) == set(theirs_weights)
     for key, value in theirs_weights.items():
         np.testing.assert_allclose(ours_weights[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_importing_the_merge_library_loads_no_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sahara_cli.compute.merge, sahara_cli.compute.fisher; "
+        "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
