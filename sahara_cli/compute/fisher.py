@@ -88,7 +88,7 @@ def _load(model_dir: Path) -> tuple[Any, Any]:
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ComputeModelInvalid(
             f"cannot load {model_dir} with its tokenizer: {exc}",
             hint="the Fisher needs a causal LM folder with tokenizer files",
