@@ -959,3 +959,9 @@ class MergeOutputExists(ComputeError, ConflictError):
 
     code = "compute.output_exists"
     default_hint = "Choose another output folder, or remove this one first."
+
+
+class MergeWriteFailed(ComputeError):
+    """The merged model cannot be written (a full disk, no permission)."""
+
+    code = "compute.write_failed"

@@ -44,6 +44,7 @@ from sahara_cli.errors import (
     MergeArgumentInvalid,
     MergeIncompatible,
     MergeOutputExists,
+    MergeWriteFailed,
 )
 
 METHODS = merge_methods.METHODS
@@ -220,8 +221,11 @@ def _write(
 ) -> tuple[tuple[MergedFile, ...], int]:
     """Merge into a hidden folder beside ``out_dir``, then rename it into place."""
     tmp = out_dir.parent / f".{out_dir.name}.partial-{secrets.token_hex(4)}"
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp.mkdir()
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as exc:
+        raise _write_failed(out_dir, exc) from exc
     try:
         _copy_side_files(sources[0].path, tmp)
         if sources[0].kind == "adapter":
@@ -237,10 +241,20 @@ def _write(
         if out_dir.exists():
             raise MergeOutputExists(f"{out_dir} appeared while merging")
         tmp.rename(out_dir)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _write_failed(out_dir, exc) from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return files, count
+
+
+def _write_failed(out_dir: Path, exc: OSError) -> MergeWriteFailed:
+    return MergeWriteFailed(
+        f"cannot write the merged model to {out_dir}: {exc.strerror or exc}",
+        details={"path": str(out_dir)},
+    )
 
 
 def _check_base_and_fisher(

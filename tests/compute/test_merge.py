@@ -510,6 +510,16 @@ def test_an_existing_output_is_refused_and_kept(models: dict[str, Path], tmp_pat
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
+def test_an_output_that_cannot_be_written_is_refused(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(SaharaError) as caught:
+        merge_models([models["ft1"], models["ft2"]], tmp_path / "file" / "out", method="average")
+    assert caught.value.code == "compute.write_failed"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
 def test_a_failure_while_writing_leaves_no_output(models: dict[str, Path], tmp_path: Path) -> None:
     def fail(done: int, total: int) -> None:
         if done == 3:
