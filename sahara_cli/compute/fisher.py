@@ -20,34 +20,46 @@ import numpy as np
 
 from sahara_cli.compute.merge_inputs import open_source
 from sahara_cli.compute.safetensors_io import write_streaming
-from sahara_cli.errors import ComputeModelInvalid, MergeArgumentInvalid
+from sahara_cli.errors import ComputeModelInvalid, ComputeModelNotFound, MergeArgumentInvalid
+
+#: What peft puts before a module's path in an adapter's tensor names.
+PEFT_PREFIX = "base_model.model."
 
 
 def fisher_diagonal(
     model_dir: Path,
     texts: Sequence[str],
     *,
+    base: Path | None = None,
     max_length: int = 512,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """The diagonal Fisher of the model in ``model_dir`` on ``texts``, per tensor name.
 
-    Names are those of the model's safetensors files; a tensor that is no parameter (a
-    buffer) gets zeros. Needs the folder's tokenizer. Texts shorter than two tokens
-    carry no prediction and are skipped.
+    For a full model the names are those of its safetensors files; a tensor that is no
+    parameter (a buffer) gets zeros. For a LoRA adapter they are its adapted weights,
+    ``<module>.weight`` as in the adapter's tensor names, and the Fisher is that of the
+    base model with the adapter merged in (the base is the adapter's
+    ``base_model_name_or_path``, which must be a local folder, or ``base``). Needs the
+    folder's tokenizer (or the base's). Texts shorter than two tokens carry no
+    prediction and are skipped.
     """
     import torch
 
     source = open_source(Path(model_dir))
     try:
-        if source.kind != "full":
-            raise MergeArgumentInvalid(f"{model_dir} is an adapter; the Fisher needs a full model")
-        shapes = {n: source.info(n).shape for n in source.where}
+        shapes = source.fisher_names()
+        adapter = source.kind == "adapter"
+        if adapter and base is None:
+            base = Path(str(source.config.get("base_model_name_or_path") or ""))
     finally:
         source.close()
-    tokenizer, model = _load(Path(model_dir))
+    tokenizer, model = _load(Path(model_dir), base if adapter else None)
+    # An adapter's module "base_model.model.<path>" adapts the parameter "<path>.weight".
+    rename = {n: n.removeprefix(PEFT_PREFIX) if adapter else n for n in shapes}
     params = dict(model.named_parameters(remove_duplicate=False))
-    sums = {name: torch.zeros_like(p) for name, p in params.items() if name in shapes}
+    wanted = set(rename.values())
+    sums = {name: torch.zeros_like(p) for name, p in params.items() if name in wanted}
     samples = 0
     for i, text in enumerate(texts, 1):
         tokens = tokenizer(text, return_tensors="pt", truncation=True, max_length=max_length)[
@@ -70,9 +82,9 @@ def fisher_diagonal(
     buffers = dict(model.named_buffers())
     out: dict[str, np.ndarray] = {}
     for name, shape in shapes.items():
-        if name in sums:
-            out[name] = np.asarray((sums[name] / samples).numpy(), dtype=np.float32)
-        elif name in buffers:
+        if rename[name] in sums:
+            out[name] = np.asarray((sums[rename[name]] / samples).numpy(), dtype=np.float32)
+        elif rename[name] in buffers:
             out[name] = np.zeros(shape, dtype=np.float32)
         else:
             raise ComputeModelInvalid(
@@ -81,19 +93,31 @@ def fisher_diagonal(
     return out
 
 
-def _load(model_dir: Path) -> tuple[Any, Any]:
+def _load(model_dir: Path, base: Path | None) -> tuple[Any, Any]:
+    """The tokenizer and the model (for an adapter: its base with it merged in)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if base is not None and not (base / "config.json").is_file():
+        raise ComputeModelNotFound(
+            f"the base model of the adapter {model_dir} is not a local model folder: {base}",
+            hint="the Fisher of an adapter needs its base model's weights",
+        )
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(base or model_dir, dtype=torch.float32)
+        if base is not None:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, model_dir).merge_and_unload()
+        has_tokenizer = (model_dir / "tokenizer_config.json").is_file()
+        tokenizer = AutoTokenizer.from_pretrained(model_dir if has_tokenizer else base or model_dir)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ComputeModelInvalid(
             f"cannot load {model_dir} with its tokenizer: {exc}",
             hint="the Fisher needs a causal LM folder with tokenizer files",
         ) from exc
     model.eval()  # type: ignore[no-untyped-call]
+    model.requires_grad_(True)  # peft freezes the base model's weights
     return tokenizer, model
 
 

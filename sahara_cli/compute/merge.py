@@ -231,7 +231,7 @@ def _write(
         if sources[0].kind == "adapter":
             count = merge_adapters(
                 sources, tmp, method=method, weights=weights, density=density, lam=lam,
-                on_progress=on_progress,
+                fishers=fishers, on_progress=on_progress,
             )  # fmt: skip
         else:
             count = _merge_full(
@@ -280,11 +280,6 @@ def _check_base_and_fisher(
         if fisher is not None or fisher_texts is not None:
             raise MergeArgumentInvalid("Fisher values are used by the fisher method only")
         return
-    if kind == "adapter":
-        raise MergeArgumentInvalid(
-            "fisher merges full models only",
-            hint="merge each adapter into its base first (peft's merge_and_unload)",
-        )
     if (fisher is None) == (fisher_texts is None):
         raise MergeArgumentInvalid(
             "fisher needs either one Fisher file per model or texts to compute them on"
@@ -313,12 +308,11 @@ def _open_fishers(first: ModelSource, paths: Sequence[Path]) -> list[Safetensors
             if not Path(path).is_file():
                 raise ComputeModelNotFound(f"no Fisher file at {path}")
             files.append(SafetensorsFile(Path(path)))
-            for name in first.names():
-                info = first.info(name)
+            for name, shape in first.fisher_names().items():
                 got = files[-1].tensors.get(name)
-                if info.is_float and (got is None or got.shape != info.shape):
+                if got is None or got.shape != shape:
                     raise MergeIncompatible(
-                        f"the Fisher file {path} has no {list(info.shape)} tensor {name}",
+                        f"the Fisher file {path} has no {list(shape)} tensor {name}",
                         hint="compute the Fisher values on the model they are given with",
                     )
     except BaseException:

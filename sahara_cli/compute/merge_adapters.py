@@ -10,8 +10,10 @@ rsLoRA). Averaging the A and the B matrices separately does not average the ΔW
   ``lora_alpha`` = rank (s = 1), and its ΔW is exactly Σ cᵢΔWᵢ (peft's
   ``add_weighted_adapter(combination_type="cat")`` builds the same), with cᵢ = wᵢ/Σw
   for ``average`` and λwᵢ for ``task-arithmetic``.
-- ``ties`` is not linear (it trims and elects signs per element of ΔW), so its result is
-  in general of full rank. It is written exactly as a full-rank adapter: with R the
+- ``ties`` is not linear (it trims and elects signs per element of ΔW), nor is
+  ``fisher`` (it weighs each element by its Fisher value: the effective weights are
+  W₀ + ΔWᵢ, and Σ wᵢFᵢ(W₀ + ΔWᵢ) / Σ wᵢFᵢ = W₀ + Σ wᵢFᵢΔWᵢ / Σ wᵢFᵢ), so their result
+  is in general of full rank. It is written exactly as a full-rank adapter: with R the
   largest min(out, in) of the adapted weights, B = [I | 0] and A = [ΔW; 0] (or B = [ΔW |
   0], A = [I; 0] for a tall weight), ``r`` = ``lora_alpha`` = R. Such an adapter is as
   large as the weights it adapts.
@@ -27,7 +29,10 @@ import numpy as np
 
 from sahara_cli.compute import merge_methods
 from sahara_cli.compute.merge_inputs import ADAPTER_CONFIG, ADAPTER_WEIGHTS, ModelSource
-from sahara_cli.compute.safetensors_io import write_streaming
+from sahara_cli.compute.safetensors_io import SafetensorsFile, write_streaming
+
+#: Methods whose merged ΔW is not a low-rank product: written as full-rank adapters.
+FULL_RANK = ("ties", "fisher")
 
 
 def _delta(source: ModelSource, module: str) -> np.ndarray:
@@ -44,12 +49,13 @@ def merge_adapters(
     weights: Sequence[float],
     density: float,
     lam: float,
+    fishers: Sequence[SafetensorsFile],
     on_progress: Callable[[int, int], None] | None,
 ) -> int:
     """Write the merged adapter into ``tmp``; return the number of elements written."""
     first = sources[0]
     modules = sorted(first.modules)
-    if method == "ties":
+    if method in FULL_RANK:
         rank = max(min(first.modules[m].shape) for m in modules)
     else:
         rank = sum(s.modules[modules[0]].rank for s in sources)
@@ -63,8 +69,14 @@ def merge_adapters(
     def tensors() -> Iterator[tuple[str, np.ndarray]]:
         for done, name in enumerate(modules, 1):
             m = first.modules[name]
-            if method == "ties":
-                a, b = _full_rank(sources, name, weights, density, lam, rank)
+            if method in FULL_RANK:
+                deltas = [_delta(s, name) for s in sources]
+                if method == "ties":
+                    delta = merge_methods.ties(deltas, weights, density, lam)
+                else:
+                    fs = [f.float64(f"{name}.weight") for f in fishers]
+                    delta = merge_methods.fisher(deltas, fs, weights)
+                a, b = _full_rank(delta, rank)
             else:
                 a, b = _concatenated(sources, name, method, weights, lam)
             if on_progress is not None:
@@ -97,15 +109,8 @@ def _concatenated(
     return np.concatenate(a_parts, axis=0), np.concatenate(b_parts, axis=1)
 
 
-def _full_rank(
-    sources: Sequence[ModelSource],
-    module: str,
-    weights: Sequence[float],
-    density: float,
-    lam: float,
-    rank: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    delta = merge_methods.ties([_delta(s, module) for s in sources], weights, density, lam)
+def _full_rank(delta: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray]:
+    """A and B of rank ``rank`` with B @ A = ``delta`` exactly."""
     out, inp = delta.shape
     a = np.zeros((rank, inp))
     b = np.zeros((out, rank))

@@ -66,6 +66,13 @@ class ModelSource:
     def names(self) -> list[str]:
         return sorted(self.where)
 
+    def fisher_names(self) -> dict[str, tuple[int, ...]]:
+        """The tensors a Fisher file for this input holds: its floating-point weights,
+        or for an adapter each adapted weight, named ``<module>.weight``."""
+        if self.kind == "adapter":
+            return {f"{m.name}.weight": m.shape for m in self.modules.values()}
+        return {n: self.info(n).shape for n in self.names() if self.info(n).is_float}
+
     def close(self) -> None:
         for f in self.files.values():
             f.close()
