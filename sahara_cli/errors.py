@@ -1001,3 +1001,44 @@ class TrainingInterrupted(ComputeError):
 
     code = "compute.interrupted"
     exit_code = ExitCode.INTERRUPTED
+
+
+# -- compute: merging models ------------------------------------------------------------
+
+
+class ComputeModelNotFound(ComputeError, NotFoundError):
+    """A model or adapter folder (or a Fisher file) that does not exist."""
+
+    code = "compute.model_not_found"
+
+
+class ComputeModelInvalid(ComputeError, InvalidDataError):
+    """A model folder without safetensors weights, or a damaged safetensors file."""
+
+    code = "compute.model_invalid"
+
+
+class MergeIncompatible(ComputeError, UsageError):
+    """Models that cannot be merged: other tensors, shapes, architectures or bases."""
+
+    code = "compute.merge_incompatible"
+    default_hint = "Merge models of the same architecture, or adapters of the same base model."
+
+
+class MergeArgumentInvalid(ComputeError, UsageError):
+    """A merge asked for wrongly: weights, base, density, method."""
+
+    code = "compute.merge_invalid_argument"
+
+
+class MergeOutputExists(ComputeError, ConflictError):
+    """The merge's output folder exists already; a merge never overwrites."""
+
+    code = "compute.output_exists"
+    default_hint = "Choose another output folder, or remove this one first."
+
+
+class MergeWriteFailed(ComputeError):
+    """The merged model cannot be written (a full disk, no permission)."""
+
+    code = "compute.write_failed"
