@@ -148,6 +148,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "sahara compute train --base ./tiny-llama --data 3 --lora r=8,alpha=16",
         "sahara compute train --base asset:5 --data 3 --data 4 --dp-epsilon 8",
     ),
+    "compute merge": (
+        "sahara compute merge asset:7 asset:8 --weights 3,1",
+        "sahara compute merge asset:7 asset:8 --method ties --base asset:5",
+    ),
     "compute jobs": ("sahara compute jobs", "sahara --json compute jobs | jq '.jobs[].state'"),
     "compute show": ("sahara compute show 1", "sahara --json compute show 1 | jq .metrics"),
     "compute finalize": ("sahara compute finalize 1", "sahara compute finalize 1 --wait"),

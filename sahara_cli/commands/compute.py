@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import sys
-import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
+from sahara_cli.commands._compute import context, interruptible, server_url, step_bar
 from sahara_cli.commands._output import returns
 from sahara_cli.commands._protocol import IdOption, PasswordFileOption, table, tx_rows
-from sahara_cli.commands._state import AppState, state
+from sahara_cli.commands._state import state
 
 if TYPE_CHECKING:
     from sahara_cli.compute.results import JobSummary
-    from sahara_cli.compute.train import StepReport
-    from sahara_cli.compute.workflow import Context
 
 app = typer.Typer(
     help="Train and merge models on licensed vault data; the chain records and pays for each job.",
@@ -31,57 +24,6 @@ JobRef = Annotated[
     str,
     typer.Argument(help="A job: its number on chain (7) or its local key.", show_default=False),
 ]
-
-
-def context(st: AppState, signer_name: str | None, password_file: Path | None) -> Context:
-    from sahara_cli.commands._vault import open_vault, reader
-    from sahara_cli.compute.workflow import Context
-
-    unlock, proto = reader(st, signer_name, password_file)
-    return Context(st.home.require().root, open_vault(st), proto, unlock)
-
-
-@contextlib.contextmanager
-def step_bar(st: AppState, total_hint: str) -> Iterator[Any]:
-    """A step progress bar with the loss on stderr (silent for scripts); yields on_step."""
-    if st.output.json_mode or not sys.stderr.isatty():
-        yield None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=st.output.err, transient=True) as bar:
-        task = bar.add_task(total_hint, total=None, loss="-")
-
-        def on_step(report: StepReport) -> None:
-            bar.update(
-                task, completed=report.step, total=report.total_steps, loss=f"{report.loss:.3f}"
-            )
-
-        yield on_step
-
-
-@contextlib.contextmanager
-def interruptible() -> Iterator[threading.Event]:
-    """Ctrl-C (or 'sahara compute cancel') asks the run to checkpoint and stop."""
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
-    try:
-        yield stop
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 @app.command("train")
@@ -162,7 +104,7 @@ def train(
         upstream_bps=upstream,
         bond_wei=parse_sah(bond) if bond is not None else None,
         record=record,
-        server_url=_server_url(st),
+        server_url=server_url(st),
     )
     ctx = context(st, signer_name, password_file)
     with interruptible() as stop, step_bar(st, "Training") as on_step:
@@ -187,9 +129,94 @@ def train(
     st.output.result(result, render)
 
 
-def _server_url(st: AppState) -> str:
-    cfg = st.config().config.vault
-    return cfg.public_url or f"http://{cfg.serve_addr}"
+@app.command("merge")
+@returns(f"{_RESULTS}:MergeResult")
+def merge(
+    models: Annotated[
+        list[str],
+        typer.Argument(
+            help="Models to merge: asset:N (or a folder with --no-record).", show_default=False
+        ),
+    ],
+    method: Annotated[
+        str, typer.Option("--method", help="average, task-arithmetic, ties or fisher.")
+    ] = "average",
+    weights: Annotated[
+        str | None,
+        typer.Option(
+            "--weights", help="One weight per model, comma separated.", show_default=False
+        ),
+    ] = None,
+    base: Annotated[
+        str | None,
+        typer.Option("--base", help="Base model of task-arithmetic and ties.", show_default=False),
+    ] = None,
+    density: Annotated[
+        float, typer.Option("--density", help="TIES: share of each task vector kept.")
+    ] = 0.2,
+    lam: Annotated[float, typer.Option("--lambda", help="Task arithmetic and TIES: scale.")] = 1.0,
+    fisher_data: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--fisher-data", help="Fisher: a dataset asset to weigh on.", show_default=False
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Name of the merged model.", show_default=False)
+    ] = None,
+    upstream: Annotated[
+        int, typer.Option("--upstream-bps", help="Share of the model's revenue for its inputs.")
+    ] = 3_000,
+    bond: Annotated[
+        str | None,
+        typer.Option(
+            "--bond", help="Bond in SAH (default: the chain's minimum).", show_default=False
+        ),
+    ] = None,
+    record: Annotated[
+        bool,
+        typer.Option("--record/--no-record", help="Record the merge through the training SAP."),
+    ] = True,
+    signer_name: IdOption = None,
+    password_file: PasswordFileOption = None,
+) -> None:
+    """Merge models or LoRA adapters into one, with the inputs as its weighted parents."""
+    from sahara_cli.compute.merging import MergeRequest
+    from sahara_cli.compute.merging import merge as run
+    from sahara_cli.errors import UsageError
+    from sahara_cli.node.client import parse_sah
+
+    st = state()
+    try:
+        parsed = [float(w) for w in weights.split(",")] if weights else None
+    except ValueError:
+        raise UsageError(f"--weights {weights!r}: give numbers separated by commas") from None
+    request = MergeRequest(
+        models=models,
+        method=method,
+        weights=parsed,
+        base=base,
+        density=density,
+        lam=lam,
+        fisher_data=fisher_data or [],
+        name=name,
+        upstream_bps=upstream,
+        bond_wei=parse_sah(bond) if bond is not None else None,
+        record=record,
+        server_url=server_url(st),
+    )
+    result = run(context(st, signer_name, password_file), request)
+
+    def render(console: Console) -> None:
+        console.print(
+            f"Merged {len(models)} models ({result.method}) into [bold]{result.name}[/]: "
+            + ", ".join(f"{w / 100:g}%" for w in result.weights_bps)
+        )
+        table({"model": result.output_cid, "job": result.job_id or "not recorded"})(console)
+        if result.transaction is not None:
+            table(tx_rows(result.transaction))(console)
+
+    st.output.result(result, render)
 
 
 @app.command("finalize")
@@ -203,7 +230,7 @@ def finalize(
     password_file: PasswordFileOption = None,
 ) -> None:
     """Register a job's output as a model asset once its challenge window is over."""
-    from sahara_cli.compute.workflow import finalize as run
+    from sahara_cli.compute.lifecycle import finalize as run
 
     st = state()
     result = run(context(st, signer_name, password_file), job, wait=wait)
@@ -224,7 +251,7 @@ def cancel(
     job: JobRef, signer_name: IdOption = None, password_file: PasswordFileOption = None
 ) -> None:
     """Stop a running job of this home, or withdraw a pending one (the bond comes back)."""
-    from sahara_cli.compute.workflow import cancel as run
+    from sahara_cli.compute.lifecycle import cancel as run
 
     st = state()
     result = run(context(st, signer_name, password_file), job)
@@ -261,7 +288,7 @@ def jobs_(signer_name: IdOption = None, password_file: PasswordFileOption = None
     """List this home's training and merge jobs, with where each stands on chain."""
     from rich.table import Table
 
-    from sahara_cli.compute.workflow import list_jobs
+    from sahara_cli.compute.lifecycle import list_jobs
 
     st = state()
     result = list_jobs(context(st, signer_name, password_file))
@@ -284,7 +311,7 @@ def show(
     job: JobRef, signer_name: IdOption = None, password_file: PasswordFileOption = None
 ) -> None:
     """Show a job: inputs, settings hash, metrics, bond, window and output."""
-    from sahara_cli.compute.workflow import show_job
+    from sahara_cli.compute.lifecycle import show_job
 
     st = state()
     result = show_job(context(st, signer_name, password_file), job)

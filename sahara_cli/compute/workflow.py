@@ -23,15 +23,12 @@ from sahara_cli.errors import ComputeJobNotFound, ComputeJobState, UsageError
 if TYPE_CHECKING:
     from sahara_cli.compute.data import Dataset
     from sahara_cli.compute.results import (
-        JobCancelled,
-        JobDetail,
-        JobFinalized,
-        JobList,
         TrainResult,
     )
     from sahara_cli.compute.train import StepReport, TrainOutcome
     from sahara_cli.identity.keys import Signer
     from sahara_cli.protocol.client import Protocol
+    from sahara_cli.results import Transaction
     from sahara_cli.vault.core import Vault
     from sahara_cli.vault.db import Item
 
@@ -93,31 +90,35 @@ def share_bps(amounts: Sequence[int]) -> list[int]:
     return out
 
 
+def parent_weights(base_asset: int, shares: Sequence[int]) -> list[int]:
+    """The revenue weights of a job's parents: a registered base model first, with an
+    equal part (one input among the others), then the inputs by ``shares``; each at
+    least 1 bps, summing to 10,000."""
+    if not base_asset:
+        return share_bps(list(shares))
+    base_part = BPS // (len(shares) + 1)
+    total = sum(shares) or 1
+    return share_bps([base_part * total, *[s * (BPS - base_part) for s in shares]])
+
+
 def training_weights(base_asset: int, datasets: Sequence[Dataset]) -> list[int]:
     """How a trained model's upstream share is split: a registered base model counts as
     one input with an equal part; the datasets share the rest by the bytes of text each
     brought."""
-    sizes = [max(1, d.size) for d in datasets]
-    if not base_asset:
-        return share_bps(sizes)
-    n = len(datasets) + 1
-    base_part = BPS // n
-    rest = share_bps(sizes)
-    scaled = [r * (BPS - base_part) // BPS for r in rest]
-    scaled[0] += BPS - base_part - sum(scaled)
-    return [base_part, *scaled]
+    return parent_weights(base_asset, [max(1, d.size) for d in datasets])
 
 
-def _resolve_base(ctx: Context, proto: Protocol, who: Signer, base: str) -> tuple[Path, int]:
-    """The base model's folder, and its asset id (0: a local folder, not an asset)."""
+def resolve_model(ctx: Context, proto: Protocol, who: Signer, ref: str) -> tuple[Path, int]:
+    """A model's folder, and its asset id (0: a local folder, not an asset). A model asset
+    must be open to ``who`` for training; its folder is written out of the vault once."""
     from sahara_cli.compute.data import check_training_access
 
-    text = base.strip().removeprefix("asset:")
+    text = ref.strip().removeprefix("asset:")
     if not text.isdigit():
-        path = Path(base).expanduser()
+        path = Path(ref).expanduser()
         if not path.is_dir():
             raise UsageError(
-                f"base model {base!r} is neither a folder nor an asset id",
+                f"model {ref!r} is neither a folder nor an asset id",
                 hint="Give a transformers model folder or a model asset in the vault (asset:N).",
             )
         return path.resolve(), 0
@@ -134,13 +135,62 @@ def _resolve_base(ctx: Context, proto: Protocol, who: Signer, base: str) -> tupl
     return target, asset_id
 
 
-def _add_output(ctx: Context, who: Signer, folder: Path, name: str) -> Item:
+def add_output(ctx: Context, who: Signer, folder: Path, name: str) -> Item:
+    """Add a job's output folder to the vault, encrypted to ``who``."""
     from sahara_cli.vault.publish import AddOptions, add_paths, holder_for
 
     holder = holder_for(who.address, None, who)
     options = AddOptions(public=False, recursive=True, name=name, embedder=None)
     ((_, item, _),) = add_paths(ctx.vault, [folder], holder, options, who=who)
     return item
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A job's record on chain (nothing for a job not recorded)."""
+
+    job_id: int | None = None
+    bond_wei: int = 0
+    finalize_after: int | None = None
+    transaction: Transaction | None = None
+
+
+def record_job(
+    proto: Protocol,
+    who: Signer,
+    job: jobs.LocalJob,
+    home_root: Path,
+    item: Item,
+    *,
+    hparams_hash: bytes,
+    metrics: dict[str, Any],
+    upstream_bps: int,
+    bond_wei: int | None,
+    server_url: str,
+) -> Recorded:
+    """Record ``job`` (its output ``item``) through the training SAP with a bond (default:
+    the chain's minimum), and mark it recorded in this home."""
+    import json
+
+    bond = bond_wei if bond_wei is not None else proto.training.parameters()[0]
+    job_id, tx = proto.training.submit(
+        who,
+        kind=job.kind,
+        base=job.base_asset,
+        inputs=job.inputs,
+        weights_bps=job.weights_bps,
+        hparams=hparams_hash,
+        cid=item.cid,
+        commitment=item.commitment,
+        name=job.name,
+        uri=server_url,
+        metrics=json.dumps(metrics, sort_keys=True, separators=(",", ":")),
+        upstream_bps=upstream_bps,
+        bond_wei=bond,
+    )
+    finalize_after = proto.training.get_job(job_id).finalize_after
+    jobs.mark(job, home_root, state="recorded", job_id=job_id, tx=tx.hash)
+    return Recorded(job_id, bond, finalize_after, tx.transaction())
 
 
 def train(
@@ -160,7 +210,7 @@ def train(
     who = ctx.unlock()
     # Every input is checked on chain before anything is read or decrypted.
     check_training_access(proto, list(request.data), who.address)
-    base_path, base_asset = _resolve_base(ctx, proto, who, request.base)
+    base_path, base_asset = resolve_model(ctx, proto, who, request.base)
     spec = TrainSpec(
         base=base_path,
         lora=LoraSpec.parse(request.lora),
@@ -212,7 +262,7 @@ def train(
         "delta": outcome.delta,
         "datasets": {str(d.asset_id): d.sha256 for d in datasets},
     }
-    item = _add_output(ctx, who, outcome.adapter_dir, name)
+    item = add_output(ctx, who, outcome.adapter_dir, name)
     jobs.mark(
         job,
         ctx.home_root,
@@ -224,32 +274,21 @@ def train(
         metrics=metrics,
         losses=[round(x, 6) for x in outcome.losses],
     )
-    tx_model = None
-    bond = 0
-    finalize_after = None
+    recorded = Recorded()
     if request.record:
-        import json
-
-        bond = request.bond_wei if request.bond_wei is not None else proto.training.parameters()[0]
-        job_id, tx = proto.training.submit(
+        recorded = record_job(
+            proto,
             who,
-            kind="train",
-            base=base_asset,
-            inputs=list(request.data),
-            weights_bps=weights,
-            hparams=spec.hparams_hash(),
-            cid=item.cid,
-            commitment=item.commitment,
-            name=name,
-            uri=request.server_url,
-            metrics=json.dumps(metrics, sort_keys=True, separators=(",", ":")),
+            job,
+            ctx.home_root,
+            item,
+            hparams_hash=spec.hparams_hash(),
+            metrics=metrics,
             upstream_bps=request.upstream_bps,
-            bond_wei=bond,
+            bond_wei=request.bond_wei,
+            server_url=request.server_url,
         )
-        finalize_after = proto.training.get_job(job_id).finalize_after
-        jobs.mark(job, ctx.home_root, state="recorded", job_id=job_id, tx=tx.hash)
-        tx_model = tx.transaction()
-    return _train_result(job, outcome, bond, finalize_after, tx_model)
+    return _train_result(job, outcome, recorded)
 
 
 def _run_training(
@@ -279,13 +318,7 @@ def _run_training(
         raise
 
 
-def _train_result(
-    job: jobs.LocalJob,
-    outcome: TrainOutcome,
-    bond: int,
-    finalize_after: int | None,
-    transaction: Any,
-) -> TrainResult:
+def _train_result(job: jobs.LocalJob, outcome: TrainOutcome, recorded: Recorded) -> TrainResult:
     from sahara_cli.compute.results import TrainResult
 
     return TrainResult(
@@ -313,177 +346,7 @@ def _train_result(
         hparams_hash=job.hparams_hash,
         weights_bps=job.weights_bps,
         adapter_path=str(outcome.adapter_dir),
-        bond_wei=bond,
-        finalize_after_at=finalize_after,
-        transaction=transaction,
-    )
-
-
-# -- after training: the job on chain ---------------------------------------------------------
-
-
-def _chain_job_id(ctx: Context, ref: str) -> tuple[int, jobs.LocalJob | None]:
-    local = jobs.find(ctx.home_root, ref)
-    if local is not None:
-        if local.job_id is None:
-            raise ComputeJobState(
-                f"job {local.key} is {local.live_state()} and not recorded on chain"
-            )
-        return local.job_id, local
-    text = ref.strip().removeprefix("job:")
-    if not text.isdigit():
-        raise ComputeJobNotFound(f"no compute job {ref!r} in this home or on chain")
-    return int(text), None
-
-
-def finalize(ctx: Context, ref: str, *, wait: bool = False) -> JobFinalized:
-    """Register a job's output after its challenge window (``wait``: until it ends)."""
-    from sahara_cli.compute.results import JobFinalized
-
-    proto = ctx.protocol()
-    job_id, local = _chain_job_id(ctx, ref)
-    record = proto.training.get_job(job_id)
-    if record.status != "pending":
-        raise ComputeJobState(f"job {job_id} is {record.status}, not pending")
-    while wait and _chain_now(proto) < record.finalize_after:
-        time.sleep(min(1.0, max(0.1, record.finalize_after - time.time())))
-        proto.node.call("eth_blockNumber")
-    if _chain_now(proto) < record.finalize_after:
-        raise ComputeJobState(
-            f"job {job_id} is open to challenges until "
-            f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(record.finalize_after))}",
-            hint="Finalise it then, or pass --wait.",
-        )
-    asset_id, tx = proto.training.finalize(ctx.unlock(), job_id)
-    if local is not None:
-        jobs.mark(local, ctx.home_root, asset_id=asset_id)
-        _link_output(ctx, local, asset_id, tx.hash)
-    return JobFinalized(
-        job_id=job_id,
-        asset_id=asset_id,
-        parents=record.parents,
-        bond_wei=record.bond_wei,
-        transaction=tx.transaction(),
-    )
-
-
-def _chain_now(proto: Protocol) -> int:
-    """The time the next block will carry: the wall clock, or the last block's if later."""
-    block = proto.node.call("eth_getBlockByNumber", "latest", False)
-    return max(int(time.time()), int(block["timestamp"], 16) + 1)
-
-
-def _link_output(ctx: Context, local: jobs.LocalJob, asset_id: int, tx_hash: str) -> None:
-    from sahara_cli.errors import SaharaError
-    from sahara_cli.vault.publish import record_registration
-
-    if local.output_cid is None:
-        return
-    try:
-        item = ctx.vault.find(local.output_cid)
-    except SaharaError:  # the output may have been removed from the vault
-        return
-    record_registration(ctx.vault, item, asset_id, tx_hash, None)
-
-
-def cancel(ctx: Context, ref: str) -> JobCancelled:
-    """Stop a run of this home, or withdraw a recorded job (its bond comes back)."""
-    import os
-    import signal
-
-    from sahara_cli.compute.results import JobCancelled
-
-    local = jobs.find(ctx.home_root, ref)
-    if local is not None and local.live_state() == "running" and local.pid:
-        os.kill(local.pid, signal.SIGINT)  # the run checkpoints and stops
-        return JobCancelled(
-            job_key=local.key, job_id=None, stopped=True, bond_wei=0, transaction=None
-        )
-    job_id, local = _chain_job_id(ctx, ref)
-    proto = ctx.protocol()
-    record = proto.training.get_job(job_id)
-    if record.status != "pending":
-        raise ComputeJobState(f"job {job_id} is {record.status}, not pending")
-    tx = proto.training.cancel(ctx.unlock(), job_id)
-    return JobCancelled(
-        job_key=local.key if local else None,
-        job_id=job_id,
-        stopped=False,
-        bond_wei=record.bond_wei,
-        transaction=tx.transaction(),
-    )
-
-
-def list_jobs(ctx: Context, *, chain: bool = True) -> JobList:
-    """This home's jobs, newest first, with their chain state when the node answers."""
-    from sahara_cli.compute.results import JobList
-
-    local = sorted(jobs.all_jobs(ctx.home_root), key=lambda j: -j.created)
-    proto = ctx.protocol() if chain and any(j.job_id for j in local) else None
-    return JobList(jobs=[_summary(j, proto) for j in local])
-
-
-def _summary(job: jobs.LocalJob, proto: Protocol | None) -> Any:
-    from sahara_cli.compute.results import JobSummary
-
-    state, asset = job.live_state(), job.asset_id
-    if job.job_id is not None and proto is not None:
-        record = proto.training.get_job(job.job_id)
-        state, asset = record.status, record.asset or None
-    return JobSummary(
-        job_key=job.key,
-        job_id=job.job_id,
-        kind=job.kind,
-        name=job.name,
-        state=state,
-        input_ids=job.inputs,
-        base=job.base,
-        output_cid=job.output_cid,
-        asset_id=asset,
-        created_at=job.created,
-    )
-
-
-def show_job(ctx: Context, ref: str) -> JobDetail:
-    """A job of this home or of the chain (``job:N``), with its chain record."""
-    import json
-
-    from sahara_cli.compute.results import JobDetail
-
-    local = jobs.find(ctx.home_root, ref)
-    if local is not None and local.job_id is None:
-        return JobDetail(
-            **_summary(local, None).model_dump(),
-            submitter=None,
-            hparams_hash=local.hparams_hash,
-            weights_bps=local.weights_bps,
-            metrics=local.metrics,
-            bond_wei=0,
-            upstream_bps=None,
-            finalize_after_at=None,
-            local_path=str(jobs.job_dir(ctx.home_root, local.key)),
-        )
-    job_id, local = _chain_job_id(ctx, ref)
-    proto = ctx.protocol()
-    record = proto.training.get_job(job_id)
-    metrics_text = proto.training.submitted_metrics(job_id) or "{}"
-    return JobDetail(
-        job_key=local.key if local else f"job:{job_id}",
-        job_id=job_id,
-        kind=record.kind,
-        name=record.name,
-        state=record.status,
-        input_ids=record.inputs,
-        base=f"asset:{record.base}" if record.base else (local.base if local else ""),
-        output_cid=record.cid,
-        asset_id=record.asset or None,
-        created_at=record.submitted,
-        submitter=record.submitter,
-        hparams_hash=record.hparams,
-        weights_bps=record.weights_bps,
-        metrics=json.loads(metrics_text),
-        bond_wei=record.bond_wei,
-        upstream_bps=record.upstream_bps,
-        finalize_after_at=record.finalize_after,
-        local_path=str(jobs.job_dir(ctx.home_root, local.key)) if local else None,
+        bond_wei=recorded.bond_wei,
+        finalize_after_at=recorded.finalize_after,
+        transaction=recorded.transaction,
     )

@@ -406,6 +406,7 @@ FAILING_SAMPLES = {
         "1",
     ],
     ("compute", "show"): lambda tmp: ["compute", "show", "nothing"],
+    ("compute", "merge"): lambda tmp: ["compute", "merge", "asset:1"],
     ("compute", "finalize"): lambda tmp: ["compute", "finalize", "nothing"],
     ("compute", "cancel"): lambda tmp: ["compute", "cancel", "nothing"],
     # agent/mcp servers

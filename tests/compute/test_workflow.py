@@ -13,13 +13,11 @@ from pathlib import Path
 import pytest
 
 from sahara_cli.compute import jobs
+from sahara_cli.compute.lifecycle import finalize, list_jobs, show_job
 from sahara_cli.compute.workflow import (
     Context,
     TrainRequest,
-    finalize,
-    list_jobs,
     share_bps,
-    show_job,
     train,
     training_weights,
 )
@@ -211,3 +209,39 @@ def test_base_and_datasets_share_a_model_by_their_weights() -> None:
     assert training_weights(0, [d(300), d(100)]) == [7500, 2500]
     weights = training_weights(9, [d(300), d(100)])
     assert weights[0] == 3333 and sum(weights) == 10_000
+
+
+def test_two_trained_adapters_merge_into_a_model_that_pays_both_by_weight(
+    world: World, trainer_vault: Vault, tiny_base: Path, tmp_path: Path
+) -> None:
+    from sahara_cli.compute.merging import MergeRequest, merge
+    from sahara_cli.vault.licensed import get
+
+    proto = world.proto
+    if not proto.has_access(world.dataset, world.trainer.address, "full"):
+        offer, _ = proto.offer(world.provider, world.dataset, "full", price=SAH // 100)
+        proto.buy(world.trainer, offer)
+    get(trainer_vault, str(world.dataset), tmp_path / "d.txt", unlock=lambda: world.trainer,
+        protocol=lambda: proto, source=world.server)  # fmt: skip
+    ctx = ctx_for(world, trainer_vault, tmp_path / "home")
+    models = []
+    for seed in (1, 2):
+        trained = train(ctx, request(world, tiny_base, name=f"m{seed}", seed=seed, max_steps=4))
+        assert trained.job_id is not None
+        end = proto.training.get_job(trained.job_id).finalize_after
+        proto.node.call("sahara_dev_mine", 1, end)
+        models.append(finalize(ctx, str(trained.job_id)).asset_id)
+    merged = merge(
+        ctx,
+        MergeRequest(models=[f"asset:{m}" for m in models], method="average", weights=[3, 1]),
+    )
+    assert merged.weights_bps == [7_500, 2_500] and merged.input_ids == models
+    job = proto.training.get_job(merged.job_id or 0)
+    assert (job.kind, job.inputs, job.weights_bps) == ("merge", models, [7_500, 2_500])
+    proto.node.call("sahara_dev_mine", 1, job.finalize_after)
+    asset = finalize(ctx, str(merged.job_id)).asset_id
+    assert proto.asset(asset).parents == models
+    assert proto.attribution.parent_weights(asset) == [7_500, 2_500]
+    # A local folder cannot be recorded as an input.
+    with pytest.raises(Exception, match="local folder"):
+        merge(ctx, MergeRequest(models=[str(tiny_base), f"asset:{models[0]}"], method="average"))

@@ -25,6 +25,10 @@ class AttributionClient(ContractClient):
     def upstream_bps(self, asset_id: int) -> int:
         return int(self.read("upstreamOf", asset_id))
 
+    def parent_weights(self, asset_id: int) -> list[int]:
+        """How the upstream share splits among the parents, in bps (empty: equally)."""
+        return [int(w) for w in self.read("parentWeightsOf", asset_id)]
+
     def received(self, asset_id: int) -> int:
         return int(self.read("received", asset_id))
 
