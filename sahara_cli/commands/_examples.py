@@ -197,7 +197,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "sahara model add ./my-model.gguf --name mine",
         "sahara model add ./gpt2 --runner torch",
     ),
-    "model demo": ("sahara model demo", "sahara model demo --name tiny"),
+    "model demo": ("sahara model demo", "sahara model demo --runner torch"),
     "model pull": (
         "sahara model pull TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF MODEL.Q4_K_M.gguf",
         "sahara model pull owner/Model-GGUF model.gguf --revision main",

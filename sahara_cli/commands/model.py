@@ -109,13 +109,27 @@ DEMO_MODEL = "tiny-demo"
 @app.command("demo")
 @returns("sahara_cli.agent.model_results:ModelView")
 def demo(
-    name: Annotated[str, typer.Option("--name", help="Name in the store.")] = DEMO_MODEL,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Name in the store.", show_default=DEMO_MODEL),
+    ] = None,
+    runner: Annotated[
+        str,
+        typer.Option(
+            "--runner",
+            help="llama (a GGUF file) or torch (a transformers folder, to train on).",
+        ),
+    ] = "llama",
 ) -> None:
     """Add the tiny demo model: random weights, for trying sahara offline (answers are noise)."""
     import tempfile
 
-    from sahara_cli.agent.runners.tiny_models import write_tiny_gguf
+    from sahara_cli.agent.runners.tiny_models import write_tiny_gguf, write_tiny_transformers
+    from sahara_cli.errors import UsageError
 
+    if runner not in ("llama", "torch"):
+        raise UsageError(f"--runner {runner!r} is not llama or torch")
+    name = name or (DEMO_MODEL if runner == "llama" else f"{DEMO_MODEL}-torch")
     st = state()
     store = _store(st)
     existing = {e.name: e for e in store.list()}
@@ -123,9 +137,13 @@ def demo(
         entry = existing[name]
     else:
         with tempfile.TemporaryDirectory(prefix="sahara-demo-model-") as tmp:
-            path = write_tiny_gguf(Path(tmp) / f"{name}.gguf")
+            path = (
+                write_tiny_gguf(Path(tmp) / f"{name}.gguf")
+                if runner == "llama"
+                else write_tiny_transformers(Path(tmp) / name)
+            )
             entry = store.add(
-                path, name=name, runner="llama", source="tiny demo model (random weights)"
+                path, name=name, runner=runner, source="tiny demo model (random weights)"
             )
     data = _view(entry, store.default)
     st.output.note(

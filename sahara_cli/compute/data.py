@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from sahara_cli.identity.keys import Signer
     from sahara_cli.protocol.client import Protocol
     from sahara_cli.vault.core import Vault
+    from sahara_cli.vault.db import Item
 
 #: The most plaintext one dataset may bring into a training run.
 MAX_DATASET_BYTES = 256 << 20
@@ -104,29 +105,49 @@ def read_datasets(
     items = [vault.find(f"asset:{asset_id}") for asset_id in asset_ids]
     out = []
     for asset_id, item in zip(asset_ids, items, strict=True):
-        if item.kind != "file":
-            raise UsageError(f"asset {asset_id} ({item.name}) is a folder; train on a text file")
         if item.size > MAX_DATASET_BYTES:
             raise UsageError(f"asset {asset_id} is over {MAX_DATASET_BYTES >> 20} MiB")
         if item.origin == "licensed":
             check_still_licensed(proto, item)
-        parts: list[bytes] = []
-        vault.stream(item, open_key(vault, item, lambda: who), parts.append)
-        data = b"".join(parts)
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise NoTrainingData(
-                f"asset {asset_id} ({item.name}) is not UTF-8 text", details={"asset_id": asset_id}
-            ) from None
-        records = split_records(text, item.name)
+        key = open_key(vault, item, lambda: who)
+        files = _plaintext_files(vault, item, key)
+        records: list[str] = []
+        digest = hashlib.sha256()
+        for name, data in files:
+            digest.update(data)
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                if item.kind == "file":
+                    raise NoTrainingData(
+                        f"asset {asset_id} ({item.name}) is not UTF-8 text",
+                        details={"asset_id": asset_id},
+                    ) from None
+                continue  # a binary file in a folder dataset: not text to train on
+            records += split_records(text, name)
         if not records:
             raise NoTrainingData(
                 f"asset {asset_id} ({item.name}) holds no text", details={"asset_id": asset_id}
             )
-        out.append(
-            Dataset(
-                asset_id, item.name, records, len(data), "0x" + hashlib.sha256(data).hexdigest()
-            )
-        )
+        size = sum(len(data) for _, data in files)
+        out.append(Dataset(asset_id, item.name, records, size, "0x" + digest.hexdigest()))
     return out
+
+
+def _plaintext_files(vault: Vault, item: Item, key: bytes | None) -> list[tuple[str, bytes]]:
+    """``(name, plaintext)`` of a file item, or of every file of a folder item in path
+    order (written out to a private temporary folder, removed at once)."""
+    import tempfile
+    from pathlib import Path
+
+    if item.kind == "file":
+        parts: list[bytes] = []
+        vault.stream(item, key, parts.append)
+        return [(item.name, b"".join(parts))]
+    with tempfile.TemporaryDirectory(prefix="sahara-train-") as tmp:
+        folder = vault.write_out(item, key, Path(tmp) / "data")
+        return [
+            (str(path.relative_to(folder)), path.read_bytes())
+            for path in sorted(folder.rglob("*"))
+            if path.is_file()
+        ]

@@ -117,10 +117,7 @@ def resolve_model(ctx: Context, proto: Protocol, who: Signer, ref: str) -> tuple
     if not text.isdigit():
         path = Path(ref).expanduser()
         if not path.is_dir():
-            raise UsageError(
-                f"model {ref!r} is neither a folder nor an asset id",
-                hint="Give a transformers model folder or a model asset in the vault (asset:N).",
-            )
+            path = _stored_model(ctx.home_root, ref)
         return path.resolve(), 0
     asset_id = int(text)
     check_training_access(proto, [asset_id], who.address)
@@ -133,6 +130,24 @@ def resolve_model(ctx: Context, proto: Protocol, who: Signer, ref: str) -> tuple
 
         ctx.vault.write_out(item, open_key(ctx.vault, item, lambda: who), target)
     return target, asset_id
+
+
+def _stored_model(home_root: Path, name: str) -> Path:
+    """A transformers folder of the home's model store ('sahara model list')."""
+    from sahara_cli.agent.runners.model_store import ModelStore
+    from sahara_cli.errors import SaharaError
+
+    try:
+        entry = ModelStore(home_root).get(name)
+    except SaharaError:
+        entry = None
+    if entry is None or not Path(entry.path).is_dir():
+        raise UsageError(
+            f"model {name!r} is not a folder, an asset id or a transformers model of the store",
+            hint="Give a transformers model folder, a model asset in the vault (asset:N), or a "
+            "folder model of 'sahara model list' ('sahara model demo --runner torch').",
+        )
+    return Path(entry.path)
 
 
 def add_output(ctx: Context, who: Signer, folder: Path, name: str) -> Item:
@@ -300,9 +315,12 @@ def _run_training(
     on_step: Callable[[StepReport], None] | None,
     stop: threading.Event | None,
 ) -> TrainOutcome:
+    from transformers.utils import logging as hf_logging
+
     from sahara_cli.compute.train import train_lora
     from sahara_cli.errors import SaharaError
 
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # the CLI has its bar
     texts = [record for d in datasets for record in d.records]
     try:
         return train_lora(

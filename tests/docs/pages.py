@@ -66,6 +66,7 @@ PAGES: dict[str, PageSetup] = {
             ),
         ),
     ),
+    "compute.md": PageSetup(files=dict(NOTES)),
     "vault.md": PageSetup(
         files={
             "reviews.csv": REVIEWS_CSV,

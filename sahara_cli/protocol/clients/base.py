@@ -116,10 +116,13 @@ class ContractClient(Contract):
         self.ensure_deployed()
         return self.call_encoded(function, data)
 
-    def write(self, signer: Signer, function: str, *args: Any, value: int = 0) -> TxResult:
-        """Send ``function(*args)`` signed by ``signer``, with ``value`` wei attached."""
+    def write(
+        self, signer: Signer, function: str, *args: Any, value: int = 0, gas: int | None = None
+    ) -> TxResult:
+        """Send ``function(*args)`` signed by ``signer``, with ``value`` wei attached
+        (``gas``: this limit instead of the node's estimate)."""
         data = self.encode(function, *args)  # bad arguments fail before the node is asked
         self.ensure_deployed()
         return self.sender.send(
-            signer, self.address, data, value=value, action=f"{self.name}.{function}"
+            signer, self.address, data, value=value, gas=gas, action=f"{self.name}.{function}"
         )

@@ -160,9 +160,13 @@ class TrainingClient(SAPClient):
         )
         return int(tx.event("JobSubmitted").args["job"]), tx
 
-    def finalize(self, signer: Signer, job: int) -> tuple[int, TxResult]:
-        """Register the job's output after its challenge window; returns the asset id."""
-        tx = self.write(signer, "finalize", job)
+    def finalize(self, signer: Signer, job: int, *, gas: int | None = None) -> tuple[int, TxResult]:
+        """Register the job's output after its challenge window; returns the asset id.
+
+        ``gas``: a limit instead of the node's estimate, which runs at the last block's
+        time (on a chain that makes blocks only for transactions, that time may still be
+        inside the window when the next block's will not)."""
+        tx = self.write(signer, "finalize", job, gas=gas)
         return int(tx.event("JobFinalized").args["asset"]), tx
 
     def cancel(self, signer: Signer, job: int) -> TxResult:
