@@ -10,6 +10,7 @@ asset derived from the job's inputs, so its revenue flows up to them.
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -267,6 +268,7 @@ def train(
     )
     job.save(ctx.home_root)
     outcome = _run_training(ctx, job, datasets, spec, folder, on_step, stop)
+    shutil.rmtree(folder / "checkpoints", ignore_errors=True)  # only a resume needs them
     weights = training_weights(base_asset, datasets)
     metrics = {
         "steps": outcome.steps,

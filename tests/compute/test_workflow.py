@@ -166,6 +166,8 @@ def test_a_trained_model_is_recorded_finalised_and_pays_its_data_provider(
     assert result.steps == 12 and len(result.losses) == 12
     assert result.job_id is not None and result.state == "pending"
     assert result.weights_bps == [10_000] and result.epsilon is None
+    # Checkpoints serve a resume only: none is left once the run ended.
+    assert not (jobs.job_dir(tmp_path / "home", result.job_key) / "checkpoints").exists()
     job = proto.training.get_job(result.job_id)
     assert job.cid == result.output_cid and job.inputs == [world.dataset]
     assert job.hparams == result.hparams_hash and job.uri == "http://127.0.0.1:1"
