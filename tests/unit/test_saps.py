@@ -219,6 +219,12 @@ def test_inference_records_meter_api_calls_for_the_meter(chain: Chain) -> None:
     assert i.get_record(plain).fee_wei == 0
     with pytest.raises(ProtocolError, match="need an API license"):
         i.record(chain.owner, chain.asset, b"\x09" * 32, calls=1)
+    other, _ = chain.proto.register(
+        chain.owner, kind="model", cid="bafy-other", commitment=b"\3" * 32, name="other"
+    )
+    for calls in (0, 1):  # a license of one asset never records or meters another's answer
+        with pytest.raises(ProtocolError, match="the license is for another asset"):
+            i.record(chain.owner, other, b"\x0b" * 32, license_id=licence, calls=calls)
     with pytest.raises(ProtocolError, match="digest is empty"):
         i.record(chain.owner, chain.asset, b"\0" * 32)
 

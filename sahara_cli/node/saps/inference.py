@@ -31,17 +31,6 @@ RECORD_TUPLE = (
 LICENSE_TYPES = [
     "(uint256,uint256,address,uint8,uint256,uint256,uint256,uint256,uint256,bytes32,uint256)"
 ]
-_FIELDS = (
-    "recorder",
-    "asset",
-    "digest",
-    "input_hash",
-    "output_hash",
-    "license",
-    "calls",
-    "fee",
-    "time",
-)
 
 
 def _field(record: int, name: str) -> int:
@@ -72,36 +61,37 @@ class InferenceRecord(SAP):
             if not exists:
                 raise SAPRevert(f"unknown asset {item}" if item != asset else "unknown asset")
         fee = 0
-        if license_id:
+        if license_id and calls:
+            # Licensing checks the license's asset, kind, prepaid calls and the meter.
+            (fee,) = call.send(
+                LICENSING,
+                "meterFor",
+                ["address", "uint256", "uint256", "uint256", "uint256[]"],
+                ["0x" + call.sender.hex(), asset, license_id, calls, list(sources)],
+                ["uint256"],
+            )
+        elif license_id:
             (lic,) = call.view(LICENSING, "getLicense", ["uint256"], [license_id], LICENSE_TYPES)
             if lic[1] != asset:
                 raise SAPRevert("the license is for another asset")
-            if calls:
-                (fee,) = call.send(
-                    LICENSING,
-                    "meterFor",
-                    ["address", "uint256", "uint256", "uint256[]"],
-                    ["0x" + call.sender.hex(), license_id, calls, list(sources)],
-                    ["uint256"],
-                )
         elif calls:
             raise SAPRevert("metered calls need an API license")
+        if asset >= 1 << 128 or license_id >= 1 << 128 or calls >= 1 << 32:
+            raise SAPRevert("asset, license or calls out of range")
         record_id = call.read(slot("recordCount")) + 1
         call.write(slot("recordCount"), record_id)
-        values = {
-            "recorder": int.from_bytes(call.sender, "big"),
-            "asset": asset,
-            "digest": int.from_bytes(digest, "big"),
-            "input_hash": int.from_bytes(input_hash, "big"),
-            "output_hash": int.from_bytes(output_hash, "big"),
-            "license": license_id,
-            "calls": calls,
-            "fee": fee,
-            "time": call.timestamp,
-        }
-        for key, value in values.items():
-            if value:
-                call.write(_field(record_id, key), value)
+        # Packed: recorder | time | calls, then asset | license; zero words stay unwritten.
+        head = int.from_bytes(call.sender, "big") << 96 | call.timestamp << 32 | calls
+        call.write(_field(record_id, "head"), head)
+        call.write(_field(record_id, "ids"), asset << 128 | license_id)
+        for key, value in (
+            ("digest", digest),
+            ("input_hash", input_hash),
+            ("output_hash", output_hash),
+            ("fee", fee.to_bytes(32, "big")),
+        ):
+            if value != b"\0" * 32:
+                call.write(_field(record_id, key), int.from_bytes(value, "big"))
         call.emit(
             RECORDED,
             id=record_id,
@@ -120,18 +110,20 @@ class InferenceRecord(SAP):
     def get_record(self, call: Call, record_id: int) -> tuple[Any, ...]:
         if not 0 < record_id <= call.read(slot("recordCount")):
             raise SAPRevert("unknown record")
-        r = {key: call.read(_field(record_id, key)) for key in _FIELDS}
+        head = call.read(_field(record_id, "head"))
+        ids = call.read(_field(record_id, "ids"))
+        word = {k: call.read(_field(record_id, k)) for k in ("digest", "input_hash", "output_hash")}
         return (
             (
-                "0x" + r["recorder"].to_bytes(32, "big")[12:].hex(),
-                r["asset"],
-                r["digest"].to_bytes(32, "big"),
-                r["input_hash"].to_bytes(32, "big"),
-                r["output_hash"].to_bytes(32, "big"),
-                r["license"],
-                r["calls"],
-                r["fee"],
-                r["time"],
+                "0x" + (head >> 96).to_bytes(20, "big").hex(),
+                ids >> 128,
+                word["digest"].to_bytes(32, "big"),
+                word["input_hash"].to_bytes(32, "big"),
+                word["output_hash"].to_bytes(32, "big"),
+                ids & ((1 << 128) - 1),
+                head & 0xFFFFFFFF,
+                call.read(_field(record_id, "fee")),
+                (head >> 32) & 0xFFFFFFFFFFFFFFFF,
             ),
         )
 

@@ -314,19 +314,24 @@ def meterWith(license_id: uint256, calls: uint256, sources: DynArray[uint256, MA
 
 @external
 def meterFor(
-    meter: address, license_id: uint256, calls: uint256, sources: DynArray[uint256, MAX_SOURCES]
+    meter: address,
+    asset: uint256,
+    license_id: uint256,
+    calls: uint256,
+    sources: DynArray[uint256, MAX_SOURCES],
 ) -> uint256:
     """
     @notice meterWith() on behalf of ``meter``, the asset's meter, who sent the answer's
-            record to the inference SAP. Only the inference SAP can call it.
+            record of ``asset`` to the inference SAP. Only the inference SAP can call it.
     @return The amount moved from the prepayment to the asset's revenue.
     """
     assert msg.sender == INFERENCE_SAP, "only the inference SAP meters for a meter"
-    asset: uint256 = 0
+    assert self.licenses[license_id].asset == asset, "the license is for another asset"
+    metered: uint256 = 0
     amount: uint256 = 0
-    asset, amount = self._meter(license_id, calls, meter)
+    metered, amount = self._meter(license_id, calls, meter)
     if amount > 0:
-        extcall Attribution(ATTRIBUTION).payWith(asset, sources, value=amount)
+        extcall Attribution(ATTRIBUTION).payWith(metered, sources, value=amount)
     return amount
 
 @external
