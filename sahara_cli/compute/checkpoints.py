@@ -195,7 +195,9 @@ def _read(path: Path, manifest: dict[str, Any], device: str) -> Checkpoint:
 
     try:
         weights = load_file(str(path / "adapter.safetensors"), device=device)
-        optimizer = torch.load(path / "optimizer.pt", map_location=device, weights_only=True)
+        # On the CPU: the optimizer's load_state_dict moves each state to its parameter's
+        # device, and keeps AdamW's step counts where it wants them.
+        optimizer = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True)
         rng = torch.load(path / "rng.pt", map_location="cpu", weights_only=True)
         losses = [float(x) for x in manifest["losses"]]
         tokens = int(manifest["tokens_seen"])

@@ -101,6 +101,21 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError):
+        raise ComputeSpecInvalid(f"device {device!r} is not a torch device") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ComputeSpecInvalid(
+            f"device {device!r}: torch sees no CUDA GPU here", hint="Train on the CPU."
+        )
+    if kind not in ("cpu", "cuda"):
+        raise ComputeSpecInvalid(f"device {device!r}: training runs on cpu or cuda")
+
+
 def _window_mean(values: Sequence[float]) -> float:
     finite = [v for v in values if not math.isnan(v)]
     return sum(finite) / len(finite) if finite else math.nan
@@ -362,6 +377,7 @@ def _train(
     if isinstance(checkpoint_every, bool) or checkpoint_every < 1:
         raise ComputeSpecInvalid(f"checkpoint_every={checkpoint_every!r} must be at least 1")
     device = device or default_device()
+    _check_device(device)
     check_base(spec.base)
     tokenizer = load_tokenizer(spec.base)
     blocks = token_blocks(texts, tokenizer, spec.seq_len)

@@ -123,6 +123,18 @@ def test_lora_targets_the_model_lacks(tiny_base: Path, texts: list[str], tmp_pat
         train_lora(texts, spec, tmp_path / "out")
 
 
+@pytest.mark.parametrize("device", ["cuda", "tpu", "no-such-device"])
+def test_a_device_torch_cannot_train_on(
+    tiny_base: Path, texts: list[str], tmp_path: Path, device: str
+) -> None:
+    import torch
+
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    with pytest.raises(ComputeSpecInvalid, match="device"):
+        train_lora(texts, spec_for(tiny_base), tmp_path / "out", device=device)
+
+
 # -- base model and data ---------------------------------------------------------------
 
 
