@@ -37,7 +37,12 @@ from sahara_cli.compute.textdata import (
     load_tokenizer,
     token_blocks,
 )
-from sahara_cli.errors import ComputeSpecInvalid, TrainingFailed, TrainingInterrupted
+from sahara_cli.errors import (
+    BaseModelInvalid,
+    ComputeSpecInvalid,
+    TrainingFailed,
+    TrainingInterrupted,
+)
 
 __all__ = ["DPSpec", "LoraSpec", "StepReport", "TrainOutcome", "TrainSpec", "train_lora"]
 
@@ -152,8 +157,6 @@ class _Run:
         base = load_model(spec.base, device)
         vocab = base.get_input_embeddings().num_embeddings
         if int(blocks.max()) >= vocab:
-            from sahara_cli.errors import BaseModelInvalid
-
             raise BaseModelInvalid(
                 f"the tokenizer of {spec.base} makes ids beyond the model's {vocab} embeddings"
             )
