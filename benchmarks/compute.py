@@ -161,6 +161,7 @@ def measure(
     """Alternating runs of both sides; each side's median step time and step count."""
     times: dict[str, list[float]] = {"bare": [], "train_lora": []}
     steps: dict[str, int] = {"bare": 0, "train_lora": 0}
+    per_run: dict[str, list[float]] = {"bare": [], "train_lora": []}
     with tempfile.TemporaryDirectory(prefix="sahara-bench-compute-out-") as out:
         for run in range(args.runs):
             say(f"{device} {'dp' if dp else 'lora'} run {run + 1}/{args.runs}")
@@ -170,10 +171,13 @@ def measure(
                 else:
                     stamps = sahara_run(base, texts, args, device, dp, Path(out) / str(run))
                 times[side] += step_ms(stamps)
+                per_run[side].append(round(statistics.median(step_ms(stamps)), 2))
                 steps[side] += len(stamps)
     return {
-        side: {"step_ms": statistics.median(times[side]), "steps": steps[side]} for side in times
-    }
+        side: {"step_ms": statistics.median(times[side]), "steps": steps[side],
+               "run_medians_ms": per_run[side]}
+        for side in times
+    }  # fmt: skip
 
 
 def lora_rows(
