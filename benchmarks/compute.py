@@ -17,7 +17,9 @@ same LoRA, batch size, learning rate and number of steps, in alternating runs:
                takes, without and with a DP budget
 
 The step time of a side is the median of the times between the ends of consecutive steps
-(the first step of a run, which warms up, only starts the clock). Data loading, model
+(the first step of a run, which warms up, only starts the clock); the paired ratio is the
+median, over the back-to-back pairs of runs, of train_lora's run median over the bare
+run's, which a busy machine's changing load moves least. Data loading, model
 loading and the accountant's search for the noise multiplier are outside it. Targets:
 train_lora / bare <= 1.05 for both. ``lora_rows`` and ``dp_rows`` return the figures of
 one device, so that more columns (the whole command) or tables (gas) can join them.
@@ -180,6 +182,13 @@ def measure(
     }  # fmt: skip
 
 
+def paired_ratio(sides: dict[str, dict[str, Any]]) -> float:
+    """The median over runs of train_lora's run median / the bare run's next to it: the
+    figure a shared machine's load moves least (both runs of a pair see the same load)."""
+    pairs = zip(sides["train_lora"]["run_medians_ms"], sides["bare"]["run_medians_ms"], strict=True)
+    return round(statistics.median(t / b for t, b in pairs), 3)
+
+
 def lora_rows(
     base: Path, texts: list[str], blocks: Any, args: argparse.Namespace, device: str
 ) -> dict[str, Any]:
@@ -256,7 +265,12 @@ def main() -> int:
             ("bare", "train_lora"),
             16,
         )  # fmt: skip
-        doc["devices"][device] = {**row, "ratios": ratios}
+        paired = {kind: paired_ratio(row[kind]) for kind in ("lora", "dp")}
+        print(
+            f"paired runs (median of train_lora/bare over back-to-back runs): "
+            f"LoRA {paired['lora']:.3f}, DP-SGD {paired['dp']:.3f} (target <= {TARGET_RATIO})"
+        )
+        doc["devices"][device] = {**row, "ratios": ratios, "paired_ratios": paired}
     return finish(doc, args.json_out)
 
 
