@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from sahara_cli.compute import checkpoints
-from sahara_cli.compute.spec import DPSpec, LoraSpec, TrainSpec
+from sahara_cli.compute.spec import ALL_LINEAR, DPSpec, LoraSpec, TrainSpec
 from sahara_cli.compute.textdata import (
     BatchPlan,
     blocks_digest,
@@ -126,6 +126,12 @@ def _window_mean(values: Sequence[float]) -> float:
     return sum(finite) / len(finite) if finite else math.nan
 
 
+def _targets(names: tuple[str, ...] | None) -> list[str] | str | None:
+    if names == (ALL_LINEAR,):
+        return ALL_LINEAR
+    return list(names) if names else None
+
+
 def _lora_model(model: Any, lora: LoraSpec) -> Any:
     from peft import LoraConfig, get_peft_model
 
@@ -133,7 +139,7 @@ def _lora_model(model: Any, lora: LoraSpec) -> Any:
         r=lora.r,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
-        target_modules=list(lora.target_modules) if lora.target_modules else None,
+        target_modules=_targets(lora.target_modules),
         task_type="CAUSAL_LM",
     )
     try:
