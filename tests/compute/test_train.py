@@ -93,7 +93,8 @@ def test_saved_adapter_loads_in_peft_and_gives_the_trained_logits(
     assert not torch.allclose(tuned, plain, atol=1e-3)
 
 
-@pytest.mark.parametrize("accountant", ["rdp", "prv"])
+# PRV's search for the noise multiplier takes seconds.
+@pytest.mark.parametrize("accountant", ["rdp", pytest.param("prv", marks=pytest.mark.slow)])
 def test_dp_reports_the_epsilon_of_opacus_accountant(
     tiny_base: Path, texts: list[str], tmp_path: Path, accountant: str
 ) -> None:
