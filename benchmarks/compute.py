@@ -17,7 +17,9 @@ same LoRA, batch size, learning rate and number of steps, in alternating runs:
                takes, without and with a DP budget
 
 The step time of a side is the median of the times between the ends of consecutive steps
-(the first step of a run, which warms up, only starts the clock). Data loading, model
+(the first step of a run, which warms up, only starts the clock); the paired ratio is the
+median, over the back-to-back pairs of runs, of train_lora's run median over the bare
+run's, which a busy machine's changing load moves least. Data loading, model
 loading and the accountant's search for the noise multiplier are outside it. Targets:
 train_lora / bare <= 1.05 for both. ``lora_rows`` and ``dp_rows`` return the figures of
 one device, so that more columns (the whole command) or tables (gas) can join them.
@@ -161,6 +163,7 @@ def measure(
     """Alternating runs of both sides; each side's median step time and step count."""
     times: dict[str, list[float]] = {"bare": [], "train_lora": []}
     steps: dict[str, int] = {"bare": 0, "train_lora": 0}
+    per_run: dict[str, list[float]] = {"bare": [], "train_lora": []}
     with tempfile.TemporaryDirectory(prefix="sahara-bench-compute-out-") as out:
         for run in range(args.runs):
             say(f"{device} {'dp' if dp else 'lora'} run {run + 1}/{args.runs}")
@@ -170,10 +173,20 @@ def measure(
                 else:
                     stamps = sahara_run(base, texts, args, device, dp, Path(out) / str(run))
                 times[side] += step_ms(stamps)
+                per_run[side].append(round(statistics.median(step_ms(stamps)), 2))
                 steps[side] += len(stamps)
     return {
-        side: {"step_ms": statistics.median(times[side]), "steps": steps[side]} for side in times
-    }
+        side: {"step_ms": statistics.median(times[side]), "steps": steps[side],
+               "run_medians_ms": per_run[side]}
+        for side in times
+    }  # fmt: skip
+
+
+def paired_ratio(sides: dict[str, dict[str, Any]]) -> float:
+    """The median over runs of train_lora's run median / the bare run's next to it: the
+    figure a shared machine's load moves least (both runs of a pair see the same load)."""
+    pairs = zip(sides["train_lora"]["run_medians_ms"], sides["bare"]["run_medians_ms"], strict=True)
+    return round(statistics.median(t / b for t, b in pairs), 3)
 
 
 def lora_rows(
@@ -252,7 +265,12 @@ def main() -> int:
             ("bare", "train_lora"),
             16,
         )  # fmt: skip
-        doc["devices"][device] = {**row, "ratios": ratios}
+        paired = {kind: paired_ratio(row[kind]) for kind in ("lora", "dp")}
+        print(
+            f"paired runs (median of train_lora/bare over back-to-back runs): "
+            f"LoRA {paired['lora']:.3f}, DP-SGD {paired['dp']:.3f} (target <= {TARGET_RATIO})"
+        )
+        doc["devices"][device] = {**row, "ratios": ratios, "paired_ratios": paired}
     return finish(doc, args.json_out)
 
 

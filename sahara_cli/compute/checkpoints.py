@@ -124,8 +124,8 @@ def save(folder: Path, identity: RunIdentity, state: Checkpoint) -> Path:
         }
         (temp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
         _fsync(temp / MANIFEST)
-        if final.exists():  # the same step written again (a stop right at an interval)
-            shutil.rmtree(final)
+        if final.exists():  # the same step written again: set the old one aside first
+            final.rename(folder / f".step-{state.step:08d}.old-{os.getpid()}")
         temp.rename(final)
         fsync_dir(folder)
     except BaseException:
@@ -134,6 +134,8 @@ def save(folder: Path, identity: RunIdentity, state: Checkpoint) -> Path:
     for step, path in step_dirs(folder):
         if step != state.step:
             shutil.rmtree(path, ignore_errors=True)
+    for old in folder.glob(f".step-{state.step:08d}.old-*"):
+        shutil.rmtree(old, ignore_errors=True)
     return final
 
 
@@ -195,7 +197,9 @@ def _read(path: Path, manifest: dict[str, Any], device: str) -> Checkpoint:
 
     try:
         weights = load_file(str(path / "adapter.safetensors"), device=device)
-        optimizer = torch.load(path / "optimizer.pt", map_location=device, weights_only=True)
+        # On the CPU: the optimizer's load_state_dict moves each state to its parameter's
+        # device, and keeps AdamW's step counts where it wants them.
+        optimizer = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True)
         rng = torch.load(path / "rng.pt", map_location="cpu", weights_only=True)
         losses = [float(x) for x in manifest["losses"]]
         tokens = int(manifest["tokens_seen"])

@@ -26,6 +26,8 @@ MAX_RANK = 1024
 MAX_ALPHA = 65536
 ACCOUNTANTS = ("prv", "rdp")
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+#: peft's name for every linear layer but the output layer.
+ALL_LINEAR = "all-linear"
 _LORA_KEYS = ("r", "alpha", "dropout", "targets")
 
 
@@ -48,7 +50,8 @@ def _number(key: str, text: str, kind: type[int] | type[float]) -> float:
 class LoraSpec:
     """The LoRA adapter: rank ``r``, scale ``alpha`` (the update is ``alpha / r * B @ A``),
     dropout on the adapter's input, and the names of the modules it wraps (None: peft's
-    default for the architecture, e.g. ``q_proj`` and ``v_proj`` for Llama)."""
+    default for the architecture, e.g. ``q_proj`` and ``v_proj`` for Llama;
+    ``("all-linear",)``: every linear layer but the output layer)."""
 
     r: int = 8
     alpha: int = 16
@@ -69,8 +72,10 @@ class LoraSpec:
         if self.target_modules is not None:
             if not self.target_modules:
                 raise _bad("LoRA targets is empty", hint="Leave it out for the model's default.")
+            if ALL_LINEAR in self.target_modules and len(self.target_modules) > 1:
+                raise _bad(f"LoRA targets {ALL_LINEAR} stands alone")
             for name in self.target_modules:
-                if not _MODULE_NAME.match(name):
+                if name != ALL_LINEAR and not _MODULE_NAME.match(name):
                     raise _bad(f"LoRA target {name!r} is not a module name")
 
     @classmethod

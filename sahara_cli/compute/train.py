@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from sahara_cli.compute import checkpoints
-from sahara_cli.compute.spec import DPSpec, LoraSpec, TrainSpec
+from sahara_cli.compute.spec import ALL_LINEAR, DPSpec, LoraSpec, TrainSpec
 from sahara_cli.compute.textdata import (
     BatchPlan,
     blocks_digest,
@@ -37,7 +37,12 @@ from sahara_cli.compute.textdata import (
     load_tokenizer,
     token_blocks,
 )
-from sahara_cli.errors import ComputeSpecInvalid, TrainingFailed, TrainingInterrupted
+from sahara_cli.errors import (
+    BaseModelInvalid,
+    ComputeSpecInvalid,
+    TrainingFailed,
+    TrainingInterrupted,
+)
 
 __all__ = ["DPSpec", "LoraSpec", "StepReport", "TrainOutcome", "TrainSpec", "train_lora"]
 
@@ -101,9 +106,30 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError):
+        raise ComputeSpecInvalid(f"device {device!r} is not a torch device") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ComputeSpecInvalid(
+            f"device {device!r}: torch sees no CUDA GPU here", hint="Train on the CPU."
+        )
+    if kind not in ("cpu", "cuda"):
+        raise ComputeSpecInvalid(f"device {device!r}: training runs on cpu or cuda")
+
+
 def _window_mean(values: Sequence[float]) -> float:
     finite = [v for v in values if not math.isnan(v)]
     return sum(finite) / len(finite) if finite else math.nan
+
+
+def _targets(names: tuple[str, ...] | None) -> list[str] | str | None:
+    if names == (ALL_LINEAR,):
+        return ALL_LINEAR
+    return list(names) if names else None
 
 
 def _lora_model(model: Any, lora: LoraSpec) -> Any:
@@ -113,7 +139,7 @@ def _lora_model(model: Any, lora: LoraSpec) -> Any:
         r=lora.r,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
-        target_modules=list(lora.target_modules) if lora.target_modules else None,
+        target_modules=_targets(lora.target_modules),
         task_type="CAUSAL_LM",
     )
     try:
@@ -137,8 +163,6 @@ class _Run:
         base = load_model(spec.base, device)
         vocab = base.get_input_embeddings().num_embeddings
         if int(blocks.max()) >= vocab:
-            from sahara_cli.errors import BaseModelInvalid
-
             raise BaseModelInvalid(
                 f"the tokenizer of {spec.base} makes ids beyond the model's {vocab} embeddings"
             )
@@ -362,6 +386,7 @@ def _train(
     if isinstance(checkpoint_every, bool) or checkpoint_every < 1:
         raise ComputeSpecInvalid(f"checkpoint_every={checkpoint_every!r} must be at least 1")
     device = device or default_device()
+    _check_device(device)
     check_base(spec.base)
     tokenizer = load_tokenizer(spec.base)
     blocks = token_blocks(texts, tokenizer, spec.seq_len)

@@ -93,7 +93,8 @@ def test_saved_adapter_loads_in_peft_and_gives_the_trained_logits(
     assert not torch.allclose(tuned, plain, atol=1e-3)
 
 
-@pytest.mark.parametrize("accountant", ["rdp", "prv"])
+# PRV's search for the noise multiplier takes seconds.
+@pytest.mark.parametrize("accountant", ["rdp", pytest.param("prv", marks=pytest.mark.slow)])
 def test_dp_reports_the_epsilon_of_opacus_accountant(
     tiny_base: Path, texts: list[str], tmp_path: Path, accountant: str
 ) -> None:
@@ -209,3 +210,18 @@ def test_library_import_does_not_load_torch() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_run_cut_short_resumes_from_its_last_interval_checkpoint(
+    tiny_base: Path, texts: list[str], tmp_path: Path
+) -> None:
+    # A run that dies (no stop, no goodbye) leaves the checkpoint of its last interval;
+    # here the finished run stands in for it: step 8 of 12 is on disk.
+    spec = spec_for(tiny_base)
+    checkpoints = tmp_path / "checkpoints"
+    whole = train_lora(texts, spec, tmp_path / "a", checkpoint_dir=checkpoints, checkpoint_every=4)
+    assert [p.name for p in checkpoints.iterdir()] == ["step-00000008"]
+    again = train_lora(texts, spec, tmp_path / "b", checkpoint_dir=checkpoints)
+    assert again.resumed_from_step == 8
+    assert again.losses == whole.losses
+    assert again.adapter_files == whole.adapter_files

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from safetensors.torch import load_file
 
 from sahara_cli.compute.spec import DPSpec, LoraSpec, TrainSpec
 from sahara_cli.compute.train import train_lora
@@ -37,6 +38,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWa
         (" alpha = 32 , r=16 ", LoraSpec(r=16, alpha=32)),
         ("r=8,alpha=16,dropout=0.05", LoraSpec(8, 16, 0.05)),
         ("r=2,alpha=4,targets=q_proj+v_proj", LoraSpec(2, 4, 0.0, ("q_proj", "v_proj"))),
+        ("r=2,targets=all-linear", LoraSpec(2, 16, 0.0, ("all-linear",))),
     ],
 )
 def test_lora_spec_parses(text: str, expected: LoraSpec) -> None:
@@ -63,6 +65,7 @@ def test_lora_spec_parses(text: str, expected: LoraSpec) -> None:
         ("r=8,dropout=nan", "not a finite number"),
         ("r=8,targets=q_proj+", "not a module name"),
         ("r=8,targets=q-proj", "not a module name"),
+        ("r=8,targets=all-linear+lm_head", "stands alone"),
     ],
 )
 def test_bad_lora_spec_is_a_usage_error(text: str, match: str) -> None:
@@ -117,10 +120,32 @@ def test_hparams_hash_is_keccak_of_canonical_json(tmp_path: Path) -> None:
         assert other.hparams_hash() != spec.hparams_hash()
 
 
+def test_all_linear_adapts_every_linear_layer_but_the_output(
+    tiny_base: Path, texts: list[str], tmp_path: Path
+) -> None:
+    spec = spec_for(tiny_base, lora=LoraSpec.parse("r=2,targets=all-linear"), max_steps=1)
+    outcome = train_lora(texts, spec, tmp_path / "out")
+    names = load_file(str(outcome.adapter_dir / "adapter_model.safetensors"))
+    adapted = {k.split(".")[-3] for k in names if k.endswith("lora_A.weight")}
+    assert adapted == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+
+
 def test_lora_targets_the_model_lacks(tiny_base: Path, texts: list[str], tmp_path: Path) -> None:
     spec = spec_for(tiny_base, lora=LoraSpec.parse("r=4,targets=c_attn"))
     with pytest.raises(ComputeSpecInvalid, match="LoRA cannot wrap this model"):
         train_lora(texts, spec, tmp_path / "out")
+
+
+@pytest.mark.parametrize("device", ["cuda", "tpu", "no-such-device"])
+def test_a_device_torch_cannot_train_on(
+    tiny_base: Path, texts: list[str], tmp_path: Path, device: str
+) -> None:
+    import torch
+
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    with pytest.raises(ComputeSpecInvalid, match="device"):
+        train_lora(texts, spec_for(tiny_base), tmp_path / "out", device=device)
 
 
 # -- base model and data ---------------------------------------------------------------
