@@ -48,7 +48,7 @@ class LocalJob:
     asset_id: int | None = None
     weights_bps: list[int] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
-    losses: list[float] = field(default_factory=list)
+    losses: list[float | None] = field(default_factory=list)
 
     def save(self, root: Path) -> None:
         folder = job_dir(root, self.key)

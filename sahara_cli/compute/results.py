@@ -40,7 +40,9 @@ class TrainResult(JobSummary):
 
     steps: int
     epochs: int
-    losses: list[float] = Field(description="the loss of every step")
+    losses: list[float | None] = Field(
+        description="the loss of every step (null for a DP step whose batch came out empty)"
+    )
     first_loss: float = Field(description="mean loss of the first tenth of the steps")
     last_loss: float = Field(description="mean loss of the last tenth of the steps")
     epsilon: float | None = Field(description="with DP: the ε spent, from opacus's accountant")

@@ -10,6 +10,7 @@ asset derived from the job's inputs, so its revenue flows up to them.
 
 from __future__ import annotations
 
+import math
 import shutil
 import threading
 import time
@@ -289,7 +290,7 @@ def train(
         output_path=str(outcome.adapter_dir),
         weights_bps=weights,
         metrics=metrics,
-        losses=[round(x, 6) for x in outcome.losses],
+        losses=[None if math.isnan(x) else round(x, 6) for x in outcome.losses],
     )
     recorded = Recorded()
     if request.record:
@@ -354,7 +355,7 @@ def _train_result(job: jobs.LocalJob, outcome: TrainOutcome, recorded: Recorded)
         created_at=job.created,
         steps=outcome.steps,
         epochs=int(outcome.epochs),
-        losses=[round(x, 6) for x in outcome.losses],
+        losses=[None if math.isnan(x) else round(x, 6) for x in outcome.losses],
         first_loss=outcome.first_loss,
         last_loss=outcome.last_loss,
         epsilon=outcome.epsilon,
