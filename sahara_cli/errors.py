@@ -924,3 +924,18 @@ class LightHeaderRejected(LightClientError, InvalidDataError):
 
 class LightUnreachable(LightClientError, UnreachableError):
     code = "light.unreachable"
+
+
+class ProvenanceNotFound(ProtocolError, NotFoundError):
+    """No answer record or job with this reference on chain, or no local record to
+    check one against."""
+
+    code = "provenance.not_found"
+    default_hint = "List records and jobs with 'sahara provenance list'."
+
+
+class ProvenanceMismatch(ProtocolError, InvalidDataError):
+    """A local record (or job file) does not match what the chain recorded for it."""
+
+    code = "provenance.mismatch"
+    default_hint = "The local copy was changed after it was recorded, or is of another record."

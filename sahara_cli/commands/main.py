@@ -116,6 +116,12 @@ COMMANDS: tuple[Entry, ...] = (
         "sahara_cli.commands.mcp:app",
         "Model Context Protocol: vault search, asset and license lookups for any agent.",
     ),
+    Entry(
+        "provenance",
+        "sahara_cli.commands.provenance:app",
+        "Answers' records and training jobs on chain: their assets and payouts, checked "
+        "against the local records.",
+    ),
 )
 
 

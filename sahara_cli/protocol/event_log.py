@@ -105,13 +105,21 @@ def job_assets(db: sqlite3.Connection, contract: str, e: Event) -> list[int]:
     if e.name == "JobSubmitted":
         found = [int(e.args["base"])] if int(e.args["base"]) else []
         found += [int(a) for a in e.args["inputs"]]
-        db.execute("INSERT OR REPLACE INTO jobs VALUES (?, ?)", (job, json.dumps(found)))
+        db.execute(
+            "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?)",
+            (job, json.dumps(found), e.block, e.log_index),
+        )
         return found
-    row = db.execute("SELECT assets FROM jobs WHERE id = ?", (job,)).fetchone()
-    found = [int(a) for a in json.loads(row[0])] if row else []
+    row = db.execute("SELECT assets, block, log_index FROM jobs WHERE id = ?", (job,)).fetchone()
+    if row is None:
+        return []
+    found = [int(a) for a in json.loads(row[0])]
     if e.name == "JobFinalized":
-        found.append(int(e.args["asset"]))
+        output = int(e.args["asset"])
+        found.append(output)
         db.execute("UPDATE jobs SET assets = ? WHERE id = ?", (json.dumps(found), job))
+        # The job's submission is about its output from now on, too.
+        db.execute("INSERT OR IGNORE INTO event_assets VALUES (?, ?, ?)", (output, row[1], row[2]))
     return found
 
 

@@ -132,8 +132,14 @@ CREATE TABLE event_addresses (
 );
 -- receipts (tokens of the Receipts contract) and the asset each one is of
 CREATE TABLE receipts (id INTEGER PRIMARY KEY, asset INTEGER, holder TEXT NOT NULL);
--- jobs of the training SAP and the assets each one is about (base, inputs, output)
-CREATE TABLE jobs (id INTEGER PRIMARY KEY, assets TEXT NOT NULL);
+-- jobs of the training SAP: the assets each one is about (base, inputs, output) and
+-- where its JobSubmitted is
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY,
+    assets TEXT NOT NULL,
+    block INTEGER NOT NULL,
+    log_index INTEGER NOT NULL
+);
 """
 FTS = (
     "CREATE VIRTUAL TABLE offer_text USING fts5(name, kind, cid, uri, type, tokenize = 'unicode61')"
