@@ -101,16 +101,16 @@ def _local(
     """The agent of this home that keeps the record with ``digest`` and the row; else a
     committed row that says it is this chain record (its body changed since)."""
     from sahara_cli.agent.record import RecordStore
-    from sahara_cli.agent.record import recorded_in as where
 
+    changed = None
     for name, path in _stores(home_root):
         with RecordStore(path) as store:
             with suppress(AgentError):
                 return name, store.get(digest.lower())
-            for row in store.list(1_000_000):
-                if row.get("record_id") == record_id and where(row) == recorded_in:
-                    return name, row
-    return None
+            row = store.committed_as(record_id, recorded_in)
+            if row is not None and changed is None:
+                changed = name, row
+    return changed
 
 
 def _local_digests(home_root: Path, digests: set[str]) -> dict[str, str]:

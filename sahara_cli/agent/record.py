@@ -354,6 +354,21 @@ class RecordStore:
                 (json.dumps(body, sort_keys=True), digest),
             )
 
+    def committed_as(self, record_id: int, where: str) -> dict[str, Any] | None:
+        """The committed row that says it is record ``record_id`` of ``where`` (the
+        inference SAP or the Provenance contract), whatever its body says now."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, body, chain FROM records WHERE chain IS NOT NULL "
+                "AND json_extract(chain, '$.record_id') = ?",
+                (record_id,),
+            ).fetchall()
+        for row in rows:
+            found = _row(row)
+            if recorded_in(found) == where:
+                return found
+        return None
+
     def discard(self, digest: str) -> bool:
         """Forget the pending record with ``digest`` (an answer that was never given out:
         its call could not be paid for); a committed record is kept. Whether it was

@@ -306,6 +306,18 @@ def test_a_changed_local_record_fails_verify(cli: Invoke, chain: Path) -> None:
     assert (code, error["code"]) == (8, "provenance.mismatch")
     failed = {c["name"] for c in error["details"]["checks"] if not c["ok"]}
     assert failed == {"digest", "output_hash"}
+    # Its digest rewritten to match the changed body, it is still found (by the chain
+    # record it says it is) and still fails.
+    with sqlite3.connect(path) as db:
+        forged = Record.from_dict({k: v for k, v in changed.items() if k != "digest"}).digest
+        body = json.dumps({**changed, "digest": forged})
+        db.execute(
+            "UPDATE records SET digest = ?, body = ? WHERE digest = ?", (forged, body, digest)
+        )
+    code, error = fails(cli, "verify", f"answer:{MADE['new_row']['record_id']}")
+    assert (code, error["code"]) == (8, "provenance.mismatch")
+    failed = {c["name"] for c in error["details"]["checks"] if not c["ok"]}
+    assert failed == {"digest", "stored digest", "output_hash"}
 
 
 def test_verify_a_record_file_a_caller_kept(cli: Invoke, chain: Path, tmp_path: Path) -> None:

@@ -267,6 +267,11 @@ def test_records_of_the_provenance_contract_stay_readable(chain: Any, tmp_path: 
         store.add(fresh)
         store.mark_committed(fresh.digest, commit_record(chain, signer, fresh))
         assert recorded_in(store.get(fresh.digest)) == "InferenceRecord"
+        # A committed row is found by where it went on chain, whatever its body says.
+        sap_id = store.get(fresh.digest)["record_id"]
+        assert store.committed_as(sap_id, "InferenceRecord")["digest"] == fresh.digest
+        assert store.committed_as(legacy_id, "Provenance")["digest"] == rec.digest
+        assert store.committed_as(10_000, "InferenceRecord") is None
         dropped = record(agent_asset=agent, nonce="ee" * 16)
         store.add(dropped)
         assert store.discard(dropped.digest)
