@@ -57,8 +57,8 @@ COMMANDS: tuple[Entry, ...] = (
     Entry(
         "events",
         "sahara_cli.commands.events:events",
-        "List the events of the protocol contracts, newest first, filtered by contract,\n"
-        "event, asset, address and block range.",
+        "List the events of the protocol contracts and the SAPs, newest first, filtered by\n"
+        "contract, event, asset, address and block range.",
     ),
     Entry(
         "schema",
