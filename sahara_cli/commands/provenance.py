@@ -160,6 +160,7 @@ def show(ref: RefArgument) -> None:
 
 
 def _answer(a: AnswerRecord) -> Any:
+    legacy = a.recorded_in == "Provenance"
     rows = {
         "record": f"{a.ref} ({a.recorded_in})",
         "asset": f"#{a.asset_id} {a.asset_name}",
@@ -169,8 +170,8 @@ def _answer(a: AnswerRecord) -> Any:
         "answer hash": a.output_hash,
         "sources": " ".join(f"#{s}" for s in a.source_asset_ids) or "-",
         "license": f"#{a.license_id}" if a.license_id else "-",
-        "calls metered": str(a.calls_metered),
-        "fee": f"{a.fee_sah} SAH",
+        "calls metered": "-" if legacy else str(a.calls_metered),
+        "fee": "- (metered apart, before the SAP)" if legacy else f"{a.fee_sah} SAH",
         "recorded": f"{utc(a.recorded_at)}, block {a.block}",
         "transaction": a.tx_hash,
         "kept by": f"agent {a.local_agent}" if a.local_agent else "no agent of this home",
@@ -204,7 +205,8 @@ def _job(j: JobRecord) -> Any:
             "hyper-parameters": j.hparams,
             "output": j.output_cid,
             "metrics": json.dumps(j.metrics) if j.metrics is not None else "-",
-            "bond": f"{j.bond_sah} SAH",
+            "bond": f"{j.bond_sah} SAH"
+            + (" (returned)" if j.status in ("finalized", "cancelled") else ""),
             "submitted": f"{utc(j.submitted_at)}, block {j.block}",
             "window ends": utc(j.finalize_at),
             "output asset": f"#{j.output_asset_id}" if j.output_asset_id else "not yet",
