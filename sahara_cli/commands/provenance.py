@@ -234,7 +234,7 @@ def verify(
 ) -> None:
     """Recompute a record's digest from its local copy and compare it with the chain; for
     a job, compare its metrics, output and local job file. Exits non-zero on a mismatch."""
-    from sahara_cli.agent.provenance import verify_provenance
+    from sahara_cli.agent.provenance_verify import verify_provenance
 
     st = state()
     found = verify_provenance(protocol(st), st.home.require().root, ref, record_file=record)
