@@ -1042,3 +1042,18 @@ class MergeWriteFailed(ComputeError):
     """The merged model cannot be written (a full disk, no permission)."""
 
     code = "compute.write_failed"
+
+
+class ProvenanceNotFound(ProtocolError, NotFoundError):
+    """No answer record or job with this reference on chain, or no local record to
+    check one against."""
+
+    code = "provenance.not_found"
+    default_hint = "List records and jobs with 'sahara provenance list'."
+
+
+class ProvenanceMismatch(ProtocolError, InvalidDataError):
+    """A local record (or job file) does not match what the chain recorded for it."""
+
+    code = "provenance.mismatch"
+    default_hint = "The local copy was changed after it was recorded, or is of another record."

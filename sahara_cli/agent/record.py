@@ -5,13 +5,18 @@ the SHA-256 of the prompt (the canonical JSON of the messages the model saw) and
 answer (its UTF-8 text), the assets the answer retrieved, each tool call (its name and
 the SHA-256 of its canonical JSON arguments), the time and a random nonce (so two equal
 answers in the same second are still two records). The record's digest is the
-keccak256 of its canonical JSON; the Provenance contract keeps that digest, so anyone
-holding the record can check it against the chain without the chain holding the text.
+keccak256 of its canonical JSON; the inference SAP keeps that digest with the prompt
+and answer hashes, so anyone holding the record can check it against the chain without
+the chain holding the text. (Before the SAP, the ``Provenance`` contract kept the digests;
+its records stay on chain and readable, and a committed row of this store without a
+``recorded_in`` says it went there.)
 
 Canonical JSON: keys sorted, no whitespace, UTF-8 (not ASCII-escaped).
 
 Records sit in ``<home>/agents/<name>/records.sqlite``, one row per answer, with the
-on-chain record id and transaction once committed.
+on-chain record id and transaction once committed (``recorded_in``: ``InferenceRecord``,
+the SAP, or ``Provenance`` for rows committed before it), and for a metered answer the
+license, the calls and the fee the same transaction settled.
 """
 
 from __future__ import annotations
@@ -38,8 +43,12 @@ if TYPE_CHECKING:
 #: Bump when the fields of a record change; it is part of what the digest covers.
 #: Version 2 added ``nonce``; a version 1 record (without one) still checks out.
 RECORD_VERSION = 2
-#: Source assets the Provenance contract keeps per record.
+#: Source assets the inference SAP keeps per record.
 MAX_CHAIN_SOURCES = 4
+#: Where a record is on chain: the inference SAP, or (committed before it) the
+#: ``Provenance`` contract.
+RECORDED_IN_SAP = "InferenceRecord"
+RECORDED_IN_LEGACY = "Provenance"
 #: Fields of a record the digest covers (everything but the digest itself).
 BODY_FIELDS = (
     "version",
@@ -172,15 +181,18 @@ def commit_record(
     license_id: int = 0,
     *,
     sources: Sequence[int] | None = None,
+    calls: int = 0,
 ) -> dict[str, Any]:
-    """Record ``record``'s digest on chain (the Provenance contract) as ``signer``,
-    naming its first four assets (or ``sources``, for instance only those registered on
-    this chain) and the license it was served under (0: none).
+    """Record ``record`` on chain through the inference SAP as ``signer``: its digest,
+    prompt and answer hashes, its first four assets (or ``sources``, for instance only
+    those registered on this chain) and the license it was served under (0: none). With
+    ``calls`` > 0 the same transaction meters those calls on the license (``signer``
+    must be the meter of the record's agent asset).
 
-    Returns ``{"record_id", "tx", "block", "gas_used", "license_id"}``, the shape
-    :meth:`RecordStore.mark_committed` takes."""
-    record_id, tx = send_record(protocol, signer, record, license_id, sources=sources)
-    return committed(record_id, tx, license_id)
+    Returns ``{"record_id", "tx", "block", "gas_used", "license_id", "calls", "fee_wei",
+    "recorded_in"}``, the shape :meth:`RecordStore.mark_committed` takes."""
+    record_id, tx = send_record(protocol, signer, record, license_id, sources=sources, calls=calls)
+    return committed(record_id, tx, license_id, calls=calls)
 
 
 def send_record(
@@ -190,6 +202,7 @@ def send_record(
     license_id: int = 0,
     *,
     sources: Sequence[int] | None = None,
+    calls: int = 0,
 ) -> tuple[int, TxResult]:
     """:func:`commit_record`, returning the record's id on chain and the transaction."""
     if not isinstance(record, Record):
@@ -199,25 +212,45 @@ def send_record(
             f"agent {record.agent!r} has no asset id, so its answers cannot be recorded",
             hint=f"Publish it first with 'sahara agent publish {record.agent}'.",
         )
-    record_id, tx = protocol.record_inference(
+    return protocol.record_inference(
         signer,
         record.agent_asset,
         record.digest,
         list(record.assets if sources is None else sources)[:MAX_CHAIN_SOURCES],
         license_id,
+        input_hash=record.prompt_hash,
+        output_hash=record.answer_hash,
+        calls=calls,
     )
-    return record_id, tx
 
 
-def committed(record_id: int, tx: TxResult, license_id: int = 0) -> dict[str, Any]:
-    """What a record gains once it is on chain."""
+def committed(
+    record_id: int, tx: TxResult, license_id: int = 0, *, calls: int = 0
+) -> dict[str, Any]:
+    """What a record gains once it is on chain (the fee: what the recorded transaction
+    metered, from its ``InferenceRecorded`` event)."""
+    fee = 0
+    for event in tx.events:
+        if event.name == "InferenceRecorded":
+            fee = int(event.args["fee"])
     return {
         "record_id": record_id,
         "tx": tx.hash,
         "block": tx.block,
         "gas_used": tx.gas_used,
         "license_id": license_id,
+        "calls": calls,
+        "fee_wei": str(fee),
+        "recorded_in": RECORDED_IN_SAP,
     }
+
+
+def recorded_in(row: Mapping[str, Any]) -> str | None:
+    """Where a stored row's record is on chain: the inference SAP, the ``Provenance``
+    contract (rows committed before the SAP name no place), or None while pending."""
+    if not row.get("committed"):
+        return None
+    return str(row.get("recorded_in") or RECORDED_IN_LEGACY)
 
 
 # --- the local store ------------------------------------------------------------------
@@ -320,6 +353,31 @@ class RecordStore:
                 "UPDATE records SET body = ? WHERE digest = ?",
                 (json.dumps(body, sort_keys=True), digest),
             )
+
+    def committed_as(self, record_id: int, where: str) -> dict[str, Any] | None:
+        """The committed row that says it is record ``record_id`` of ``where`` (the
+        inference SAP or the Provenance contract), whatever its body says now."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, body, chain FROM records WHERE chain IS NOT NULL "
+                "AND json_extract(chain, '$.record_id') = ?",
+                (record_id,),
+            ).fetchall()
+        for row in rows:
+            found = _row(row)
+            if recorded_in(found) == where:
+                return found
+        return None
+
+    def discard(self, digest: str) -> bool:
+        """Forget the pending record with ``digest`` (an answer that was never given out:
+        its call could not be paid for); a committed record is kept. Whether it was
+        removed."""
+        with self._lock:
+            done = self._db.execute(
+                "DELETE FROM records WHERE digest = ? AND chain IS NULL", (digest,)
+            )
+        return done.rowcount > 0
 
     def mark_committed(self, digest: str, chain: Mapping[str, Any]) -> None:
         """Note that the record with ``digest`` is on chain: ``chain`` is what

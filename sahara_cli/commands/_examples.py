@@ -29,6 +29,23 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "sahara events --asset 3 --oldest-first",
     ),
     "schema": ("sahara schema vault add", "sahara schema node status"),
+    # provenance
+    "provenance": ("sahara provenance list", "sahara provenance show answer:3"),
+    "provenance list": (
+        "sahara provenance list",
+        "sahara provenance list --agent helper --limit 10",
+        "sahara provenance list --asset 3 --jobs",
+    ),
+    "provenance show": (
+        "sahara provenance show answer:3",
+        "sahara provenance show legacy:1",
+        "sahara provenance show job:2",
+    ),
+    "provenance verify": (
+        "sahara provenance verify answer:3",
+        "sahara provenance verify 3 --record answer.json",
+        "sahara provenance verify job:2",
+    ),
     # config
     "config": ("sahara config show", "sahara config set node.timeout 30"),
     "config show": ("sahara config show", "sahara --json config show"),

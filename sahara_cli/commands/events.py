@@ -1,4 +1,5 @@
-"""sahara events: the events the protocol contracts emitted, from the local index.
+"""sahara events: the events the protocol contracts and the SAPs emitted, from the local
+index.
 
 The index of protocol events (``<home>/index/``) is brought up to date with the chain,
 then queried: newest first (the latest activity on top, like a log), ``--oldest-first``
@@ -31,7 +32,7 @@ def events(
             "--contract",
             "-c",
             help="Only this contract's events: AssetRegistry, Receipts, Licensing, "
-            "Attribution or Provenance.",
+            "Attribution, Provenance, or a SAP's: TrainingRecord, InferenceRecord.",
             show_default=False,
         ),
     ] = None,
@@ -40,7 +41,8 @@ def events(
         typer.Option(
             "--event",
             "-e",
-            help="Only events of this name (Registered, Licensed...).",
+            help="Only events of this name (Registered, Licensed, JobSubmitted, "
+            "InferenceRecorded...).",
             show_default=False,
         ),
     ] = None,
@@ -49,7 +51,7 @@ def events(
         typer.Option(
             "--asset",
             help="Only events about this asset (id, #id or content id), its offers, "
-            "licenses and receipts included.",
+            "licenses and receipts included, and the jobs and answers that used it.",
             show_default=False,
         ),
     ] = None,
@@ -77,8 +79,8 @@ def events(
         typer.Option("--oldest-first", help="Oldest first (chain order); default: newest first."),
     ] = False,
 ) -> None:
-    """List the events of the protocol contracts, newest first, filtered by contract,
-    event, asset, address and block range."""
+    """List the events of the protocol contracts and the SAPs, newest first, filtered by
+    contract, event, asset, address and block range."""
     from dataclasses import replace
 
     from sahara_cli.protocol.events import EventQuery, find_events

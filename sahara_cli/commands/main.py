@@ -57,8 +57,8 @@ COMMANDS: tuple[Entry, ...] = (
     Entry(
         "events",
         "sahara_cli.commands.events:events",
-        "List the events of the protocol contracts, newest first, filtered by contract,\n"
-        "event, asset, address and block range.",
+        "List the events of the protocol contracts and the SAPs, newest first, filtered by\n"
+        "contract, event, asset, address and block range.",
     ),
     Entry(
         "schema",
@@ -120,6 +120,12 @@ COMMANDS: tuple[Entry, ...] = (
         "mcp",
         "sahara_cli.commands.mcp:app",
         "Model Context Protocol: vault search, asset and license lookups for any agent.",
+    ),
+    Entry(
+        "provenance",
+        "sahara_cli.commands.provenance:app",
+        "Answers' records and training jobs on chain: their assets and payouts, checked "
+        "against the local records.",
     ),
 )
 

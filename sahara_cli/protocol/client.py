@@ -2,11 +2,16 @@
 
 ``Protocol(node)`` composes the clients of the five contracts at their genesis addresses
 (``proto.registry``, ``proto.receipts``, ``proto.licensing``, ``proto.attribution``,
-``proto.provenance``, see ``protocol/clients/``) over one
+``proto.provenance``, see ``protocol/clients/``) and of the two SAPs (``proto.training``,
+``proto.inference``) over one
 :class:`~sahara_cli.protocol.sender.Sender`, and answers every operation with one method.
 Reads are ``eth_call``; writes are EIP-1559 transactions signed by a Sahara ID, sent after
 an ``eth_estimateGas`` that turns a revert into a :class:`SaharaError` before anything is
 spent. Every write returns a :class:`TxResult` with the decoded events.
+
+Answers are recorded through the inference SAP (``record_inference``, ``get_record``,
+``record_count``); the records the ``Provenance`` contract kept before stay readable with
+``legacy_record`` and ``legacy_record_count``.
 
 The pieces live in their own modules and are re-exported here: the values and constants
 (``protocol/values.py``), the ABI codec (``protocol/abi.py``) and the sender with its
@@ -30,7 +35,12 @@ from sahara_cli.protocol.clients import (
     ProvenanceClient,
     ReceiptsClient,
 )
-from sahara_cli.protocol.clients.saps import InferenceClient, TrainingClient
+from sahara_cli.protocol.clients.saps import (
+    InferenceClient,
+    InferenceRecord,
+    TrainingClient,
+    TrainingJob,
+)
 from sahara_cli.protocol.sender import (
     ERROR_SELECTOR,
     GAS_MARGIN,
@@ -77,12 +87,14 @@ __all__ = [
     "ContractABI",
     "Contribution",
     "Event",
+    "InferenceRecord",
     "License",
     "Offer",
     "Protocol",
     "ProvenanceRecord",
     "Receipt",
     "Sender",
+    "TrainingJob",
     "TxResult",
     "error_for_reason",
     "license_type",
@@ -322,14 +334,43 @@ class Protocol:
         digest: bytes | str,
         sources: Sequence[int] = (),
         license_id: int = 0,
+        *,
+        input_hash: bytes | str = b"\0" * 32,
+        output_hash: bytes | str = b"\0" * 32,
+        calls: int = 0,
     ) -> tuple[int, TxResult]:
-        """Record an answer's provenance digest for ``asset_id``; returns the record id."""
-        return self.provenance.record_inference(signer, asset_id, digest, sources, license_id)
+        """Record an answer of ``asset_id`` through the inference SAP; returns the record id.
 
-    def get_record(self, record_id: int) -> ProvenanceRecord:
-        return self.provenance.get_record(record_id)
+        ``input_hash`` and ``output_hash``: the SHA-256 of the prompt and of the answer.
+        With ``calls`` > 0 the same transaction meters that many calls of the API license
+        ``license_id`` (``signer`` must be the asset's meter), and their price goes to the
+        asset and its ``sources`` through Attribution."""
+        return self.inference.record(
+            signer,
+            asset_id,
+            digest,
+            input_hash=input_hash,
+            output_hash=output_hash,
+            sources=sources,
+            license_id=license_id,
+            calls=calls,
+        )
+
+    def get_record(self, record_id: int) -> InferenceRecord:
+        """An answer's record as the inference SAP keeps it."""
+        return self.inference.get_record(record_id)
 
     def record_count(self) -> int:
+        """How many answers the inference SAP has recorded."""
+        return self.inference.record_count()
+
+    def legacy_record(self, record_id: int) -> ProvenanceRecord:
+        """A record of the ``Provenance`` contract, where answers were recorded before the
+        inference SAP took over; its records stay readable."""
+        return self.provenance.get_record(record_id)
+
+    def legacy_record_count(self) -> int:
+        """How many records the ``Provenance`` contract holds."""
         return self.provenance.record_count()
 
     # -- receipts ------------------------------------------------------------------

@@ -4,6 +4,11 @@ Each event is kept with its contract, name, block, transaction, log index, block
 and arguments (JSON; big integers stay exact), with the asset it is about and every
 address among its arguments in tables of their own, so that ``sahara events`` finds the
 events of one asset or one account with an index rather than a scan.
+
+The SAPs' events are kept the same way: a job's events (``JobSubmitted``,
+``JobFinalized``, ``JobCancelled``) are about its base model, its inputs and, once
+finalised, its output; a recorded answer (``InferenceRecorded``, or the Provenance
+contract's ``Recorded``) is about the asset that answered and the sources it used.
 """
 
 from __future__ import annotations
@@ -89,16 +94,54 @@ def _json(value: Any) -> Any:
     raise TypeError(f"cannot keep {type(value).__name__} in the event log")
 
 
+def job_assets(db: sqlite3.Connection, contract: str, e: Event) -> list[int]:
+    """The other assets an event is about: a job's base model, inputs and output (kept
+    in the ``jobs`` table from its ``JobSubmitted``), the sources of a recorded answer."""
+    if contract in ("InferenceRecord", "Provenance"):
+        return [int(a) for a in e.args.get("sources", [])]
+    if contract != "TrainingRecord" or "job" not in e.args:
+        return []
+    job = int(e.args["job"])
+    if e.name == "JobSubmitted":
+        found = [int(e.args["base"])] if int(e.args["base"]) else []
+        found += [int(a) for a in e.args["inputs"]]
+        db.execute(
+            "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?)",
+            (job, json.dumps(found), e.block, e.log_index),
+        )
+        return found
+    row = db.execute("SELECT assets, block, log_index FROM jobs WHERE id = ?", (job,)).fetchone()
+    if row is None:
+        return []
+    found = [int(a) for a in json.loads(row[0])]
+    if e.name == "JobFinalized":
+        output = int(e.args["asset"])
+        found.append(output)
+        db.execute("UPDATE jobs SET assets = ? WHERE id = ?", (json.dumps(found), job))
+        # The job's submission is about its output from now on, too.
+        db.execute("INSERT OR IGNORE INTO event_assets VALUES (?, ?, ?)", (output, row[1], row[2]))
+    return found
+
+
 def log_event(
-    db: sqlite3.Connection, contract: str, e: Event, ts: int | None, asset: int | None
+    db: sqlite3.Connection,
+    contract: str,
+    e: Event,
+    ts: int | None,
+    asset: int | None,
+    also: Sequence[int] = (),
 ) -> None:
+    """Keep one event, with the asset it is about (and ``also`` those assets)."""
     key = (e.block, e.log_index)
     db.execute(
         "INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (*key, e.tx_hash, contract, e.name, e.address, ts or 0, json.dumps(e.args, default=_json)),
     )
-    if asset is not None:
-        db.execute("INSERT OR IGNORE INTO event_assets VALUES (?, ?, ?)", (asset, *key))
+    assets = ([asset] if asset is not None else []) + list(also)
+    db.executemany(
+        "INSERT OR IGNORE INTO event_assets VALUES (?, ?, ?)",
+        [(a, *key) for a in dict.fromkeys(assets)],
+    )
     db.executemany(
         "INSERT OR IGNORE INTO event_addresses VALUES (?, ?, ?)",
         [(address, *key) for address in sorted(event_addresses(contract, e))],

@@ -1,6 +1,6 @@
 """The protocol's event log: what to ask the index for, and the typed answer.
 
-Every event of every protocol contract is kept by the client-side index
+Every event of every protocol contract and SAP is kept by the client-side index
 (:class:`~sahara_cli.protocol.index.ProtocolIndex`); :class:`EventQuery` picks some of
 them (by contract, event, asset, address and block range) and :func:`find_events` returns
 them as an :class:`EventsResult`, newest first unless asked for the oldest first.
@@ -9,7 +9,10 @@ Arguments are named as in the contracts' ABIs, following the JSON conventions: a
 ``_id`` (``asset`` -> ``asset_id``, Provenance's ``id`` -> ``record_id``), an amount in
 wei becomes ``x_wei`` with ``x_sah``, a time ``x_at`` (ISO 8601 UTC, ``null`` for never),
 a duration ``duration_s``, a count of calls says which (``calls_bought``...); addresses
-are checksummed, ``bytes32`` values 0x-hex, asset kinds and license types their names.
+are checksummed, ``bytes32`` values 0x-hex, asset kinds, job kinds and license types
+their names. The SAPs' events follow the same rules: a job's ``job`` is ``job_id``, its
+``base`` and ``inputs`` ``base_asset_id`` and ``input_asset_ids``, its ``weights``
+``weights_bps``, its ``bond`` ``bond_wei``; an answer's ``fee`` is ``fee_wei``.
 
 This module is light (pydantic, the result conventions, the committed ABIs): the index
 and the node are imported only by :func:`find_events`.
@@ -40,9 +43,15 @@ DEFAULT_LIMIT = 50
 #: Ids named after the thing they number.
 _ID_NAMES = {"asset": "asset_id", "offer": "offer_id", "license": "license_id"}
 #: What a ``calls`` argument counts, by event.
-_CALLS = {"Licensed": "calls_bought", "Metered": "calls_metered", "Refunded": "calls_refunded"}
+_CALLS = {
+    "Licensed": "calls_bought",
+    "Metered": "calls_metered",
+    "Refunded": "calls_refunded",
+    "InferenceRecorded": "calls_metered",
+}
 _ASSET_KINDS = ("dataset", "model", "agent", "compute")
 _LICENSE_TYPES = {1: "api", 2: "full", 3: "long-term", 4: "partnership"}
+_JOB_KINDS = ("train", "merge")
 _FOREVER = 2**256 - 1
 #: 9999-12-31 23:59:59 UTC: later times (and "forever") are shown as never.
 _LAST_TIME = 253_402_300_799
@@ -53,7 +62,8 @@ _ZERO_ADDRESS = "0x" + "00" * 20
 
 
 def catalogue() -> dict[str, list[dict[str, Any]]]:
-    """Every deployed contract's name and the ABI entries of the events it emits."""
+    """Every deployed contract's and SAP's name and the ABI entries of the events it
+    emits."""
     return {name: list(entries) for name, entries in _catalogue().items()}
 
 
@@ -61,7 +71,7 @@ def catalogue() -> dict[str, list[dict[str, Any]]]:
 def _catalogue() -> dict[str, tuple[dict[str, Any], ...]]:
     return {
         name: tuple(e for e in artifacts.artifact(name)["abi"] if e["type"] == "event")
-        for name in artifacts.NAMES
+        for name in (*artifacts.NAMES, *artifacts.sap_addresses())
     }
 
 
@@ -280,6 +290,9 @@ def _kind(event: str, _name: str, value: Any) -> dict[str, Any]:
     if event == "Registered":
         known = 0 <= number < len(_ASSET_KINDS)
         return {"kind": _ASSET_KINDS[number] if known else str(number)}
+    if event == "JobSubmitted":
+        known = 0 <= number < len(_JOB_KINDS)
+        return {"kind": _JOB_KINDS[number] if known else str(number)}
     return {"license_type": _LICENSE_TYPES.get(number, str(number))}
 
 
@@ -337,7 +350,14 @@ _CONVERT: dict[str, Callable[[str, str, Any], dict[str, Any]]] = {
     "asset": _renamed("asset_id", int),
     "offer": _renamed("offer_id", int),
     "license": _renamed("license_id", int),
-    "id": _renamed("record_id", int),  # Provenance's record id, its only bare "id"
+    "fee": _wei,
+    "bond": _wei,
+    "id": _renamed("record_id", int),  # the record id of Provenance and InferenceRecord
+    "job": _renamed("job_id", int),
+    "base": _renamed("base_asset_id", lambda v: int(v) or None),
+    "inputs": _renamed("input_asset_ids", lambda v: [int(i) for i in v]),
+    "weights": _renamed("weights_bps", lambda v: [int(i) for i in v]),
+    "finalize_after": _renamed("finalize_at", lambda v: _time(int(v))),
     "parents": _renamed("parent_asset_ids", lambda v: [int(i) for i in v]),
     "sources": _renamed("source_asset_ids", lambda v: [int(i) for i in v]),
     "expiry": _renamed("expires_at", lambda v: _time(int(v))),

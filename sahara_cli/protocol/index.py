@@ -18,9 +18,9 @@ hardhat, a remote one) with nothing but standard JSON-RPC.
 - Search is SQLite FTS5 over the asset name, kind, content id, metadata URI and license
   type of every offer, ranked by bm25; a SQLite built without FTS5 falls back to LIKE.
 
-Every event of every protocol contract (receipts included) is also kept in an event log
-(``protocol/event_log.py``) that :meth:`ProtocolIndex.events` queries by contract, event,
-asset, address and block range. The tables and what each event does to them are in
+Every event of every protocol contract (receipts included) and of the SAPs is also kept
+in an event log (``protocol/event_log.py``) that :meth:`ProtocolIndex.events` queries by
+contract, event, asset, address and block range. The tables and what each event does to them are in
 ``protocol/index_tables.py``.
 
 The file is derived data: deleting it costs one full sync.
@@ -90,7 +90,7 @@ __all__ = [
 log = logging.getLogger("sahara.index")
 
 #: Bump when the tables change: an index of another version is rebuilt from block 0.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Blocks per eth_getLogs request (nodes commonly cap a query at 10,000 blocks).
 CHUNK_BLOCKS = 2_000
 #: Tries of a sync that keeps losing the race to another process.
@@ -152,9 +152,10 @@ class ProtocolIndex:
         #: The head seen by the last sync: its number and timestamp ("now" for expiry).
         self.block: int | None = None
         self.now = 0
-        self._contracts: dict[str, Contract] = {c.address.lower(): c for c in proto.contracts}
-        #: Topic 0 of every event of every contract: the index keeps them all.
-        self._topics = ["0x" + topic.hex() for c in proto.contracts for topic in c.events]
+        emitters = [*proto.contracts, *proto.saps]
+        self._contracts: dict[str, Contract] = {c.address.lower(): c for c in emitters}
+        #: Topic 0 of every event of every contract and SAP: the index keeps them all.
+        self._topics = ["0x" + topic.hex() for c in emitters for topic in c.events]
         self.db = self._open()
 
     @classmethod

@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sahara_cli.protocol.event_log import asset_of_event, log_event, receipt_assets_of
+from sahara_cli.protocol.event_log import (
+    asset_of_event,
+    job_assets,
+    log_event,
+    receipt_assets_of,
+)
 from sahara_cli.protocol.values import (
     ASSET_KINDS,
     FOREVER,
@@ -127,6 +132,14 @@ CREATE TABLE event_addresses (
 );
 -- receipts (tokens of the Receipts contract) and the asset each one is of
 CREATE TABLE receipts (id INTEGER PRIMARY KEY, asset INTEGER, holder TEXT NOT NULL);
+-- jobs of the training SAP: the assets each one is about (base, inputs, output) and
+-- where its JobSubmitted is
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY,
+    assets TEXT NOT NULL,
+    block INTEGER NOT NULL,
+    log_index INTEGER NOT NULL
+);
 """
 FTS = (
     "CREATE VIRTUAL TABLE offer_text USING fts5(name, kind, cid, uri, type, tokenize = 'unicode61')"
@@ -143,6 +156,7 @@ TABLES = (
     "event_assets",
     "event_addresses",
     "receipts",
+    "jobs",
 )
 
 ASSET_COLUMNS = (
@@ -404,7 +418,8 @@ def apply_events(db: sqlite3.Connection, events: Sequence[tuple[str, Event, int 
             handler(db, event, ts)
         elif (contract, event.name) == ("Receipts", "Transfer"):
             _receipt_minted(db, event, receipt_assets)
-        log_event(db, contract, event, ts, asset_of_event(db, event, receipt_assets))
+        asset = asset_of_event(db, event, receipt_assets)
+        log_event(db, contract, event, ts, asset, job_assets(db, contract, event))
 
 
 # -- rows to values ------------------------------------------------------------------

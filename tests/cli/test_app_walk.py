@@ -108,6 +108,45 @@ def protocol_setup(cli: Invoke, url: str, tmp: Path) -> None:
     proto.pay(dev0, asset, 10**15)  # revenue, a tenth of it credited to main
 
 
+def provenance_setup(url: str, tmp: Path) -> None:
+    """An answer of the walk's asset recorded through the inference SAP, its record kept
+    in a file (as a caller keeps a served answer's), and a job submitted on it."""
+    from sahara_cli.agent.record import build_record, commit_record
+    from sahara_cli.node.client import NodeClient
+    from sahara_cli.protocol.client import Protocol
+
+    proto = Protocol(NodeClient(url))
+    dev0 = Signer(bytes.fromhex(TEST_KEY_0[2:]))
+    asset = int(MADE["asset"])
+    record = build_record(
+        agent="walker",
+        agent_asset=asset,
+        model_cid=None,
+        runner="llama",
+        messages=[{"role": "user", "content": "hi"}],
+        answer="hello",
+    )
+    done = commit_record(proto, dev0, record)
+    path = tmp / "record.json"
+    path.write_text(json.dumps(record.to_dict()))
+    bond, _ = proto.training.parameters()
+    job, _ = proto.training.submit(
+        dev0,
+        kind="train",
+        base=0,
+        inputs=[asset],
+        weights_bps=[],
+        hparams=b"\x11" * 32,
+        cid=f"bafy-walk-job-{next(_walk_assets)}",
+        commitment=b"\x22" * 32,
+        name="walk-tuned",
+        metrics='{"loss": 1.5}',
+        upstream_bps=3_000,
+        bond_wei=bond,
+    )
+    MADE.update(answer=f"answer:{done['record_id']}", record_file=str(path), job=f"job:{job}")
+
+
 def sample_file(tmp: Path) -> str:
     path = tmp / "data.csv"
     path.write_text(f"a,b\n1,{next(_walk_assets)}\n")
@@ -188,6 +227,15 @@ SAMPLES = {
     ("market", "search"): lambda tmp: ["market", "search", "walk"],
     ("market", "show"): lambda tmp: ["market", "show", MADE["full"]],
     ("events",): lambda tmp: ["events", "--asset", MADE["asset"], "--limit", "20"],
+    ("provenance", "list"): lambda tmp: ["provenance", "list", "--asset", MADE["asset"]],
+    ("provenance", "show"): lambda tmp: ["provenance", "show", MADE["job"]],
+    ("provenance", "verify"): lambda tmp: [
+        "provenance",
+        "verify",
+        MADE["answer"],
+        "--record",
+        MADE["record_file"],
+    ],
     ("config", "get"): lambda tmp: ["config", "get", "node.rpc_url"],
     ("config", "path"): lambda tmp: ["config", "path"],
     ("config", "set"): lambda tmp: ["config", "set", "log.level", "debug"],
@@ -486,8 +534,10 @@ def test_every_command_prints_one_json_document(
             built.write_text("#!/bin/sh\n")
             built.chmod(0o755)
             (built.parent / ".complete").touch()
-    if path[0] in {"asset", "attribute", "claim", "events", "license", "market"}:
+    if path[0] in {"asset", "attribute", "claim", "events", "license", "market", "provenance"}:
         protocol_setup(cli, live_node, tmp_path)
+    if path[0] == "provenance":
+        provenance_setup(live_node, tmp_path)
     if path[0] == "vault" and path[1] not in {
         "add",
         "ls",

@@ -49,6 +49,7 @@ def node_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proto.offer(BOB, med, "full", price=2 * SAH)  # 2
         proto.reprice(ALICE, full, SAH // 2)
         proto.buy(BOB, full)
+        proto.record_inference(ALICE, llama, b"\x05" * 32, input_hash=b"\x06" * 32)  # a SAP's
         proto.claim(CAROL)
         yield server.url
 
@@ -127,6 +128,23 @@ def test_filters(cli: Invoke, chain: Path) -> None:
     assert {e["block"] for e in only["events"]} == {first}
     two = events(cli, "--limit", "2")
     assert two["count"] == 2 and two["more"] is True
+
+
+def test_the_saps_events_are_listed_like_the_contracts(cli: Invoke, chain: Path) -> None:
+    from sahara_cli.protocol.artifacts import sap_addresses
+
+    [recorded] = events(cli, "--contract", "inferencerecord")["events"]
+    assert recorded["event"] == "InferenceRecorded"
+    assert recorded["contract_address"] == sap_addresses()["InferenceRecord"]
+    args = recorded["args"]
+    assert (args["record_id"], args["asset_id"], args["recorder"]) == (1, 1, ALICE.address)
+    assert (args["digest"], args["input_hash"]) == ("0x" + "05" * 32, "0x" + "06" * 32)
+    assert (args["calls_metered"], args["fee_wei"], args["fee_sah"]) == (0, "0", "0")
+    assert "InferenceRecord.InferenceRecorded" in names(events(cli, "--asset", "1"))
+    assert names(events(cli, "--event", "inferencerecorded")) == [
+        "InferenceRecord.InferenceRecorded"
+    ]
+    assert events(cli, "--contract", "TrainingRecord")["events"] == []  # no job yet
 
 
 def test_the_table_for_people(cli: Invoke, chain: Path) -> None:

@@ -177,6 +177,17 @@ def test_a_trained_model_is_recorded_finalised_and_pays_its_data_provider(
     assert [j.job_id for j in list_jobs(ctx).jobs] == [result.job_id]
     shown = show_job(ctx, str(result.job_id))
     assert shown.metrics["steps"] == 12 and shown.state == "pending"
+    # provenance verify finds this home's record of the job and checks it with the chain.
+    from sahara_cli.agent.provenance_verify import verify_provenance
+    from sahara_cli.errors import ProvenanceMismatch
+
+    checked = verify_provenance(proto, tmp_path / "home", f"job:{result.job_id}")
+    assert checked.verified and "local job hparams" in {c.name for c in checked.checks}
+    local = jobs.load(tmp_path / "home", result.job_key)
+    jobs.mark(local, tmp_path / "home", inputs=[world.dataset + 1])
+    with pytest.raises(ProvenanceMismatch):
+        verify_provenance(proto, tmp_path / "home", f"job:{result.job_id}")
+    jobs.mark(local, tmp_path / "home", inputs=[world.dataset])
     # The same command again does not train twice.
     with pytest.raises(ComputeJobState, match="recorded as job"):
         train(ctx, request(world, tiny_base))

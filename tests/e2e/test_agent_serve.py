@@ -282,19 +282,29 @@ def test_openai_client_calls_are_metered_recorded_and_paid_to_the_wei(
     assert expected[address(home, "dana")] > 0 and expected[address(home, "carol")] > 0
     assert escrow_before - proto.node.balance(proto.licensing.address) == 2 * PRICE
 
-    # Both answers are on chain: digest, agent asset, license, recorder.
+    # Both answers are on chain through the inference SAP, each recorded and metered by
+    # one transaction: digest, prompt and answer hashes, agent asset, license, the call
+    # and its fee, recorder.
     for call in (first, second):
         record = proto.get_record(call["record_id"])
         assert record.digest == call["record"]["digest"] == Record.from_dict(call["record"]).digest
+        assert (record.input_hash, record.output_hash) == (
+            call["record"]["prompt_hash"],
+            call["record"]["answer_hash"],
+        )
         assert (record.asset, record.license, record.recorder) == (agent, license_id, address(home))
-        assert call["meter_tx"]["gas_used"] > 0
+        assert (record.calls, record.fee_wei) == (1, PRICE)
+        assert call["meter_tx"]["hash"] == call["record_tx"] == call["record"]["tx"]
+        assert call["meter_tx"]["gas_used"] == call["record"]["gas_used"] > 0
+        assert call["record"]["fee_wei"] == str(PRICE)
     with RecordStore(home.root / "agents" / "helper" / "records.sqlite") as store:
         kept = store.get(first["record"]["digest"])
         assert kept["committed"] and kept["record_id"] == first["record_id"]
+        assert kept["recorded_in"] == "InferenceRecord" and kept["calls"] == 1
 
     print(
-        f"\nserved call: {latency:.3f} s; gas: meterWith {first['meter_tx']['gas_used']}, "
-        f"record {first['record']['gas_used']}"
+        f"\nserved call: {latency:.3f} s; gas: record and meter (one tx) "
+        f"{first['meter_tx']['gas_used']}"
     )
 
 
@@ -349,7 +359,7 @@ def test_serve_and_key_fail_cleanly(home: Home, published: dict[str, Any]) -> No
     assert code == 2
 
 
-# --- the order of a call: meter, then answer, then record (in process) ---------------------
+# --- the order of a call: answer, then record and meter, then reply (in process) ------------
 
 
 def unlock(home: Home, name: str) -> Any:
@@ -411,10 +421,11 @@ def buy(home: Home, published: dict[str, Any], who: str, calls: int) -> int:
 def test_a_caller_who_refunds_before_metering_gets_no_answer(
     home: Home, published: dict[str, Any], loaded: Any
 ) -> None:
-    """The refund lands between the license check and the meter transaction (a stand-in
-    Protocol sends it just before metering): meterWith reverts, and the caller gets a 403
-    and not a word of the answer, streamed or not. Paying again, they are served and
-    metered exactly one call."""
+    """The refund lands between the license check and the transaction that records and
+    meters the answer (a stand-in Protocol sends it just before): the record reverts,
+    and the caller gets a 403 and not a word of the answer, streamed or not, and the
+    answer's local record is dropped. Paying again, they are served and metered exactly
+    one call."""
     from sahara_cli.agent.record import RecordStore
     from sahara_cli.protocol.client import Protocol
 
@@ -423,9 +434,9 @@ def test_a_caller_who_refunds_before_metering_gets_no_answer(
     class RefundsFirst(Protocol):
         """A stand-in Protocol: the caller refunds their license just before metering."""
 
-        def meter_with(self, signer: Any, license_id: int, calls: int, sources: Any) -> Any:
-            self.refund(racer, license_id)
-            return super().meter_with(signer, license_id, calls, sources)
+        def record_inference(self, signer: Any, *args: Any, **kwargs: Any) -> Any:
+            self.refund(racer, args[3])
+            return super().record_inference(signer, *args, **kwargs)
 
     proto = home.protocol()
     owner = address(home)
@@ -457,7 +468,7 @@ def test_a_caller_who_refunds_before_metering_gets_no_answer(
     extra = reply.json()["sahara"]
     assert reply.json()["choices"][0]["message"]["content"].strip()
     assert extra["license_id"] == license_id and extra["meter_tx"]["gas_used"] > 0
-    assert extra["record_error"] is None and extra["record_tx"]
+    assert extra["record_error"] is None and extra["record_tx"] == extra["meter_tx"]["hash"]
     lic = proto.get_license(license_id)
     assert (lic.calls, lic.used) == (0, 1)
     expected = expected_credits(proto, published["asset_id"], PRICE, extra["paid_sources"])
@@ -466,13 +477,15 @@ def test_a_caller_who_refunds_before_metering_gets_no_answer(
     records.close()
 
 
-def test_a_failed_record_still_returns_the_paid_answer(
+def test_a_failed_record_keeps_it_pending_and_gives_a_paid_answer_only_when_paid(
     home: Home, published: dict[str, Any], loaded: Any
 ) -> None:
-    """Metering went through, then the record transaction fails (a stand-in Protocol
-    whose node is unreachable for it): the caller still gets the answer they paid for,
-    with ``record_tx: null`` and the reason, and the local record stays pending with its
-    license and meter transaction. Sources are named, never quoted."""
+    """The one transaction that records and meters a caller's answer fails (a stand-in
+    Protocol whose node is unreachable for it): the call is not paid for, so the caller
+    gets the error and no answer, and the local record stays pending with the license
+    and the call. The owner's own (unmetered) answer still goes out, with
+    ``record_tx: null`` and the reason, its record pending. Sources are named, never
+    quoted."""
     from sahara_cli.agent.record import RecordStore
     from sahara_cli.agent.servers.openai_api import SOURCE_FIELDS
     from sahara_cli.errors import NodeUnreachable
@@ -489,33 +502,45 @@ def test_a_failed_record_still_returns_the_paid_answer(
     client = in_process(home, loaded, RecordingFails(proto.node))
     headers = {"Authorization": "Bearer " + api_key(home, published, "patient")}
     question = {"messages": [{"role": "user", "content": "What do zebras eat?"}]}
-    plain = client.post("/v1/chat/completions", headers=headers, json=question)
+    on_chain = proto.record_count()
+    kept_before = {r["digest"] for r in loaded.records.list(1000)}
+    for stream in (False, True):
+        reply = client.post(
+            "/v1/chat/completions", headers=headers, json={**question, "stream": stream}
+        )
+        assert reply.status_code == 503, reply.text
+        assert reply.json()["error"]["code"] == "node.unreachable"
+        assert "choices" not in reply.text and "content" not in reply.text
+    lic = proto.get_license(license_id)
+    assert (lic.calls, lic.used) == (2, 0)  # not paid, not answered
+    pending = [r for r in loaded.records.list(1000) if r["digest"] not in kept_before]
+    assert len(pending) == 2
+    for kept in pending:
+        assert kept["committed"] is False
+        assert (kept["license_id"], kept["calls"]) == (license_id, 1)
+
+    owner = {"Authorization": "Bearer " + api_key(home, published, None)}
+    plain = client.post("/v1/chat/completions", headers=owner, json=question)
     assert plain.status_code == 200, plain.text
     assert plain.json()["choices"][0]["message"]["content"].strip()
-    streamed = client.post(
-        "/v1/chat/completions", headers=headers, json={**question, "stream": True}
-    )
+    streamed = client.post("/v1/chat/completions", headers=owner, json={**question, "stream": True})
     assert streamed.status_code == 200
     chunks = events(streamed.text)
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
     last = [c for c in chunks if "sahara" in c]
     assert len(last) == 1
-    on_chain = proto.record_count()
     with RecordStore(home.root / "agents" / "helper" / "records.sqlite") as records:
         for extra in (plain.json()["sahara"], last[0]["sahara"]):
             assert extra["record_tx"] is None and extra["record_id"] is None
             assert "stand-in" in extra["record_error"]
-            assert extra["license_id"] == license_id and extra["meter_tx"]["gas_used"] > 0
+            assert extra["license_id"] is None and extra["meter_tx"] is None
             kept = records.get(extra["record"]["digest"])
-            assert kept["committed"] is False
-            assert (kept["license_id"], kept["meter_tx"]) == (license_id, extra["meter_tx"]["hash"])
+            assert kept["committed"] is False and kept["license_id"] == 0
             assert extra["sources"], "the answer retrieved zebras.txt"
             assert all(set(s) == set(SOURCE_FIELDS) for s in extra["sources"])
             assert published["doc"] in [s["asset_id"] for s in extra["sources"]]
     assert proto.record_count() == on_chain
-    lic = proto.get_license(license_id)
-    assert (lic.calls, lic.used) == (0, 2)  # both calls paid, both answered
-    assert sum("not committed" in line for line in client.log) == 2
+    assert sum("not committed" in line for line in client.log) == 4
 
 
 # --- request bodies, API keys -----------------------------------------------------------------
@@ -685,7 +710,7 @@ def test_streamed_calls_in_flight_are_bounded_and_the_rest_get_503(
         """A stand-in Protocol: metering waits for the gate, then is refused (the
         calls end without an answer, quickly)."""
 
-        def meter_with(self, signer: Any, license_id: int, calls: int, sources: Any) -> Any:
+        def record_inference(self, *args: Any, **kwargs: Any) -> Any:
             gate.wait(120)
             raise ProtocolReverted("held for the test")
 

@@ -16,8 +16,15 @@ from sahara_cli.agent.record import (
     build_record,
     canonical_json,
     commit_record,
+    recorded_in,
 )
-from sahara_cli.errors import AgentError, AssetNotFound, ProtocolInvalidArgument, RecordNotFound
+from sahara_cli.errors import (
+    AgentError,
+    AssetNotFound,
+    ProtocolError,
+    ProtocolInvalidArgument,
+    RecordNotFound,
+)
 from sahara_cli.identity.keys import keccak256
 from tests.conftest import TEST_KEY_0
 
@@ -177,10 +184,22 @@ def test_commit_record_puts_the_digest_on_chain(chain: Any) -> None:
     )
     rec = record(agent_asset=agent, assets=[doc])
     done = commit_record(chain, signer, rec)
-    assert set(done) == {"record_id", "tx", "block", "gas_used", "license_id"}
+    assert set(done) == {
+        "record_id",
+        "tx",
+        "block",
+        "gas_used",
+        "license_id",
+        "calls",
+        "fee_wei",
+        "recorded_in",
+    }
+    assert (done["recorded_in"], done["calls"], done["fee_wei"]) == ("InferenceRecord", 0, "0")
+    # The inference SAP keeps the digest and the record's prompt and answer hashes.
     got = chain.get_record(done["record_id"])
     assert got.digest == rec.digest
-    assert (got.asset, got.recorder, got.license) == (agent, signer.address, 0)
+    assert (got.input_hash, got.output_hash) == (rec.prompt_hash, rec.answer_hash)
+    assert (got.asset, got.recorder, got.license, got.sources) == (agent, signer.address, 0, [doc])
     assert chain.record_count() >= done["record_id"]
     # Committing a dict (as an Answer carries it) works the same; sources can be narrowed.
     again = commit_record(chain, signer, {**rec.to_dict(), "seconds": 1.0}, sources=[])
@@ -191,3 +210,70 @@ def test_commit_record_puts_the_digest_on_chain(chain: Any) -> None:
         commit_record(chain, signer, record(agent_asset=agent, assets=[10_000]))
     with pytest.raises(RecordNotFound):
         chain.get_record(10_000)
+
+
+def test_a_metered_answer_is_recorded_and_paid_in_one_transaction(chain: Any) -> None:
+    """With calls, the record's own transaction meters them on the API license: the fee
+    is in the record, the license lost the calls, and the agent's owner was credited."""
+    from sahara_cli.identity import Signer
+    from sahara_cli.node.genesis import dev_keys
+
+    owner = Signer(bytes.fromhex(TEST_KEY_0[2:]))
+    caller = Signer(dev_keys(2)[1])
+    agent, _ = chain.register(
+        owner, kind="agent", cid="bafy-record-metered", commitment=b"\3" * 32, name="metered"
+    )
+    offer, _ = chain.offer(owner, agent, "api", price=1_000)
+    lic, _ = chain.buy(caller, offer, 3)
+    before = chain.claimable(owner.address)
+    rec = record(agent_asset=agent, assets=[])
+    done = commit_record(chain, owner, rec, lic, calls=1)
+    assert (done["license_id"], done["calls"], done["fee_wei"]) == (lic, 1, "1000")
+    got = chain.get_record(done["record_id"])
+    assert (got.license, got.calls, got.fee_wei, got.digest) == (lic, 1, 1_000, rec.digest)
+    assert chain.get_license(lic).calls == 2
+    assert chain.claimable(owner.address) - before == 1_000
+    # Only the agent's meter may meter its calls: the caller's own try is refused.
+    with pytest.raises(ProtocolError, match="meter"):
+        commit_record(chain, caller, record(agent_asset=agent, assets=[]), lic, calls=1)
+
+
+def test_records_of_the_provenance_contract_stay_readable(chain: Any, tmp_path: Path) -> None:
+    """Answers recorded before the inference SAP are in the Provenance contract: the
+    facade still reads them, and stored rows committed there say so."""
+    from sahara_cli.identity import Signer
+
+    signer = Signer(bytes.fromhex(TEST_KEY_0[2:]))
+    agent, _ = chain.register(
+        signer, kind="agent", cid="bafy-record-legacy", commitment=b"\4" * 32, name="legacy"
+    )
+    rec = record(agent_asset=agent, assets=[])
+    legacy_id, tx = chain.provenance.record_inference(signer, agent, rec.digest)
+    old = chain.legacy_record(legacy_id)
+    assert (old.digest, old.asset, old.recorder) == (rec.digest, agent, signer.address)
+    assert chain.legacy_record_count() >= legacy_id
+    with RecordStore(tmp_path / "records.sqlite") as store:
+        store.add(rec)
+        assert recorded_in(store.get(rec.digest)) is None  # pending
+        # A row committed before the SAP: the shape commit_record returned then.
+        store.mark_committed(
+            rec.digest,
+            {"record_id": legacy_id, "tx": tx.hash, "block": tx.block, "gas_used": 1,
+             "license_id": 0},
+        )  # fmt: skip
+        assert recorded_in(store.get(rec.digest)) == "Provenance"
+        assert not store.discard(rec.digest)  # a committed record is kept
+        fresh = record(agent_asset=agent, assets=[], nonce="ff" * 16)
+        store.add(fresh)
+        store.mark_committed(fresh.digest, commit_record(chain, signer, fresh))
+        assert recorded_in(store.get(fresh.digest)) == "InferenceRecord"
+        # A committed row is found by where it went on chain, whatever its body says.
+        sap_id = store.get(fresh.digest)["record_id"]
+        assert store.committed_as(sap_id, "InferenceRecord")["digest"] == fresh.digest
+        assert store.committed_as(legacy_id, "Provenance")["digest"] == rec.digest
+        assert store.committed_as(10_000, "InferenceRecord") is None
+        dropped = record(agent_asset=agent, nonce="ee" * 16)
+        store.add(dropped)
+        assert store.discard(dropped.digest)
+        with pytest.raises(AgentError, match="no provenance record"):
+            store.get(dropped.digest)

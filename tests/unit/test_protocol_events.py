@@ -81,7 +81,50 @@ def every_event(proto: Protocol) -> Chain:
     did(proto.settle(CAROL, deal, 10 * SAH))
     did(proto.pay_with(BOB, model, SAH, [data]))
     did(proto.claim(CAROL))
-    did(proto.record_inference(DAVE, model, b"\4" * 32, sources=[data], license_id=lic))
+    # An answer recorded the old way, in the Provenance contract, and one through the
+    # inference SAP that meters a call in the same transaction.
+    did(proto.provenance.record_inference(DAVE, model, b"\4" * 32, [data], lic))
+    metered = did(proto.buy(BOB, api, calls=2))
+    did(
+        proto.record_inference(
+            DAVE,
+            model,
+            b"\5" * 32,
+            [data],
+            metered,
+            input_hash=b"\6" * 32,
+            output_hash=b"\7" * 32,
+            calls=1,
+        )
+    )
+    # Jobs of the training SAP: one finalised (its output derived from the data), one
+    # cancelled.
+    bond, _ = proto.training.parameters()
+
+    def submit(cid: str) -> int:
+        return int(
+            did(
+                proto.training.submit(
+                    BOB,
+                    kind="train",
+                    base=0,
+                    inputs=[data],
+                    weights_bps=[],
+                    hparams=b"\x11" * 32,
+                    cid=cid,
+                    commitment=b"\x22" * 32,
+                    name="Tuned",
+                    metrics='{"loss": 1.5}',
+                    upstream_bps=3_000,
+                    bond_wei=bond,
+                )
+            )
+        )
+
+    job = submit("bafy-tuned")
+    did(proto.training.cancel(BOB, submit("bafy-dropped")))
+    proto.node.call("sahara_dev_mine", 1, proto.training.get_job(job).finalize_after)
+    did(proto.training.finalize(CAROL, job))
     return Chain(proto, txs, model, data)
 
 
@@ -108,7 +151,7 @@ def query(index: ProtocolIndex, **filters: Any) -> list[LoggedEvent]:
 def test_every_event_of_every_contract_is_indexed(chain: Chain, index: ProtocolIndex) -> None:
     kept = {(e.contract, e.event) for e in query(index)}
     wanted = {(contract, e["name"]) for contract, entries in catalogue().items() for e in entries}
-    assert len(wanted) == 17  # a new event in a contract shows up here
+    assert len(wanted) == 21  # a new event in a contract or a SAP shows up here
     assert kept == wanted
 
 
@@ -146,6 +189,11 @@ def test_filter_by_asset(chain: Chain, index: ProtocolIndex) -> None:
         "ContributorsSet",
         "Registered",
         "Credited",  # its upstream share of what the model earned
+        "Recorded",  # an answer that used it (the Provenance contract)
+        "InferenceRecorded",  # an answer that used it (the inference SAP)
+        "JobSubmitted",  # the jobs trained on it
+        "JobFinalized",
+        "JobCancelled",
     }
     about_model = {e.event for e in query(index, asset_id=chain.model)}
     # through its offer (OfferChanged), its license (Refunded) and its receipts
@@ -160,6 +208,9 @@ def test_filter_by_address_reaches_every_address_argument(
     assert ("AssetRegistry", "MeterChanged") in dave  # the meter argument
     assert ("Attribution", "ContributorsSet") in dave  # inside the contributors list
     assert ("Provenance", "Recorded") in dave  # the recorder
+    assert ("InferenceRecord", "InferenceRecorded") in dave  # the recorder, through the SAP
+    bob = {(e.contract, e.event) for e in query(index, address=BOB.address)}
+    assert ("TrainingRecord", "JobSubmitted") in bob  # the submitter
     assert ("Receipts", "Transfer") in dave  # his receipt
     assert ("Licensing", "Offered") not in dave
     for event in query(index, address=BOB.address):
@@ -170,7 +221,7 @@ def test_filter_by_contract_event_and_blocks(chain: Chain, index: ProtocolIndex)
     licensing = query(index, contract="licensing")
     assert {e.contract for e in licensing} == {"Licensing"}
     assert [e.event for e in query(index, event="OFFERED")] == ["Offered", "Offered"]
-    assert [e.event for e in query(index, contract="Receipts", event="Locked")] == ["Locked"] * 4
+    assert [e.event for e in query(index, contract="Receipts", event="Locked")] == ["Locked"] * 5
     middle = chain.txs[5].block
     ranged = query(index, from_block=middle, to_block=middle)
     assert ranged and {e.block for e in ranged} == {middle}
@@ -191,7 +242,7 @@ def test_find_events_syncs_and_types_the_result(chain: Chain, tmp_path: Path) ->
     assert isinstance(found, EventsResult)
     assert found.block == chain.proto.node.block_number()
     licensed = [e for e in found.events if e.args["license_type"] == "api"]
-    assert licensed[0].args["calls_bought"] == 5
+    assert [e.args["calls_bought"] for e in licensed] == [2, 5]  # newest first
     assert licensed[0].args["price_wei"] == str(SAH // 50)  # the price of one call
     assert found.model_dump(mode="json")["events"][0]["time"].endswith("Z")
 
@@ -243,6 +294,32 @@ def test_arguments_follow_the_json_conventions() -> None:
     }
     recorded = arguments("Provenance", "Recorded", {"id": 4, "sources": [1, 2]})
     assert recorded == {"record_id": 4, "source_asset_ids": [1, 2]}
+    answered = arguments(
+        "InferenceRecord", "InferenceRecorded", {"id": 2, "asset": 5, "calls": 1, "fee": 10}
+    )
+    assert answered == {
+        "record_id": 2,
+        "asset_id": 5,
+        "calls_metered": 1,
+        "fee_wei": "10",
+        "fee_sah": "0.00000000000000001",
+    }
+    submitted = arguments(
+        "TrainingRecord",
+        "JobSubmitted",
+        {"job": 3, "kind": 1, "base": 0, "inputs": [1, 2], "weights": [6000, 4000],
+         "bond": 10**16, "finalize_after": 86_400},
+    )  # fmt: skip
+    assert submitted == {
+        "job_id": 3,
+        "kind": "merge",
+        "base_asset_id": None,
+        "input_asset_ids": [1, 2],
+        "weights_bps": [6000, 4000],
+        "bond_wei": str(10**16),
+        "bond_sah": "0.01",
+        "finalize_at": "1970-01-02T00:00:00Z",
+    }
     assert arguments("Licensing", "Licensed", {"expiry": 86_400})["expires_at"] == (
         "1970-01-02T00:00:00Z"
     )
@@ -269,7 +346,17 @@ def test_bad_queries_are_refused(filters: dict[str, Any], words: str) -> None:
 
 def test_the_catalogue_names_every_contract() -> None:
     names = event_names()
-    assert list(names) == ["AssetRegistry", "Receipts", "Licensing", "Attribution", "Provenance"]
+    assert list(names) == [
+        "AssetRegistry",
+        "Receipts",
+        "Licensing",
+        "Attribution",
+        "Provenance",
+        "TrainingRecord",
+        "InferenceRecord",
+    ]
+    assert names["TrainingRecord"] == ["JobSubmitted", "JobFinalized", "JobCancelled"]
+    assert names["InferenceRecord"] == ["InferenceRecorded"]
     assert names["Receipts"] == ["Transfer", "Locked", "ShareChanged"]
 
 

@@ -21,25 +21,31 @@ Each answered call, one at a time (one model, one runner):
    user turns, never part of the agent's system prompt); private vault text is opened
    only from the spec's ``serve.private_scopes`` and only when the agent's ID owns the
    item or holds a valid Partnership license of its asset; nothing is sent yet;
-4. ``Licensing.meterWith(license, 1, sources)`` moves one call's price from the
-   caller's prepayment to the agent's revenue, which the Attribution contract splits
-   between the agent's owner, its model's contributors and the contributors of the vault
-   assets the answer retrieved (the first four). If it fails (the caller refunded the
-   license meanwhile, say), the caller gets the error and no answer;
-5. only then is the reply generated and sent (streamed or whole, ``Agent.finish``),
-   through a :class:`~sahara_cli.agent.servers.quote_guard.QuoteGuard` that redacts every run
-   of more than ``serve.max_quote_words`` words copied from a private passage (it holds
-   back that many words of a stream);
-6. the answer's provenance record goes on chain (``Provenance.record``) with the
-   license, best effort: the call is paid for, so a failure here is logged, the local
-   record stays pending (with the meter transaction and license), and the answer goes
-   out with ``record_tx: null`` and a ``record_error``.
+4. the reply is generated (``Agent.finish``), through a
+   :class:`~sahara_cli.agent.servers.quote_guard.QuoteGuard` that redacts every run of
+   more than ``serve.max_quote_words`` words copied from a private passage (it holds
+   back that many words of a stream); nothing of it is sent yet;
+5. one transaction, the inference SAP's ``record(asset, digest, prompt_hash,
+   answer_hash, sources, license, 1)``, records the answer and meters the call: one
+   call's price moves from the caller's prepayment to the agent's revenue, which the
+   Attribution contract splits between the agent's owner, its model's contributors and
+   the contributors of the vault assets the answer retrieved (the first four). If it is
+   refused (the caller refunded the license meanwhile, say), the caller gets a 403 and
+   no answer, and the local record is dropped; if it fails otherwise (the node went
+   away), the caller gets the error and no answer, and the local record stays pending
+   with the license and the call;
+6. only then is the reply sent (streamed or whole): a streamed reply's chunks go out
+   once the call is paid for. The agent's owner is not metered: the owner's reply
+   streams as it is generated and its record goes on chain after it, best effort (a
+   failure is logged, the local record stays pending, and the answer goes out with
+   ``record_tx: null`` and a ``record_error``).
 
-The response carries the record and both transactions in a ``sahara`` object (and the
-``X-Sahara-*`` headers, for non-streaming calls). Sources are named (content id, name,
-asset id, score, kind), never quoted, and tool calls are named only by tool, success
-and time (no arguments, error or output): the caller pays for the answer, not for the
-vault's text.
+The response carries the record and its transaction (``record_tx``, and ``meter_tx``:
+the same transaction's hash, block, gas and fee when it metered the call) in a
+``sahara`` object (and the ``X-Sahara-*`` headers, for non-streaming calls). Sources
+are named (content id, name, asset id, score, kind), never quoted, and tool calls are
+named only by tool, success and time (no arguments, error or output): the caller pays
+for the answer, not for the vault's text.
 """
 
 from __future__ import annotations
@@ -383,8 +389,11 @@ class AgentServer:
         sampling: Mapping[str, Any] | None = None,
     ) -> Served:
         """Answer one call (holding the server's one lock): license, recall and tools,
-        meter, then the reply (``on_metered`` is called just before it, ``on_delta`` with
-        each piece), then its record on chain (best effort)."""
+        the reply, then its record on chain, which for a caller's call also meters it
+        (one transaction); only once that is mined does the caller get the reply
+        (``on_metered`` is called just before it, then ``on_delta`` with each piece).
+        The owner's calls are not metered: their reply streams as it comes and is
+        recorded after it, best effort."""
         with self._lock:
             lic = self.license_for(key.address)
             started = time.perf_counter()
@@ -393,18 +402,31 @@ class AgentServer:
             turn = self.agent.prepare(messages, sampling=sampling)
             guard = self._guard(turn)
             sources = self._sources(turn)
-            meter_tx = self._meter(key, lic, sources)
             license_id = lic.id if lic is not None else 0
-            if on_metered is not None:
-                on_metered()
-            metered = time.perf_counter()
-            answer = self.agent.finish(turn, on_delta, guard=guard)
-            answered = time.perf_counter()
-            record_error = self._commit(answer, license_id, meter_tx, sources)
+            meter_tx: dict[str, Any] | None = None
+            record_error: str | None = None
+            if lic is None:
+                if on_metered is not None:
+                    on_metered()
+                answer = self.agent.finish(turn, on_delta, guard=guard)
+                answered = time.perf_counter()
+                record_error = self._commit(answer, sources)
+            else:
+                held: list[str] = []  # the reply, given out once the call is paid for
+                answer = self.agent.finish(
+                    turn, held.append if on_delta is not None else None, guard=guard
+                )
+                answered = time.perf_counter()
+                meter_tx = self._settle(key, answer, lic, sources)
+                if on_metered is not None:
+                    on_metered()
+                if on_delta is not None:
+                    for piece in held:
+                        on_delta(piece)
             done = time.perf_counter()
         self.log(
-            f"{key.address} license {license_id or '-'}: prepared and metered in "
-            f"{metered - started:.2f} s, answered in {answered - metered:.2f} s, recorded in "
+            f"{key.address} license {license_id or '-'}: prepared and answered in "
+            f"{answered - started:.2f} s, recorded{' and metered' if lic else ''} in "
             f"{done - answered:.2f} s (record {answer.record.get('record_id') or 'pending'})"
         )
         report = guard.report()
@@ -412,45 +434,67 @@ class AgentServer:
             self.log(f"{key.address}: {report['reason']}")
         return Served(answer, license_id, meter_tx, answer.record, sources, record_error, report)
 
-    def _meter(self, key: ApiKey, lic: License | None, sources: list[int]) -> dict[str, Any] | None:
-        """One call of ``lic`` metered (None: the owner, not metered); a license that has
-        no call left by now (refunded meanwhile, say) is :class:`AgentNoLicense`."""
-        if lic is None:
-            return None
+    def _settle(
+        self, key: ApiKey, answer: Answer, lic: License, sources: list[int]
+    ) -> dict[str, Any]:
+        """Record ``answer`` and meter one call of ``lic`` in one transaction (the
+        inference SAP's ``record``); returns that transaction.
+
+        Refused (no call left on the license by now: refunded meanwhile, say): the
+        answer is never given out and its local record is dropped,
+        :class:`AgentNoLicense`. Any other failure (the node went away): the local
+        record stays pending with the license and the call, and the error is raised;
+        the answer is not given out either, since the call is not paid for."""
+        from sahara_cli.agent.record import committed, send_record
+
+        digest = answer.record["digest"]
         try:
-            tx = self.protocol.meter_with(self.meter, lic.id, 1, sources)
+            record_id, tx = send_record(
+                self.protocol, self.meter, answer.record, lic.id, sources=sources, calls=1
+            )
         except ProtocolReverted as exc:
             self._licenses.pop(key.address, None)
+            if self.agent.records is not None:
+                self.agent.records.discard(digest)
             raise AgentNoLicense(
                 f"license {lic.id} of {key.address} could not be metered: {exc.message}",
                 details={"asset": self.asset_id, "license": lic.id},
             ) from None
+        except Exception as exc:
+            reason = exc.message if isinstance(exc, SaharaError) else f"{type(exc).__name__}: {exc}"
+            self.log(f"record {digest} not committed, kept pending: {reason}")
+            self._pending_note(answer, {"license_id": lic.id, "calls": 1})
+            if isinstance(exc, SaharaError):
+                raise
+            raise AgentError(f"the call could not be recorded and metered: {reason}") from exc
+        done = committed(record_id, tx, lic.id, calls=1)
+        answer.record.update(done)
+        if self.agent.records is not None:
+            self.agent.records.mark_committed(digest, done)
         return tx.to_dict()
 
-    def _commit(
-        self, answer: Answer, license_id: int, meter_tx: dict[str, Any] | None, sources: list[int]
-    ) -> str | None:
-        """Put the answer's record on chain; on failure the reason (logged), the local
-        record left pending with its license and meter transaction."""
+    def _pending_note(self, answer: Answer, extra: dict[str, Any]) -> None:
+        answer.record.update(extra)
+        if self.agent.records is not None:
+            with contextlib.suppress(SaharaError):
+                self.agent.records.note(answer.record["digest"], extra)
+
+    def _commit(self, answer: Answer, sources: list[int]) -> str | None:
+        """Put the (unmetered) answer's record on chain; on failure the reason (logged),
+        the local record left pending."""
         from sahara_cli.agent.record import commit_record
 
         digest = answer.record["digest"]
-        paid = {"license_id": license_id, "meter_tx": meter_tx["hash"] if meter_tx else None}
         try:
-            committed = commit_record(
-                self.protocol, self.meter, answer.record, license_id, sources=sources
-            )
-        except Exception as exc:  # the call is paid for: the answer goes out regardless
+            committed = commit_record(self.protocol, self.meter, answer.record, sources=sources)
+        except Exception as exc:  # the owner's answer goes out regardless
             reason = exc.message if isinstance(exc, SaharaError) else f"{type(exc).__name__}: {exc}"
             self.log(f"record {digest} not committed, kept pending: {reason}")
-            answer.record.update(paid)
-            if self.agent.records is not None:
-                with contextlib.suppress(SaharaError):
-                    self.agent.records.note(digest, paid)
+            self._pending_note(answer, {"license_id": 0})
             return reason
         answer.record.update(committed)
         if self.agent.records is not None:
-            self.agent.records.mark_committed(digest, {**committed, **paid})
+            self.agent.records.mark_committed(digest, committed)
         return None
 
     # -- HTTP -------------------------------------------------------------------------
