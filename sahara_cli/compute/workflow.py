@@ -134,7 +134,8 @@ def _resolve_base(ctx: Context, proto: Protocol, who: Signer, base: str) -> tupl
     return target, asset_id
 
 
-def _add_output(ctx: Context, who: Signer, folder: Path, name: str) -> Item:
+def add_output(ctx: Context, who: Signer, folder: Path, name: str) -> Item:
+    """Add a job's output folder to the vault as a private item of ``who``."""
     from sahara_cli.vault.publish import AddOptions, add_paths, holder_for
 
     holder = holder_for(who.address, None, who)
@@ -212,7 +213,7 @@ def train(
         "delta": outcome.delta,
         "datasets": {str(d.asset_id): d.sha256 for d in datasets},
     }
-    item = _add_output(ctx, who, outcome.adapter_dir, name)
+    item = add_output(ctx, who, outcome.adapter_dir, name)
     jobs.mark(
         job,
         ctx.home_root,
@@ -224,32 +225,58 @@ def train(
         metrics=metrics,
         losses=[round(x, 6) for x in outcome.losses],
     )
-    tx_model = None
-    bond = 0
-    finalize_after = None
+    recorded = None
     if request.record:
-        import json
-
-        bond = request.bond_wei if request.bond_wei is not None else proto.training.parameters()[0]
-        job_id, tx = proto.training.submit(
+        recorded = record_job(
+            ctx,
             who,
-            kind="train",
-            base=base_asset,
-            inputs=list(request.data),
-            weights_bps=weights,
-            hparams=spec.hparams_hash(),
-            cid=item.cid,
-            commitment=item.commitment,
-            name=name,
-            uri=request.server_url,
-            metrics=json.dumps(metrics, sort_keys=True, separators=(",", ":")),
+            job,
+            item,
+            metrics,
+            bond_wei=request.bond_wei,
             upstream_bps=request.upstream_bps,
-            bond_wei=bond,
+            server_url=request.server_url,
         )
-        finalize_after = proto.training.get_job(job_id).finalize_after
-        jobs.mark(job, ctx.home_root, state="recorded", job_id=job_id, tx=tx.hash)
-        tx_model = tx.transaction()
+    bond, finalize_after, tx_model = recorded if recorded is not None else (0, None, None)
     return _train_result(job, outcome, bond, finalize_after, tx_model)
+
+
+def record_job(
+    ctx: Context,
+    who: Signer,
+    job: jobs.LocalJob,
+    item: Item,
+    metrics: dict[str, Any],
+    *,
+    bond_wei: int | None = None,
+    upstream_bps: int = DEFAULT_UPSTREAM_BPS,
+    server_url: str = "",
+) -> tuple[int, int, Any]:
+    """Record a trained job through the training SAP (its base, inputs and weights from
+    ``job``, its output ``item``) with a bond (None: the SAP's smallest); marks the local
+    job recorded. Returns the bond, the end of the challenge window and the transaction."""
+    import json
+
+    proto = ctx.protocol()
+    bond = bond_wei if bond_wei is not None else proto.training.parameters()[0]
+    job_id, tx = proto.training.submit(
+        who,
+        kind="train",
+        base=job.base_asset,
+        inputs=list(job.inputs),
+        weights_bps=job.weights_bps,
+        hparams=bytes.fromhex(job.hparams_hash.removeprefix("0x")),
+        cid=item.cid,
+        commitment=item.commitment,
+        name=job.name,
+        uri=server_url,
+        metrics=json.dumps(metrics, sort_keys=True, separators=(",", ":")),
+        upstream_bps=upstream_bps,
+        bond_wei=bond,
+    )
+    finalize_after = proto.training.get_job(job_id).finalize_after
+    jobs.mark(job, ctx.home_root, state="recorded", job_id=job_id, tx=tx.hash)
+    return bond, finalize_after, tx.transaction()
 
 
 def _run_training(
