@@ -240,6 +240,6 @@ def test_a_llama_cpp_runner_refuses_an_adapter(tmp_path: Path) -> None:
 def test_a_missing_adapter_folder_is_a_clear_error(tiny_hf_model: Path, tmp_path: Path) -> None:
     from sahara_cli.agent.runners.base import RunnerOptions, open_runner
 
-    with pytest.raises(SaharaError, match="adapter_config.json") as err:
+    with pytest.raises(SaharaError, match=r"adapter_config\.json") as err:
         open_runner("torch", tiny_hf_model, RunnerOptions(adapter=tmp_path / "gone"))
     assert err.value.code == "agent.model_invalid"
