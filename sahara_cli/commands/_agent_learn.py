@@ -80,7 +80,7 @@ def learn(
     published; 'agent show' names the adapter and its job."""
     from sahara_cli.agent.learn import LearnRequest
     from sahara_cli.agent.learn import learn as run
-    from sahara_cli.commands.compute import interruptible, step_bar
+    from sahara_cli.commands._progress import interruptible, step_bar
 
     st = state()
     request = LearnRequest(

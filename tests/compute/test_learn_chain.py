@@ -52,7 +52,9 @@ def test_a_published_agent_records_its_learning_on_chain(
             ).items
             assert item.asset_id is not None
             spec = save_agent(home, tiny_hf_model)
-            AgentStore(home).save(spec.model_copy(update={"asset_id": item.asset_id}), overwrite=True)
+            AgentStore(home).save(
+                spec.model_copy(update={"asset_id": item.asset_id}), overwrite=True
+            )
             rate(home, signer, FEEDBACK)
             ctx = Context(home, vault, lambda: proto, lambda: signer)
 
