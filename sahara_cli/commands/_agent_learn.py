@@ -100,9 +100,10 @@ def learn(
     def render(console: Console) -> None:
         from sahara_cli.commands._protocol import table, tx_rows
 
+        noun = "example" if result.objective == "sft" else "preference pair"
+        plural = "" if result.examples == 1 else "s"
         console.print(
-            f"Agent [bold]{result.agent}[/] learned from {result.examples} "
-            f"{'examples' if result.objective == 'sft' else 'preference pairs'} "
+            f"Agent [bold]{result.agent}[/] learned from {result.examples} {noun}{plural} "
             f"({result.objective}): {result.steps} steps, loss "
             f"{result.first_loss:.3f} → {result.last_loss:.3f}"
         )

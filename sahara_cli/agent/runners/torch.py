@@ -6,6 +6,8 @@ cache: seeded sampling (temperature, top-p), stop strings, and the finish reason
 JSON comes from the schema-guided decoder of :mod:`sahara_cli.agent.runners.guided`, which
 writes the structure and lets the model choose the values, so it always validates.
 Nothing is downloaded: the model and tokenizer load with ``local_files_only=True``.
+A LoRA adapter (``RunnerOptions.adapter``, the agent spec's ``[adapter]`` from ``agent
+learn``) is loaded with peft on top of the model and merged into its weights.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import contextlib
 import inspect
 import json
 import logging
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -333,7 +336,10 @@ def _with_adapter(model: Any, adapter: Path) -> Any:
             f"peft cannot be loaded: {exc}", hint="Install it with 'pip install peft'."
         ) from exc
     try:
-        return PeftModel.from_pretrained(model, str(adapter), is_trainable=False).merge_and_unload()
+        with warnings.catch_warnings():  # a transformers deprecation peft trips over
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+            peft = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
+        return peft.merge_and_unload()
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelInvalid(f"the adapter {adapter} does not fit the model: {first}") from exc
