@@ -100,7 +100,7 @@ def prompt_logits(model_path: Path, spec: AgentSpec, agent_dir: Path, prompt: st
     runner = open_runner("torch", model_path, runner_options(spec, agent_dir))
     try:
         ids = runner._prompt([Message("system", spec.persona), Message("user", prompt)])  # type: ignore[attr-defined]
-        return runner._logits(ids).clone(), ids  # type: ignore[attr-defined]
+        return runner._logits(ids).detach().cpu().clone(), ids  # type: ignore[attr-defined]
     finally:
         runner.close()
 
@@ -243,3 +243,36 @@ def test_a_missing_adapter_folder_is_a_clear_error(tiny_hf_model: Path, tmp_path
     with pytest.raises(SaharaError, match=r"adapter_config\.json") as err:
         open_runner("torch", tiny_hf_model, RunnerOptions(adapter=tmp_path / "gone"))
     assert err.value.code == "agent.model_invalid"
+
+
+def random_adapter(model: Path, out: Path) -> Path:
+    """A LoRA adapter of ``model`` with random (not zero) weights: it changes the logits."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(str(model), local_files_only=True)
+    config = LoraConfig(r=2, lora_alpha=4, init_lora_weights=False, task_type="CAUSAL_LM")
+    get_peft_model(base, config).save_pretrained(str(out))
+    return out
+
+
+def test_team_members_with_adapters_do_not_share_a_runner(
+    initialised: Path, tiny_hf_model: Path, tmp_path: Path
+) -> None:
+    from sahara_cli.agent.spec import AdapterSpec
+    from sahara_cli.agent.team import _Members
+
+    store = AgentStore(initialised)
+    spec = save_agent(initialised, tiny_hf_model)
+    for name in ("plain", "other"):
+        store.save(spec.model_copy(update={"name": name}))
+    adapter = random_adapter(tiny_hf_model, tmp_path / "adapter")
+    store.save(spec.model_copy(update={"adapter": AdapterSpec(path=str(adapter))}), overwrite=True)
+    members = _Members(initialised, {})
+    try:
+        plain, other, learned = (members.get(n) for n in ("plain", "other", "pupil"))
+        assert plain.runner is other.runner  # the same model: one loaded copy
+        assert learned.runner is not plain.runner
+        assert learned.runner.describe()["adapter"] == str(adapter)
+    finally:
+        members.stack.close()
