@@ -61,6 +61,7 @@ class LearnRequest:
     record: bool = True
     bond_wei: int | None = None
     upstream_bps: int = 3_000
+    server_url: str = ""  # the vault server that serves the adapter to licensees
 
 
 @dataclass(frozen=True)
@@ -287,6 +288,7 @@ def learn(
             metrics,
             bond_wei=request.bond_wei,
             upstream_bps=request.upstream_bps,
+            server_url=request.server_url,
         )
     adapter = AdapterSpec(
         path=f"{ADAPTERS_DIR}/{key}",

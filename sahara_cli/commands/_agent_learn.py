@@ -83,6 +83,7 @@ def learn(
     from sahara_cli.commands._progress import interruptible, step_bar
 
     st = state()
+    vault = st.config().config.vault
     request = LearnRequest(
         agent=name,
         objective="dpo" if dpo else "sft",
@@ -92,6 +93,7 @@ def learn(
         learning_rate=learning_rate,
         beta=beta,
         record=record,
+        server_url=vault.public_url or f"http://{vault.serve_addr}",
     )
     ctx = _context(st, name, password_file)
     with interruptible() as stop, step_bar(st, "Learning") as on_step:

@@ -58,7 +58,7 @@ def test_a_published_agent_records_its_learning_on_chain(
             rate(home, signer, FEEDBACK)
             ctx = Context(home, vault, lambda: proto, lambda: signer)
 
-            result = learn(ctx, request(max_steps=4))
+            result = learn(ctx, request(max_steps=4, server_url="http://127.0.0.1:2"))
 
             assert result.recorded and result.job_id is not None
             assert result.not_recorded is None and result.transaction is not None
@@ -66,6 +66,7 @@ def test_a_published_agent_records_its_learning_on_chain(
             job = proto.training.get_job(result.job_id)
             assert job.inputs == [item.asset_id] and job.cid == result.adapter_cid
             assert job.hparams == result.hparams_hash and job.status == "pending"
+            assert job.uri == "http://127.0.0.1:2"
             assert job.bond_wei == result.bond_wei > 0
             learned = AgentStore(home).load("pupil")
             assert learned.adapter is not None and learned.adapter.job_id == result.job_id
