@@ -238,11 +238,13 @@ def learn(
         earlier = jobs.load(ctx.home_root, key)
     except ComputeJobNotFound:
         earlier = None
-    if earlier is not None and earlier.job_id is not None and not_recorded is None:
+    if earlier is not None and earlier.job_id is not None:
         raise ComputeJobState(
             f"agent {spec.name!r} learned from this feedback already (job {earlier.job_id})",
             hint="Rate more answers, or change a setting (--epochs, --lora) to learn again.",
         )
+    if earlier is not None and earlier.live_state() == "running":
+        raise ComputeJobState(f"agent {spec.name!r} is learning in process {earlier.pid}")
     job = jobs.LocalJob(
         key=key,
         kind="train",

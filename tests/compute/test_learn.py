@@ -276,3 +276,33 @@ def test_team_members_with_adapters_do_not_share_a_runner(
         assert learned.runner.describe()["adapter"] == str(adapter)
     finally:
         members.stack.close()
+
+
+def test_an_interrupted_learning_leaves_the_agent_as_it_was_and_resumes(
+    ctx: Context, signer: Signer, tiny_hf_model: Path
+) -> None:
+    import threading
+
+    from sahara_cli.compute import jobs
+    from sahara_cli.errors import TrainingInterrupted
+
+    save_agent(ctx.home_root, tiny_hf_model)
+    rate(ctx.home_root, signer, FEEDBACK)
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def on_step(report: object) -> None:
+        seen.append(report.step)  # type: ignore[attr-defined]
+        if report.step == 3:  # type: ignore[attr-defined]
+            stop.set()
+
+    with pytest.raises(TrainingInterrupted):
+        learn(ctx, request(max_steps=6), on_step=on_step, stop=stop)
+    assert AgentStore(ctx.home_root).load("pupil").adapter is None
+    [job] = jobs.all_jobs(ctx.home_root)
+    assert job.state == "interrupted"
+
+    seen.clear()
+    result = learn(ctx, request(max_steps=6), on_step=on_step)
+    assert seen == [4, 5, 6] and result.steps == 6  # resumed from the checkpoint
+    assert AgentStore(ctx.home_root).load("pupil").adapter is not None
