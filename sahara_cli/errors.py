@@ -834,6 +834,23 @@ class AgentMemoryLocked(AgentError, LockedError):
     default_hint = "Unlock the agent's ID: pass --password-file or set SAHARA_PASSWORD."
 
 
+class AgentNoFeedback(AgentError, UsageError):
+    """``agent learn`` on an agent with no feedback it can learn from."""
+
+    code = "agent.no_feedback"
+    default_hint = "Rate answers with /good, /bad or /correct in 'sahara agent chat' first."
+
+
+class AgentLearnUnsupported(AgentError, UsageError):
+    """``agent learn`` on an agent whose model cannot take a trained adapter (llama.cpp)."""
+
+    code = "agent.learn_unsupported"
+    default_hint = (
+        "Learning trains a LoRA adapter on a transformers model: give the agent a "
+        "transformers model folder with --runner torch."
+    )
+
+
 class AgentNoLicense(AgentError, PermissionDeniedError):
     """A caller of a served agent without an API license with calls left."""
 

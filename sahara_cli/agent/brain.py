@@ -488,15 +488,22 @@ class Agent:
 # --- opening an agent from a home ----------------------------------------------------
 
 
-def runner_options(spec: AgentSpec) -> RunnerOptions:
-    """The load-time settings of ``spec``'s model."""
+def runner_options(spec: AgentSpec, agent_dir: Path | None = None) -> RunnerOptions:
+    """The load-time settings of ``spec``'s model; a relative adapter path is inside
+    ``agent_dir`` (the agent's folder)."""
     m = spec.model
+    adapter = None
+    if spec.adapter is not None:
+        adapter = Path(spec.adapter.path).expanduser()
+        if agent_dir is not None and not adapter.is_absolute():
+            adapter = agent_dir / adapter
     return RunnerOptions(
         n_ctx=m.n_ctx,
         n_gpu_layers=m.n_gpu_layers,
         threads=m.threads,
         device=m.device,
         mmproj=Path(m.mmproj) if m.mmproj else None,
+        adapter=adapter,
     )
 
 
@@ -530,7 +537,8 @@ def open_agent(
     try:
         entry = ModelStore(home_root).resolve(spec.model.name)
         if runner is None:
-            runner = open_runner(runner_kind(spec, entry), entry.path, runner_options(spec))
+            options = runner_options(spec, agent_dir)
+            runner = open_runner(runner_kind(spec, entry), entry.path, options)
             closers.append(runner.close)
         ctx, toolbox, long_term = _open_tools(
             home_root, spec, signer=signer, rpc_url=rpc_url, vault_config=vault_config

@@ -16,6 +16,9 @@ builtin = ["vault_search", "calculator"]
 private_scopes = []
 max_quote_words = 25
 
+[adapter]         # a LoRA adapter on the model (torch runner), set by 'agent learn'
+path = "adapters/<job>"
+
 [[mcp]]           # tools of an MCP server
 name = "files"
 transport = "stdio"
@@ -151,6 +154,16 @@ class LoopSpec(_Strict):
     tool_choice: Literal["auto", "required", "none"] = "auto"
 
 
+class AdapterSpec(_Strict):
+    """A LoRA adapter the torch runner loads on top of the model (set by ``agent learn``)."""
+
+    path: str  # the peft adapter folder; relative: inside the agent's folder
+    cid: str | None = None  # the adapter in the vault
+    job: str | None = None  # the local compute job that trained it
+    job_id: int | None = None  # its record in the training SAP, when recorded
+    objective: Literal["sft", "dpo"] = "sft"
+
+
 class AgentSpec(_Strict):
     name: str
     description: str = ""
@@ -166,6 +179,7 @@ class AgentSpec(_Strict):
     loop: LoopSpec = Field(default_factory=LoopSpec)
     serve: ServeSpec = Field(default_factory=ServeSpec)
     asset_id: int | None = None  # set by 'agent publish'
+    adapter: AdapterSpec | None = None  # set by 'agent learn'
 
     @field_validator("name")
     @classmethod

@@ -289,7 +289,8 @@ def split_schema(workers: Sequence[str], max_subtasks: int) -> dict[str, Any]:
 
 def _runner_key(spec: AgentSpec, path: Path, kind: str) -> tuple[Any, ...]:
     m = spec.model
-    return (kind, str(path), m.n_ctx, m.n_gpu_layers, m.threads, m.device, m.mmproj)
+    adapter = spec.adapter.path if spec.adapter is not None else None
+    return (kind, str(path), m.n_ctx, m.n_gpu_layers, m.threads, m.device, m.mmproj, adapter)
 
 
 class _Members:
@@ -313,10 +314,11 @@ class _Members:
         spec = AgentStore(self.home_root).load(name)
         entry = ModelStore(self.home_root).resolve(spec.model.name)
         kind = runner_kind(spec, entry)
-        key = _runner_key(spec, entry.path, kind)
+        key = (*_runner_key(spec, entry.path, kind), spec.name if spec.adapter else None)
         runner = self.runners.get(key)
         if runner is None:
-            runner = open_runner(kind, entry.path, runner_options(spec))
+            options = runner_options(spec, AgentStore(self.home_root).dir(name))
+            runner = open_runner(kind, entry.path, options)
             self.stack.callback(runner.close)
             self.runners[key] = runner
         agent = open_agent(self.home_root, spec, runner=runner, **self.options)

@@ -243,6 +243,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "sahara agent run scout --task task.txt",
         "sahara agent run scout --task task.txt --record",
     ),
+    "agent learn": (
+        "sahara agent learn scout",
+        "sahara agent learn scout --dpo --max-steps 50",
+        "sahara agent learn scout --epochs 5 --lora r=16,alpha=32 --no-record",
+    ),
     "agent publish": ("sahara agent publish scout --price-per-call 0.001",),
     "agent key": ("sahara agent key scout", "sahara agent key scout --ttl 12h --id bob"),
     "agent serve": ("sahara agent serve scout", "sahara agent serve scout --port 8800"),

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from sahara_cli.commands._agent_common import Name, open_cli_agent, render_answer, unlock_agent
+from sahara_cli.commands._agent_learn import register as _register_learning
 from sahara_cli.commands._agent_serve import register as _register_serving
 from sahara_cli.commands._agent_team import register as _register_team
 from sahara_cli.commands._output import returns
@@ -297,6 +298,7 @@ def feedback_export(
     st.output.result(done, lambda c: c.print(f"Wrote {done.written} examples to {out}"))
 
 
-# Serving, publishing and API keys; teams over Agent2Agent.
+# Learning from feedback; serving, publishing and API keys; teams over Agent2Agent.
+_register_learning(app)
 _register_serving(app)
 _register_team(app)

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from sahara_cli.commands._compute import context, interruptible, server_url, step_bar
+from sahara_cli.commands._compute import context, server_url
 from sahara_cli.commands._output import returns
+from sahara_cli.commands._progress import interruptible, step_bar
 from sahara_cli.commands._protocol import IdOption, PasswordFileOption, table, tx_rows
 from sahara_cli.commands._state import state
 

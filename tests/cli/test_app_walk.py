@@ -21,6 +21,7 @@ from sahara_cli.commands.schema import json_schema, leaves, result_model
 from sahara_cli.identity import Signer
 from tests.agent_models import stored_model, tiny_gguf_at
 from tests.cli import agent_serve_samples
+from tests.compute.learning import learning_agent
 from tests.conftest import PASSWORD, TEST_KEY_0, Invoke
 
 
@@ -346,6 +347,14 @@ SAMPLES = {
         made_agent(tmp),
         "-o",
         str(tmp / "feedback.jsonl"),
+    ],
+    ("agent", "learn"): lambda tmp: [
+        "agent",
+        "learn",
+        learning_agent(tmp),
+        "--max-steps",
+        "2",
+        "--no-record",
     ],
     ("agent", "publish"): agent_serve_samples.publish_args,
     ("agent", "key"): agent_serve_samples.key_args,

@@ -43,6 +43,7 @@ class RunnerOptions:
     device: str | None = None  # torch: "cpu", "cuda", ...; None picks cuda when present
     mmproj: Path | None = None  # llama.cpp multimodal projector (images)
     chat_format: str | None = None  # None: the chat template the model file carries
+    adapter: Path | None = None  # torch: a peft LoRA adapter folder loaded on the model
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -235,6 +236,13 @@ class TextStream:
 def open_runner(kind: str, model_path: Path, options: RunnerOptions | None = None) -> Runner:
     """Load ``model_path`` with the runner named ``kind`` ("llama" or "torch")."""
     options = options or RunnerOptions()
+    if kind == "llama" and options.adapter is not None:
+        from sahara_cli.errors import AgentLearnUnsupported
+
+        raise AgentLearnUnsupported(
+            f"{model_path.name} runs on llama.cpp, which does not load the peft adapter "
+            f"{options.adapter}"
+        )
     if kind == "llama":
         from sahara_cli.agent.runners.llama import LlamaRunner
 

@@ -6,6 +6,8 @@ cache: seeded sampling (temperature, top-p), stop strings, and the finish reason
 JSON comes from the schema-guided decoder of :mod:`sahara_cli.agent.runners.guided`, which
 writes the structure and lets the model choose the values, so it always validates.
 Nothing is downloaded: the model and tokenizer load with ``local_files_only=True``.
+A LoRA adapter (``RunnerOptions.adapter``, the agent spec's ``[adapter]`` from ``agent
+learn``) is loaded with peft on top of the model and merged into its weights.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import contextlib
 import inspect
 import json
 import logging
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -75,9 +78,12 @@ class TorchRunner(Runner):
             model: Any = AutoModelForCausalLM.from_pretrained(
                 str(self.model_path), local_files_only=True
             )
-            self._model = model.to(device)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise ModelInvalid(f"transformers cannot load {self.model_path}: {exc}") from exc
+        self.adapter = options.adapter
+        if options.adapter is not None:
+            model = _with_adapter(model, options.adapter)
+        self._model = model.to(device)
         self._model.eval()
         marker = self.model_path / "sahara-tiny.json"  # from_pretrained resets name_or_path
         if marker.is_file():
@@ -111,7 +117,8 @@ class TorchRunner(Runner):
         return self._last
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "device": self._device}
+        extra = {"adapter": str(self.adapter)} if self.adapter is not None else {}
+        return {**super().describe(), "device": self._device, **extra}
 
     def count_tokens(self, text: str, *, special: bool = False) -> int:
         return len(self._encode(text, special=special))
@@ -311,3 +318,28 @@ class TorchRunner(Runner):
         self._last = Completion(json.dumps(result.value), len(prompt), result.tokens, "stop")
         value: dict[str, Any] = result.value
         return value
+
+
+def _with_adapter(model: Any, adapter: Path) -> Any:
+    """``model`` with the peft LoRA adapter in the folder ``adapter`` merged into its
+    weights (loaded with ``PeftModel.from_pretrained``, then ``merge_and_unload``: the
+    same answers as the adapter on top, at the base model's speed)."""
+    if not (adapter / "adapter_config.json").is_file():
+        raise ModelInvalid(
+            f"the agent's adapter {adapter} holds no adapter_config.json",
+            hint="Train it again with 'sahara agent learn', or remove [adapter] from the spec.",
+        )
+    try:
+        from peft import PeftModel
+    except ImportError as exc:
+        raise RunnerUnavailable(
+            f"peft cannot be loaded: {exc}", hint="Install it with 'pip install peft'."
+        ) from exc
+    try:
+        with warnings.catch_warnings():  # a transformers deprecation peft trips over
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+            peft = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
+        return peft.merge_and_unload()
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelInvalid(f"the adapter {adapter} does not fit the model: {first}") from exc
