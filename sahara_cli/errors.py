@@ -474,6 +474,11 @@ class ComputeJobNotFound(ComputeError, NotFoundError):
     default_hint = "List this home's jobs with 'sahara compute jobs'."
 
 
+class BondTooSmall(ComputeError, UsageError):
+    code = "compute.bond_too_small"
+    default_hint = "Leave --bond out to lock the chain's minimum, or give at least that."
+
+
 class ComputeJobState(ComputeError, ConflictError):
     """A job that cannot do what was asked now (finalise before its window ends...)."""
 

@@ -200,7 +200,7 @@ def learn(
     from sahara_cli.compute import jobs
     from sahara_cli.compute.data import check_training_access
     from sahara_cli.compute.spec import LoraSpec, TrainSpec
-    from sahara_cli.compute.workflow import add_output, record_job
+    from sahara_cli.compute.workflow import add_output, check_bond, record_job
     from sahara_cli.errors import ComputeJobNotFound
     from sahara_cli.identity.keys import keccak256
 
@@ -215,6 +215,7 @@ def learn(
     parents = ([base_asset] if base_asset else []) + inputs
     if not_recorded is None:  # refused before training, as 'compute train' does
         check_training_access(ctx.protocol(), parents, who.address)
+        check_bond(ctx.protocol(), request.bond_wei)
     train_spec = TrainSpec(
         base=base,
         lora=LoraSpec.parse(request.lora),

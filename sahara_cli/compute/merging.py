@@ -21,6 +21,7 @@ from sahara_cli.compute.workflow import (
     Context,
     Recorded,
     add_output,
+    check_bond,
     parent_weights,
     record_job,
     resolve_model,
@@ -81,6 +82,8 @@ def merge(ctx: Context, request: MergeRequest) -> MergeResult:
             "or merge without a record (--no-record).",
         )
     check_training_access(proto, [a for a in assets if a], who.address)
+    if request.record:
+        check_bond(proto, request.bond_wei)
     paths = [resolve_model(ctx, proto, who, m)[0] for m in request.models]
     base_path, base_asset = (None, 0)
     if request.base is not None:

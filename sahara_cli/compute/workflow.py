@@ -162,6 +162,22 @@ def add_output(ctx: Context, who: Signer, folder: Path, name: str) -> Item:
     return item
 
 
+def check_bond(proto: Protocol, bond_wei: int | None) -> None:
+    """Refuse, before any work, a bond below the training SAP's minimum."""
+    from sahara_cli.errors import BondTooSmall
+    from sahara_cli.units import format_sah
+
+    if bond_wei is None:
+        return
+    least = proto.training.parameters()[0]
+    if bond_wei < least:
+        raise BondTooSmall(
+            f"a bond of {format_sah(bond_wei)} SAH is below the chain's minimum of "
+            f"{format_sah(least)} SAH",
+            details={"bond_wei": str(bond_wei), "min_bond_wei": str(least)},
+        )
+
+
 @dataclass(frozen=True)
 class Recorded:
     """A job's record on chain (nothing for a job not recorded)."""
@@ -227,6 +243,8 @@ def train(
     who = ctx.unlock()
     # Every input is checked on chain before anything is read or decrypted.
     check_training_access(proto, list(request.data), who.address)
+    if request.record:
+        check_bond(proto, request.bond_wei)
     base_path, base_asset = resolve_model(ctx, proto, who, request.base)
     spec = TrainSpec(
         base=base_path,

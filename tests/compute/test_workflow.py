@@ -21,7 +21,7 @@ from sahara_cli.compute.workflow import (
     train,
     training_weights,
 )
-from sahara_cli.errors import ComputeJobState, TrainingNotLicensed
+from sahara_cli.errors import BondTooSmall, ComputeJobState, TrainingNotLicensed
 from sahara_cli.identity.keys import Signer
 from sahara_cli.node.client import NodeClient
 from sahara_cli.protocol.client import Protocol
@@ -162,6 +162,11 @@ def test_a_trained_model_is_recorded_finalised_and_pays_its_data_provider(
         source=world.server,
     )
     ctx = ctx_for(world, trainer_vault, tmp_path / "home")
+    # A bond below the chain's minimum is refused before any work: no job, no asset.
+    assets = proto.asset_count()
+    with pytest.raises(BondTooSmall):
+        train(ctx, request(world, tiny_base, bond_wei=10**15))
+    assert list(jobs.all_jobs(tmp_path / "home")) == [] and proto.asset_count() == assets
     result = train(ctx, request(world, tiny_base))
     assert result.steps == 12 and len(result.losses) == 12
     assert result.job_id is not None and result.state == "pending"
