@@ -15,6 +15,10 @@ same LoRA, batch size, learning rate and number of steps, in alternating runs:
                sampling, the PRV accountant): the DP peer
   train_lora   sahara_cli.compute.train.train_lora, the path ``sahara compute train``
                takes, without and with a DP budget
+  command      the workflow ``sahara compute train`` calls (on the device torch picks):
+               the licence check on a dev node, the texts read as a dataset from a
+               vault and decrypted, then train_lora with the command's step callback
+               (``_compute_command.py``)
 
 The step time of a side is the median of the times between the ends of consecutive steps
 (the first step of a run, which warms up, only starts the clock); the paired ratio is the
@@ -22,8 +26,9 @@ median, over the back-to-back pairs of runs, of train_lora's run median over the
 run's, which a busy machine's changing load moves least. Data loading, model
 loading and the accountant's search for the noise multiplier are outside it. Targets:
 train_lora / bare <= 1.05 for both. ``lora_rows`` and ``dp_rows`` return the figures of
-one device, so that more columns (the whole command) or tables (gas) can join them.
-Prints a table, then one JSON document.
+one device. Last, a training job is recorded and finalised through the training SAP on
+the dev node: the gas of each, its total and its cost at the base fee. Prints the tables,
+then one JSON document.
 """
 
 from __future__ import annotations
@@ -42,10 +47,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from _common import finish, machine, ratio_table, say  # noqa: E402
+from _compute_command import command_world  # noqa: E402
 
 from sahara_cli.compute.spec import DPSpec, LoraSpec, TrainSpec  # noqa: E402
 from sahara_cli.compute.tiny import make_tiny_causal_lm  # noqa: E402
-from sahara_cli.compute.train import StepReport, train_lora  # noqa: E402
+from sahara_cli.compute.train import StepReport, default_device, train_lora  # noqa: E402
 
 LORA = LoraSpec(r=8, alpha=16, target_modules=("q_proj", "v_proj"))
 LEARNING_RATE = 1e-3
@@ -158,18 +164,28 @@ def sahara_run(
 
 
 def measure(
-    base: Path, texts: list[str], blocks: Any, args: argparse.Namespace, device: str, dp: bool
+    base: Path,
+    texts: list[str],
+    blocks: Any,
+    args: argparse.Namespace,
+    device: str,
+    dp: bool,
+    command: Any = None,
 ) -> dict[str, dict[str, Any]]:
-    """Alternating runs of both sides; each side's median step time and step count."""
-    times: dict[str, list[float]] = {"bare": [], "train_lora": []}
-    steps: dict[str, int] = {"bare": 0, "train_lora": 0}
-    per_run: dict[str, list[float]] = {"bare": [], "train_lora": []}
+    """Alternating runs of the sides (with ``command``, the ``sahara compute train``
+    workflow too); each side's median step time and step count."""
+    sides = ["bare", "train_lora", *(["command"] if command is not None else [])]
+    times: dict[str, list[float]] = {side: [] for side in sides}
+    steps: dict[str, int] = {side: 0 for side in sides}
+    per_run: dict[str, list[float]] = {side: [] for side in sides}
     with tempfile.TemporaryDirectory(prefix="sahara-bench-compute-out-") as out:
         for run in range(args.runs):
             say(f"{device} {'dp' if dp else 'lora'} run {run + 1}/{args.runs}")
-            for side in ("bare", "train_lora") if run % 2 == 0 else ("train_lora", "bare"):
+            for side in sides if run % 2 == 0 else sides[::-1]:
                 if side == "bare":
                     stamps = bare_run(base, blocks, args, device, dp)
+                elif side == "command":
+                    stamps = command(f"bench-{'dp' if dp else 'lora'}-{run}", dp, base, args)
                 else:
                     stamps = sahara_run(base, texts, args, device, dp, Path(out) / str(run))
                 times[side] += step_ms(stamps)
@@ -182,25 +198,35 @@ def measure(
     }  # fmt: skip
 
 
-def paired_ratio(sides: dict[str, dict[str, Any]]) -> float:
-    """The median over runs of train_lora's run median / the bare run's next to it: the
+def paired_ratio(sides: dict[str, dict[str, Any]], side: str = "train_lora") -> float:
+    """The median over runs of ``side``'s run median / the bare run's next to it: the
     figure a shared machine's load moves least (both runs of a pair see the same load)."""
-    pairs = zip(sides["train_lora"]["run_medians_ms"], sides["bare"]["run_medians_ms"], strict=True)
+    pairs = zip(sides[side]["run_medians_ms"], sides["bare"]["run_medians_ms"], strict=True)
     return round(statistics.median(t / b for t, b in pairs), 3)
 
 
 def lora_rows(
-    base: Path, texts: list[str], blocks: Any, args: argparse.Namespace, device: str
+    base: Path,
+    texts: list[str],
+    blocks: Any,
+    args: argparse.Namespace,
+    device: str,
+    command: Any = None,
 ) -> dict[str, Any]:
-    """LoRA without DP on ``device``: {"bare": {...}, "train_lora": {...}}."""
-    return measure(base, texts, blocks, args, device, dp=False)
+    """LoRA without DP on ``device``: {"bare": {...}, "train_lora": {...}[, "command"]}."""
+    return measure(base, texts, blocks, args, device, dp=False, command=command)
 
 
 def dp_rows(
-    base: Path, texts: list[str], blocks: Any, args: argparse.Namespace, device: str
+    base: Path,
+    texts: list[str],
+    blocks: Any,
+    args: argparse.Namespace,
+    device: str,
+    command: Any = None,
 ) -> dict[str, Any]:
     """LoRA with DP-SGD on ``device``: {"bare": {...}, "train_lora": {...}} (bare = opacus)."""
-    return measure(base, texts, blocks, args, device, dp=True)
+    return measure(base, texts, blocks, args, device, dp=True, command=command)
 
 
 def main() -> int:
@@ -231,11 +257,15 @@ def main() -> int:
         )  # fmt: skip
         texts = enough_texts(base, texts, args.steps * args.batch * args.seq_len)
         blocks = plain_blocks(base, texts, args.seq_len)
-        for device in devices:
-            per_device[device] = {
-                "lora": lora_rows(base, texts, blocks, args, device),
-                "dp": dp_rows(base, texts, blocks, args, device),
-            }
+        with command_world(texts, LORA, DP, LEARNING_RATE) as (command, gas):
+            for device in devices:
+                # The command trains on the device torch picks (CUDA when present).
+                mine = command if device == default_device() else None
+                per_device[device] = {
+                    "lora": lora_rows(base, texts, blocks, args, device, mine),
+                    "dp": dp_rows(base, texts, blocks, args, device, mine),
+                }
+            gas_row = gas(base, args)
     doc: dict[str, Any] = {
         "benchmark": "compute",
         "machine": machine(),
@@ -270,7 +300,30 @@ def main() -> int:
             f"paired runs (median of train_lora/bare over back-to-back runs): "
             f"LoRA {paired['lora']:.3f}, DP-SGD {paired['dp']:.3f} (target <= {TARGET_RATIO})"
         )
+        if "command" in row["lora"]:
+            print(f"\n{device}: median step time in ms (bare vs sahara compute train)")
+            ratios |= {
+                f"command_{k}": v
+                for k, v in ratio_table(
+                    peer,
+                    {kind: row[kind]["command"] for kind in ("lora", "dp")},
+                    [("LoRA step ms", ("lora", "step_ms"), "lower"),
+                     ("DP-SGD step ms", ("dp", "step_ms"), "lower")],
+                    ("bare", "command"),
+                    16,
+                ).items()
+            }  # fmt: skip
+            paired |= {f"command_{k}": paired_ratio(row[k], "command") for k in ("lora", "dp")}
+            print(
+                f"paired runs (sahara compute train/bare): LoRA {paired['command_lora']:.3f}, "
+                f"DP-SGD {paired['command_dp']:.3f} (target <= {TARGET_RATIO})"
+            )
         doc["devices"][device] = {**row, "ratios": ratios, "paired_ratios": paired}
+    print("\nA training job on chain (dev node): gas")
+    for key in ("submit_gas", "finalize_gas", "total_gas"):
+        print(f"  {key.removesuffix('_gas'):<10}{gas_row[key]:>12,}")
+    print(f"  = {gas_row['total_at_base_fee_sah']:.6f} SAH at the base fee")
+    doc["gas"] = gas_row
     return finish(doc, args.json_out)
 
 
