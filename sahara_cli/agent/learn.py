@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from sahara_cli.errors import AgentLearnUnsupported, AgentNoFeedback, ComputeJobState, ModelInvalid
+from sahara_cli.errors import AgentLearnUnsupported, AgentNoFeedback, ModelInvalid
 
 if TYPE_CHECKING:
     from sahara_cli.agent.learn_results import AgentLearned
@@ -201,7 +201,6 @@ def learn(
     from sahara_cli.compute.data import check_training_access
     from sahara_cli.compute.spec import LoraSpec, TrainSpec
     from sahara_cli.compute.workflow import add_output, check_bond, record_job
-    from sahara_cli.errors import ComputeJobNotFound
     from sahara_cli.identity.keys import keccak256
 
     store = AgentStore(ctx.home_root)
@@ -235,17 +234,12 @@ def learn(
     digest = examples.digest(request.objective)
     name = f"{spec.name}-{request.objective}"[:64]
     key = jobs.job_key("train", str(base), inputs, hparams_json + digest, name)
-    try:
-        earlier = jobs.load(ctx.home_root, key)
-    except ComputeJobNotFound:
-        earlier = None
-    if earlier is not None and earlier.job_id is not None:
-        raise ComputeJobState(
-            f"agent {spec.name!r} learned from this feedback already (job {earlier.job_id})",
-            hint="Rate more answers, or change a setting (--epochs, --lora) to learn again.",
-        )
-    if earlier is not None and earlier.live_state() == "running":
-        raise ComputeJobState(f"agent {spec.name!r} is learning in process {earlier.pid}")
+    jobs.earlier_run(
+        ctx.home_root,
+        key,
+        recorded=f"agent {spec.name!r} learned from this feedback already (job {{job_id}})",
+        hint="Rate more answers, or change a setting (--epochs, --lora) to learn again.",
+    )
     job = jobs.LocalJob(
         key=key,
         kind="train",

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sahara_cli.errors import ComputeJobNotFound as JobNotFound
-from sahara_cli.errors import InvalidDataError
+from sahara_cli.errors import ComputeJobState, InvalidDataError
 from sahara_cli.fsutil import atomic_write
 from sahara_cli.identity.keys import keccak256
 
@@ -127,3 +127,18 @@ def mark(job: LocalJob, root: Path, **changes: Any) -> LocalJob:
 
 def this_process() -> int:
     return os.getpid()
+
+
+def earlier_run(root: Path, key: str, *, recorded: str, hint: str) -> LocalJob | None:
+    """The job ``key`` of an earlier run in this home (None: a new one). One that was
+    recorded on chain is refused (``recorded`` is the message; ``{job_id}`` in it is
+    filled in), and so is one still running in another process."""
+    try:
+        job = load(root, key)
+    except JobNotFound:
+        return None
+    if job.job_id is not None:
+        raise ComputeJobState(recorded.format(job_id=job.job_id, key=key), hint=hint)
+    if job.live_state() == "running":
+        raise ComputeJobState(f"job {key} is running in process {job.pid}")
+    return job

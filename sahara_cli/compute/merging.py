@@ -26,7 +26,7 @@ from sahara_cli.compute.workflow import (
     record_job,
     resolve_model,
 )
-from sahara_cli.errors import ComputeJobNotFound, ComputeJobState, UsageError
+from sahara_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from sahara_cli.compute.results import MergeResult
@@ -114,15 +114,12 @@ def merge(ctx: Context, request: MergeRequest) -> MergeResult:
         ),
         name,
     )
-    try:
-        done = jobs.load(ctx.home_root, key)
-    except ComputeJobNotFound:
-        done = None
-    if done is not None and done.job_id is not None:
-        raise ComputeJobState(
-            f"this merge was recorded as job {done.job_id} ({key})",
-            hint="Change --name or a setting to merge again; see 'sahara compute show'.",
-        )
+    done = jobs.earlier_run(
+        ctx.home_root,
+        key,
+        recorded="this merge was recorded as job {job_id} ({key})",
+        hint="Change --name or a setting to merge again; see 'sahara compute show'.",
+    )
     folder = jobs.job_dir(ctx.home_root, key)
     out_dir = folder / "merged"
     if out_dir.exists():

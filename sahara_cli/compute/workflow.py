@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sahara_cli.compute import jobs
-from sahara_cli.errors import ComputeJobNotFound, ComputeJobState, UsageError
+from sahara_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from sahara_cli.compute.data import Dataset
@@ -261,17 +261,12 @@ def train(
     base_ref = f"asset:{base_asset}" if base_asset else str(base_path)
     key = jobs.job_key("train", base_ref, list(request.data), spec.hparams_json(), name)
     folder = jobs.job_dir(ctx.home_root, key)
-    try:
-        job = jobs.load(ctx.home_root, key)
-    except ComputeJobNotFound:
-        job = None
-    if job is not None and job.job_id is not None:
-        raise ComputeJobState(
-            f"this job ran and was recorded as job {job.job_id} ({key})",
-            hint="Change --name or a setting to train again; see 'sahara compute show'.",
-        )
-    if job is not None and job.live_state() == "running":
-        raise ComputeJobState(f"job {key} is running in process {job.pid}")
+    job = jobs.earlier_run(
+        ctx.home_root,
+        key,
+        recorded="this job ran and was recorded as job {job_id} ({key})",
+        hint="Change --name or a setting to train again; see 'sahara compute show'.",
+    )
     datasets = read_datasets(ctx.vault, proto, list(request.data), lambda: who)
     job = jobs.LocalJob(
         key=key,
