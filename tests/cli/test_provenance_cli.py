@@ -252,7 +252,7 @@ def test_show_a_legacy_record_and_a_job(cli: Invoke, chain: Path) -> None:
     job = ok(cli, "show", f"job:{MADE['job']}")["job"]
     assert job["metrics"] == {"loss": 1.5} and job["name"] == "zebra-tuned"
     assert job["output_asset_id"] == MADE["output"] and job["parent_asset_ids"] == [MADE["data"]]
-    assert job["upstream_bps"] == 3_000 and job["bond_sah"] == "0"  # the bond went back
+    assert job["upstream_bps"] == 3_000 and job["bond_sah"] == "0.01"  # the bond it locked
     pending = ok(cli, "show", f"job:{MADE['pending']}")["job"]
     assert pending["status"] == "pending" and pending["output_asset_id"] is None
     assert pending["bond_sah"] == "0.01"

@@ -271,7 +271,6 @@ class TrainingRecord(SAP):
         )
         call.write(_field(job, "status"), FINALIZED)
         call.write(_field(job, "asset"), asset)
-        call.write(_field(job, "bond"), 0)
         submitter = record["submitter"].to_bytes(32, "big")[12:]
         call.pay(submitter, record["bond"])
         call.emit(FINALIZED_EVENT, job=job, asset=asset, bond=record["bond"])
@@ -284,7 +283,6 @@ class TrainingRecord(SAP):
         if record["status"] != PENDING:
             raise SAPRevert(f"job {job} is not pending")
         call.write(_field(job, "status"), CANCELLED)
-        call.write(_field(job, "bond"), 0)
         call.write(slot("cid", keccak256(record["cid"].encode())), 0)
         call.pay(call.sender, record["bond"])
         call.emit(CANCELLED_EVENT, job=job, bond=record["bond"])
