@@ -57,7 +57,7 @@ def command_world(
                 AddOptions(embedder=None),
                 who=who,
                 proto=proto,
-                registration=Registration(),
+                registration=Registration(server_url="http://127.0.0.1:1"),
             ).items
             assert item.asset_id is not None
             ctx = Context(root / "home", vault, lambda: proto, lambda: who)
