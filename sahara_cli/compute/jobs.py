@@ -63,13 +63,18 @@ class LocalJob:
 
 
 def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a live sahara process (a pid the run's died with may since
+    name another program, which must never be taken for the run, or signalled)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):  # gone, or another user's
         return False
-    except PermissionError:  # alive, but another user's
+    if not Path("/proc/self/cmdline").exists():  # no procfs: the pid is all there is
         return True
-    return True
+    try:
+        return b"sahara" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def job_key(kind: str, base: str, inputs: list[int], hparams_json: str, name: str) -> str:

@@ -263,3 +263,28 @@ def test_two_trained_adapters_merge_into_a_model_that_pays_both_by_weight(
     # A local folder cannot be recorded as an input.
     with pytest.raises(Exception, match="local folder"):
         merge(ctx, MergeRequest(models=[str(tiny_base), f"asset:{models[0]}"], method="average"))
+
+
+def test_a_dead_runs_pid_reused_by_another_program_is_neither_running_nor_signalled(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    from sahara_cli.compute.lifecycle import cancel
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        job = jobs.LocalJob(
+            key="00aa11bb22cc", kind="train", name="x", base="b", base_asset=0, inputs=[1],
+            hparams={}, hparams_hash="0x" + "00" * 32, state="running", pid=other.pid,
+        )  # fmt: skip
+        job.save(tmp_path)
+        assert job.live_state() == "interrupted"
+        ctx = Context(tmp_path, None, lambda: None, lambda: None)  # type: ignore[arg-type]
+        with pytest.raises(ComputeJobState, match="not recorded on chain"):
+            cancel(ctx, job.key)
+        assert other.poll() is None  # never signalled
+    finally:
+        other.kill()
+        other.wait()

@@ -242,6 +242,8 @@ class TrainingRecord(SAP):
         if call.timestamp < record["finalize_after"]:
             raise SAPRevert(f"job {job} is open to challenges until {record['finalize_after']}")
         parents = ([record["base"]] if record["base"] else []) + record["inputs"]
+        # The state first, then the call out (checks, effects, interactions).
+        call.write(_field(job, "status"), FINALIZED)
         (asset,) = call.send(
             REGISTRY,
             "registerDerived",
@@ -269,7 +271,6 @@ class TrainingRecord(SAP):
             ],
             ["uint256"],
         )
-        call.write(_field(job, "status"), FINALIZED)
         call.write(_field(job, "asset"), asset)
         submitter = record["submitter"].to_bytes(32, "big")[12:]
         call.pay(submitter, record["bond"])
