@@ -102,7 +102,7 @@ def read_datasets(
 
     who = unlock()
     check_training_access(proto, asset_ids, who.address)
-    items = [vault.find(f"asset:{asset_id}") for asset_id in asset_ids]
+    items = [_held_or_fetched(vault, proto, asset_id, who) for asset_id in asset_ids]
     out = []
     for asset_id, item in zip(asset_ids, items, strict=True):
         if item.size > MAX_DATASET_BYTES:
@@ -151,3 +151,16 @@ def _plaintext_files(vault: Vault, item: Item, key: bytes | None) -> list[tuple[
             for path in sorted(folder.rglob("*"))
             if path.is_file()
         ]
+
+
+def _held_or_fetched(vault: Vault, proto: Protocol, asset_id: int, who: Signer) -> Item:
+    """The vault's item of ``asset_id``; one this vault lacks is fetched from its owner's
+    vault server (the asset's URI), which checks the license on chain before it releases
+    the key."""
+    from sahara_cli.errors import VaultItemNotFound
+    from sahara_cli.vault.licensed import fetch_licensed
+
+    try:
+        return vault.find(f"asset:{asset_id}")
+    except VaultItemNotFound:
+        return fetch_licensed(vault, proto, asset_id, who)

@@ -21,7 +21,12 @@ from sahara_cli.compute.workflow import (
     train,
     training_weights,
 )
-from sahara_cli.errors import BondTooSmall, ComputeJobState, TrainingNotLicensed
+from sahara_cli.errors import (
+    BondTooSmall,
+    ComputeJobState,
+    TrainingNotLicensed,
+    VaultItemNotFound,
+)
 from sahara_cli.identity.keys import Signer
 from sahara_cli.node.client import NodeClient
 from sahara_cli.protocol.client import Protocol
@@ -148,19 +153,14 @@ def test_training_without_a_data_licence_decrypts_nothing(
 def test_a_trained_model_is_recorded_finalised_and_pays_its_data_provider(
     world: World, trainer_vault: Vault, tiny_base: Path, tmp_path: Path
 ) -> None:
-    from sahara_cli.vault.licensed import get
 
     proto = world.proto
     offer, _ = proto.offer(world.provider, world.dataset, "full", price=SAH // 100)
     proto.buy(world.trainer, offer)
-    get(
-        trainer_vault,
-        str(world.dataset),
-        tmp_path / "data.txt",
-        unlock=lambda: world.trainer,
-        protocol=lambda: proto,
-        source=world.server,
-    )
+    # The dataset is not in the trainer's vault yet: training fetches it from the
+    # provider's vault server (the asset's URI), which checks the license first.
+    with pytest.raises(VaultItemNotFound):
+        trainer_vault.find(f"asset:{world.dataset}")
     ctx = ctx_for(world, trainer_vault, tmp_path / "home")
     # A bond below the chain's minimum is refused before any work: no job, no asset.
     assets = proto.asset_count()
@@ -168,6 +168,7 @@ def test_a_trained_model_is_recorded_finalised_and_pays_its_data_provider(
         train(ctx, request(world, tiny_base, bond_wei=10**15))
     assert list(jobs.all_jobs(tmp_path / "home")) == [] and proto.asset_count() == assets
     result = train(ctx, request(world, tiny_base))
+    assert trainer_vault.find(f"asset:{world.dataset}").origin == "licensed"
     assert result.steps == 12 and len(result.losses) == 12
     assert result.job_id is not None and result.state == "pending"
     assert result.weights_bps == [10_000] and result.epsilon is None
