@@ -4,7 +4,8 @@ Typer (0.29) labels every option with its Python type in Rich help, so a flag su
 ``--json`` reads ``--json <bool>`` as if it took a value; :func:`install` drops the label
 of flags and counters. It also gives each command's help the runnable examples of
 :mod:`sahara_cli.commands._examples` as its closing section, looked up by the command's
-path when the help is printed (so lazily loaded groups get theirs too).
+path when the help is printed (so lazily loaded groups get theirs too), and joins the
+lines of each prose paragraph of the help (:func:`reflow`).
 """
 
 from __future__ import annotations
@@ -57,10 +58,27 @@ def install() -> None:
         cls.format_help = _with_examples(cls.format_help)  # type: ignore[method-assign]
 
 
+def reflow(text: str) -> str:
+    """A docstring's paragraphs as Typer should wrap them: Rich help keeps the line breaks
+    of every paragraph but the first, so each prose paragraph is joined into one line
+    (lists, tables and indented lines are left as they are)."""
+    paragraphs = text.split("\n\n")
+    for i, paragraph in enumerate(paragraphs):
+        lines = paragraph.split("\n")
+        if len(lines) > 1 and not any(
+            line.startswith((" ", "\b")) or line.lstrip().startswith(("-", "*", "|", "•"))
+            for line in lines
+        ):
+            paragraphs[i] = " ".join(line.strip() for line in lines)
+    return "\n\n".join(paragraphs)
+
+
 def _with_examples(format_help: Any) -> Any:
     def format_help_with_examples(self: Any, ctx: Any, formatter: Any) -> None:
         if not self.epilog:
             self.epilog = examples_text(command_path(ctx))
+        if self.help:
+            self.help = reflow(self.help)
         format_help(self, ctx, formatter)
 
     return format_help_with_examples

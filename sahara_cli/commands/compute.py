@@ -81,8 +81,9 @@ def train(
 ) -> None:
     """Fine-tune a LoRA adapter on licensed datasets and record the job on chain.
 
-    Each dataset's license is checked on chain before anything is decrypted. Ctrl-C
-    checkpoints; the same command again resumes.
+    Licenses are checked on chain before anything is decrypted.
+
+    Ctrl-C writes a checkpoint; the same command again resumes from it.
     """
     from sahara_cli.compute.workflow import TrainRequest
     from sahara_cli.compute.workflow import train as run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shlex
 
 import pytest
@@ -27,6 +28,14 @@ def test_help_has_examples_and_shows_flags_as_flags(path: str, cli: Invoke) -> N
         assert any(line.strip() == example for line in lines), f"{example!r} not whole on a line"
     assert "<bool>" not in result.stdout
     assert "BOOLEAN" not in result.stdout
+    # The description reads as wrapped paragraphs: no line breaks where the source of
+    # the docstring had them (a short line followed by more of the same paragraph).
+    start = next(i for i, line in enumerate(lines) if "Usage:" in line) + 1
+    end = next((i for i, line in enumerate(lines) if line.lstrip().startswith("╭")), len(lines))
+    text = [line.strip() for line in lines[start:end]]
+    for here, after in itertools.pairwise(text):
+        if here and after and not after.startswith(("-", "•", "*")):
+            assert len(here) >= 48, f"'sahara {path} --help' breaks a line early: {here!r}"
 
 
 def test_a_flag_has_no_type_beside_it(cli: Invoke) -> None:
