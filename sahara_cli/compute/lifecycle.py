@@ -123,9 +123,16 @@ def cancel(ctx: Context, ref: str) -> JobCancelled:
 def list_jobs(ctx: Context, *, chain: bool = True) -> JobList:
     """This home's jobs, newest first, with their chain state when the node answers."""
     from sahara_cli.compute.results import JobList
+    from sahara_cli.errors import UnreachableError
 
     local = sorted(jobs.all_jobs(ctx.home_root), key=lambda j: -j.created)
-    proto = ctx.protocol() if chain and any(j.job_id for j in local) else None
+    proto = None
+    if chain and any(j.job_id for j in local):
+        try:
+            proto = ctx.protocol()
+            proto.node.chain_id()
+        except UnreachableError:
+            proto = None  # no node: the jobs as this home last saw them ("recorded")
     return JobList(jobs=[_summary(j, proto) for j in local])
 
 

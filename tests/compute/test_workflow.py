@@ -289,3 +289,19 @@ def test_a_dead_runs_pid_reused_by_another_program_is_neither_running_nor_signal
     finally:
         other.kill()
         other.wait()
+
+
+def test_jobs_are_listed_without_a_node(tmp_path: Path) -> None:
+    from sahara_cli.errors import NodeUnreachable
+
+    def no_node() -> Protocol:
+        raise NodeUnreachable("no node at http://127.0.0.1:9")
+
+    job = jobs.LocalJob(
+        key="00aa11bb22dd", kind="train", name="x", base="b", base_asset=0, inputs=[1],
+        hparams={}, hparams_hash="0x" + "00" * 32, state="recorded", job_id=4,
+    )  # fmt: skip
+    job.save(tmp_path)
+    ctx = Context(tmp_path, None, no_node, lambda: None)  # type: ignore[arg-type]
+    listed = list_jobs(ctx).jobs
+    assert [(j.job_id, j.state) for j in listed] == [(4, "recorded")]
