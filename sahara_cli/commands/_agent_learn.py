@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from sahara_cli.commands._agent_common import Name, load_spec
+from sahara_cli.commands._compute import server_url
 from sahara_cli.commands._output import returns
 from sahara_cli.commands._protocol import PasswordFileOption
 from sahara_cli.commands._state import AppState, state
@@ -83,7 +84,6 @@ def learn(
     from sahara_cli.commands._progress import interruptible, step_bar
 
     st = state()
-    vault = st.config().config.vault
     request = LearnRequest(
         agent=name,
         objective="dpo" if dpo else "sft",
@@ -93,7 +93,7 @@ def learn(
         learning_rate=learning_rate,
         beta=beta,
         record=record,
-        server_url=vault.public_url or f"http://{vault.serve_addr}",
+        server_url=server_url(st),
     )
     ctx = _context(st, name, password_file)
     with interruptible() as stop, step_bar(st, "Learning") as on_step:

@@ -20,5 +20,7 @@ def context(st: AppState, signer_name: str | None, password_file: Path | None) -
 
 
 def server_url(st: AppState) -> str:
-    cfg = st.config().config.vault
-    return cfg.public_url or f"http://{cfg.serve_addr}"
+    """Where licensees of a job's output ask this home's 'vault serve' for its key."""
+    from sahara_cli.vault.publish import server_url as url
+
+    return url(st.config().config.vault)

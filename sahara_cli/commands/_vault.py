@@ -76,17 +76,16 @@ def registration_of(
 ) -> Registration:
     """A registration whose private items point licensees at this home's 'vault serve'."""
     from sahara_cli.protocol.client import ASSET_KINDS
-    from sahara_cli.vault.publish import Registration
+    from sahara_cli.vault.publish import Registration, server_url
 
     if kind not in ASSET_KINDS:
         raise UsageError(f"--kind {kind!r} is not one of: {', '.join(ASSET_KINDS)}")
-    cfg = st.config().config.vault
     return Registration(
         kind=kind,
         contributors=contributors,
         parents=parents,
         upstream_bps=upstream,
-        server_url=cfg.public_url or f"http://{cfg.serve_addr}",
+        server_url=server_url(st.config().config.vault),
     )
 
 

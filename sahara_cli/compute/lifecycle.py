@@ -47,10 +47,12 @@ def finalize(ctx: Context, ref: str, *, wait: bool = False) -> JobFinalized:
     record = proto.training.get_job(job_id)
     if record.status != "pending":
         raise ComputeJobState(f"job {job_id} is {record.status}, not pending")
-    while wait and _chain_now(proto) < record.finalize_after:
+    last = _last_block_time(proto)
+    # The next block carries the wall clock's time, or one past the last block's if later.
+    while wait and max(int(time.time()), last + 1) < record.finalize_after:
         time.sleep(min(1.0, max(0.1, record.finalize_after - time.time())))
-        proto.node.call("eth_blockNumber")
-    if _chain_now(proto) < record.finalize_after:
+        last = _last_block_time(proto)
+    if max(int(time.time()), last + 1) < record.finalize_after:
         raise ComputeJobState(
             f"job {job_id} is open to challenges until "
             f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(record.finalize_after))}",
@@ -58,7 +60,6 @@ def finalize(ctx: Context, ref: str, *, wait: bool = False) -> JobFinalized:
         )
     # The node estimates at the last block's time; if that is still inside the window
     # (no block since), send with a fixed limit: the next block's time is past it.
-    last = int(proto.node.call("eth_getBlockByNumber", "latest", False)["timestamp"], 16)
     gas = FINALIZE_GAS if last < record.finalize_after else None
     asset_id, tx = proto.training.finalize(ctx.unlock(), job_id, gas=gas)
     if local is not None:
@@ -73,10 +74,8 @@ def finalize(ctx: Context, ref: str, *, wait: bool = False) -> JobFinalized:
     )
 
 
-def _chain_now(proto: Protocol) -> int:
-    """The time the next block will carry: the wall clock, or the last block's if later."""
-    block = proto.node.call("eth_getBlockByNumber", "latest", False)
-    return max(int(time.time()), int(block["timestamp"], 16) + 1)
+def _last_block_time(proto: Protocol) -> int:
+    return int(proto.node.call("eth_getBlockByNumber", "latest", False)["timestamp"], 16)
 
 
 def _link_output(ctx: Context, local: jobs.LocalJob, asset_id: int, tx_hash: str) -> None:

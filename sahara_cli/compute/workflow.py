@@ -72,23 +72,16 @@ class Context:
 
 
 def share_bps(amounts: Sequence[int]) -> list[int]:
-    """Basis points proportional to ``amounts``, summing to exactly 10,000 (largest
-    remainder; ties to the earlier entry). Every entry gets at least 1."""
-    total = sum(amounts)
-    if not amounts:
-        return []
-    if total <= 0:
-        amounts, total = [1] * len(amounts), len(amounts)
-    raw = [a * BPS / total for a in amounts]
-    out = [max(1, int(r)) for r in raw]
-    order = sorted(range(len(raw)), key=lambda i: (-(raw[i] - int(raw[i])), i))
-    i = 0
-    while sum(out) < BPS:
-        out[order[i % len(order)]] += 1
-        i += 1
-    while sum(out) > BPS:
-        j = max(range(len(out)), key=lambda k: (out[k], -k))
-        out[j] -= 1
+    """Basis points proportional to ``amounts``, summing to exactly 10,000 (the largest
+    remainder rule of :func:`~sahara_cli.compute.merge.shares_bps`); the chain refuses a
+    zero weight, so a share that rounds to 0 takes 1 bps from the largest."""
+    from sahara_cli.compute.merge import shares_bps
+
+    out = list(shares_bps([max(1, a) for a in amounts])) if amounts else []
+    for i, share in enumerate(out):
+        if share == 0:
+            out[out.index(max(out))] -= 1
+            out[i] = 1
     return out
 
 

@@ -94,11 +94,16 @@ def holder_for(
     return Holder(address, bytes.fromhex(public_key.removeprefix("0x")))
 
 
+def server_url(cfg: VaultSection) -> str:
+    """Where this home's 'vault serve' is reached: its public URL, else its address."""
+    return cfg.public_url or f"http://{cfg.serve_addr}"
+
+
 def served_uri(item: Item, cfg: VaultSection) -> str:
     """The URI registered with an item: where 'vault serve' releases its key."""
     if not item.encrypted:
         return ""
-    return cfg.public_url or f"http://{cfg.serve_addr}"
+    return server_url(cfg)
 
 
 def index_plaintext(
