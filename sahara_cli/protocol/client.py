@@ -2,8 +2,8 @@
 
 ``Protocol(node)`` composes the clients of the five contracts at their genesis addresses
 (``proto.registry``, ``proto.receipts``, ``proto.licensing``, ``proto.attribution``,
-``proto.provenance``, see ``protocol/clients/``) and of the two SAPs (``proto.training``,
-``proto.inference``) over one
+``proto.provenance``, see ``protocol/clients/``) and of the SAPs (``proto.training``,
+``proto.inference``, ``proto.disputes``) over one
 :class:`~sahara_cli.protocol.sender.Sender`, and answers every operation with one method.
 Reads are ``eth_call``; writes are EIP-1559 transactions signed by a Sahara ID, sent after
 an ``eth_estimateGas`` that turns a revert into a :class:`SaharaError` before anything is
@@ -35,6 +35,7 @@ from sahara_cli.protocol.clients import (
     ProvenanceClient,
     ReceiptsClient,
 )
+from sahara_cli.protocol.clients.disputes import DisputeClient
 from sahara_cli.protocol.clients.saps import (
     InferenceClient,
     InferenceRecord,
@@ -125,8 +126,9 @@ class Protocol:
         ]
         self.training = TrainingClient(node, sender=sender)
         self.inference = InferenceClient(node, sender=sender)
+        self.disputes = DisputeClient(node, sender=sender)
         #: The SAPs' clients (precompiles: no code to check at their addresses).
-        self.saps: list[ContractClient] = [self.training, self.inference]
+        self.saps: list[ContractClient] = [self.training, self.inference, self.disputes]
         self.sender.decoders = [*self.contracts, *self.saps]
 
     def ensure_deployed(self) -> None:

@@ -5,6 +5,7 @@ SAP                address                                         what it recor
 =================  ==============================================  =====================
 TrainingRecord     ``0x5a4a000000000000000000000000000000000100``  training and merge jobs
 InferenceRecord    ``0x5A4A000000000000000000000000000000000101``  served answers, metered
+DisputeGame        ``0x5a4a000000000000000000000000000000000102``  claims, bisection, one step
 =================  ==============================================  =====================
 
 They run inside the EVM of every driver (the solo node and each CometBFT validator run
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sahara_cli.node.saps import inference, training
+from sahara_cli.node.saps import dispute, inference, training
 from sahara_cli.node.saps.base import SAP
 
 __all__ = ["ADDRESSES", "SAPS", "abi", "genesis_accounts", "precompiles"]
@@ -26,6 +27,7 @@ __all__ = ["ADDRESSES", "SAPS", "abi", "genesis_accounts", "precompiles"]
 SAPS: dict[str, type[SAP]] = {
     "TrainingRecord": training.TrainingRecord,
     "InferenceRecord": inference.InferenceRecord,
+    "DisputeGame": dispute.DisputeGame,
 }
 ADDRESSES: dict[str, bytes] = {name: cls.address for name, cls in SAPS.items()}
 
@@ -41,9 +43,16 @@ def abi(name: str) -> list[dict[str, Any]]:
 
 
 def genesis_accounts(*, dev: bool) -> dict[bytes, dict[int, int]]:
-    """Each SAP's storage in block 0 (its parameters); dev chains finalise jobs sooner."""
+    """Each SAP's storage in block 0 (its parameters); dev chains finalise jobs and
+    time out moves sooner."""
     window = training.DEV_CHALLENGE_WINDOW if dev else training.DEFAULT_CHALLENGE_WINDOW
     return {
         training.ADDRESS: training.genesis_storage(challenge_window=window),
         inference.ADDRESS: {},
+        dispute.ADDRESS: dispute.genesis_storage(
+            challenge_window=dispute.DEV_CHALLENGE_WINDOW
+            if dev
+            else dispute.DEFAULT_CHALLENGE_WINDOW,
+            move_timeout=dispute.DEV_MOVE_TIMEOUT if dev else dispute.DEFAULT_MOVE_TIMEOUT,
+        ),
     }

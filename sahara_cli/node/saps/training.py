@@ -11,7 +11,12 @@ After the challenge window the job can be finalised by anyone: the SAP registers
 output as a model asset owned by the submitter whose parents are the job's inputs
 (weighted, for a merge), so its revenue flows up to them through Attribution, and the
 bond goes back to the submitter. Until then the submitter may cancel it (the bond comes
-back, nothing is registered). A job that loses a dispute is never finalised.
+back, nothing is registered).
+
+The dispute game SAP (:mod:`.dispute`) holds a job while a dispute over its computation
+is open (it can be neither finalised nor cancelled meanwhile), releases it when the
+challenger loses, and rejects it when the submitter loses: a rejected job is never
+finalised, its output CID is free again and its bond goes to the challenger.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from sahara_cli.node.saps.base import SAP, Call, Event, Method, SAPRevert, slot
 ADDRESS = bytes.fromhex("5a4a000000000000000000000000000000000100")
 REGISTRY = bytes.fromhex("5a4a000000000000000000000000000000000001")
 LICENSING = bytes.fromhex("5a4a000000000000000000000000000000000003")
+#: The dispute game SAP: the only caller of ``hold``, ``release`` and ``reject``.
+DISPUTE_GAME = bytes.fromhex("5a4a000000000000000000000000000000000102")
 
 #: Job kinds and states.
 KIND_TRAIN, KIND_MERGE = 0, 1
@@ -241,6 +248,8 @@ class TrainingRecord(SAP):
             raise SAPRevert(f"job {job} is not pending")
         if call.timestamp < record["finalize_after"]:
             raise SAPRevert(f"job {job} is open to challenges until {record['finalize_after']}")
+        if call.read(_field(job, "disputes")):
+            raise SAPRevert(f"job {job} has a dispute open")
         parents = ([record["base"]] if record["base"] else []) + record["inputs"]
         # The state first, then the call out (checks, effects, interactions).
         call.write(_field(job, "status"), FINALIZED)
@@ -283,10 +292,45 @@ class TrainingRecord(SAP):
             raise SAPRevert("only the job's submitter can cancel it")
         if record["status"] != PENDING:
             raise SAPRevert(f"job {job} is not pending")
+        if call.read(_field(job, "disputes")):
+            raise SAPRevert(f"job {job} has a dispute open")
         call.write(_field(job, "status"), CANCELLED)
         call.write(slot("cid", keccak256(record["cid"].encode())), 0)
         call.pay(call.sender, record["bond"])
         call.emit(CANCELLED_EVENT, job=job, bond=record["bond"])
+        return ()
+
+    def _held(self, call: Call, job: int) -> dict[str, Any]:
+        """The job a dispute-game call is about: only that SAP may call, on a pending job."""
+        if call.sender != DISPUTE_GAME:
+            raise SAPRevert("only the DisputeGame SAP can hold, release or reject a job")
+        record = self._job(call, job)
+        if record["status"] != PENDING:
+            raise SAPRevert(f"job {job} is not pending")
+        return record
+
+    def hold(self, call: Call, job: int) -> tuple[Any, ...]:
+        self._held(call, job)
+        key = _field(job, "disputes")
+        call.write(key, call.read(key) + 1)
+        return ()
+
+    def release(self, call: Call, job: int) -> tuple[Any, ...]:
+        self._held(call, job)
+        key = _field(job, "disputes")
+        held = call.read(key)
+        if not held:
+            raise SAPRevert(f"job {job} has no dispute open")
+        call.write(key, held - 1)
+        return ()
+
+    def reject(self, call: Call, job: int, to: str) -> tuple[Any, ...]:
+        record = self._held(call, job)
+        call.write(_field(job, "status"), REJECTED)
+        call.write(_field(job, "disputes"), 0)
+        call.write(slot("cid", keccak256(record["cid"].encode())), 0)
+        call.pay(bytes.fromhex(to[2:]), record["bond"])
+        call.emit(REJECTED_EVENT, job=job, to=to, bond=record["bond"])
         return ()
 
     def get_job(self, call: Call, job: int) -> tuple[Any, ...]:
@@ -341,6 +385,10 @@ FINALIZED_EVENT = Event(
     (("job", "uint256", True), ("asset", "uint256", True), ("bond", "uint256", False)),
 )
 CANCELLED_EVENT = Event("JobCancelled", (("job", "uint256", True), ("bond", "uint256", False)))
+REJECTED_EVENT = Event(
+    "JobRejected",
+    (("job", "uint256", True), ("to", "address", True), ("bond", "uint256", False)),
+)
 
 TrainingRecord.methods = (
     Method(
@@ -364,6 +412,9 @@ TrainingRecord.methods = (
     ),
     Method("finalize", (("job", "uint256"),), (("asset", "uint256"),), TrainingRecord.finalize),
     Method("cancel", (("job", "uint256"),), (), TrainingRecord.cancel),
+    Method("hold", (("job", "uint256"),), (), TrainingRecord.hold),
+    Method("release", (("job", "uint256"),), (), TrainingRecord.release),
+    Method("reject", (("job", "uint256"), ("to", "address")), (), TrainingRecord.reject),
     Method("getJob", (("job", "uint256"),), (("", JOB_TUPLE),), TrainingRecord.get_job, "view"),
     Method("jobCount", (), (("", "uint256"),), TrainingRecord.job_count, "view"),
     Method(
@@ -374,4 +425,4 @@ TrainingRecord.methods = (
         "view",
     ),
 )
-TrainingRecord.events = (SUBMITTED, FINALIZED_EVENT, CANCELLED_EVENT)
+TrainingRecord.events = (SUBMITTED, FINALIZED_EVENT, CANCELLED_EVENT, REJECTED_EVENT)

@@ -4,7 +4,7 @@
 :class:`~sahara_cli.protocol.sender.Sender`; :class:`~sahara_cli.protocol.client.Protocol`
 composes them over one node and one sender. Modules here import the codec
 (``protocol.abi``), the sender, the values and ``node.client``; never each other, except
-``base``.
+``base`` (and ``saps``, the base of the SAPs' clients).
 """
 
 from __future__ import annotations
