@@ -30,7 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 from sahara_cli.identity.keys import keccak256
-from sahara_cli.node.saps import inference, training
+from sahara_cli.node.saps import inference, merkle, training
 from sahara_cli.node.saps.base import SAP, Call, Method, SAPRevert, slot
 from sahara_cli.node.saps.dispute_state import (
     ACCEPTED,
@@ -106,7 +106,7 @@ class DisputeGame(SAP):
         trace_root: bytes,
         steps: int,
     ) -> tuple[Any, ...]:
-        from sahara_cli.node.saps import machine
+        from sahara_cli.node.saps import machine  # numpy: only when a claim is made
 
         if kind not in (TRAINING, INFERENCE):
             raise SAPRevert(f"a claim's kind is 1 (training) or 2 (inference), not {kind}")
@@ -231,8 +231,6 @@ class DisputeGame(SAP):
         return (dispute,)
 
     def bisect(self, call: Call, dispute: int, root: bytes, proof: list[bytes]) -> tuple[Any, ...]:
-        from sahara_cli.node.saps import merkle
-
         d = DisputeRecord.load(call, dispute)
         c = ClaimRecord.load(call, d.claim)
         d.open_for(call, SUBMITTER, c.claimer, "bisect")

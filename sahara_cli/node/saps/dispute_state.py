@@ -210,7 +210,7 @@ class DisputeRecord:
         if call.timestamp >= self.deadline:
             raise SAPRevert(
                 f"dispute {self.id}: the move deadline passed at {self.deadline}; "
-                "it can only time out"
+                "the dispute is to be timed out"
             )
 
 
