@@ -132,7 +132,7 @@ class DisputeGame(SAP):
             raise SAPRevert(f"{what} {subject} already has a claim")
         claim = call.read(slot("claimCount")) + 1
         call.write(slot("claimCount"), claim)
-        record = ClaimRecord(claim, sender, kind, OPEN, deadline, steps, 0, subject, call.value)
+        record = ClaimRecord(claim, sender, kind, OPEN, deadline, steps, 0)
         record.save_head(call)
         record.save_info(call)
         call.write(claim_key(claim, "bond"), call.value)
@@ -218,7 +218,7 @@ class DisputeGame(SAP):
         c.dispute = dispute
         c.save_info(call)
         if c.kind == TRAINING:
-            call.send(training.ADDRESS, "hold", ["uint256"], [c.subject], [])
+            call.send(training.ADDRESS, "hold", ["uint256"], [c.value(call, "subject")], [])
         call.emit(
             CHALLENGED,
             dispute=dispute,
@@ -323,18 +323,18 @@ class DisputeGame(SAP):
         if claimer_wins:
             amount = bond
         else:
-            amount = bond + c.bond
+            amount = bond + c.value(call, "bond")
             c.status = REJECTED
             c.save_head(call)
         call.pay(winner.to_bytes(20, "big"), amount)
         if c.kind == TRAINING and claimer_wins:
-            call.send(training.ADDRESS, "release", ["uint256"], [c.subject], [])
+            call.send(training.ADDRESS, "release", ["uint256"], [c.value(call, "subject")], [])
         elif c.kind == TRAINING:
             call.send(
                 training.ADDRESS,
                 "reject",
                 ["uint256", "address"],
-                [c.subject, address_of(d.challenger)],
+                [c.value(call, "subject"), address_of(d.challenger)],
                 [],
             )
         call.emit(
@@ -358,8 +358,9 @@ class DisputeGame(SAP):
             raise SAPRevert(f"claim {claim_id} is open to challenges until {c.deadline}")
         c.status = ACCEPTED
         c.save_head(call)
-        call.pay(c.claimer.to_bytes(20, "big"), c.bond)
-        call.emit(ACCEPTED_EVENT, claim=claim_id, claimer=address_of(c.claimer), bond=c.bond)
+        bond = c.value(call, "bond")
+        call.pay(c.claimer.to_bytes(20, "big"), bond)
+        call.emit(ACCEPTED_EVENT, claim=claim_id, claimer=address_of(c.claimer), bond=bond)
         return ()
 
     def get_claim(self, call: Call, claim_id: int) -> tuple[Any, ...]:
@@ -372,10 +373,10 @@ class DisputeGame(SAP):
             (
                 address_of(c.claimer),
                 c.kind,
-                c.subject,
+                c.value(call, "subject"),
                 *roots,
                 c.steps,
-                c.bond,
+                c.value(call, "bond"),
                 c.deadline,
                 c.status,
                 c.dispute,
