@@ -485,6 +485,24 @@ class ComputeJobState(ComputeError, ConflictError):
     code = "compute.job_state"
 
 
+class ClaimNotFound(ComputeError, NotFoundError):
+    """No such claim or dispute in the dispute game, or a job without a trace claim."""
+
+    code = "compute.claim_not_found"
+
+
+class ClaimHolds(ComputeError, ConflictError):
+    """A challenge refused before its bond is sent: the claim re-executes correctly."""
+
+    code = "compute.claim_holds"
+
+
+class ClaimInputsMismatch(ComputeError, InvalidDataError):
+    """A claim whose inputs (datasets, model) are not what its program names."""
+
+    code = "compute.inputs_mismatch"
+
+
 class OfferClosed(LicenseError, ConflictError):
     code = "license.offer_closed"
     default_hint = "Look for another offer with 'sahara market search'."

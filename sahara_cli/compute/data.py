@@ -88,13 +88,29 @@ def split_records(text: str, name: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def read_datasets(
+@dataclass(frozen=True)
+class Plaintext:
+    """One dataset's files, decrypted, with where they came from."""
+
+    asset_id: int
+    name: str
+    kind: str
+    files: list[tuple[str, bytes]]
+    sha256: str
+
+    @property
+    def size(self) -> int:
+        return sum(len(data) for _, data in self.files)
+
+
+def read_plaintexts(
     vault: Vault,
     proto: Protocol,
     asset_ids: Sequence[int],
     unlock: Callable[[], Signer],
-) -> list[Dataset]:
-    """The records of each dataset, read through the vault once the chain allows it."""
+) -> list[Plaintext]:
+    """The plaintext files of each dataset, read through the vault once the chain allows
+    it (a dataset this vault lacks is fetched from its owner's vault server)."""
     import hashlib
 
     from sahara_cli.errors import UsageError
@@ -109,28 +125,41 @@ def read_datasets(
             raise UsageError(f"asset {asset_id} is over {MAX_DATASET_BYTES >> 20} MiB")
         if item.origin == "licensed":
             check_still_licensed(proto, item)
-        key = open_key(vault, item, lambda: who)
-        files = _plaintext_files(vault, item, key)
-        records: list[str] = []
+        files = _plaintext_files(vault, item, open_key(vault, item, lambda: who))
         digest = hashlib.sha256()
-        for name, data in files:
+        for _, data in files:
             digest.update(data)
+        out.append(Plaintext(asset_id, item.name, item.kind, files, "0x" + digest.hexdigest()))
+    return out
+
+
+def read_datasets(
+    vault: Vault,
+    proto: Protocol,
+    asset_ids: Sequence[int],
+    unlock: Callable[[], Signer],
+) -> list[Dataset]:
+    """The records of each dataset, read through the vault once the chain allows it."""
+    out = []
+    for plain in read_plaintexts(vault, proto, asset_ids, unlock):
+        records: list[str] = []
+        for name, data in plain.files:
             try:
                 text = data.decode("utf-8")
             except UnicodeDecodeError:
-                if item.kind == "file":
+                if plain.kind == "file":
                     raise NoTrainingData(
-                        f"asset {asset_id} ({item.name}) is not UTF-8 text",
-                        details={"asset_id": asset_id},
+                        f"asset {plain.asset_id} ({plain.name}) is not UTF-8 text",
+                        details={"asset_id": plain.asset_id},
                     ) from None
                 continue  # a binary file in a folder dataset: not text to train on
             records += split_records(text, name)
         if not records:
             raise NoTrainingData(
-                f"asset {asset_id} ({item.name}) holds no text", details={"asset_id": asset_id}
+                f"asset {plain.asset_id} ({plain.name}) holds no text",
+                details={"asset_id": plain.asset_id},
             )
-        size = sum(len(data) for _, data in files)
-        out.append(Dataset(asset_id, item.name, records, size, "0x" + digest.hexdigest()))
+        out.append(Dataset(plain.asset_id, plain.name, records, plain.size, plain.sha256))
     return out
 
 

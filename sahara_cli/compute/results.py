@@ -60,6 +60,14 @@ class TrainResult(JobSummary):
     bond_sah: Sah = ""
     finalize_after_at: Timestamp | None
     transaction: Transaction | None
+    runner: Literal["torch", "fixed"] = Field(
+        default="torch",
+        description="torch (LoRA in floats: recorded, not challengeable) or fixed (the "
+        "deterministic machine: its trace is claimed and open to challenges)",
+    )
+    operations: int | None = Field(default=None, description="fixed: operations in the trace")
+    trace_root: Hash32 | None = Field(default=None, description="fixed: the trace's Merkle root")
+    claim_id: int | None = Field(default=None, description="fixed: the dispute game's claim")
 
 
 class MergeResult(JobSummary):

@@ -183,7 +183,7 @@ class Program:
             raise MachineError(f"program: every width is in [1, {MAX_DIM}]")
         if not 1 <= self.batch <= MAX_DIM:
             raise MachineError(f"program: batch is in [1, {MAX_DIM}]")
-        if len(self.meta) > MAX_META or any(len(k) > 64 or len(v) > 128 for k, v in self.meta):
+        if len(self.meta) > MAX_META or any(len(k) > 64 or len(v) > 2048 for k, v in self.meta):
             raise MachineError(f"program: at most {MAX_META} meta entries, short ones")
         for name, shape in self.shapes.items():
             if int(np.prod(shape)) > MAX_ELEMENTS:
@@ -390,14 +390,14 @@ class State:
         )
 
     def apply(self, index: int, *, corrupt: bool = False) -> int:
-        """Run operation ``index`` in place; ``corrupt`` flips the lowest bit of the first
-        value it writes (a dishonest runner, for tests and drills). Returns the work."""
+        """Run operation ``index`` in place; ``corrupt`` adds 1.0 to the first value it
+        writes (a dishonest runner, for tests and drills). Returns the work."""
         op = self.program.op(index)
         outputs, work = _execute(self.program, op, self.tensors)
         for i, (name, value) in enumerate(outputs.items()):
             written = value.copy() if corrupt and i == 0 else value
             if written is not value:
-                written.flat[0] ^= 1
+                written.flat[0] = min(LIMIT, int(written.flat[0]) + (1 << FRAC))
             self.tensors[name] = written
             self.leaves.pop(name, None)
         return work
