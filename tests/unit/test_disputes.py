@@ -56,6 +56,10 @@ def submit_job(chain: Chain) -> int:
     return job
 
 
+def block_time(chain: Chain, number: int) -> int:
+    return int(chain.client.call("eth_getBlockByNumber", hex(number), False)["timestamp"], 16)
+
+
 def mine_at(chain: Chain, timestamp: int) -> None:
     chain.client.call("sahara_dev_mine", 1, timestamp)
 
@@ -121,8 +125,15 @@ def test_an_honest_claimer_survives_a_full_game_and_takes_the_challengers_bond(
     assert all(m.gas_used > 21_000 for m in moves)
     assert [m.tx_hash for m in moves[1:]] == [tx.hash for _, tx in played.moves]
 
-    # After the deadline the claim is accepted and its bond comes back.
+    # The window stood still while the dispute was open; after it, the claim is
+    # accepted and its bond comes back.
+    paused = block_time(chain, moves[-1].block) - block_time(chain, challenge_tx.block)
+    assert d.get_claim(claim_id).deadline == got.deadline + paused
+    assert paused >= 1
     mine_at(chain, got.deadline)
+    with pytest.raises(ProtocolReverted, match="open to challenges until"):
+        d.close(chain.partner, claim_id)
+    mine_at(chain, got.deadline + paused)
     close = d.close(chain.partner, claim_id)
     assert d.get_claim(claim_id).status == "accepted"
     assert balance(chain, chain.owner.address) == before_owner - owner_fees + BOND
@@ -227,16 +238,23 @@ def test_a_challenger_that_stops_answering_loses_by_timeout(chain: Chain) -> Non
     run = Run(tiny_sgd())
     job = submit_job(chain)
     claim_id = claim(chain, run, kind="training", subject=job)
-    dispute_id, _ = d.challenge(chain.buyer, claim_id, BOND)
+    window = t.get_job(job).finalize_after
+    dispute_id, challenge_tx = d.challenge(chain.buyer, claim_id, BOND)
     d.bisect(chain.owner, dispute_id, *run.reveal(8))
     mine_at(chain, d.get_dispute(dispute_id).deadline)
     owner = balance(chain, chain.owner.address)
-    d.timeout(chain.partner, dispute_id)
+    timeout_tx = d.timeout(chain.partner, dispute_id)
     assert d.get_dispute(dispute_id).winner.lower() == chain.owner.address.lower()
     assert balance(chain, chain.owner.address) == owner + BOND
-    # The claim survives; the job is released and finalises once its window is over.
+    # The claim survives; the job is released, its window runs on from where the
+    # dispute stopped it (for the claim too), and it finalises once that is over.
     assert d.get_claim(claim_id).status == "open"
-    mine_at(chain, max(t.get_job(job).finalize_after, d.get_dispute(dispute_id).deadline))
+    paused = block_time(chain, timeout_tx.block) - block_time(chain, challenge_tx.block)
+    assert paused > dispute.DEV_MOVE_TIMEOUT
+    assert t.get_job(job).finalize_after == d.get_claim(claim_id).deadline == window + paused
+    with pytest.raises(ProtocolError, match="open to challenges until"):
+        t.finalize(chain.partner, job)
+    mine_at(chain, window + paused)
     asset, _ = t.finalize(chain.partner, job)
     assert t.get_job(job).status == "finalized" and asset
 

@@ -21,8 +21,11 @@ otherwise the challenger does. A party that does not move before the move deadli
 
 The loser's bond goes to the winner. A claim that loses is rejected for good, and for a
 training claim the job is rejected in the training SAP (never finalised; its bond goes
-to the challenger too). A challenger that loses leaves the claim open to others until
-its deadline. While a dispute is open, the job cannot be finalised or cancelled.
+to the challenger too). A challenger that loses leaves the claim open to others, and
+the claim's window stands still while a dispute is open: the claim (and its job) gets
+back the time the dispute took, so that a slow challenger, even one the claimer set up,
+cannot run out the clock on the others. While a dispute is open, the job can be neither
+finalised nor cancelled.
 """
 
 from __future__ import annotations
@@ -207,6 +210,7 @@ class DisputeGame(SAP):
             turn=STEP if c.steps == 1 else SUBMITTER,
             rounds=0,
             deadline=call.timestamp + call.read(slot("moveTimeout")),
+            started=call.timestamp,
         )
         d.save_state(call)
         call.write(dispute_key(dispute, "meta"), challenger | claim_id << 160)
@@ -322,6 +326,9 @@ class DisputeGame(SAP):
         c.save_info(call)
         if claimer_wins:
             amount = bond
+            # The window stood still while the dispute was open: others get the time back.
+            c.deadline += call.timestamp - d.started
+            c.save_head(call)
         else:
             amount = bond + c.value(call, "bond")
             c.status = REJECTED

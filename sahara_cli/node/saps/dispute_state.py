@@ -161,7 +161,7 @@ class ClaimRecord:
 
 @dataclass
 class DisputeRecord:
-    """A dispute's words: ``state`` = lo | hi | turn | rounds | deadline, ``meta`` =
+    """A dispute's words: ``state`` = lo | hi | turn | rounds | deadline | started, ``meta`` =
     challenger | claim; then the three roots, the challenger's bond and the winner."""
 
     id: int
@@ -172,6 +172,7 @@ class DisputeRecord:
     turn: int
     rounds: int
     deadline: int
+    started: int
 
     @classmethod
     def load(cls, call: Call, dispute: int) -> DisputeRecord:
@@ -187,12 +188,14 @@ class DisputeRecord:
             hi=(state >> 32) & MASK32,
             turn=(state >> 64) & 0xFF,
             rounds=(state >> 72) & 0xFF,
-            deadline=state >> 80,
+            deadline=(state >> 80) & MASK64,
+            started=state >> 144,
         )
 
     def save_state(self, call: Call) -> None:
         state = self.lo | self.hi << 32 | self.turn << 64 | self.rounds << 72
-        call.write(dispute_key(self.id, "state"), state | (self.deadline & MASK64) << 80)
+        state |= (self.deadline & MASK64) << 80 | self.started << 144
+        call.write(dispute_key(self.id, "state"), state)
 
     def root(self, call: Call, name: str) -> bytes:
         """``lo_root``, ``hi_root`` or ``mid_root``."""
