@@ -46,6 +46,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import _compute_dispute  # noqa: E402
 from _common import finish, machine, ratio_table, say  # noqa: E402
 from _compute_command import command_world  # noqa: E402
 
@@ -240,10 +241,16 @@ def main() -> int:
     parser.add_argument("--device", action="append", help="devices (default: cpu, and cuda)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--json-out", type=Path, help="also write the JSON document here")
+    _compute_dispute.add_arguments(parser)
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # the libraries' deprecation and secure-RNG notes
 
     import torch
+
+    if args.dispute_only:
+        return finish(verifiable_doc({"benchmark": "compute", "machine": machine(),
+                                      "torch": torch.__version__, "error": None}, args),
+                      args.json_out)  # fmt: skip
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -324,7 +331,17 @@ def main() -> int:
         print(f"  {key.removesuffix('_gas'):<10}{gas_row[key]:>12,}")
     print(f"  = {gas_row['total_at_base_fee_sah']:.6f} SAH at the base fee")
     doc["gas"] = gas_row
-    return finish(doc, args.json_out)
+    return finish(verifiable_doc(doc, args), args.json_out)
+
+
+def verifiable_doc(doc: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """``doc`` with the dispute games and the fixed-point step times (printed on the way);
+    a game that failed (a move refused, a claim not made) is the document's error."""
+    doc |= _compute_dispute.figures(args)
+    failed = [g for g in doc["dispute"]["games"] if "error" in g]
+    if failed and doc.get("error") is None:
+        doc["error"] = f"dispute game wrong at {failed[0]['corrupt_op']}: {failed[0]['error']}"
+    return doc
 
 
 if __name__ == "__main__":

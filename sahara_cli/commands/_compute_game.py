@@ -78,8 +78,9 @@ def _moves(st: AppState) -> Iterator[Callable[[Move], None] | None]:
     yield on_move
 
 
-def train_fixed(st: AppState, *, hidden: str, ctx: Context, **kw: Any) -> None:
-    """``compute train --runner fixed``: the run on the deterministic machine, claimed."""
+def train_fixed(st: AppState, ctx: Context, kw: dict[str, Any]) -> None:
+    """``compute train --runner fixed``: the run on the deterministic machine, claimed
+    (``kw``: the options of ``compute train``)."""
     from types import SimpleNamespace
 
     from sahara_cli.commands._compute import server_url
@@ -87,7 +88,9 @@ def train_fixed(st: AppState, *, hidden: str, ctx: Context, **kw: Any) -> None:
     from sahara_cli.compute.verifiable import FixedTrainRequest
     from sahara_cli.compute.verifiable import train_fixed as run
     from sahara_cli.errors import UsageError
+    from sahara_cli.node.client import parse_sah
 
+    hidden = kw["hidden"]
     try:
         widths = tuple(int(w) for w in hidden.split(",") if w.strip())
     except ValueError:
@@ -96,13 +99,13 @@ def train_fixed(st: AppState, *, hidden: str, ctx: Context, **kw: Any) -> None:
         data=kw["data"],
         hidden=widths,
         targets=kw["targets"],
-        steps=kw["steps"],
+        steps=kw["max_steps"] or 128,
         batch_size=kw["batch_size"],
-        learning_rate=kw["learning_rate"],
+        learning_rate=kw["learning_rate"] or 0.0625,
         seed=kw["seed"],
         name=kw["name"],
         upstream_bps=kw["upstream"],
-        bond_wei=kw["bond"],
+        bond_wei=parse_sah(kw["bond"]) if kw["bond"] is not None else None,
         record=kw["record"],
         server_url=server_url(st),
         corrupt_op=kw["corrupt"],

@@ -82,7 +82,14 @@ def train(
         typer.Option("--max-steps", help="Stop after this many steps.", show_default=False),
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Blocks per step.")] = 8,
-    learning_rate: Annotated[float, typer.Option("--lr", help="AdamW learning rate.")] = 2e-4,
+    learning_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--lr",
+            help="Learning rate: AdamW's (torch, 2e-4), or SGD's (fixed, 0.0625: a power of two).",
+            show_default=False,
+        ),
+    ] = None,
     seq_len: Annotated[int, typer.Option("--seq-len", help="Tokens per block.")] = 128,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the run.")] = 0,
     name: Annotated[
@@ -122,23 +129,8 @@ def train(
     if runner == "fixed":
         from sahara_cli.commands._compute_game import train_fixed
 
-        train_fixed(
-            st,
-            data=data,
-            hidden=hidden,
-            targets=targets,
-            steps=max_steps or 128,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            seed=seed,
-            name=name,
-            upstream=upstream,
-            bond=parse_sah(bond) if bond is not None else None,
-            record=record,
-            corrupt=corrupt,
-            ctx=context(st, signer_name, password_file),
-        )
-        return
+        settings = dict(locals())  # the options, as train_fixed maps them to a request
+        return train_fixed(st, context(st, signer_name, password_file), settings)
     if runner != "torch":
         raise UsageError(f"--runner {runner!r}: torch or fixed")
     if base is None:
@@ -152,7 +144,7 @@ def train(
         epochs=epochs,
         max_steps=max_steps,
         batch_size=batch_size,
-        learning_rate=learning_rate,
+        learning_rate=learning_rate or 2e-4,
         seq_len=seq_len,
         seed=seed,
         name=name,
