@@ -188,7 +188,9 @@ def game_row(result: Any, corrupt: int | None, game_s: float) -> dict[str, Any]:
         "reason": result.reason,
         "winner": result.winner,
         "expected_winner": expected,
-        "first_difference": result.first_difference,
+        # The operation the chain re-executed (for an honest claim, the last one: the
+        # challenger agreed at every midpoint, so no operation differs).
+        "ended_on": result.first_difference,
         "found_corrupt_op": corrupt is None or result.first_difference == corrupt,
         "operation": result.operation,
         "training_step": result.training_step,
@@ -246,7 +248,7 @@ def print_games(figures: dict[str, Any]) -> None:
         if "error" in g:
             print(f"{where:>9}  error: {g['error']}")
             continue
-        found = "-" if g["corrupt_op"] is None else str(g["first_difference"])
+        found = "-" if g["corrupt_op"] is None else str(g["ended_on"])
         cells = "".join(f"{g['gas'][k]:>11,}" if k in g["gas"] else f"{'-':>11}" for k in kinds)
         print(
             f"{where:>9}{found:>7}{g['rounds']:>8}{'yes' if g['rounds_met'] else 'NO':>5}"

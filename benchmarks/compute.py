@@ -3,6 +3,7 @@
     python benchmarks/compute.py [--hidden 128] [--layers 2] [--seq-len 64] [--batch 8]
                                  [--steps 24] [--runs 2] [--device cpu|cuda ...]
                                  [--threads N] [--json-out FILE]
+                                 [--dispute-only] [--step-runs 4] [--step-count 64]
 
 Both sides train the same random Llama (written on the spot by
 ``sahara_cli.compute.tiny.make_tiny_causal_lm``, with a tokenizer trained on this
@@ -27,8 +28,32 @@ run's, which a busy machine's changing load moves least. Data loading, model
 loading and the accountant's search for the noise multiplier are outside it. Targets:
 train_lora / bare <= 1.05 for both. ``lora_rows`` and ``dp_rows`` return the figures of
 one device. Last, a training job is recorded and finalised through the training SAP on
-the dev node: the gas of each, its total and its cost at the base fee. Prints the tables,
-then one JSON document.
+the dev node: the gas of each, its total and its cost at the base fee.
+
+Verifiable compute (``_compute_dispute.py``; ``--dispute-only`` runs just this part):
+
+  dispute games  on the dev node, a trainer claims an mlp-sgd job of exactly 1,024
+                 operations (layers 4,16,1, 8 operations a step, 128 steps of batch 8)
+                 whose trace is wrong at one operation (train_fixed's corrupt_op drill:
+                 operations 1, 511, 1023 and one drawn with a fixed seed), and a licensee
+                 challenges it (game.challenge) while the trainer's home defends
+                 (game.defend); last, an honest claim challenged with force. Per game:
+                 the rounds (bisection rounds + the one step; target <= 11 = log2 1024 +
+                 1), whether the game ended on the wrong operation, the gas of each move
+                 kind (challenge, bisect, respond, one-step; mean over its moves), of a
+                 round (a bisect + its respond) and in all, the wall time from the
+                 challenge transaction to the resolution, and the winner
+  step time      one SGD step of the same MLP on the same data: on the deterministic
+                 machine (State.apply over the step's operations; machine.run, which also
+                 takes the state root after every operation) against float32 numpy (the
+                 same forward, gradient, backward and update) and torch float32 (autograd,
+                 SGD) on one CPU thread; medians over alternating runs (the first step of
+                 a run only starts the clock) and the ratios fixed/float, at (4,16,1)
+                 batch 8 and (32,128,10) batch 32 (a slot holds at most 4,096 values, so
+                 64 inputs by 128 hidden does not fit)
+
+Prints the tables, then one JSON document (the games under ``dispute``, the step times
+and their ratios under ``step_time``).
 """
 
 from __future__ import annotations
