@@ -3,6 +3,7 @@
     python benchmarks/compute.py [--hidden 128] [--layers 2] [--seq-len 64] [--batch 8]
                                  [--steps 24] [--runs 2] [--device cpu|cuda ...]
                                  [--threads N] [--json-out FILE]
+                                 [--dispute-only] [--step-runs 4] [--step-count 64]
 
 Both sides train the same random Llama (written on the spot by
 ``sahara_cli.compute.tiny.make_tiny_causal_lm``, with a tokenizer trained on this
@@ -27,8 +28,32 @@ run's, which a busy machine's changing load moves least. Data loading, model
 loading and the accountant's search for the noise multiplier are outside it. Targets:
 train_lora / bare <= 1.05 for both. ``lora_rows`` and ``dp_rows`` return the figures of
 one device. Last, a training job is recorded and finalised through the training SAP on
-the dev node: the gas of each, its total and its cost at the base fee. Prints the tables,
-then one JSON document.
+the dev node: the gas of each, its total and its cost at the base fee.
+
+Verifiable compute (``_compute_dispute.py``; ``--dispute-only`` runs just this part):
+
+  dispute games  on the dev node, a trainer claims an mlp-sgd job of exactly 1,024
+                 operations (layers 4,16,1, 8 operations a step, 128 steps of batch 8)
+                 whose trace is wrong at one operation (train_fixed's corrupt_op drill:
+                 operations 1, 511, 1023 and one drawn with a fixed seed), and a licensee
+                 challenges it (game.challenge) while the trainer's home defends
+                 (game.defend); last, an honest claim challenged with force. Per game:
+                 the rounds (bisection rounds + the one step; target <= 11 = log2 1024 +
+                 1), whether the game ended on the wrong operation, the gas of each move
+                 kind (challenge, bisect, respond, one-step; mean over its moves), of a
+                 round (a bisect + its respond) and in all, the wall time from the
+                 challenge transaction to the resolution, and the winner
+  step time      one SGD step of the same MLP on the same data: on the deterministic
+                 machine (State.apply over the step's operations; machine.run, which also
+                 takes the state root after every operation) against float32 numpy (the
+                 same forward, gradient, backward and update) and torch float32 (autograd,
+                 SGD) on one CPU thread; medians over alternating runs (the first step of
+                 a run only starts the clock) and the ratios fixed/float, at (4,16,1)
+                 batch 8 and (32,128,10) batch 32 (a slot holds at most 4,096 values, so
+                 64 inputs by 128 hidden does not fit)
+
+Prints the tables, then one JSON document (the games under ``dispute``, the step times
+and their ratios under ``step_time``).
 """
 
 from __future__ import annotations
@@ -46,6 +71,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import _compute_dispute  # noqa: E402
 from _common import finish, machine, ratio_table, say  # noqa: E402
 from _compute_command import command_world  # noqa: E402
 
@@ -240,10 +266,16 @@ def main() -> int:
     parser.add_argument("--device", action="append", help="devices (default: cpu, and cuda)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--json-out", type=Path, help="also write the JSON document here")
+    _compute_dispute.add_arguments(parser)
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # the libraries' deprecation and secure-RNG notes
 
     import torch
+
+    if args.dispute_only:
+        return finish(verifiable_doc({"benchmark": "compute", "machine": machine(),
+                                      "torch": torch.__version__, "error": None}, args),
+                      args.json_out)  # fmt: skip
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -324,7 +356,17 @@ def main() -> int:
         print(f"  {key.removesuffix('_gas'):<10}{gas_row[key]:>12,}")
     print(f"  = {gas_row['total_at_base_fee_sah']:.6f} SAH at the base fee")
     doc["gas"] = gas_row
-    return finish(doc, args.json_out)
+    return finish(verifiable_doc(doc, args), args.json_out)
+
+
+def verifiable_doc(doc: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """``doc`` with the dispute games and the fixed-point step times (printed on the way);
+    a game that failed (a move refused, a claim not made) is the document's error."""
+    doc |= _compute_dispute.figures(args)
+    failed = [g for g in doc["dispute"]["games"] if "error" in g]
+    if failed and doc.get("error") is None:
+        doc["error"] = f"dispute game wrong at {failed[0]['corrupt_op']}: {failed[0]['error']}"
+    return doc
 
 
 if __name__ == "__main__":

@@ -164,6 +164,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "compute train": (
         "sahara compute train --base ./tiny-llama --data 3 --lora r=8,alpha=16",
         "sahara compute train --base asset:5 --data 3 --data 4 --dp-epsilon 8",
+        "sahara compute train --runner fixed --data 3 --hidden 16 --lr 0.0625",
     ),
     "compute merge": (
         "sahara compute merge asset:7 asset:8 --weights 3,1",
@@ -173,6 +174,12 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "compute show": ("sahara compute show 1", "sahara --json compute show 1 | jq .metrics"),
     "compute finalize": ("sahara compute finalize 1", "sahara compute finalize 1 --wait"),
     "compute cancel": ("sahara compute cancel 1",),
+    "compute infer": ("sahara compute infer 4 --input 0.5,-1,2",),
+    "compute verify": ("sahara compute verify 1", "sahara compute verify claim:3"),
+    "compute challenge": ("sahara compute challenge 1", "sahara compute challenge claim:3"),
+    "compute defend": ("sahara compute defend", "sahara compute defend --once"),
+    "compute dispute": ("sahara compute dispute show 1",),
+    "compute dispute show": ("sahara compute dispute show 1",),
     # market
     "market": ("sahara market list", 'sahara market search "reviews"'),
     "market list": ("sahara market list", "sahara market list --asset 3 --all"),

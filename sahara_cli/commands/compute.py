@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from sahara_cli.commands._compute import context, server_url
+from sahara_cli.commands._compute_game import register as _register_game
 from sahara_cli.commands._output import returns
 from sahara_cli.commands._progress import interruptible, step_bar
 from sahara_cli.commands._protocol import IdOption, PasswordFileOption, table, tx_rows
@@ -30,18 +31,41 @@ JobRef = Annotated[
 @app.command("train")
 @returns(f"{_RESULTS}:TrainResult")
 def train(
-    base: Annotated[
-        str,
-        typer.Option(
-            "--base", help="Base model: a transformers folder or asset:N.", show_default=False
-        ),
-    ],
     data: Annotated[
         list[int],
         typer.Option(
             "--data", help="A dataset asset to train on (repeat for more).", show_default=False
         ),
     ],
+    base: Annotated[
+        str | None,
+        typer.Option(
+            "--base",
+            help="Base model (torch): a transformers folder or asset:N.",
+            show_default=False,
+        ),
+    ] = None,
+    runner: Annotated[
+        str,
+        typer.Option(
+            "--runner",
+            help="torch (LoRA, floats) or fixed (an MLP on numeric tables, challengeable).",
+        ),
+    ] = "torch",
+    hidden: Annotated[
+        str, typer.Option("--hidden", help="fixed: hidden layer widths, comma separated.")
+    ] = "16",
+    targets: Annotated[
+        int, typer.Option("--targets", help="fixed: the table's last columns to predict.")
+    ] = 1,
+    corrupt: Annotated[
+        int | None,
+        typer.Option(
+            "--drill-corrupt-op",
+            hidden=True,
+            help="A drill: get this operation wrong, so a challenge wins.",
+        ),
+    ] = None,
     lora: Annotated[
         str, typer.Option("--lora", help="LoRA: r=8,alpha=16[,dropout=0.05].")
     ] = "r=8,alpha=16",
@@ -58,7 +82,14 @@ def train(
         typer.Option("--max-steps", help="Stop after this many steps.", show_default=False),
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Blocks per step.")] = 8,
-    learning_rate: Annotated[float, typer.Option("--lr", help="AdamW learning rate.")] = 2e-4,
+    learning_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--lr",
+            help="Learning rate: AdamW's (torch, 2e-4), or SGD's (fixed, 0.0625: a power of two).",
+            show_default=False,
+        ),
+    ] = None,
     seq_len: Annotated[int, typer.Option("--seq-len", help="Tokens per block.")] = 128,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the run.")] = 0,
     name: Annotated[
@@ -84,12 +115,26 @@ def train(
     Licenses are checked on chain before anything is decrypted.
 
     Ctrl-C writes a checkpoint; the same command again resumes from it.
+
+    With --runner fixed, an MLP is trained by SGD on numeric tables on the
+    deterministic fixed-point machine, and its trace is claimed: anyone licensed may
+    re-execute it and challenge it ('sahara compute challenge JOB').
     """
     from sahara_cli.compute.workflow import TrainRequest
     from sahara_cli.compute.workflow import train as run
+    from sahara_cli.errors import UsageError
     from sahara_cli.node.client import parse_sah
 
     st = state()
+    if runner == "fixed":
+        from sahara_cli.commands._compute_game import train_fixed
+
+        settings = dict(locals())  # the options, as train_fixed maps them to a request
+        return train_fixed(st, context(st, signer_name, password_file), settings)
+    if runner != "torch":
+        raise UsageError(f"--runner {runner!r}: torch or fixed")
+    if base is None:
+        raise UsageError("--base is needed with the torch runner")
     request = TrainRequest(
         base=base,
         data=data,
@@ -99,7 +144,7 @@ def train(
         epochs=epochs,
         max_steps=max_steps,
         batch_size=batch_size,
-        learning_rate=learning_rate,
+        learning_rate=learning_rate or 2e-4,
         seq_len=seq_len,
         seed=seed,
         name=name,
@@ -339,3 +384,6 @@ def show(
         table(rows)(console)
 
     st.output.result(result, render)
+
+
+_register_game(app)

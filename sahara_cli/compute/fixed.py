@@ -52,9 +52,9 @@ def parse_table(data: bytes, label: str) -> np.ndarray:
         try:
             rows.append([float(c) for c in cells])
         except ValueError:
-            if rows or number > 1:
+            if rows:
                 raise NoTrainingData(f"{label}, line {number}: not a row of numbers") from None
-            continue  # the header
+            continue  # the header, before the first row
     if not rows:
         raise NoTrainingData(f"{label} holds no rows of numbers")
     width = len(rows[0])

@@ -131,6 +131,8 @@ def challenge(
     who = ctx.unlock()
     started = time.perf_counter()
     claim_id = claim_id_of(proto, ref)
+    bond = bond_wei if bond_wei is not None else proto.disputes.parameters()[0]
+    _check_open(proto, claim_id, bond)
     claim, program, run = _reexecute(ctx, proto, claim_id)
     if _hex(run.roots[-1]) == claim.output_root and not force:
         raise ClaimHolds(
@@ -138,7 +140,6 @@ def challenge(
             "a challenge would lose its bond",
             hint="Pass --force to challenge anyway.",
         )
-    bond = bond_wei if bond_wei is not None else proto.disputes.parameters()[0]
     dispute_id, _ = proto.disputes.challenge(who, claim_id, bond)
     dispute = proto.disputes.get_dispute(dispute_id)
     seen = 0
@@ -178,6 +179,31 @@ def challenge(
         payout_wei=int(resolved["amount"]),
         game_s=round(time.perf_counter() - started, 3),
     )
+
+
+def _check_open(proto: Protocol, claim_id: int, bond: int) -> None:
+    """Refuse, before any work or bond, a challenge the chain would refuse."""
+    from sahara_cli.errors import BondTooSmall, ComputeJobState
+    from sahara_cli.units import format_sah
+
+    claim = proto.disputes.get_claim(claim_id)
+    if claim.status != "open":
+        raise ComputeJobState(f"claim {claim_id} is {claim.status}: its game is over")
+    if claim.dispute:
+        raise ComputeJobState(
+            f"claim {claim_id} is in dispute {claim.dispute} already",
+            hint=f"Follow it with 'sahara compute dispute show {claim.dispute}'.",
+        )
+    if _past(proto, claim.deadline):
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(claim.deadline))
+        raise ComputeJobState(f"claim {claim_id}'s challenge window closed at {when}")
+    least = proto.disputes.parameters()[0]
+    if bond < least:
+        raise BondTooSmall(
+            f"a bond of {format_sah(bond)} SAH is below the game's minimum of "
+            f"{format_sah(least)} SAH",
+            details={"bond_wei": str(bond), "min_bond_wei": str(least)},
+        )
 
 
 def _wins_step(run: FixedRun, dispute: Any, lie_at: int | None) -> bool:

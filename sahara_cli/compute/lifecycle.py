@@ -48,10 +48,22 @@ def finalize(ctx: Context, ref: str, *, wait: bool = False) -> JobFinalized:
     if record.status != "pending":
         raise ComputeJobState(f"job {job_id} is {record.status}, not pending")
     last = _last_block_time(proto)
+    claim_id = proto.disputes.claim_of("training", job_id)
     # The next block carries the wall clock's time, or one past the last block's if later.
     while wait and max(int(time.time()), last + 1) < record.finalize_after:
+        if claim_id:  # this home answers challenges of its claims while it waits
+            from sahara_cli.compute.game import defend
+
+            defend(ctx, once=True)
         time.sleep(min(1.0, max(0.1, record.finalize_after - time.time())))
         last = _last_block_time(proto)
+    while wait and claim_id and proto.disputes.get_claim(claim_id).dispute:
+        from sahara_cli.compute.game import defend
+
+        defend(ctx, once=True)  # a dispute open at the window's end holds the job
+        time.sleep(0.2)
+    if proto.training.get_job(job_id).status == "rejected":
+        raise ComputeJobState(f"job {job_id} lost a dispute: rejected, never finalised")
     if max(int(time.time()), last + 1) < record.finalize_after:
         raise ComputeJobState(
             f"job {job_id} is open to challenges until "
@@ -61,15 +73,24 @@ def finalize(ctx: Context, ref: str, *, wait: bool = False) -> JobFinalized:
     # The node estimates at the last block's time; if that is still inside the window
     # (no block since), send with a fixed limit: the next block's time is past it.
     gas = FINALIZE_GAS if last < record.finalize_after else None
-    asset_id, tx = proto.training.finalize(ctx.unlock(), job_id, gas=gas)
+    who = ctx.unlock()
+    asset_id, tx = proto.training.finalize(who, job_id, gas=gas)
     if local is not None:
         jobs.mark(local, ctx.home_root, asset_id=asset_id)
         _link_output(ctx, local, asset_id, tx.hash)
+    claim_bond = 0
+    if claim_id:
+        claim = proto.disputes.get_claim(claim_id)
+        if claim.status == "open" and not claim.dispute:
+            proto.disputes.close(who, claim_id)  # the claim's bond comes back too
+            claim_bond = claim.bond_wei
     return JobFinalized(
         job_id=job_id,
         asset_id=asset_id,
         parents=record.parents,
         bond_wei=record.bond_wei,
+        claim_id=claim_id or None,
+        claim_bond_wei=claim_bond,
         transaction=tx.transaction(),
     )
 

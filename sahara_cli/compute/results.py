@@ -106,6 +106,9 @@ class JobFinalized(Result):
     parents: list[int]
     bond_wei: Wei = Field(description="returned to the submitter")
     bond_sah: Sah = ""
+    claim_id: int | None = Field(default=None, description="the job's trace claim (fixed runner)")
+    claim_bond_wei: Wei = Field(default=0, description="the claim's bond, returned with it")
+    claim_bond_sah: Sah = ""
     transaction: Transaction
 
 

@@ -466,6 +466,12 @@ FAILING_SAMPLES = {
     ("compute", "merge"): lambda tmp: ["compute", "merge", "asset:1"],
     ("compute", "finalize"): lambda tmp: ["compute", "finalize", "nothing"],
     ("compute", "cancel"): lambda tmp: ["compute", "cancel", "nothing"],
+    # the dispute game end to end is in tests/compute/test_game.py; here, bad input.
+    ("compute", "infer"): lambda tmp: ["compute", "infer", "1", "--input", "x"],
+    ("compute", "verify"): lambda tmp: ["compute", "verify", "nothing"],
+    ("compute", "challenge"): lambda tmp: ["compute", "challenge", "nothing"],
+    ("compute", "defend"): lambda tmp: ["compute", "defend", "--once"],
+    ("compute", "dispute", "show"): lambda tmp: ["compute", "dispute", "show", "1"],
     # agent/mcp servers
     ("model", "pull"): lambda tmp: ["model", "pull", "owner/nothing-GGUF", "nothing.gguf"],
     ("model", "register"): lambda tmp: ["model", "register", "no-such-model"],

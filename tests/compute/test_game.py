@@ -190,7 +190,9 @@ def test_an_honest_job_survives_a_challenge_and_is_finalised(
     assert result.winner == "claimer" and result.payout_wei == bond
     assert proto.training.get_job(job.job_id or 0).status == "pending"
     assert proto.disputes.get_claim(job.claim_id or 0).status == "open"
-    assert finalize(trainer, str(job.job_id), wait=True).asset_id > 0
+    done = finalize(trainer, str(job.job_id), wait=True)
+    assert done.asset_id > 0 and done.claim_id == job.claim_id and done.claim_bond_wei == bond
+    assert proto.disputes.get_claim(job.claim_id or 0).status == "accepted"
 
 
 def test_a_dishonest_answer_loses_its_bond(
