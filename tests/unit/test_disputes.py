@@ -450,3 +450,18 @@ def test_an_inference_claim_names_a_record_of_its_claimer(chain: Chain) -> None:
     claim_id, _ = d.claim(chain.owner, kind="inference", subject=record, bond_wei=BOND, **args)
     assert d.claim_of("inference", record) == claim_id
     assert d.get_claim(claim_id).subject == record
+
+
+def test_only_the_dispute_game_holds_releases_or_rejects_a_job(chain: Chain) -> None:
+    t = chain.proto.training
+    job = submit_job(chain)
+    before = balances(chain)
+    for function, args in (
+        ("hold", [job]),
+        ("release", [job]),
+        ("reject", [job, chain.buyer.address]),
+    ):
+        with pytest.raises(NotPermitted, match="only the DisputeGame SAP"):
+            t.write(chain.owner, function, *args)
+    assert balances(chain) == before
+    assert t.get_job(job).status == "pending"
