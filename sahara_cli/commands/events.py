@@ -32,7 +32,7 @@ def events(
             "--contract",
             "-c",
             help="Only this contract's events: AssetRegistry, Receipts, Licensing, "
-            "Attribution, Provenance, or a SAP's: TrainingRecord, InferenceRecord.",
+            "Attribution, Provenance, or a SAP's: TrainingRecord, InferenceRecord, DisputeGame.",
             show_default=False,
         ),
     ] = None,

@@ -247,6 +247,60 @@ def check_saps(url_in: str, url_out: str) -> None:
     assert out.inference.get_record(record).output_hash == "0x" + "05" * 32
 
 
+def test_a_dispute_game_runs_the_same_on_every_validator(tmp_path: Path) -> None:
+    """A claim with one wrong operation, challenged through node 0 and bisected to that
+    operation, whose one-step check every validator re-executes: node 3 reads the same
+    resolution, and every node ends on the same app hash."""
+    from sahara_cli.identity.keys import Signer
+    from sahara_cli.node.client import NodeClient
+    from sahara_cli.protocol.client import Protocol
+    from tests.unit.dispute_players import Run, play, tiny_sgd
+
+    cometbft_bin()
+    home = CliHome(tmp_path / "home", env={"SAHARA_COMETBFT_BIN": COMETBFT_BIN or ""})
+    try:
+        nodes = home.ok("localnet", "up", "--validators", "4", "--block-time", "0.5s")["nodes"]
+        comets = [n["cometbft_rpc_url"] for n in nodes]
+        wait_height(comets, 3)
+        into = Protocol(NodeClient(nodes[0]["eth_rpc_url"]))
+        out = Protocol(NodeClient(nodes[3]["eth_rpc_url"]))
+        claimer, challenger = (Signer(k) for k in dev_keys(3)[1:])
+        honest = Run(tiny_sgd(steps=2, layers=(2, 1), rows=2))
+        wrong = Run(honest.first, corrupt=3)
+        assert honest.program.length == 8 and wrong.roots[-1] != honest.roots[-1]
+        bond = into.disputes.parameters()[0]
+        claim, _ = into.disputes.claim(
+            claimer, kind="inference", subject=0, bond_wei=bond, **wrong.claim_args()
+        )
+        dispute, _ = into.disputes.challenge(challenger, claim, bond)
+        played = play(
+            into.disputes,
+            dispute,
+            claimer=claimer,
+            claimed=wrong,
+            challenger=challenger,
+            believed=honest,
+        )
+        assert played.rounds == 3
+        deadline = time.monotonic() + 30
+        while out.disputes.dispute_count() < dispute or (
+            out.disputes.get_dispute(dispute).turn != "resolved"
+        ):
+            assert time.monotonic() < deadline, "node 3 never saw the dispute resolved"
+            time.sleep(0.1)
+        seen = out.disputes.get_dispute(dispute)
+        assert (seen.lo, seen.hi, seen.rounds) == (3, 4, 3)
+        assert seen.winner.lower() == challenger.address.lower()
+        assert out.disputes.get_claim(claim).status == "rejected"
+        assert [m.name for m in out.disputes.moves(dispute)][-1] == "Resolved"
+        wait_height(comets, max(height(u) for u in comets) + 2)
+        common = min(height(u) for u in comets)
+        assert len(app_hashes(comets, common)) == 1
+    finally:
+        down = home.run("localnet", "down")
+    assert down.returncode == 0, down.stderr
+
+
 def test_localnet_of_four_validators(tmp_path: Path) -> None:
     cometbft_bin()
     home = CliHome(tmp_path / "home", env={"SAHARA_COMETBFT_BIN": COMETBFT_BIN or ""})

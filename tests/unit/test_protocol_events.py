@@ -19,6 +19,7 @@ from sahara_cli.identity.keys import Signer
 from sahara_cli.node.client import NodeClient
 from sahara_cli.node.genesis import dev_keys
 from sahara_cli.node.rpc.testing import dev_node
+from sahara_cli.node.saps.machine import Program, State
 from sahara_cli.protocol import index_tables
 from sahara_cli.protocol.client import FOREVER, Contribution, Protocol, TxResult
 from sahara_cli.protocol.events import (
@@ -31,6 +32,7 @@ from sahara_cli.protocol.events import (
     find_events,
 )
 from sahara_cli.protocol.index import ProtocolIndex
+from tests.unit.dispute_players import Run, play
 
 SAH = 10**18
 ALICE, BOB, CAROL, DAVE = (Signer(k) for k in dev_keys()[:4])
@@ -125,6 +127,25 @@ def every_event(proto: Protocol) -> Chain:
     did(proto.training.cancel(BOB, submit("bafy-dropped")))
     proto.node.call("sahara_dev_mine", 1, proto.training.get_job(job).finalize_after)
     did(proto.training.finalize(CAROL, job))
+    # The dispute game: a job's claim with one wrong operation, challenged, bisected and
+    # lost (its job rejected); a claim of an answer, unchallenged and closed.
+    honest = Run(State.initial(Program("mlp-infer", (2, 2, 1)), {}))
+    wrong = Run(honest.first, corrupt=0)
+    lost = did(
+        proto.disputes.claim(
+            BOB, kind="training", subject=submit("bafy-lost"), bond_wei=bond, **wrong.claim_args()
+        )
+    )
+    dispute = did(proto.disputes.challenge(CAROL, lost, bond))
+    played = play(
+        proto.disputes, dispute, claimer=BOB, claimed=wrong, challenger=CAROL, believed=honest
+    )
+    txs.extend(tx for _, tx in played.moves)
+    kept = did(
+        proto.disputes.claim(BOB, kind="inference", subject=0, bond_wei=bond, **honest.claim_args())
+    )
+    proto.node.call("sahara_dev_mine", 1, proto.disputes.get_claim(kept).deadline)
+    did(proto.disputes.close(CAROL, kept))
     return Chain(proto, txs, model, data)
 
 
@@ -151,7 +172,7 @@ def query(index: ProtocolIndex, **filters: Any) -> list[LoggedEvent]:
 def test_every_event_of_every_contract_is_indexed(chain: Chain, index: ProtocolIndex) -> None:
     kept = {(e.contract, e.event) for e in query(index)}
     wanted = {(contract, e["name"]) for contract, entries in catalogue().items() for e in entries}
-    assert len(wanted) == 21  # a new event in a contract or a SAP shows up here
+    assert len(wanted) == 28  # a new event in a contract or a SAP shows up here
     assert kept == wanted
 
 
@@ -194,6 +215,7 @@ def test_filter_by_asset(chain: Chain, index: ProtocolIndex) -> None:
         "JobSubmitted",  # the jobs trained on it
         "JobFinalized",
         "JobCancelled",
+        "JobRejected",  # the job that lost its dispute
     }
     about_model = {e.event for e in query(index, asset_id=chain.model)}
     # through its offer (OfferChanged), its license (Refunded) and its receipts
@@ -354,8 +376,22 @@ def test_the_catalogue_names_every_contract() -> None:
         "Provenance",
         "TrainingRecord",
         "InferenceRecord",
+        "DisputeGame",
     ]
-    assert names["TrainingRecord"] == ["JobSubmitted", "JobFinalized", "JobCancelled"]
+    assert names["TrainingRecord"] == [
+        "JobSubmitted",
+        "JobFinalized",
+        "JobCancelled",
+        "JobRejected",
+    ]
+    assert names["DisputeGame"] == [
+        "Claimed",
+        "Challenged",
+        "Bisected",
+        "Responded",
+        "Resolved",
+        "ClaimAccepted",
+    ]
     assert names["InferenceRecord"] == ["InferenceRecorded"]
     assert names["Receipts"] == ["Transfer", "Locked", "ShareChanged"]
 

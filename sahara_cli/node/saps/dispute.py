@@ -21,8 +21,11 @@ otherwise the challenger does. A party that does not move before the move deadli
 
 The loser's bond goes to the winner. A claim that loses is rejected for good, and for a
 training claim the job is rejected in the training SAP (never finalised; its bond goes
-to the challenger too). A challenger that loses leaves the claim open to others until
-its deadline. While a dispute is open, the job cannot be finalised or cancelled.
+to the challenger too). A challenger that loses leaves the claim open to others, and
+the claim's window stands still while a dispute is open: the claim (and its job) gets
+back the time the dispute took, so that a slow challenger, even one the claimer set up,
+cannot run out the clock on the others. While a dispute is open, the job can be neither
+finalised nor cancelled.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 from sahara_cli.identity.keys import keccak256
-from sahara_cli.node.saps import inference, training
+from sahara_cli.node.saps import inference, merkle, training
 from sahara_cli.node.saps.base import SAP, Call, Method, SAPRevert, slot
 from sahara_cli.node.saps.dispute_state import (
     ACCEPTED,
@@ -106,7 +109,7 @@ class DisputeGame(SAP):
         trace_root: bytes,
         steps: int,
     ) -> tuple[Any, ...]:
-        from sahara_cli.node.saps import machine
+        from sahara_cli.node.saps import machine  # numpy: only when a claim is made
 
         if kind not in (TRAINING, INFERENCE):
             raise SAPRevert(f"a claim's kind is 1 (training) or 2 (inference), not {kind}")
@@ -132,7 +135,7 @@ class DisputeGame(SAP):
             raise SAPRevert(f"{what} {subject} already has a claim")
         claim = call.read(slot("claimCount")) + 1
         call.write(slot("claimCount"), claim)
-        record = ClaimRecord(claim, sender, kind, OPEN, deadline, steps, 0, subject, call.value)
+        record = ClaimRecord(claim, sender, kind, OPEN, deadline, steps, 0)
         record.save_head(call)
         record.save_info(call)
         call.write(claim_key(claim, "bond"), call.value)
@@ -207,6 +210,7 @@ class DisputeGame(SAP):
             turn=STEP if c.steps == 1 else SUBMITTER,
             rounds=0,
             deadline=call.timestamp + call.read(slot("moveTimeout")),
+            started=call.timestamp,
         )
         d.save_state(call)
         call.write(dispute_key(dispute, "meta"), challenger | claim_id << 160)
@@ -218,7 +222,7 @@ class DisputeGame(SAP):
         c.dispute = dispute
         c.save_info(call)
         if c.kind == TRAINING:
-            call.send(training.ADDRESS, "hold", ["uint256"], [c.subject], [])
+            call.send(training.ADDRESS, "hold", ["uint256"], [c.value(call, "subject")], [])
         call.emit(
             CHALLENGED,
             dispute=dispute,
@@ -231,8 +235,6 @@ class DisputeGame(SAP):
         return (dispute,)
 
     def bisect(self, call: Call, dispute: int, root: bytes, proof: list[bytes]) -> tuple[Any, ...]:
-        from sahara_cli.node.saps import merkle
-
         d = DisputeRecord.load(call, dispute)
         c = ClaimRecord.load(call, d.claim)
         d.open_for(call, SUBMITTER, c.claimer, "bisect")
@@ -324,19 +326,22 @@ class DisputeGame(SAP):
         c.save_info(call)
         if claimer_wins:
             amount = bond
+            # The window stood still while the dispute was open: others get the time back.
+            c.deadline += call.timestamp - d.started
+            c.save_head(call)
         else:
-            amount = bond + c.bond
+            amount = bond + c.value(call, "bond")
             c.status = REJECTED
             c.save_head(call)
         call.pay(winner.to_bytes(20, "big"), amount)
         if c.kind == TRAINING and claimer_wins:
-            call.send(training.ADDRESS, "release", ["uint256"], [c.subject], [])
+            call.send(training.ADDRESS, "release", ["uint256"], [c.value(call, "subject")], [])
         elif c.kind == TRAINING:
             call.send(
                 training.ADDRESS,
                 "reject",
                 ["uint256", "address"],
-                [c.subject, address_of(d.challenger)],
+                [c.value(call, "subject"), address_of(d.challenger)],
                 [],
             )
         call.emit(
@@ -360,8 +365,9 @@ class DisputeGame(SAP):
             raise SAPRevert(f"claim {claim_id} is open to challenges until {c.deadline}")
         c.status = ACCEPTED
         c.save_head(call)
-        call.pay(c.claimer.to_bytes(20, "big"), c.bond)
-        call.emit(ACCEPTED_EVENT, claim=claim_id, claimer=address_of(c.claimer), bond=c.bond)
+        bond = c.value(call, "bond")
+        call.pay(c.claimer.to_bytes(20, "big"), bond)
+        call.emit(ACCEPTED_EVENT, claim=claim_id, claimer=address_of(c.claimer), bond=bond)
         return ()
 
     def get_claim(self, call: Call, claim_id: int) -> tuple[Any, ...]:
@@ -374,10 +380,10 @@ class DisputeGame(SAP):
             (
                 address_of(c.claimer),
                 c.kind,
-                c.subject,
+                c.value(call, "subject"),
                 *roots,
                 c.steps,
-                c.bond,
+                c.value(call, "bond"),
                 c.deadline,
                 c.status,
                 c.dispute,

@@ -116,8 +116,8 @@ MASK32, MASK64, MASK160 = (1 << 32) - 1, (1 << 64) - 1, (1 << 160) - 1
 @dataclass
 class ClaimRecord:
     """A claim's words: ``head`` = claimer | kind | status | deadline, ``info`` = steps |
-    the open dispute; then the subject, the bond, the program hash and the three roots
-    (read when needed, by :meth:`word`)."""
+    the open dispute; then the subject, the bond, the program hash and the three roots,
+    read when needed (:meth:`value`, :meth:`word`)."""
 
     id: int
     claimer: int
@@ -126,14 +126,12 @@ class ClaimRecord:
     deadline: int
     steps: int
     dispute: int
-    subject: int
-    bond: int
 
     @classmethod
     def load(cls, call: Call, claim: int) -> ClaimRecord:
-        if not 0 < claim <= call.read(slot("claimCount")):
-            raise SAPRevert(f"unknown claim {claim}")
         head = call.read(claim_key(claim, "head"))
+        if not head:  # every claim has a claimer
+            raise SAPRevert(f"unknown claim {claim}")
         info = call.read(claim_key(claim, "info"))
         return cls(
             id=claim,
@@ -143,9 +141,11 @@ class ClaimRecord:
             deadline=head >> 176,
             steps=info & MASK32,
             dispute=info >> 32,
-            subject=call.read(claim_key(claim, "subject")),
-            bond=call.read(claim_key(claim, "bond")),
         )
+
+    def value(self, call: Call, name: str) -> int:
+        """``subject`` or ``bond``."""
+        return call.read(claim_key(self.id, name))
 
     def word(self, call: Call, name: str) -> bytes:
         """``program_hash``, ``input_root``, ``output_root`` or ``trace_root``."""
@@ -161,7 +161,7 @@ class ClaimRecord:
 
 @dataclass
 class DisputeRecord:
-    """A dispute's words: ``state`` = lo | hi | turn | rounds | deadline, ``meta`` =
+    """A dispute's words: ``state`` = lo | hi | turn | rounds | deadline | started, ``meta`` =
     challenger | claim; then the three roots, the challenger's bond and the winner."""
 
     id: int
@@ -172,13 +172,14 @@ class DisputeRecord:
     turn: int
     rounds: int
     deadline: int
+    started: int
 
     @classmethod
     def load(cls, call: Call, dispute: int) -> DisputeRecord:
-        if not 0 < dispute <= call.read(slot("disputeCount")):
+        meta = call.read(dispute_key(dispute, "meta"))
+        if not meta:  # every dispute has a challenger
             raise SAPRevert(f"unknown dispute {dispute}")
         state = call.read(dispute_key(dispute, "state"))
-        meta = call.read(dispute_key(dispute, "meta"))
         return cls(
             id=dispute,
             claim=meta >> 160,
@@ -187,12 +188,14 @@ class DisputeRecord:
             hi=(state >> 32) & MASK32,
             turn=(state >> 64) & 0xFF,
             rounds=(state >> 72) & 0xFF,
-            deadline=state >> 80,
+            deadline=(state >> 80) & MASK64,
+            started=state >> 144,
         )
 
     def save_state(self, call: Call) -> None:
         state = self.lo | self.hi << 32 | self.turn << 64 | self.rounds << 72
-        call.write(dispute_key(self.id, "state"), state | (self.deadline & MASK64) << 80)
+        state |= (self.deadline & MASK64) << 80 | self.started << 144
+        call.write(dispute_key(self.id, "state"), state)
 
     def root(self, call: Call, name: str) -> bytes:
         """``lo_root``, ``hi_root`` or ``mid_root``."""
@@ -210,7 +213,7 @@ class DisputeRecord:
         if call.timestamp >= self.deadline:
             raise SAPRevert(
                 f"dispute {self.id}: the move deadline passed at {self.deadline}; "
-                "it can only time out"
+                "the dispute is to be timed out"
             )
 
 

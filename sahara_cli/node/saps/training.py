@@ -14,9 +14,10 @@ bond goes back to the submitter. Until then the submitter may cancel it (the bon
 back, nothing is registered).
 
 The dispute game SAP (:mod:`.dispute`) holds a job while a dispute over its computation
-is open (it can be neither finalised nor cancelled meanwhile), releases it when the
-challenger loses, and rejects it when the submitter loses: a rejected job is never
-finalised, its output CID is free again and its bond goes to the challenger.
+is open (it can be neither finalised nor cancelled meanwhile, and its window stands
+still), releases it when the challenger loses (the window runs on from where it stood),
+and rejects it when the submitter loses: a rejected job is never finalised, its output
+CID is free again and its bond goes to the challenger.
 """
 
 from __future__ import annotations
@@ -312,16 +313,23 @@ class TrainingRecord(SAP):
     def hold(self, call: Call, job: int) -> tuple[Any, ...]:
         self._held(call, job)
         key = _field(job, "disputes")
-        call.write(key, call.read(key) + 1)
+        held = call.read(key)
+        if not held:
+            call.write(_field(job, "held_at"), call.timestamp)
+        call.write(key, held + 1)
         return ()
 
     def release(self, call: Call, job: int) -> tuple[Any, ...]:
-        self._held(call, job)
+        record = self._held(call, job)
         key = _field(job, "disputes")
         held = call.read(key)
         if not held:
             raise SAPRevert(f"job {job} has no dispute open")
         call.write(key, held - 1)
+        if held == 1:
+            # The window stood still while the job was held: it gets that time back.
+            paused = call.timestamp - call.read(_field(job, "held_at"))
+            call.write(_field(job, "finalize_after"), record["finalize_after"] + paused)
         return ()
 
     def reject(self, call: Call, job: int, to: str) -> tuple[Any, ...]:
