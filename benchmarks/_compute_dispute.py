@@ -190,7 +190,7 @@ def game_row(result: Any, corrupt: int | None, game_s: float) -> dict[str, Any]:
         "expected_winner": expected,
         # The operation the chain re-executed (for an honest claim, the last one: the
         # challenger agreed at every midpoint, so no operation differs).
-        "ended_on": result.first_difference,
+        "ended_on": result.ended_on,
         "found_corrupt_op": corrupt is None or result.first_difference == corrupt,
         "operation": result.operation,
         "training_step": result.training_step,

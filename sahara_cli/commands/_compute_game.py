@@ -243,14 +243,14 @@ def challenge(
     def render(console: Console) -> None:
         who = "[green]You won[/]" if result.winner == "challenger" else "[red]The claimer won[/]"
         where = (
-            f" at operation {result.first_difference} ({result.operation}"
+            f" at operation {result.ended_on} ({result.operation}"
             + (
                 f", training step {result.training_step}"
                 if result.training_step is not None
                 else ""
             )
             + ")"
-            if result.first_difference is not None
+            if result.ended_on is not None
             else ""
         )
         console.print(

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from sahara_cli.identity.keys import Signer
     from sahara_cli.protocol.client import Protocol
 
-POLL_S = 0.2
+POLL_S = 0.05
 log = logging.getLogger("sahara.compute")
 
 
@@ -170,7 +170,8 @@ def challenge(
         winner="challenger" if won else "claimer",
         reason=str(resolved["reason"]),
         rounds=dispute.rounds,
-        first_difference=dispute.lo if by_step else None,
+        ended_on=dispute.lo if by_step else None,
+        first_difference=dispute.lo if by_step and won else None,
         operation=op.name if op else None,
         training_step=op.step if op and program.kind == "mlp-sgd" else None,
         moves=moves,

@@ -66,8 +66,11 @@ class ChallengeResult(Result):
     winner: Literal["challenger", "claimer"]
     reason: str = Field(description="one-step (the chain re-executed the step) or timeout")
     rounds: int = Field(description="bisection rounds played")
+    ended_on: int | None = Field(
+        description="the operation the chain re-executed (its index in the trace)"
+    )
     first_difference: int | None = Field(
-        description="the operation the game ended on (its index in the trace)"
+        description="the first operation the claimer got wrong, when the challenger won by it"
     )
     operation: str | None = Field(description="that operation's name (linear0, update1...)")
     training_step: int | None

@@ -50,20 +50,24 @@ def finalize(ctx: Context, ref: str, *, wait: bool = False) -> JobFinalized:
     last = _last_block_time(proto)
     claim_id = proto.disputes.claim_of("training", job_id)
     # The next block carries the wall clock's time, or one past the last block's if later.
-    while wait and max(int(time.time()), last + 1) < record.finalize_after:
+    while wait:
+        disputed = bool(claim_id) and proto.disputes.get_claim(claim_id).dispute > 0
+        if not disputed and max(int(time.time()), last + 1) >= record.finalize_after:
+            break
         if claim_id:  # this home answers challenges of its claims while it waits
             from sahara_cli.compute.game import defend
 
             defend(ctx, once=True)
-        time.sleep(min(1.0, max(0.1, record.finalize_after - time.time())))
+        time.sleep(0.2 if disputed else min(1.0, max(0.1, record.finalize_after - time.time())))
         last = _last_block_time(proto)
-    while wait and claim_id and proto.disputes.get_claim(claim_id).dispute:
-        from sahara_cli.compute.game import defend
-
-        defend(ctx, once=True)  # a dispute open at the window's end holds the job
-        time.sleep(0.2)
-    if proto.training.get_job(job_id).status == "rejected":
+        # A dispute holds the job, and a survived one moves its window on by its length.
+        record = proto.training.get_job(job_id)
+        if record.status != "pending":
+            break
+    if record.status == "rejected":
         raise ComputeJobState(f"job {job_id} lost a dispute: rejected, never finalised")
+    if record.status != "pending":
+        raise ComputeJobState(f"job {job_id} is {record.status}, not pending")
     if max(int(time.time()), last + 1) < record.finalize_after:
         raise ComputeJobState(
             f"job {job_id} is open to challenges until "

@@ -11,7 +11,10 @@ IDs, as ``SAHARA_PASSWORD`` is.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
+#: A numeric table (hourly loads of a building), as the fixed-point runner trains on.
+LOAD_CSV = (Path(__file__).resolve().parents[2] / "sahara_cli/samples/sensors.csv").read_text()
 REVIEWS_CSV = "id,text,label\n1,great service,1\n2,late delivery and no refund,0\n"
 NOTES = {
     "notes/refunds.md": "# Refunds\n\nLate deliveries are refunded in full within 14 days.\n",
@@ -48,6 +51,7 @@ PAGES: dict[str, PageSetup] = {
             "geth-key.json": GETH_KEYSTORE,
             "order.json": ORDER_JSON,
             "reviews.csv": REVIEWS_CSV,
+            "load.csv": LOAD_CSV,
             **NOTES,
         },
     ),
