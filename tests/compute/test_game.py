@@ -190,7 +190,9 @@ def test_an_honest_job_survives_a_challenge_and_is_finalised(
     assert result.winner == "claimer" and result.payout_wei == bond
     assert proto.training.get_job(job.job_id or 0).status == "pending"
     assert proto.disputes.get_claim(job.claim_id or 0).status == "open"
-    done = finalize(trainer, str(job.job_id), wait=True)
+    # Past the window (it moved on by the dispute's length): a block at its end.
+    proto.node.call("sahara_dev_mine", 1, proto.training.get_job(job.job_id or 0).finalize_after)
+    done = finalize(trainer, str(job.job_id))
     assert done.asset_id > 0 and done.claim_id == job.claim_id and done.claim_bond_wei == bond
     assert proto.disputes.get_claim(job.claim_id or 0).status == "accepted"
 
@@ -235,3 +237,42 @@ def test_bad_references_and_specs_are_refused(
 def _fee(proto: Protocol, tx_hash: str) -> int:
     receipt = proto.node.receipt(tx_hash) or {}
     return int(receipt["gasUsed"], 16) * int(receipt["effectiveGasPrice"], 16)
+
+
+def test_a_claimer_that_does_not_answer_loses_by_timeout(
+    world: World, homes: tuple[Context, Context, Context]
+) -> None:
+    trainer, challenger_ctx, _ = homes
+    proto = world.proto()
+    job = train_fixed(trainer, request(world, corrupt_op=3))
+    results: list[ChallengeResult] = []
+    # No defender runs: the claimer never reveals. The chain's clock is moved past the
+    # move's deadline by a block (no sleep); the challenger then calls the timeout.
+    playing = threading.Thread(
+        target=lambda: results.append(challenge(challenger_ctx, str(job.job_id)))
+    )
+    playing.start()
+    claim = job.claim_id or 0
+    for _ in range(200):
+        if proto.disputes.get_claim(claim).dispute:
+            break
+        threading.Event().wait(0.05)
+    dispute = proto.disputes.get_dispute(proto.disputes.get_claim(claim).dispute)
+    proto.node.call("sahara_dev_mine", 1, dispute.deadline + 1)
+    playing.join(timeout=60)
+    (result,) = results
+    assert result.winner == "challenger" and result.reason == "timeout"
+    assert result.rounds == 0 and result.ended_on is None
+    assert [m.kind for m in result.moves] == ["challenge", "timeout"]
+    assert proto.training.get_job(job.job_id or 0).status == "rejected"
+
+
+def test_a_dishonest_challenger_loses_to_an_honest_claimer(
+    world: World, homes: tuple[Context, Context, Context]
+) -> None:
+    trainer, challenger_ctx, _ = homes
+    job = train_fixed(trainer, request(world, steps=4))
+    # The challenger disagrees with every root from position 20 on, though they are right.
+    result = play(trainer, challenger_ctx, str(job.job_id), force=True, lie_at=20)
+    assert result.winner == "claimer" and result.reason == "one-step"
+    assert result.ended_on == 19 and result.first_difference is None
