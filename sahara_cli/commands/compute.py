@@ -378,6 +378,10 @@ def show(
         }
         if result.finalize_after_at:
             rows["finalise after"] = result.finalize_after_at
+        if result.claim_id:
+            rows["claim"] = f"{result.claim_id} ({result.claim_status})" + (
+                f", dispute {result.dispute_id}" if result.dispute_id else ""
+            )
         for key in ("first_loss", "last_loss", "epsilon", "steps"):
             if result.metrics.get(key) is not None:
                 rows[key.replace("_", " ")] = result.metrics[key]

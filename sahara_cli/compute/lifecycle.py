@@ -204,6 +204,8 @@ def show_job(ctx: Context, ref: str) -> JobDetail:
     proto = ctx.protocol()
     record = proto.training.get_job(job_id)
     metrics_text = proto.training.submitted_metrics(job_id) or "{}"
+    claim_id = proto.disputes.claim_of("training", job_id)
+    claim = proto.disputes.get_claim(claim_id) if claim_id else None
     return JobDetail(
         job_key=local.key if local else f"job:{job_id}",
         job_id=job_id,
@@ -223,4 +225,7 @@ def show_job(ctx: Context, ref: str) -> JobDetail:
         upstream_bps=record.upstream_bps,
         finalize_after_at=record.finalize_after,
         local_path=str(jobs.job_dir(ctx.home_root, local.key)) if local else None,
+        claim_id=claim_id or None,
+        claim_status=claim.status if claim else None,
+        dispute_id=(claim.dispute or None) if claim else None,
     )

@@ -96,6 +96,11 @@ class JobDetail(JobSummary):
     upstream_bps: int | None
     finalize_after_at: Timestamp | None
     local_path: str | None = Field(description="the job's folder in this home, if it ran here")
+    claim_id: int | None = Field(
+        default=None, description="the trace claim of a fixed-runner job (None: not challengeable)"
+    )
+    claim_status: str | None = Field(default=None, description="open, accepted or rejected")
+    dispute_id: int | None = Field(default=None, description="the dispute open over it now")
 
 
 class JobFinalized(Result):

@@ -88,7 +88,9 @@ def test_a_wrong_job_is_challenged_and_loses_its_bonds(homes: tuple[CliHome, Cli
     assert defended["lost"] == [result["dispute_id"]]
     shown = owner.ok("compute", "dispute", "show", str(result["dispute_id"]))
     assert shown["turn"] == "resolved" and shown["hi"] == 101
-    assert trainer.ok("compute", "show", str(job["job_id"]))["state"] == "rejected"
+    shown_job = trainer.ok("compute", "show", str(job["job_id"]))
+    assert shown_job["state"] == "rejected" and shown_job["claim_id"] == job["claim_id"]
+    assert shown_job["claim_status"] == "rejected" and shown_job["dispute_id"] is None
     checked = owner.ok("compute", "verify", str(job["job_id"]))
     assert not checked["matches"] and checked["status"] == "rejected"
     # A resolved claim cannot be challenged again; its job never finalises.
