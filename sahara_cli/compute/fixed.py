@@ -203,9 +203,7 @@ def inference_program(
         raise ComputeSpecInvalid(f"the fixed-point runner cannot answer: {exc}") from None
 
 
-def first_state(
-    ctx: Context, proto: Protocol, program: Program, *, on_read: Callable[[str], None] | None = None
-) -> State:
+def first_state(ctx: Context, proto: Protocol, program: Program) -> State:
     """Rebuild a claim's first state from the inputs its program names, read through the
     vault under the chain's licence checks. A dataset or model whose plaintext hashes to
     something else than the program says raises :class:`~sahara_cli.errors.ClaimInputsMismatch`."""
@@ -225,8 +223,6 @@ def first_state(
             x = np.asarray([[int(v) for v in meta["input"].split(",")]], dtype=np.int64)
     except (KeyError, ValueError):
         raise ClaimInputsMismatch("the claim's program does not name its inputs") from None
-    if on_read is not None:
-        on_read(", ".join(f"asset {i}" for i in ids))
     plaintexts = read_plaintexts(ctx.vault, proto, ids, ctx.unlock)
     for plain, (_, sha) in zip(plaintexts, wanted, strict=True):
         if plain.sha256 != sha:

@@ -20,12 +20,15 @@ from sahara_cli.compute import claims, jobs
 from sahara_cli.errors import UsageError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from sahara_cli.compute.fixed import FixedRun
     from sahara_cli.compute.game_results import InferResult
     from sahara_cli.compute.results import TrainResult
-    from sahara_cli.compute.workflow import Context
+    from sahara_cli.compute.workflow import Context, Recorded
     from sahara_cli.identity.keys import Signer
     from sahara_cli.protocol.client import Protocol
+    from sahara_cli.protocol.values import TxResult
 
 
 @dataclass(frozen=True)
@@ -51,17 +54,15 @@ class FixedTrainRequest:
 def claim_trace(
     proto: Protocol,
     who: Signer,
-    home_root: object,
+    home_root: Path,
     run: FixedRun,
     *,
     kind: str,
     subject: int,
     bond_wei: int | None,
     corrupt: int | None,
-) -> tuple[int, object]:
+) -> tuple[int, TxResult]:
     """Claim ``run``'s trace on chain and keep it in this home for the defence."""
-    from pathlib import Path
-
     from sahara_cli.node.saps import merkle
 
     bond = bond_wei if bond_wei is not None else proto.disputes.parameters()[0]
@@ -77,7 +78,7 @@ def claim_trace(
         bond_wei=bond,
     )
     local = claims.LocalClaim(claim_id, run.program, run.first, run.roots, corrupt)
-    claims.save(Path(str(home_root)), local)
+    claims.save(home_root, local)
     return claim_id, tx
 
 
@@ -145,12 +146,13 @@ def train_fixed(
     run = fixed.run_program(program, first, corrupt=request.corrupt_op, on_step=on_step)
     folder = fixed.write_model(run.final, jobs.job_dir(ctx.home_root, key) / name)
     weights = share_bps([p.size for p in plaintexts])
+    losses = (round(fixed.mse(first, table), 6), round(fixed.mse(run.final, table), 6))
     metrics = {
         "runner": "fixed",
         "steps": program.steps,
         "operations": program.length,
-        "first_loss": round(fixed.mse(first, table), 6),
-        "last_loss": round(fixed.mse(run.final, table), 6),
+        "first_loss": losses[0],
+        "last_loss": losses[1],
         "trace_root": _root(run),
         "datasets": {str(p.asset_id): p.sha256 for p in plaintexts},
     }
@@ -192,7 +194,7 @@ def train_fixed(
             corrupt=request.corrupt_op,
         )
         jobs.mark(job, ctx.home_root, metrics={**metrics, "claim_id": claim_id})
-    return _result(job, run, metrics, recorded, claim_id, str(folder))
+    return _result(job, run, losses, recorded, claim_id, str(folder))
 
 
 def _root(run: FixedRun) -> str:
@@ -204,15 +206,15 @@ def _root(run: FixedRun) -> str:
 def _result(
     job: jobs.LocalJob,
     run: FixedRun,
-    metrics: dict[str, object],
-    recorded: object,
+    losses: tuple[float, float],
+    recorded: Recorded | None,
     claim_id: int | None,
     path: str,
 ) -> TrainResult:
     from sahara_cli.compute.results import TrainResult
     from sahara_cli.compute.workflow import Recorded
 
-    rec = recorded if isinstance(recorded, Recorded) else Recorded()
+    rec = recorded or Recorded()
     program = run.program
     return TrainResult(
         job_key=job.key,
@@ -228,8 +230,8 @@ def _result(
         steps=program.steps,
         epochs=program.steps * program.batch // max(1, program.rows),
         losses=list(run.losses),
-        first_loss=float(metrics["first_loss"]),  # type: ignore[arg-type]
-        last_loss=float(metrics["last_loss"]),  # type: ignore[arg-type]
+        first_loss=losses[0],
+        last_loss=losses[1],
         epsilon=None,
         delta=None,
         tokens=0,
@@ -280,7 +282,9 @@ def infer(
         raise UsageError(f"--drill-corrupt-op is an operation in [0, {program.length})")
     run = fixed.run_program(program, first, corrupt=corrupt_op)
     output = run.final.tensors[f"h{program.depth - 1}"][0] / float(1 << machine.FRAC)
-    claim_id, tx, deadline = None, None, None
+    claim_id: int | None = None
+    tx: TxResult | None = None
+    deadline: int | None = None
     bond = 0
     if claim:
         claim_id, tx = claim_trace(
@@ -305,5 +309,5 @@ def infer(
         claim_id=claim_id,
         bond_wei=bond,
         challenge_until_at=deadline,
-        transaction=tx.transaction() if tx is not None else None,  # type: ignore[attr-defined]
+        transaction=tx.transaction() if tx is not None else None,
     )

@@ -203,7 +203,6 @@ def test_a_dishonest_answer_loses_its_bond(
     _, challenger_ctx, provider = homes
     honest = infer(provider, world.model, [0.5, -0.25, 1.0])
     assert verify(challenger_ctx, f"claim:{honest.claim_id}").matches
-    program = __import__("sahara_cli.node.saps.machine", fromlist=["Program"]).Program
     weights = fixed.read_model(
         (world.root / "mlp" / fixed.MODEL_FILE).read_bytes(), "the test's model"
     )
@@ -211,7 +210,7 @@ def test_a_dishonest_answer_loses_its_bond(
     for i in range(2):
         expected = expected @ (weights[f"w{i}"] / 65536) + weights[f"b{i}"] / 65536
         expected = np.maximum(expected, 0) if i == 0 else expected
-    assert abs(honest.output[0] - expected[0, 0]) < 1e-3 and program
+    assert abs(honest.output[0] - expected[0, 0]) < 1e-3
     # Layer 1's output (operation 2, linear1) is corrupted in the claimed trace.
     lying = infer(provider, world.model, [0.5, -0.25, 1.0], corrupt_op=2)
     assert lying.output != honest.output
