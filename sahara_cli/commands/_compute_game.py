@@ -34,6 +34,14 @@ BondOption = Annotated[
     str | None,
     typer.Option("--bond", help="Bond in SAH (default: the chain's minimum).", show_default=False),
 ]
+DrillOption = Annotated[
+    int | None,
+    typer.Option(
+        "--drill-corrupt-op",
+        hidden=True,
+        help="A drill: get this operation wrong, so a challenge wins.",
+    ),
+]
 dispute_app = typer.Typer(help="Disputes of the dispute game.", no_args_is_help=True)
 
 
@@ -151,14 +159,7 @@ def infer(
         bool, typer.Option("--claim/--no-claim", help="Claim the answer in the dispute game.")
     ] = True,
     bond: BondOption = None,
-    corrupt: Annotated[
-        int | None,
-        typer.Option(
-            "--drill-corrupt-op",
-            hidden=True,
-            help="A drill: get this operation wrong, so a challenge wins.",
-        ),
-    ] = None,
+    corrupt: DrillOption = None,
     signer_name: IdOption = None,
     password_file: PasswordFileOption = None,
 ) -> None:

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from sahara_cli.commands._compute import context, server_url
+from sahara_cli.commands._compute_game import BondOption, DrillOption
 from sahara_cli.commands._compute_game import register as _register_game
 from sahara_cli.commands._output import returns
 from sahara_cli.commands._progress import interruptible, step_bar
@@ -58,14 +59,7 @@ def train(
     targets: Annotated[
         int, typer.Option("--targets", help="fixed: the table's last columns to predict.")
     ] = 1,
-    corrupt: Annotated[
-        int | None,
-        typer.Option(
-            "--drill-corrupt-op",
-            hidden=True,
-            help="A drill: get this operation wrong, so a challenge wins.",
-        ),
-    ] = None,
+    corrupt: DrillOption = None,
     lora: Annotated[
         str, typer.Option("--lora", help="LoRA: r=8,alpha=16[,dropout=0.05].")
     ] = "r=8,alpha=16",
@@ -98,12 +92,7 @@ def train(
     upstream: Annotated[
         int, typer.Option("--upstream-bps", help="Share of the model's revenue for its inputs.")
     ] = 3_000,
-    bond: Annotated[
-        str | None,
-        typer.Option(
-            "--bond", help="Bond in SAH (default: the chain's minimum).", show_default=False
-        ),
-    ] = None,
+    bond: BondOption = None,
     record: Annotated[
         bool, typer.Option("--record/--no-record", help="Record the job through the training SAP.")
     ] = True,
@@ -214,12 +203,7 @@ def merge(
     upstream: Annotated[
         int, typer.Option("--upstream-bps", help="Share of the model's revenue for its inputs.")
     ] = 3_000,
-    bond: Annotated[
-        str | None,
-        typer.Option(
-            "--bond", help="Bond in SAH (default: the chain's minimum).", show_default=False
-        ),
-    ] = None,
+    bond: BondOption = None,
     record: Annotated[
         bool,
         typer.Option("--record/--no-record", help="Record the merge through the training SAP."),

@@ -91,21 +91,10 @@ def train_fixed(
     """Train an MLP on licensed numeric datasets on the deterministic machine, record the
     job and claim its trace."""
     from sahara_cli.compute import fixed
-    from sahara_cli.compute.data import check_training_access, read_plaintexts
-    from sahara_cli.compute.workflow import (
-        add_output,
-        check_bond,
-        record_job,
-        share_bps,
-    )
+    from sahara_cli.compute.data import read_plaintexts
+    from sahara_cli.compute.workflow import add_output, open_job, record_job, share_bps
 
-    if not request.data:
-        raise UsageError("name at least one dataset asset (--data ID)")
-    proto = ctx.protocol()
-    who = ctx.unlock()
-    check_training_access(proto, list(request.data), who.address)
-    if request.record:
-        check_bond(proto, request.bond_wei)
+    proto, who = open_job(ctx, request.data, record=request.record, bond_wei=request.bond_wei)
     plaintexts = read_plaintexts(ctx.vault, proto, list(request.data), lambda: who)
     table = fixed.table_of(plaintexts)
     program, first = fixed.training_program(

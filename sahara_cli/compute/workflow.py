@@ -171,6 +171,23 @@ def check_bond(proto: Protocol, bond_wei: int | None) -> None:
         )
 
 
+def open_job(
+    ctx: Context, data: Sequence[int], *, record: bool, bond_wei: int | None
+) -> tuple[Protocol, Signer]:
+    """The node and the unlocked ID of a training job, once every dataset is checked on
+    chain (before anything is read or decrypted) and a recorded job's bond is enough."""
+    from sahara_cli.compute.data import check_training_access
+
+    if not data:
+        raise UsageError("name at least one dataset asset (--data ID)")
+    proto = ctx.protocol()
+    who = ctx.unlock()
+    check_training_access(proto, list(data), who.address)
+    if record:
+        check_bond(proto, bond_wei)
+    return proto, who
+
+
 @dataclass(frozen=True)
 class Recorded:
     """A job's record on chain (nothing for a job not recorded)."""
@@ -227,17 +244,10 @@ def train(
     stop: threading.Event | None = None,
 ) -> TrainResult:
     """Train a LoRA adapter on licensed vault data and record the job on chain."""
-    from sahara_cli.compute.data import check_training_access, read_datasets
+    from sahara_cli.compute.data import read_datasets
     from sahara_cli.compute.spec import DPSpec, LoraSpec, TrainSpec
 
-    if not request.data:
-        raise UsageError("name at least one dataset asset (--data ID)")
-    proto = ctx.protocol()
-    who = ctx.unlock()
-    # Every input is checked on chain before anything is read or decrypted.
-    check_training_access(proto, list(request.data), who.address)
-    if request.record:
-        check_bond(proto, request.bond_wei)
+    proto, who = open_job(ctx, request.data, record=request.record, bond_wei=request.bond_wei)
     base_path, base_asset = resolve_model(ctx, proto, who, request.base)
     spec = TrainSpec(
         base=base_path,
