@@ -18,6 +18,12 @@ def main() -> None:
         else:
             sys.stdout.write(f"sahara {__version__}\n")
         sys.exit(0)
+    import os
+
+    # pydantic looks for plugins in the entry points of every installed distribution when
+    # it builds its first model (tens of milliseconds with torch and friends installed);
+    # the command line loads none. A caller that wants its plugins sets the variable.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     from sahara_cli.commands.main import run
 
     sys.exit(run(args))

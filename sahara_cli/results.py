@@ -159,6 +159,8 @@ class Result(BaseModel):
         extra="forbid",
         json_schema_serialization_defaults_required=True,
         ser_json_timedelta="float",
+        # A command builds the validators of the one result it returns, when it does.
+        defer_build=True,
     )
 
     #: Set by a subclass to name the result in its JSON Schema's title.

@@ -94,6 +94,42 @@ def test_balance_does_not_import_heavy_modules(sahara, tmp_path: Path) -> None:
             assert not heavy, f"'sahara {' '.join(args)}' imported {heavy}"
 
 
+def _probe(code: str, env: dict[str, str]) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_the_command_line_skips_pydantic_plugin_discovery() -> None:
+    # pydantic scans every installed distribution's entry points for plugins when it
+    # builds its first model; the command line loads none, unless the caller asks.
+    code = (
+        "import os, sys\n"
+        "import sahara_cli.commands.main as m\n"
+        "m.run = lambda args: print(os.environ.get('PYDANTIC_DISABLE_PLUGINS')) or 0\n"
+        "sys.argv = ['sahara', 'balance']\n"
+        "from sahara_cli.__main__ import main\n"
+        "main()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    assert _probe(code, env) == "__all__"
+    assert _probe(code, {**env, "PYDANTIC_DISABLE_PLUGINS": "logfire"}) == "logfire"
+
+
+def test_results_build_their_validators_when_first_used() -> None:
+    # A command module declares several results; only the one it returns is built.
+    code = (
+        "from sahara_cli.node.wallet import Balance, Transfer\n"
+        "print(Balance.__pydantic_complete__, Transfer.__pydantic_complete__)\n"
+        "Balance.model_validate({'address': '0x' + '11' * 20, 'balance_wei': 5,"
+        " 'block': 'latest'})\n"
+        "print(Balance.__pydantic_complete__, Transfer.__pydantic_complete__)\n"
+    )
+    assert _probe(code, dict(os.environ)).splitlines() == ["False False", "True False"]
+
+
 def test_version(sahara) -> None:
     from sahara_cli import __version__
 
