@@ -88,16 +88,16 @@ class LazyGroup(TyperGroup):
         return {entry.name: entry for entry in cls.entries}
 
     def load(self, entry: Entry) -> _click.Command:
-        """Import ``entry``'s module and build its click command as ``add_typer`` would."""
+        """Import ``entry``'s module and build its click command as ``add_typer`` would;
+        a group's own commands are built when they are looked up (:func:`lazy_group`)."""
         import typer
 
         module, _, attribute = entry.target.partition(":")
         target = getattr(importlib.import_module(module), attribute)
-        holder = typer.Typer(rich_markup_mode=self.rich_markup_mode)
         if isinstance(target, typer.Typer):
-            holder.add_typer(target, name=entry.name)
-        else:
-            holder.command(entry.name)(target)
+            return lazy_group(target, entry.name, self.rich_markup_mode)
+        holder = typer.Typer(rich_markup_mode=self.rich_markup_mode)
+        holder.command(entry.name)(target)
         return typer.main.get_group(holder).commands[entry.name]
 
     def list_commands(self, ctx: _click.Context) -> list[str]:  # noqa: ARG002  # click's API
@@ -121,3 +121,82 @@ class LazyGroup(TyperGroup):
             super().format_help(ctx, formatter)
         finally:
             ctx.meta.pop(_SUMMARIES, None)
+
+
+class _SubCommands(MutableMapping[str, _click.Command]):
+    """A group's commands and sub-groups by name, each built by Typer on first access."""
+
+    def __init__(self, app: Any, markup: Any) -> None:
+        from typer.main import get_command_name
+
+        self._app, self._markup = app, markup
+        self._built: dict[str, _click.Command] = {}
+        self._infos: dict[str, Any] = {}
+        for info in app.registered_commands:
+            self._infos[info.name or get_command_name(info.callback.__name__)] = info
+        for info in app.registered_groups:
+            name = info.name or info.typer_instance.info.name
+            if isinstance(name, str):  # a group added without a name merges: built at once
+                self._infos[name] = info
+            else:
+                group = _build(info, app, markup)
+                self._built.update(getattr(group, "commands", {}))
+
+    def __getitem__(self, name: str) -> _click.Command:
+        command = self._built.get(name)
+        if command is None:
+            info = self._infos[name]  # KeyError: no such command
+            command = self._built[name] = _build(info, self._app, self._markup)
+        return command
+
+    def __setitem__(self, name: str, command: _click.Command) -> None:
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        self._built.pop(name, None)
+        self._infos.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys([*self._infos, *self._built]))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def _build(info: Any, app: Any, markup: Any) -> _click.Command:
+    from typer.main import get_command_from_info, get_group_from_info
+    from typer.models import CommandInfo
+
+    if isinstance(info, CommandInfo):
+        return get_command_from_info(
+            info, pretty_exceptions_short=app.pretty_exceptions_short, rich_markup_mode=markup
+        )
+    return get_group_from_info(
+        info,
+        pretty_exceptions_short=app.pretty_exceptions_short,
+        rich_markup_mode=markup,
+        suggest_commands=app.suggest_commands,
+    )
+
+
+def lazy_group(app: Any, name: str, markup: Any) -> _click.Command:
+    """``app`` as a click group named ``name``, as ``typer.main.get_group`` builds it,
+    except that its commands are built when looked up: running ``sahara agent chat``
+    builds ``chat`` and not the fourteen other commands of ``agent`` (their signatures,
+    options and help cost tens of milliseconds)."""
+    from typer.main import get_group_from_info
+    from typer.models import TyperInfo
+
+    commands, groups = app.registered_commands, app.registered_groups
+    app.registered_commands, app.registered_groups = [], []
+    try:  # the group itself (options, callback, help) with no commands yet
+        group = get_group_from_info(
+            TyperInfo(app, name=name),
+            pretty_exceptions_short=app.pretty_exceptions_short,
+            rich_markup_mode=markup,
+            suggest_commands=app.suggest_commands,
+        )
+    finally:
+        app.registered_commands, app.registered_groups = commands, groups
+    group.commands = _SubCommands(app, markup)
+    return group

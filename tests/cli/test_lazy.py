@@ -76,6 +76,41 @@ def test_a_group_loads_only_its_own_module(group: str) -> None:
     assert not others & loaded
 
 
+def _shape(command: Any) -> Any:
+    """What a click command is, for a comparison: its name, help, options, and (a group)
+    its commands in order, each the same way."""
+    params = [(p.name, tuple(getattr(p, "opts", ())), p.required) for p in command.params]
+    sub = getattr(command, "commands", None)
+    nested = [(name, _shape(c)) for name, c in sub.items()] if sub is not None else None
+    return (command.name, command.help, command.hidden, params, nested)
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_a_group_builds_its_commands_as_typer_does(group: str) -> None:
+    import importlib
+
+    from sahara_cli.commands._lazy import lazy_group
+
+    entry = next(e for e in COMMANDS if e.name == group)
+    module, _, attribute = entry.target.partition(":")
+    target = getattr(importlib.import_module(module), attribute)
+    holder = typer.Typer(rich_markup_mode="rich")
+    holder.add_typer(target, name=group)
+    eager = typer.main.get_group(holder).commands[group]
+    assert _shape(lazy_group(target, group, "rich")) == _shape(eager)
+
+
+def test_a_group_builds_only_the_command_that_runs() -> None:
+    root = typer.main.get_command(app)
+    agent = root.get_command(typer.Context(root), "agent")  # type: ignore[attr-defined]
+    assert agent is not None
+    built = agent.commands._built  # type: ignore[attr-defined]
+    assert built == {}
+    chat = agent.get_command(typer.Context(agent), "chat")  # type: ignore[attr-defined]
+    assert chat is not None and chat.name == "chat" and list(built) == ["chat"]
+    assert agent.get_command(typer.Context(agent), "nosuch") is None  # type: ignore[attr-defined]
+
+
 def test_unknown_command_is_still_suggested(sahara: Any) -> None:
     done = sahara(["vaul"])
     assert done.returncode == 2

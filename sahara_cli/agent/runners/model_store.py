@@ -108,14 +108,15 @@ def check_gguf(path: Path) -> GGUFInfo:
             f"{path} is not a GGUF file (it starts with {magic!r}, not b'GGUF')",
             hint="llama.cpp loads .gguf files; convert other formats with llama.cpp's tools.",
         )
-    size = path.stat().st_size
+    stat = path.stat()
+    size = stat.st_size
+    key = (str(path.resolve()), size, stat.st_mtime_ns)
+    if key in _CHECKED:  # the store's check and the runner's, in one process
+        return _CHECKED[key]
     try:
-        import gguf
-
-        reader = gguf.GGUFReader(str(path))
-        tensors = list(reader.tensors)
+        metadata, tensors = _read_gguf(path)
         end = max((t.data_offset + int(t.n_bytes) for t in tensors), default=0)
-    except Exception as exc:  # the reader raises ValueError, IndexError, struct errors...
+    except Exception as exc:  # the readers raise ValueError, IndexError, struct errors...
         raise ModelInvalid(
             f"{path} is a damaged or truncated GGUF file: {exc}",
             hint="Download or copy the file again.",
@@ -125,12 +126,12 @@ def check_gguf(path: Path) -> GGUFInfo:
             f"{path} is truncated: its tensors need {end} bytes, the file has {size}",
             hint="Download or copy the file again.",
         )
-    arch = str(_field(reader, "general.architecture") or "")
+    arch = str(metadata.get("general.architecture") or "")
     if not arch:
         raise ModelInvalid(f"{path} has no general.architecture: not a model GGUF")
 
     def num(key: str, default: int = 0) -> int:
-        value = _field(reader, f"{arch}.{key}")
+        value = metadata.get(f"{arch}.{key}")
         if isinstance(value, list):  # per-layer values: size by the largest
             value = max(value) if value else default
         return int(value) if isinstance(value, (int, float)) else default
@@ -138,9 +139,9 @@ def check_gguf(path: Path) -> GGUFInfo:
     embedding = num("embedding_length")
     heads = num("attention.head_count", 1) or 1
     head_dim = num("attention.key_length") or (embedding // heads if heads else 0)
-    template = _field(reader, "tokenizer.chat_template")
-    name = _field(reader, "general.name")
-    return GGUFInfo(
+    template = metadata.get("tokenizer.chat_template")
+    name = metadata.get("general.name")
+    info = GGUFInfo(
         path=path,
         size=size,
         architecture=arch,
@@ -153,6 +154,28 @@ def check_gguf(path: Path) -> GGUFInfo:
         tensors=len(tensors),
         chat_template=str(template) if template else None,
     )
+    _CHECKED[key] = info
+    return info
+
+
+#: GGUF files already checked in this process, by path, size and modification time.
+_CHECKED: dict[tuple[str, int, int], GGUFInfo] = {}
+
+
+def _read_gguf(path: Path) -> tuple[dict[str, Any], list[Any]]:
+    """The metadata and tensors of a GGUF: our one-pass reader, or, for a file it does
+    not know, the ``gguf`` package's."""
+    from sahara_cli.agent.runners.gguf_header import Unsupported, read_header
+
+    try:
+        header = read_header(path)
+        return header.metadata, header.tensors
+    except Unsupported:
+        import gguf
+
+        reader = gguf.GGUFReader(str(path))
+        metadata = {key: _field(reader, key) for key in reader.fields}
+        return metadata, list(reader.tensors)
 
 
 def check_transformers(path: Path) -> dict[str, Any]:
