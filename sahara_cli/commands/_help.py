@@ -79,6 +79,13 @@ def _with_examples(format_help: Any) -> Any:
             self.epilog = examples_text(command_path(ctx))
         if self.help:
             self.help = reflow(self.help)
+        if getattr(self, "commands", None) and getattr(self, "entries", None) is None:
+            # A group's list shows each command's first paragraph: wrapped the same way
+            # (the root's list comes from its registry, one line each, and loads nothing).
+            for name in self.list_commands(ctx):
+                command = self.get_command(ctx, name)
+                if command is not None and command.help:
+                    command.help = reflow(command.help)
         format_help(self, ctx, formatter)
 
     return format_help_with_examples

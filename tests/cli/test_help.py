@@ -79,3 +79,28 @@ def test_every_example_parses_against_its_command(path: str, example: str) -> No
 
 def test_examples_name_only_existing_commands() -> None:
     assert not set(EXAMPLES) - set(PATHS), "EXAMPLES lists commands that no longer exist"
+
+
+GROUPS = [
+    p
+    for p, (path, _) in zip(PATHS, COMMANDS, strict=True)
+    if p
+    and isinstance(ROOT.get_command(typer.Context(ROOT), path[0]), typer.core.TyperGroup)
+    and len(path) == 1
+]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("path", GROUPS)
+def test_a_groups_list_shows_each_first_paragraph_on_one_line(path: str, cli: Invoke) -> None:
+    from sahara_cli.commands._help import reflow
+
+    result = cli(*path.split(), "--help", env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.stderr
+    group = ROOT.get_command(typer.Context(ROOT), path)  # type: ignore[attr-defined]
+    context = typer.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        if command.hidden or not command.help:
+            continue
+        first = reflow(command.help).split("\n\n")[0].split("\f")[0].strip()
+        assert any(first in line for line in result.stdout.splitlines()), (path, name, first)
