@@ -132,16 +132,20 @@ def challenge(
     started = time.perf_counter()
     claim_id = claim_id_of(proto, ref)
     bond = bond_wei if bond_wei is not None else proto.disputes.parameters()[0]
-    _check_open(proto, claim_id, bond)
+    dispute_id = _own_dispute(proto, claim_id, who.address)  # an interrupted game resumes
+    if not dispute_id:
+        _check_open(proto, claim_id, bond)
     claim, program, run = _reexecute(ctx, proto, claim_id)
-    if _hex(run.roots[-1]) == claim.output_root and not force:
-        raise ClaimHolds(
-            f"claim {claim_id} re-executes to its committed output: "
-            "a challenge would lose its bond",
-            hint="Pass --force to challenge anyway.",
-        )
-    dispute_id, _ = proto.disputes.challenge(who, claim_id, bond)
+    if not dispute_id:
+        if _hex(run.roots[-1]) == claim.output_root and not force:
+            raise ClaimHolds(
+                f"claim {claim_id} re-executes to its committed output: "
+                "a challenge would lose its bond",
+                hint="Pass --force to challenge anyway.",
+            )
+        dispute_id, _ = proto.disputes.challenge(who, claim_id, bond)
     dispute = proto.disputes.get_dispute(dispute_id)
+    bond = dispute.challenger_bond_wei
     seen = 0
     while dispute.turn != "resolved":
         if stop is not None and stop.is_set():
@@ -180,6 +184,16 @@ def challenge(
         payout_wei=int(resolved["amount"]),
         game_s=round(time.perf_counter() - started, 3),
     )
+
+
+def _own_dispute(proto: Protocol, claim_id: int, challenger: str) -> int:
+    """The dispute over ``claim_id`` that ``challenger`` opened and that is still open."""
+    claim = proto.disputes.get_claim(claim_id)
+    if claim.status == "open" and claim.dispute:
+        dispute = proto.disputes.get_dispute(claim.dispute)
+        if dispute.challenger.lower() == challenger.lower():
+            return int(claim.dispute)
+    return 0
 
 
 def _check_open(proto: Protocol, claim_id: int, bond: int) -> None:

@@ -275,3 +275,30 @@ def test_a_dishonest_challenger_loses_to_an_honest_claimer(
     result = play(trainer, challenger_ctx, str(job.job_id), force=True, lie_at=20)
     assert result.winner == "claimer" and result.reason == "one-step"
     assert result.ended_on == 19 and result.first_difference is None
+
+
+def test_an_interrupted_challenge_resumes_its_own_dispute(
+    world: World, homes: tuple[Context, Context, Context]
+) -> None:
+    trainer, challenger_ctx, _ = homes
+    proto = world.proto()
+    job = train_fixed(trainer, request(world, corrupt_op=60))
+    stop = threading.Event()
+    defender_stop = threading.Event()
+    defender = threading.Thread(target=defend, args=(trainer,), kwargs={"stop": defender_stop})
+    defender.start()
+    try:
+        # Ctrl-C after the claimer's first reveal: the dispute stays open on chain.
+        on_move = lambda move: stop.set() if move.kind == "bisect" else None  # noqa: E731
+        with pytest.raises(KeyboardInterrupt):
+            challenge(challenger_ctx, str(job.job_id), on_move=on_move, stop=stop)
+        open_dispute = proto.disputes.get_claim(job.claim_id or 0).dispute
+        assert open_dispute
+        # The same command again plays on in that dispute, with no second bond.
+        result = challenge(challenger_ctx, str(job.job_id))
+    finally:
+        defender_stop.set()
+        defender.join(timeout=30)
+    assert result.dispute_id == open_dispute and result.winner == "challenger"
+    assert [m.kind for m in result.moves].count("challenge") == 1
+    assert result.first_difference == 60
