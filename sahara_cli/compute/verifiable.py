@@ -21,12 +21,14 @@ from sahara_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
     from sahara_cli.compute.fixed import FixedRun
     from sahara_cli.compute.game_results import InferResult
     from sahara_cli.compute.results import TrainResult
     from sahara_cli.compute.workflow import Context, Recorded
     from sahara_cli.identity.keys import Signer
+    from sahara_cli.node.saps.machine import Program, State
     from sahara_cli.protocol.client import Protocol
     from sahara_cli.protocol.values import TxResult
 
@@ -113,6 +115,10 @@ def train_fixed(
     hparams = {"runner": "fixed", **program.document()}
     hparams_json = program.encode().decode()
     key = jobs.job_key("train", f"seed:{request.seed}", list(request.data), hparams_json, name)
+    if request.record:
+        finished = _claim_recorded(ctx, proto, who, key, program, first, request, table)
+        if finished is not None:
+            return finished
     earlier = jobs.earlier_run(
         ctx.home_root,
         key,
@@ -184,6 +190,46 @@ def train_fixed(
         )
         jobs.mark(job, ctx.home_root, metrics={**metrics, "claim_id": claim_id})
     return _result(job, run, losses, recorded, claim_id, str(folder))
+
+
+def _claim_recorded(
+    ctx: Context,
+    proto: Protocol,
+    who: Signer,
+    key: str,
+    program: Program,
+    first: State,
+    request: FixedTrainRequest,
+    table: Any,
+) -> TrainResult | None:
+    """A job of this home recorded without its claim (the run stopped between the two
+    transactions): run it again, as deterministic as the first time, and claim it."""
+    from sahara_cli.compute import fixed
+    from sahara_cli.compute.workflow import Recorded
+    from sahara_cli.errors import ComputeJobNotFound
+
+    try:
+        job = jobs.load(ctx.home_root, key)
+    except ComputeJobNotFound:
+        return None
+    if job.job_id is None or "claim_id" in job.metrics:
+        return None
+    run = fixed.run_program(program, first, corrupt=request.corrupt_op)
+    claim_id, _ = claim_trace(
+        proto,
+        who,
+        ctx.home_root,
+        run,
+        kind="training",
+        subject=job.job_id,
+        bond_wei=request.bond_wei,
+        corrupt=request.corrupt_op,
+    )
+    jobs.mark(job, ctx.home_root, metrics={**job.metrics, "claim_id": claim_id})
+    record = proto.training.get_job(job.job_id)
+    recorded = Recorded(job.job_id, record.bond_wei, record.finalize_after)
+    losses = (round(fixed.mse(first, table), 6), round(fixed.mse(run.final, table), 6))
+    return _result(job, run, losses, recorded, claim_id, job.output_path or "")
 
 
 def _root(run: FixedRun) -> str:

@@ -302,3 +302,25 @@ def test_an_interrupted_challenge_resumes_its_own_dispute(
     assert result.dispute_id == open_dispute and result.winner == "challenger"
     assert [m.kind for m in result.moves].count("challenge") == 1
     assert result.first_difference == 60
+
+
+def test_a_job_recorded_without_its_claim_is_claimed_by_the_same_command(
+    world: World, homes: tuple[Context, Context, Context], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sahara_cli.errors import NodeUnreachable
+    from sahara_cli.protocol.clients.disputes import DisputeClient
+
+    trainer, challenger_ctx, _ = homes
+    real = DisputeClient.claim
+
+    def down(*_a: object, **_k: object) -> object:
+        raise NodeUnreachable("the node went away between the two transactions")
+
+    monkeypatch.setattr(DisputeClient, "claim", down)
+    with pytest.raises(NodeUnreachable):
+        train_fixed(trainer, request(world, name="interrupted"))
+    monkeypatch.setattr(DisputeClient, "claim", real)
+    job = train_fixed(trainer, request(world, name="interrupted"))
+    assert job.claim_id and job.job_id
+    assert world.proto().disputes.claim_of("training", job.job_id) == job.claim_id
+    assert verify(challenger_ctx, str(job.job_id)).matches
