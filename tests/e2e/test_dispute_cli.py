@@ -126,3 +126,10 @@ def test_bad_challenges_are_refused_and_move_no_bond(homes: tuple[CliHome, CliHo
     assert code == 7 and "window closed" in error["message"]
     done = trainer.ok("compute", "finalize", str(job["job_id"]))
     assert done["claim_id"] == job["claim_id"] and int(done["claim_bond_wei"]) > 0
+    # The trained model is an asset now: its answers can be claimed and re-executed.
+    answer = trainer.ok("compute", "infer", str(done["asset_id"]), "--input", "2.0,0.5,0.3")
+    assert answer["claim_id"] and answer["operations"] == 3 and len(answer["output"]) == 1
+    checked = trainer.ok("compute", "verify", f"claim:{answer['claim_id']}")
+    assert checked["matches"] and checked["kind"] == "inference"
+    code, error = trainer.fails("compute", "infer", str(done["asset_id"]), "--input", "1,2")
+    assert code == 2 and error["code"] == "compute.spec_invalid"
