@@ -304,7 +304,7 @@ def trace_stamps(s: Setup, steps: int) -> list[float]:
     per = s.first.program.ops_per_step
     stamps = [time.perf_counter()]
 
-    def on_op(index: int) -> None:
+    def on_op(index: int, _: machine.State) -> None:
         if (index + 1) % per == 0:
             stamps.append(time.perf_counter())
 

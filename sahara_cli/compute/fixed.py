@@ -270,16 +270,16 @@ def run_program(
     from sahara_cli.node.saps import machine
 
     losses: list[float] = []
-    state = first.copy()
-    roots = [state.root()]
-    started = time.perf_counter()
-    for index in range(program.length):
-        state.apply(index, corrupt=index == corrupt)
-        roots.append(state.root())
+
+    def after(index: int, state: State) -> None:
         op = program.op(index)
         if op.name == "loss":
             g = state.tensors[op.writes[0]] / float(1 << machine.FRAC)
             losses.append(round(float(np.mean(g * g)), 6))
             if on_step is not None:
                 on_step(op.step, losses[-1])
-    return FixedRun(program, first, roots, state, losses, time.perf_counter() - started)
+
+    started = time.perf_counter()
+    trace = machine.run(first, corrupt=corrupt, on_op=after)
+    seconds = time.perf_counter() - started
+    return FixedRun(program, first, trace.roots, trace.final, losses, seconds)

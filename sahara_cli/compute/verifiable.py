@@ -177,19 +177,32 @@ def train_fixed(
             bond_wei=request.bond_wei,
             server_url=request.server_url,
         )
-        assert recorded.job_id is not None
-        claim_id, _ = claim_trace(
-            proto,
-            who,
-            ctx.home_root,
-            run,
-            kind="training",
-            subject=recorded.job_id,
-            bond_wei=request.bond_wei,
-            corrupt=request.corrupt_op,
-        )
-        jobs.mark(job, ctx.home_root, metrics={**metrics, "claim_id": claim_id})
+        claim_id = _claim_job(ctx, proto, who, job, run, request)
     return _result(job, run, losses, recorded, claim_id, str(folder))
+
+
+def _claim_job(
+    ctx: Context,
+    proto: Protocol,
+    who: Signer,
+    job: jobs.LocalJob,
+    run: FixedRun,
+    request: FixedTrainRequest,
+) -> int:
+    """Claim the trace of ``job`` (recorded on chain) and note the claim in this home."""
+    assert job.job_id is not None
+    claim_id, _ = claim_trace(
+        proto,
+        who,
+        ctx.home_root,
+        run,
+        kind="training",
+        subject=job.job_id,
+        bond_wei=request.bond_wei,
+        corrupt=request.corrupt_op,
+    )
+    jobs.mark(job, ctx.home_root, metrics={**job.metrics, "claim_id": claim_id})
+    return claim_id
 
 
 def _claim_recorded(
@@ -215,17 +228,7 @@ def _claim_recorded(
     if job.job_id is None or "claim_id" in job.metrics:
         return None
     run = fixed.run_program(program, first, corrupt=request.corrupt_op)
-    claim_id, _ = claim_trace(
-        proto,
-        who,
-        ctx.home_root,
-        run,
-        kind="training",
-        subject=job.job_id,
-        bond_wei=request.bond_wei,
-        corrupt=request.corrupt_op,
-    )
-    jobs.mark(job, ctx.home_root, metrics={**job.metrics, "claim_id": claim_id})
+    claim_id = _claim_job(ctx, proto, who, job, run, request)
     record = proto.training.get_job(job.job_id)
     recorded = Recorded(job.job_id, record.bond_wei, record.finalize_after)
     losses = (round(fixed.mse(first, table), 6), round(fixed.mse(run.final, table), 6))

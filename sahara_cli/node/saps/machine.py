@@ -426,17 +426,18 @@ def run(
     first: State,
     *,
     corrupt: int | None = None,
-    on_op: Callable[[int], None] | None = None,
+    on_op: Callable[[int, State], None] | None = None,
 ) -> Trace:
     """Run the whole program from ``first`` (left untouched); ``corrupt`` is the index of
-    an operation to get wrong (a dishonest runner)."""
+    an operation to get wrong (a dishonest runner); ``on_op`` sees each operation's index
+    and the state after it."""
     state = first.copy()
     roots = [state.root()]
     for index in range(state.program.length):
         state.apply(index, corrupt=index == corrupt)
         roots.append(state.root())
         if on_op is not None:
-            on_op(index)
+            on_op(index, state)
     return Trace(roots, state)
 
 
